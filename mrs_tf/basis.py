@@ -1,0 +1,300 @@
+"""Basis sets: the :class:`BasisSet` container, simulation of mrs-tf's own basis, and loading/saving files.
+
+Conventions (all of mrs-tf): a basis FID is complex, sampled at ``t = k * dwell_s``; its spectrum is
+``np.fft.fftshift(np.fft.fft(fid))`` on the axis ``ppm = ref_ppm - f / field_mhz`` with
+``f = np.fft.fftshift(np.fft.fftfreq(n_points, dwell_s))`` (Hz), i.e. ppm decreases with the bin index and the
+centre bin is ``ref_ppm`` (4.65, water). This is the NIfTI-MRS (Levitt) convention.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence as Seq
+
+import numpy as np
+
+from . import __version__
+from .errors import BasisError, MetaboliteError, ProtocolError
+from .macromolecules import MM_COMPONENTS, mm_fid
+from .metabolites import ALL_NAMES, METABOLITES, MM_NAME, canonical_name, canonical_names
+from .spin_sim import make_sequence, simulate_metabolite_fid
+
+__all__ = ["BasisSet", "simulate_basis", "DEFAULT_PROTOCOL", "ppm_axis"]
+
+#: The toolkit's default protocol: 3 T PRESS, TE 30 ms (11 + 19), the ISMRM 2016 fitting challenge's.
+DEFAULT_PROTOCOL = dict(sequence="press", field_mhz=123.2, te1_ms=11.0, te2_ms=19.0, n_points=2048,
+                        bandwidth_hz=4000.0)
+
+#: Bumped whenever the physics or the spin tables change, so that cached basis sets are recomputed.
+SIMULATION_VERSION = "1"
+
+
+def ppm_axis(n_points: int, dwell_s: float, field_mhz: float, ref_ppm: float = 4.65) -> np.ndarray:
+    """ppm of each bin of ``np.fft.fftshift(np.fft.fft(fid))`` (decreasing; ``ref_ppm`` at bin n_points // 2)."""
+    f = np.fft.fftshift(np.fft.fftfreq(n_points, dwell_s))
+    return ref_ppm - f / field_mhz
+
+
+@dataclass
+class BasisSet:
+    """Basis signals of a set of metabolites for one protocol.
+
+    Attributes:
+        names: canonical metabolite names, one per row of ``fids``.
+        fids: complex array (n_metabolites, n_points): time-domain signal of each metabolite at 1 mM (mrs-tf's own
+            basis: ``fid[0]`` = number of protons; foreign basis sets keep their own scaling).
+        dwell_s: dwell time (s).
+        field_mhz: spectrometer (proton) frequency (MHz).
+        ref_ppm: ppm of the centre frequency (receiver reference), 4.65 by default.
+        protocol: description of the acquisition (sequence, te_ms, ...) and provenance ('source').
+    """
+
+    names: list[str]
+    fids: np.ndarray
+    dwell_s: float
+    field_mhz: float
+    ref_ppm: float = 4.65
+    protocol: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.names = [str(n) for n in self.names]
+        fids = np.asarray(self.fids)
+        if fids.ndim == 1:
+            fids = fids[None, :]
+        if fids.ndim != 2:
+            raise BasisError(f"basis fids must be a 2-D array (n_metabolites, n_points), got shape {fids.shape}")
+        if len(self.names) != fids.shape[0]:
+            raise BasisError(f"{len(self.names)} names for {fids.shape[0]} basis signals")
+        if len(set(self.names)) != len(self.names):
+            dup = sorted({n for n in self.names if self.names.count(n) > 1})
+            raise BasisError(f"duplicate metabolite names in basis: {', '.join(dup)}")
+        bad = [n for n, row in zip(self.names, fids) if not np.all(np.isfinite(row))]
+        if bad:
+            raise BasisError(f"basis signal(s) contain NaN or Inf: {', '.join(bad)}")
+        if fids.shape[1] < 16:
+            raise BasisError(f"basis has only {fids.shape[1]} points")
+        for key in ("dwell_s", "field_mhz"):
+            value = getattr(self, key)
+            if value is None or not np.isfinite(value) or value <= 0:
+                raise ProtocolError(f"basis {key} must be a positive number, got {value!r}")
+        self.fids = fids.astype(np.complex128, copy=False)
+        self.dwell_s = float(self.dwell_s)
+        self.field_mhz = float(self.field_mhz)
+        self.ref_ppm = float(self.ref_ppm)
+
+    # --- axes ------------------------------------------------------------------------------------------------------
+    @property
+    def n_points(self) -> int:
+        return int(self.fids.shape[1])
+
+    @property
+    def n_metabolites(self) -> int:
+        return len(self.names)
+
+    @property
+    def bandwidth_hz(self) -> float:
+        return 1.0 / self.dwell_s
+
+    @property
+    def time(self) -> np.ndarray:
+        """Sampling times (s)."""
+        return np.arange(self.n_points) * self.dwell_s
+
+    @property
+    def ppm(self) -> np.ndarray:
+        """ppm axis of :attr:`spectra` (decreasing, ``ref_ppm`` at the centre bin)."""
+        return ppm_axis(self.n_points, self.dwell_s, self.field_mhz, self.ref_ppm)
+
+    @property
+    def spectra(self) -> np.ndarray:
+        """``np.fft.fftshift(np.fft.fft(fids), axes=-1)``."""
+        return np.fft.fftshift(np.fft.fft(self.fids, axis=-1), axes=-1)
+
+    def index(self, name: str) -> int:
+        """Row of metabolite ``name`` (aliases accepted)."""
+        key = name if name in self.names else canonical_name(name)
+        if key not in self.names:
+            raise MetaboliteError(f"metabolite {name!r} is not in this basis ({', '.join(self.names)})")
+        return self.names.index(key)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.fids[self.index(name)]
+
+    def subset(self, names: Iterable[str]) -> "BasisSet":
+        """A basis with only ``names`` (in that order)."""
+        rows = [self.index(n) for n in names]
+        return BasisSet([self.names[i] for i in rows], self.fids[rows].copy(), self.dwell_s, self.field_mhz,
+                        self.ref_ppm, dict(self.protocol))
+
+    def summary(self) -> dict:
+        """Plain-dict description (names, field, dwell, points, protocol)."""
+        return {"names": list(self.names), "field_mhz": self.field_mhz, "dwell_s": self.dwell_s,
+                "bandwidth_hz": self.bandwidth_hz, "n_points": self.n_points, "ref_ppm": self.ref_ppm,
+                "protocol": dict(self.protocol)}
+
+    # --- resampling ------------------------------------------------------------------------------------------------
+    def resample(self, dwell_s: float | None = None, n_points: int | None = None) -> "BasisSet":
+        """Band-limited (sinc) resampling of every FID to a new dwell time and/or number of points.
+
+        The spectrum is cut to the new bandwidth (so nothing aliases) and the FID evaluated on the new time grid
+        from its exact Fourier series. Times beyond the end of the original FID cannot be extrapolated:
+        :class:`BasisError` if the new acquisition is longer than the old one.
+        """
+        dwell_s = self.dwell_s if dwell_s is None else float(dwell_s)
+        n_points = self.n_points if n_points is None else int(n_points)
+        if dwell_s <= 0 or n_points < 16:
+            raise ProtocolError(f"cannot resample to dwell {dwell_s} s and {n_points} points")
+        if np.isclose(dwell_s, self.dwell_s, rtol=1e-9) and n_points == self.n_points:
+            return self.subset(self.names)
+        t_new = np.arange(n_points) * dwell_s
+        if t_new[-1] > (self.n_points - 1) * self.dwell_s * (1 + 1e-9):
+            raise BasisError(
+                f"the basis FID lasts {(self.n_points - 1) * self.dwell_s:.4f} s ({self.n_points} points at "
+                f"{self.dwell_s * 1e6:.1f} us) but {n_points} points at {dwell_s * 1e6:.1f} us need "
+                f"{t_new[-1]:.4f} s; it cannot be extrapolated")
+        if np.isclose(dwell_s, self.dwell_s, rtol=1e-9):  # only truncation
+            fids = self.fids[:, :n_points].copy()
+        else:
+            spec = np.fft.fft(self.fids, axis=-1)
+            freqs = np.fft.fftfreq(self.n_points, self.dwell_s)
+            keep = np.abs(freqs) < 0.5 / dwell_s
+            spec, freqs = spec[:, keep], freqs[keep]
+            fids = np.empty((self.n_metabolites, n_points), complex)
+            for start in range(0, n_points, 512):
+                kernel = np.exp(2j * np.pi * np.outer(freqs, t_new[start:start + 512]))
+                fids[:, start:start + 512] = spec @ kernel / self.n_points
+        protocol = dict(self.protocol, resampled_from={"dwell_s": self.dwell_s, "n_points": self.n_points})
+        return BasisSet(list(self.names), fids, dwell_s, self.field_mhz, self.ref_ppm, protocol)
+
+    # --- files -----------------------------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
+        """Write the basis; the format follows the suffix.
+
+        ``.basis`` LCModel, ``.nii``/``.nii.gz`` NIfTI-MRS, ``.txt`` jMRUI text, anything else (a folder) FSL-MRS
+        JSON files. Written atomically; an existing path is refused unless ``overwrite``.
+        """
+        from .io import write_basis
+
+        return write_basis(self, path, overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, field_mhz: float | None = None, dwell_s: float | None = None,
+             n_points: int | None = None, unknown: str = "error", conjugate: bool | None = None) -> "BasisSet":
+        """Read a basis set from LCModel ``.BASIS``, a ``.RAW`` file or folder of them, an FSL-MRS JSON folder,
+        jMRUI text (``.txt``) or NIfTI-MRS (``.nii``/``.nii.gz``).
+
+        Args:
+            field_mhz: needed where the file does not say (LCModel ``.RAW`` without a header); checked against the
+                file where it does (mismatch > 0.5 %: :class:`ProtocolError`).
+            dwell_s, n_points: resample to these (band-limited) after reading; ``dwell_s`` also stands in for a
+                missing dwell in ``.RAW`` files.
+            unknown: what to do with names that are not mrs-tf metabolites: ``error``, ``keep`` or ``drop``.
+            conjugate: override the format's sign convention (None: the format's documented default).
+        """
+        from .io import read_basis
+
+        return read_basis(path, field_mhz=field_mhz, dwell_s=dwell_s, n_points=n_points, unknown=unknown,
+                          conjugate=conjugate)
+
+
+def normalise_names(names: Seq[str], unknown: str = "error") -> tuple[list[str], list[int]]:
+    """Map names read from a file to canonical names; returns (names, rows kept)."""
+    if unknown not in ("error", "keep", "drop"):
+        raise ValueError(f"unknown must be 'error', 'keep' or 'drop', got {unknown!r}")
+    out, rows, bad = [], [], []
+    for i, name in enumerate(names):
+        try:
+            out.append(canonical_name(name))
+            rows.append(i)
+        except MetaboliteError:
+            if unknown == "keep":
+                out.append(str(name))
+                rows.append(i)
+            elif unknown == "error":
+                bad.append(str(name))
+    if bad:
+        raise MetaboliteError(
+            f"basis contains signals that are not mrs-tf metabolites: {', '.join(bad)}; "
+            f"load with unknown='keep' to keep them or unknown='drop' to leave them out")
+    return out, rows
+
+
+# --- simulation --------------------------------------------------------------------------------------------------
+def _cache_dir() -> Path:
+    return Path(os.environ.get("MRS_TF_CACHE", Path.home() / ".cache" / "mrs_tf")) / "basis"
+
+
+def _spin_table_digest(names: Seq[str]) -> str:
+    from . import macromolecules, spin_sim
+
+    # the simulator's and MM model's source are part of the key: a code change never reuses a stale cache
+    parts = [Path(spin_sim.__file__).read_text(), Path(macromolecules.__file__).read_text()]
+    parts += [repr(METABOLITES[n]) for n in names if n in METABOLITES]
+    if MM_NAME in names:
+        parts.append(repr(MM_COMPONENTS))
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def simulate_basis(sequence: str = "press", field_mhz: float = 123.2, te_ms: float | None = None,
+                   te1_ms: float | None = None, te2_ms: float | None = None, tm_ms: float | None = None,
+                   n_refocus: int = 4, n_points: int = 2048, bandwidth_hz: float = 4000.0,
+                   metabolites: Iterable[str] | None = None, ref_ppm: float = 4.65,
+                   cache: bool = True) -> BasisSet:
+    """Simulate mrs-tf's basis set with the density-matrix simulator (ideal pulses, no relaxation).
+
+    Args:
+        sequence: ``press`` (default), ``steam``, ``slaser``, ``spin_echo`` or ``fid``.
+        field_mhz: proton frequency (MHz): 123.2 for 3 T, 297.2 for 7 T.
+        te_ms, te1_ms, te2_ms, tm_ms, n_refocus: sequence timing (ms), see :func:`mrs_tf.spin_sim.make_sequence`.
+            For PRESS with no times given, the default protocol's TE1 = 11 ms, TE2 = 19 ms (TE 30 ms).
+        n_points: number of complex points. bandwidth_hz: spectral width (Hz) = 1 / dwell.
+        metabolites: names (aliases accepted); ``None`` = the 20 metabolites + ``MM``.
+        ref_ppm: ppm of the centre frequency.
+        cache: reuse/keep the result in ``$MRS_TF_CACHE`` (default ``~/.cache/mrs_tf``), keyed by the protocol.
+    """
+    names = canonical_names(metabolites)
+    if sequence == "press" and te_ms is None and te1_ms is None and te2_ms is None:
+        te1_ms, te2_ms = DEFAULT_PROTOCOL["te1_ms"], DEFAULT_PROTOCOL["te2_ms"]
+    seq = make_sequence(sequence, te_ms=te_ms, te1_ms=te1_ms, te2_ms=te2_ms, tm_ms=tm_ms, n_refocus=n_refocus)
+    for key, value in (("field_mhz", field_mhz), ("bandwidth_hz", bandwidth_hz)):
+        if value is None or not np.isfinite(value) or value <= 0:
+            raise ProtocolError(f"{key} must be a positive number, got {value!r}")
+    n_points = int(n_points)
+    if n_points < 16:
+        raise ProtocolError(f"n_points must be at least 16, got {n_points}")
+    dwell_s = 1.0 / float(bandwidth_hz)
+    protocol = dict(seq.describe(), source="mrs-tf density-matrix simulation (ideal pulses)",
+                    spin_tables="Govindaraju et al. NMR Biomed 2000 (+ Govind et al. 2015)",
+                    mm_model="mrs_tf.macromolecules.MM_COMPONENTS", mrs_tf_version=__version__)
+    key = json.dumps(dict(seq.describe(), field=float(field_mhz), n=n_points, dwell=dwell_s, ref=float(ref_ppm),
+                          names=names, v=SIMULATION_VERSION, tables=_spin_table_digest(names)), sort_keys=True)
+    path = _cache_dir() / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".npz")
+    if cache and path.exists():
+        try:
+            with np.load(path) as stored:
+                if list(stored["names"]) == names:
+                    return BasisSet(names, stored["fids"], dwell_s, float(field_mhz), ref_ppm, protocol)
+        except Exception:  # a corrupt cache entry is recomputed
+            pass
+    fids = np.empty((len(names), n_points), complex)
+    for row, name in enumerate(names):
+        if name == MM_NAME:
+            fids[row] = mm_fid(n_points, dwell_s, field_mhz, ref_ppm)
+        else:
+            fids[row] = simulate_metabolite_fid(METABOLITES[name], seq, field_mhz, n_points, dwell_s, ref_ppm)
+    basis = BasisSet(names, fids, dwell_s, float(field_mhz), ref_ppm, protocol)
+    if cache:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
+            np.savez(tmp, names=np.array(names), fids=fids)
+            os.replace(tmp, path)
+        except OSError:  # a read-only home must not break simulation
+            pass
+    return basis
+
+
+assert set(ALL_NAMES) == set(METABOLITES) | {MM_NAME}

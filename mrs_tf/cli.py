@@ -1,0 +1,152 @@
+"""Command line: ``mrs-tf basis simulate|info`` and ``mrs-tf synth``. Parses arguments, calls the library."""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .errors import MRSError
+
+
+def _add_protocol(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sequence", default="press", help="press (default), steam, slaser, spin_echo or fid")
+    p.add_argument("--field-mhz", type=float, default=123.2, help="proton frequency in MHz (default 123.2 = 3 T)")
+    p.add_argument("--te-ms", type=float, default=None, help="echo time (ms)")
+    p.add_argument("--te1-ms", type=float, default=None, help="PRESS first sub-echo time (ms)")
+    p.add_argument("--te2-ms", type=float, default=None, help="PRESS second sub-echo time (ms)")
+    p.add_argument("--tm-ms", type=float, default=None, help="STEAM mixing time (ms)")
+    p.add_argument("--n-refocus", type=int, default=4, help="semi-LASER refocusing pulses (default 4)")
+    p.add_argument("--points", type=int, default=2048, help="complex points (default 2048)")
+    p.add_argument("--bandwidth-hz", type=float, default=4000.0, help="spectral width in Hz (default 4000)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mrs-tf", description="Deep-learning quantification of 1H MRS.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    basis = sub.add_parser("basis", help="simulate or inspect basis sets").add_subparsers(dest="action",
+                                                                                          required=True)
+    sim = basis.add_parser("simulate", help="simulate a basis set with the density-matrix simulator")
+    _add_protocol(sim)
+    sim.add_argument("--metabolites", nargs="+", default=None, help="names (default: the 20 metabolites + MM)")
+    sim.add_argument("--out", required=True, help="output: .BASIS, .nii.gz, .txt (jMRUI) or a folder (FSL-MRS)")
+    sim.add_argument("--plot", default=None, help="also write a plotly HTML figure of every basis spectrum")
+    sim.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    info = basis.add_parser("info", help="list a basis set's metabolites, field, dwell and points")
+    info.add_argument("path")
+    info.add_argument("--field-mhz", type=float, default=None, help="for .RAW files without a header")
+    info.add_argument("--bandwidth-hz", type=float, default=None, help="for .RAW files without a header")
+    info.add_argument("--unknown", choices=["error", "keep", "drop"], default="keep",
+                      help="names that are not mrs-tf metabolites (default: keep)")
+    info.add_argument("--json", action="store_true", help="print JSON instead of text")
+    info.add_argument("--plot", default=None, help="write a plotly HTML figure of every basis spectrum")
+    info.add_argument("--overwrite", action="store_true")
+    syn = sub.add_parser("synth", help="synthesise in vivo-like spectra with ground truth")
+    syn.add_argument("--basis", default=None, help="basis file (default: simulate the default protocol)")
+    syn.add_argument("--n", type=int, default=100)
+    syn.add_argument("--snr", type=float, nargs="+", default=[10.0, 100.0], help="one value or LOW HIGH")
+    syn.add_argument("--seed", type=int, default=0)
+    syn.add_argument("--out", required=True, help="NIfTI-MRS (.nii.gz) of shape (n, 1, 1, points)")
+    syn.add_argument("--truth", default=None, help="CSV of every ground-truth parameter (default: OUT stem + .csv)")
+    syn.add_argument("--plot", default=None, help="plotly HTML of the first spectra")
+    syn.add_argument("--overwrite", action="store_true")
+    return parser
+
+
+def _write_plot(fig, path, overwrite):
+    from .plots import write_html
+
+    write_html(fig, path, overwrite=overwrite)
+    print(f"wrote {path}")
+
+
+def _basis_simulate(args) -> None:
+    from .basis import simulate_basis
+    from .plots import basis_figure
+
+    for target in [args.out] + ([args.plot] if args.plot else []):
+        if Path(target).exists() and not args.overwrite:
+            raise MRSError(f"{target} already exists; refusing to overwrite it (use --overwrite)")
+    basis = simulate_basis(sequence=args.sequence, field_mhz=args.field_mhz, te_ms=args.te_ms, te1_ms=args.te1_ms,
+                           te2_ms=args.te2_ms, tm_ms=args.tm_ms, n_refocus=args.n_refocus, n_points=args.points,
+                           bandwidth_hz=args.bandwidth_hz, metabolites=args.metabolites)
+    basis.save(args.out, overwrite=args.overwrite)
+    print(f"wrote {args.out}: {basis.n_metabolites} signals, {basis.field_mhz:g} MHz, {basis.n_points} points, "
+          f"dwell {basis.dwell_s * 1e6:.1f} us")
+    if args.plot:
+        _write_plot(basis_figure(basis), args.plot, args.overwrite)
+
+
+def _basis_info(args) -> None:
+    from .basis import BasisSet
+    from .plots import basis_figure
+
+    dwell = 1.0 / args.bandwidth_hz if args.bandwidth_hz else None  # .RAW: the missing dwell; else: resample
+    basis = BasisSet.load(args.path, field_mhz=args.field_mhz, dwell_s=dwell, unknown=args.unknown)
+    info = basis.summary()
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+    else:
+        print(f"file:        {args.path}")
+        print(f"metabolites: {len(basis.names)}: {' '.join(basis.names)}")
+        print(f"field:       {basis.field_mhz:.4f} MHz ({basis.field_mhz / 42.577478:.3f} T)")
+        print(f"dwell:       {basis.dwell_s:.6g} s (bandwidth {basis.bandwidth_hz:.1f} Hz)")
+        print(f"points:      {basis.n_points}")
+        proto = {k: v for k, v in basis.protocol.items() if k not in ("loaded_from",)}
+        print(f"protocol:    {json.dumps(proto, default=str)}")
+    if args.plot:
+        _write_plot(basis_figure(basis), args.plot, args.overwrite)
+
+
+def _synth(args) -> None:
+    from .basis import BasisSet, simulate_basis
+    from .io import nifti
+    from .io._files import atomic_output
+    from .plots import spectrum_figure, write_html
+    from .synth import synthesize
+
+    truth_path = Path(args.truth) if args.truth else Path(str(args.out).replace(".nii.gz", "").replace(".nii", "")
+                                                          + "_truth.csv")
+    for target in [args.out, truth_path] + ([args.plot] if args.plot else []):
+        if Path(target).exists() and not args.overwrite:
+            raise MRSError(f"{target} already exists; refusing to overwrite it (use --overwrite)")
+    if len(args.snr) not in (1, 2):
+        raise MRSError("--snr takes one value or LOW HIGH")
+    basis = BasisSet.load(args.basis) if args.basis else simulate_basis()
+    snr = args.snr[0] if len(args.snr) == 1 else tuple(args.snr)
+    fids, truth = synthesize(basis, n=args.n, snr=snr, seed=args.seed)
+    nifti.write(args.out, fids.reshape(args.n, 1, 1, -1).astype(np.complex128), basis.dwell_s, basis.field_mhz,
+                te_s=(basis.protocol.get("te_ms") or 0) * 1e-3 or None, overwrite=args.overwrite)
+    with atomic_output(truth_path, args.overwrite) as tmp:
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            keys = list(truth)
+            writer.writerow(["index"] + keys)
+            for i in range(args.n):
+                writer.writerow([i] + [f"{float(truth[k][i]):.8g}" for k in keys])
+    print(f"wrote {args.out} ({args.n} spectra) and {truth_path}")
+    if args.plot:
+        write_html(spectrum_figure(fids[:5], basis.ppm, title="Synthesised spectra"), args.plot, args.overwrite)
+        print(f"wrote {args.plot}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "basis" and args.action == "simulate":
+            _basis_simulate(args)
+        elif args.command == "basis" and args.action == "info":
+            _basis_info(args)
+        elif args.command == "synth":
+            _synth(args)
+    except MRSError as exc:
+        print(f"mrs-tf: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Readers and writers of the field's file formats, one module per format.
+
+``read_basis``/``write_basis`` pick the format from the path: ``.basis`` LCModel, ``.raw`` (or a folder of them)
+LCModel RAW, ``.txt`` jMRUI text, ``.nii``/``.nii.gz`` NIfTI-MRS, ``.json`` or a folder of them FSL-MRS.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import FileFormatError, ProtocolError
+from . import fslmrs, jmrui, lcmodel, nifti
+from ._files import full_suffix, require_file
+
+__all__ = ["read_basis", "write_basis", "basis_format", "lcmodel", "jmrui", "fslmrs", "nifti"]
+
+
+def basis_format(path: str | os.PathLike, for_writing: bool = False) -> str:
+    """``lcmodel``, ``raw``, ``jmrui``, ``nifti`` or ``fsl`` from the path's suffix (and content, for folders)."""
+    path = Path(path)
+    suffix = full_suffix(path)
+    if suffix == ".basis":
+        return "lcmodel"
+    if suffix in (".raw", ".h2o"):
+        return "raw"
+    if suffix == ".txt":
+        return "jmrui"
+    if suffix in (".nii", ".nii.gz"):
+        return "nifti"
+    if suffix == ".json":
+        return "fsl"
+    if path.is_dir() and not for_writing:
+        if any(path.glob("*.json")):
+            return "fsl"
+        if any(p.suffix.lower() == ".raw" for p in path.iterdir()):
+            return "raw"
+        raise FileFormatError(f"{path}: folder holds neither FSL-MRS .json nor LCModel .RAW basis files")
+    if for_writing and suffix == "":
+        return "fsl"
+    raise FileFormatError(f"{path}: unknown basis format {suffix!r}; use .BASIS, .RAW, .txt (jMRUI), .nii.gz or "
+                          f"a folder of FSL-MRS .json files")
+
+
+def _read_raw_basis(path: Path, field_mhz, dwell_s) -> dict:
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".raw") if path.is_dir() else [path]
+    names, fids, dwells, fields = [], [], [], []
+    for file in files:
+        content = lcmodel.read_raw(file)
+        names.append(file.stem)
+        fids.append(content["fid"])
+        dwells.append(content["dwell_s"] or dwell_s)
+        fields.append(content["field_mhz"] or field_mhz)
+    if any(d is None for d in dwells) or any(f is None for f in fields):
+        raise ProtocolError(f"{path}: LCModel .RAW files do not give the field and dwell time; "
+                            f"pass field_mhz= and dwell_s= (--field-mhz/--bandwidth-hz)")
+    if len({len(f) for f in fids}) > 1:
+        raise FileFormatError(f"{path}: .RAW files have different numbers of points")
+    return {"names": names, "fids": np.array(fids), "dwell_s": dwells[0], "field_mhz": fields[0]}
+
+
+def read_basis(path, *, field_mhz=None, dwell_s=None, n_points=None, unknown="error", conjugate=None):
+    """Read a basis set file into a :class:`~mrs_tf.basis.BasisSet` (see ``BasisSet.load``)."""
+    from ..basis import BasisSet, normalise_names
+
+    path = require_file(path)
+    fmt = basis_format(path)
+    if fmt == "lcmodel":
+        content = lcmodel.read_basis(path)
+        protocol = {"sequence": content["sequence"], "te_ms": content["te_ms"]}
+    elif fmt == "raw":
+        content = _read_raw_basis(path, field_mhz, dwell_s)
+        protocol = {}
+    elif fmt == "jmrui":
+        content = jmrui.read_text(path)
+        if content["names"] is None:
+            raise FileFormatError(f"{path}: jMRUI file has no 'SignalNames:' header line naming its signals")
+        protocol = {}
+    elif fmt == "nifti":
+        content = nifti.read_basis(path)
+        protocol = dict(content["protocol"]) or {"te_ms": content["te_ms"]}
+    else:
+        content = fslmrs.read_folder(path)
+        protocol = dict(content.get("meta", {}).get("protocol", {}))
+    protocol = {k: v for k, v in protocol.items() if v is not None}
+    protocol["loaded_from"] = str(path)
+    protocol["format"] = fmt
+    fids = content["fids"]
+    if conjugate:
+        fids = np.conj(fids)
+    names, rows = normalise_names(content["names"], unknown)
+    if field_mhz is not None and abs(content["field_mhz"] - field_mhz) > 0.005 * field_mhz:
+        raise ProtocolError(f"{path}: basis is for {content['field_mhz']:.3f} MHz but {field_mhz:.3f} MHz was asked")
+    basis = BasisSet(names, fids[rows], content["dwell_s"], content["field_mhz"], 4.65, protocol)
+    if dwell_s is not None or n_points is not None:
+        basis = basis.resample(dwell_s=dwell_s, n_points=n_points)
+    return basis
+
+
+def write_basis(basis, path, overwrite: bool = False) -> Path:
+    fmt = basis_format(path, for_writing=True)
+    te = basis.protocol.get("te_ms")
+    if fmt == "lcmodel":
+        return lcmodel.write_basis(path, basis.names, basis.fids, basis.dwell_s, basis.field_mhz, te,
+                                   basis.protocol.get("sequence"), overwrite=overwrite)
+    if fmt == "jmrui":
+        return jmrui.write_text(path, basis.fids, basis.dwell_s, basis.field_mhz, basis.names, overwrite=overwrite)
+    if fmt == "nifti":
+        return nifti.write_basis(path, basis.names, basis.fids, basis.dwell_s, basis.field_mhz, basis.protocol,
+                                 overwrite=overwrite)
+    if fmt == "fsl":
+        if full_suffix(path) == ".json":
+            raise FileFormatError(f"{path}: an FSL-MRS basis is a folder of .json files; give a folder path")
+        return fslmrs.write_folder(path, basis.names, basis.fids, basis.dwell_s, basis.field_mhz,
+                                   {"protocol": basis.protocol}, overwrite=overwrite)
+    raise FileFormatError(f"{path}: cannot write a basis as LCModel .RAW (one file per metabolite); use .BASIS")
