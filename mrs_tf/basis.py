@@ -137,11 +137,12 @@ class BasisSet:
 
     # --- resampling ------------------------------------------------------------------------------------------------
     def resample(self, dwell_s: float | None = None, n_points: int | None = None) -> "BasisSet":
-        """Band-limited (sinc) resampling of every FID to a new dwell time and/or number of points.
+        """Resample every FID to a new dwell time and/or number of points.
 
-        The spectrum is cut to the new bandwidth (so nothing aliases) and the FID evaluated on the new time grid
-        from its exact Fourier series. Times beyond the end of the original FID cannot be extrapolated:
-        :class:`BasisError` if the new acquisition is longer than the old one.
+        Truncation is exact. A new dwell time uses local Lagrange interpolation of degree 7 in the time domain
+        (error ~ (2 pi f dwell)^8 / 8!, below 1e-4 for metabolite signals within 0-5 ppm at 3 T and 4 kHz), after
+        a frequency-domain low-pass when the old spectrum has signal outside the new bandwidth. Times beyond the
+        end of the original FID cannot be extrapolated: :class:`BasisError` if the new acquisition is longer.
         """
         dwell_s = self.dwell_s if dwell_s is None else float(dwell_s)
         n_points = self.n_points if n_points is None else int(n_points)
@@ -158,14 +159,25 @@ class BasisSet:
         if np.isclose(dwell_s, self.dwell_s, rtol=1e-9):  # only truncation
             fids = self.fids[:, :n_points].copy()
         else:
-            spec = np.fft.fft(self.fids, axis=-1)
-            freqs = np.fft.fftfreq(self.n_points, self.dwell_s)
-            keep = np.abs(freqs) < 0.5 / dwell_s
-            spec, freqs = spec[:, keep], freqs[keep]
-            fids = np.empty((self.n_metabolites, n_points), complex)
-            for start in range(0, n_points, 512):
-                kernel = np.exp(2j * np.pi * np.outer(freqs, t_new[start:start + 512]))
-                fids[:, start:start + 512] = spec @ kernel / self.n_points
+            source = self.fids
+            spec = np.fft.fft(source, axis=-1)
+            outside = np.abs(np.fft.fftfreq(self.n_points, self.dwell_s)) >= 0.5 / dwell_s
+            # anti-alias when real signal lies outside the new bandwidth (1e-3 of the energy: more than the
+            # leakage of a truncated, undamped basis FID); filtering leakage alone would only add ringing
+            if np.sum(np.abs(spec[:, outside]) ** 2) > 1e-3 * np.sum(np.abs(spec) ** 2):
+                spec[:, outside] = 0
+                source = np.fft.ifft(spec, axis=-1)
+            order = 8
+            x = t_new / self.dwell_s
+            start = np.clip(np.floor(x).astype(int) - order // 2 + 1, 0, self.n_points - order)
+            u = x - start  # position inside the stencil, 0..order-1
+            nodes = np.arange(order)
+            weights = np.ones((n_points, order))
+            for j in range(order):
+                for m in range(order):
+                    if m != j:
+                        weights[:, j] *= (u - m) / (j - m)
+            fids = np.einsum("mnk,nk->mn", source[:, start[:, None] + nodes[None, :]], weights)
         protocol = dict(self.protocol, resampled_from={"dwell_s": self.dwell_s, "n_points": self.n_points})
         return BasisSet(list(self.names), fids, dwell_s, self.field_mhz, self.ref_ppm, protocol)
 

@@ -47,21 +47,26 @@ def read_folder(path) -> dict:
         dwells.append(float(basis["basis_dwell"]))
         centres.append(float(basis["basis_centre"]))
         metas.append(content.get("meta", {}))
+    order = [m.get("mrs_tf_index") if isinstance(m, dict) else None for m in metas]
+    if all(isinstance(i, int) for i in order):  # written by mrs-tf: keep the basis order
+        perm = np.argsort(order, kind="stable")
+        names, fids, metas = [names[i] for i in perm], [fids[i] for i in perm], [metas[i] for i in perm]
     if len({f.size for f in fids}) > 1:
         raise FileFormatError(f"{path}: basis files have different numbers of points: {sorted({f.size for f in fids})}")
     if not np.allclose(dwells, dwells[0], rtol=1e-6) or not np.allclose(centres, centres[0], rtol=1e-4):
         raise FileFormatError(f"{path}: basis files disagree on dwell time or centre frequency")
-    return {"names": names, "fids": np.array(fids), "dwell_s": dwells[0], "field_mhz": centres[0], "meta": metas[0]}
+    return {"names": names, "fids": np.array(fids), "dwell_s": dwells[0], "field_mhz": centres[0],
+            "meta": {k: v for k, v in metas[0].items() if k != "mrs_tf_index"} if isinstance(metas[0], dict) else {}}
 
 
 def write_folder(path, names, fids, dwell_s: float, field_mhz: float, meta: dict | None = None,
                  overwrite: bool = False) -> Path:
     """Write one ``<name>.json`` per metabolite into the folder ``path`` (created atomically)."""
     with atomic_output(path, overwrite, directory=True) as tmp:
-        for name, fid in zip(names, np.asarray(fids)):
+        for index, (name, fid) in enumerate(zip(names, np.asarray(fids))):
             content = {"basis": {"basis_re": fid.real.tolist(), "basis_im": fid.imag.tolist(),
                                  "basis_dwell": float(dwell_s), "basis_centre": float(field_mhz),
                                  "basis_width": 0.0, "basis_name": name},
-                       "meta": meta or {}}
+                       "meta": dict(meta or {}, mrs_tf_index=index)}
             (tmp / f"{name}.json").write_text(json.dumps(content))
     return Path(path)

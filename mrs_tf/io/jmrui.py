@@ -51,7 +51,8 @@ def read_text(path) -> dict:
         except ValueError:
             raise FileFormatError(f"{path}, line {lineno}: cannot read {text!r} as numbers") from None
         if len(values) < 2:
-            raise FileFormatError(f"{path}, line {lineno}: expected at least 2 columns (real, imaginary)")
+            raise FileFormatError(f"{path}, line {lineno}: expected at least 2 columns (real, imaginary); "
+                                  f"the file is truncated or corrupt")
         signals[-1].append(complex(values[0], values[1]))
     n = int(_float(header, "PointsInDataset", path))
     count = int(_float(header, "DatasetsInFile", path)) if "DatasetsInFile" in header else len(signals)
