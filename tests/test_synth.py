@@ -1,0 +1,122 @@
+"""In vivo-like synthesis: reproducibility, SNR definition, the signal model, the tf.data front end."""
+import numpy as np
+import pytest
+
+from mrs_tf import MRSError, SynthesisConfig, synthesize
+from mrs_tf.metabolites import prior_ranges
+from mrs_tf.synth import concentration_matrix
+
+QUIET = SynthesisConfig(lorentz_hz=(0, 0), gauss_hz=(0, 0), shift_ppm=(0, 0), metab_shift_hz=0.0, phase0_deg=(0, 0),
+                        phase1_deg_per_ppm=(0, 0), baseline_components=0)
+
+
+def test_fixed_seed_is_bit_identical_and_seeds_differ(basis):
+    a, ta = synthesize(basis, n=300, seed=7)
+    b, tb = synthesize(basis, n=300, seed=7, n_jobs=1, chunk_size=64)
+    np.testing.assert_array_equal(a, b)
+    for key in ta:
+        np.testing.assert_array_equal(ta[key], tb[key])
+    c, _ = synthesize(basis, n=300, seed=8)
+    assert not np.allclose(a, c)
+    assert a.dtype == np.complex64 and a.shape == (300, basis.n_points)
+
+
+def test_truth_table(basis):
+    _, truth = synthesize(basis, n=500, seed=1)
+    conc = concentration_matrix(truth, basis.names)
+    bounds = prior_ranges(basis.names)
+    assert np.all(conc >= bounds[:, 0]) and np.all(conc <= bounds[:, 1])
+    for key in ("lw_lorentz_hz", "lw_gauss_hz", "shift_hz", "phase0_deg", "phase1_deg_per_ppm", "snr", "noise_sd",
+                "NAA_shift_hz", "baseline_amp_0", "naa_height"):
+        assert truth[key].shape == (500,)
+    assert 10 <= truth["snr"].min() and truth["snr"].max() <= 100
+
+
+def test_noise_free_signal_is_the_linear_combination(basis):
+    conc = np.random.default_rng(0).uniform(0, 10, (4, basis.n_metabolites))
+    fids, _ = synthesize(basis, n=4, snr=None, concentrations=conc, config=QUIET)
+    np.testing.assert_allclose(fids, conc @ basis.fids, rtol=0, atol=1e-5 * np.abs(conc @ basis.fids).max())
+
+
+def test_lineshape_shift_and_phase_follow_the_model(basis):
+    cfg = QUIET.with_(lorentz_hz=(3, 3), gauss_hz=(5, 5), shift_ppm=(0.05, 0.05), phase0_deg=(90, 90))
+    conc = np.zeros((1, basis.n_metabolites))
+    conc[0, basis.index("Cr")] = 2.0
+    fid, truth = synthesize(basis, n=1, snr=None, concentrations=conc, config=cfg)
+    t = basis.time
+    expected = 2.0 * basis["Cr"] * 1j * np.exp(-np.pi * 3 * t - (np.pi * 5 * t) ** 2 / (4 * np.log(2))) \
+        * np.exp(2j * np.pi * 0.05 * basis.field_mhz * t)
+    np.testing.assert_allclose(fid[0], expected, atol=1e-5 * np.abs(expected).max())
+
+
+def test_per_metabolite_shifts_are_exact(basis):
+    """The Jacobi-Anger expansion equals applying exp(2 pi i d_m t) to each basis signal directly."""
+    cfg = QUIET.with_(metab_shift_hz=1.5)
+    conc = np.random.default_rng(1).uniform(1, 5, (3, basis.n_metabolites))
+    fids, truth = synthesize(basis, n=3, snr=None, concentrations=conc, config=cfg, seed=3)
+    shifts = np.stack([truth[f"{n}_shift_hz"] for n in basis.names], axis=1)
+    assert np.abs(shifts).max() > 1.0
+    direct = np.einsum("nm,nmt->nt", conc, basis.fids[None] * np.exp(2j * np.pi * shifts[..., None] * basis.time))
+    np.testing.assert_allclose(fids, direct, atol=2e-5 * np.abs(direct).max())
+
+
+def test_first_order_phase_rotates_by_ppm(basis):
+    conc = np.zeros((1, basis.n_metabolites))
+    conc[0, basis.index("NAA")] = 10
+    cfg = QUIET.with_(lorentz_hz=(4, 4))
+    base, _ = synthesize(basis, n=1, snr=None, concentrations=conc, config=cfg)
+    rot, _ = synthesize(basis, n=1, snr=None, concentrations=conc, config=cfg.with_(phase1_deg_per_ppm=(10, 10)))
+    k = np.argmax(np.abs(np.fft.fftshift(np.fft.fft(base[0]))))
+    ratio = np.fft.fftshift(np.fft.fft(rot[0]))[k] / np.fft.fftshift(np.fft.fft(base[0]))[k]
+    assert np.angle(ratio, deg=True) == pytest.approx(10 * (basis.ppm[k] - 4.65), abs=0.01)
+
+
+def test_snr_matches_the_request(basis):
+    """SNR = NAA singlet height / std of the real noise in the spectrum (measured, zero-filled peak)."""
+    n = 200
+    conc = np.zeros((n, basis.n_metabolites))
+    conc[:, basis.index("NAA")] = np.random.default_rng(2).uniform(8, 16, n)
+    cfg = SynthesisConfig(baseline_components=0, metab_shift_hz=0.0)
+    noisy, truth = synthesize(basis, n=n, snr=(10, 100), seed=5, concentrations=conc, config=cfg)
+    clean, _ = synthesize(basis, n=n, snr=None, seed=5, concentrations=conc, config=cfg)
+    spec_clean = np.abs(np.fft.fft(clean, 16 * basis.n_points, axis=1))
+    height = spec_clean.max(axis=1)
+    noise_sd = np.fft.fft(noisy - clean, axis=1).real.std(axis=1)
+    ratio = height / noise_sd / truth["snr"]
+    assert np.mean(ratio) == pytest.approx(1.0, abs=0.05)
+    # the NAA aspartyl multiplet (2.5-2.7 ppm) adds up to ~1 % at the singlet when lines are broad
+    np.testing.assert_allclose(height, truth["naa_height"], rtol=0.02)
+
+
+def test_nuisance_signals_optional(basis):
+    cfg = SynthesisConfig(water_amp=(5, 5), lipid_amp=(1, 1))
+    fids, truth = synthesize(basis, n=8, seed=0, config=cfg, snr=None)
+    spec = np.abs(np.fft.fftshift(np.fft.fft(fids, axis=1), axes=1))
+    water = np.abs(basis.ppm - 4.65) < 0.15
+    naa = np.abs(basis.ppm - 2.0) < 0.1
+    assert np.all(spec[:, water].max(axis=1) > 2 * spec[:, naa].max(axis=1))
+    assert np.all(truth["water_amp"] == 5)
+
+
+def test_bad_arguments(basis):
+    with pytest.raises(MRSError, match="snr"):
+        synthesize(basis, n=2, snr=(50, 10))
+    with pytest.raises(MRSError, match="concentrations must have shape"):
+        synthesize(basis, n=2, concentrations=np.ones((3, 2)))
+    with pytest.raises(MRSError, match="BasisSet"):
+        synthesize(np.ones((21, 2048)), n=2)
+    with pytest.raises(MRSError, match="at least 1"):
+        synthesize(basis, n=0)
+
+
+def test_tf_data_front_end_uses_the_same_synthesis(basis):
+    from mrs_tf.data import synthetic_batch, synthetic_dataset
+
+    ds = synthetic_dataset(basis, batch_size=8, seed=3, n_batches=3, nuisance=("lw_lorentz_hz", "shift_hz"))
+    batches = list(ds.as_numpy_iterator())
+    assert len(batches) == 3
+    assert batches[1]["fid"].shape == (8, basis.n_points) and batches[1]["nuisance"].shape == (8, 2)
+    fids, conc, extra = synthetic_batch(basis, 8, 3, 1, nuisance=("lw_lorentz_hz", "shift_hz"))
+    np.testing.assert_array_equal(batches[1]["fid"], fids)
+    np.testing.assert_array_equal(batches[1]["concentrations"], conc)
+    assert not np.array_equal(batches[0]["fid"], batches[1]["fid"])
