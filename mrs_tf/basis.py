@@ -140,9 +140,10 @@ class BasisSet:
         """Resample every FID to a new dwell time and/or number of points.
 
         Truncation is exact. A new dwell time uses local Lagrange interpolation of degree 7 in the time domain
-        (error ~ (2 pi f dwell)^8 / 8!, below 1e-4 for metabolite signals within 0-5 ppm at 3 T and 4 kHz), after
-        a frequency-domain low-pass when the old spectrum has signal outside the new bandwidth. Times beyond the
-        end of the original FID cannot be extrapolated: :class:`BasisError` if the new acquisition is longer.
+        (error ~ (2 pi f dwell)^8 / 8!, below 1e-4 for metabolite signals within 0-5 ppm at 3 T and 4 kHz).
+        Nothing is filtered (a spectral low-pass would smear the first points): a signal with more than 1 % of its
+        energy outside the new bandwidth is refused (:class:`BasisError`). Times beyond the end of the original
+        FID cannot be extrapolated: :class:`BasisError` if the new acquisition is longer.
         """
         dwell_s = self.dwell_s if dwell_s is None else float(dwell_s)
         n_points = self.n_points if n_points is None else int(n_points)
@@ -160,13 +161,13 @@ class BasisSet:
             fids = self.fids[:, :n_points].copy()
         else:
             source = self.fids
-            spec = np.fft.fft(source, axis=-1)
+            spec = np.abs(np.fft.fft(source, axis=-1)) ** 2
             outside = np.abs(np.fft.fftfreq(self.n_points, self.dwell_s)) >= 0.5 / dwell_s
-            # anti-alias when real signal lies outside the new bandwidth (1e-3 of the energy: more than the
-            # leakage of a truncated, undamped basis FID); filtering leakage alone would only add ringing
-            if np.sum(np.abs(spec[:, outside]) ** 2) > 1e-3 * np.sum(np.abs(spec) ** 2):
-                spec[:, outside] = 0
-                source = np.fft.ifft(spec, axis=-1)
+            fraction = spec[:, outside].sum(axis=1) / spec.sum(axis=1)
+            if np.any(fraction > 0.01):  # real signal, not just line tails, would alias into the new band
+                worst = int(np.argmax(fraction))
+                raise BasisError(f"{self.names[worst]} has {fraction[worst]:.1%} of its signal outside the new "
+                                 f"bandwidth of {1 / dwell_s:.0f} Hz; it would alias")
             order = 8
             x = t_new / self.dwell_s
             start = np.clip(np.floor(x).astype(int) - order // 2 + 1, 0, self.n_points - order)
@@ -180,6 +181,46 @@ class BasisSet:
             fids = np.einsum("mnk,nk->mn", source[:, start[:, None] + nodes[None, :]], weights)
         protocol = dict(self.protocol, resampled_from={"dwell_s": self.dwell_s, "n_points": self.n_points})
         return BasisSet(list(self.names), fids, dwell_s, self.field_mhz, self.ref_ppm, protocol)
+
+    def with_measured_mm(self, path: str | os.PathLike, name: str | None = None) -> "BasisSet":
+        """This basis with its ``MM`` signal replaced (or added) by a measured macromolecule spectrum from a file.
+
+        The file may be any basis format (the signal named ``MM``/``Mac*``, or ``name``, or its only signal) or an
+        LCModel ``.RAW``/NIfTI-MRS FID (a metabolite-nulled acquisition). It must be at this basis's field and is
+        resampled to this basis's dwell time and points.
+        """
+        from .io import basis_format, lcmodel, nifti
+        from .errors import FileFormatError
+
+        path = Path(path)
+        fmt = basis_format(path)
+        if fmt == "raw":
+            content = lcmodel.read_raw(path)
+            other = BasisSet([MM_NAME], content["fid"][None], content["dwell_s"] or self.dwell_s,
+                             content["field_mhz"] or self.field_mhz)
+        elif fmt == "nifti" and nifti.read(path)["data"].ndim == 4:
+            content = nifti.read(path)
+            data = content["data"].reshape(-1, content["data"].shape[3])
+            if data.shape[0] != 1:
+                raise FileFormatError(f"{path}: a measured MM file must hold one FID, found {data.shape[0]}")
+            other = BasisSet([MM_NAME], data, content["dwell_s"], content["field_mhz"])
+        else:
+            other = BasisSet.load(path, unknown="keep")
+            if name is not None:
+                other = other.subset([name])
+            elif MM_NAME in other.names:
+                other = other.subset([MM_NAME])
+            elif other.n_metabolites != 1:
+                raise BasisError(f"{path} holds {other.n_metabolites} signals and none is MM; pass name=")
+        if abs(other.field_mhz - self.field_mhz) > 0.005 * self.field_mhz:
+            raise ProtocolError(f"{path}: measured MM is for {other.field_mhz:.3f} MHz, the basis for "
+                                f"{self.field_mhz:.3f} MHz")
+        other = BasisSet([MM_NAME], other.fids[:1], other.dwell_s, other.field_mhz).resample(self.dwell_s,
+                                                                                               self.n_points)
+        names = [n for n in self.names if n != MM_NAME] + [MM_NAME]
+        fids = np.vstack([self.fids[[self.names.index(n) for n in names[:-1]]], other.fids])
+        return BasisSet(names, fids, self.dwell_s, self.field_mhz, self.ref_ppm,
+                        dict(self.protocol, mm_model=f"measured: {path}"))
 
     # --- files -----------------------------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
@@ -254,7 +295,7 @@ def simulate_basis(sequence: str = "press", field_mhz: float = 123.2, te_ms: flo
                    te1_ms: float | None = None, te2_ms: float | None = None, tm_ms: float | None = None,
                    n_refocus: int = 4, n_points: int = 2048, bandwidth_hz: float = 4000.0,
                    metabolites: Iterable[str] | None = None, ref_ppm: float = 4.65,
-                   cache: bool = True) -> BasisSet:
+                   cache: bool = True, mm: str | os.PathLike | None = None) -> BasisSet:
     """Simulate mrs-tf's basis set with the density-matrix simulator (ideal pulses, no relaxation).
 
     Args:
@@ -266,8 +307,14 @@ def simulate_basis(sequence: str = "press", field_mhz: float = 123.2, te_ms: flo
         metabolites: names (aliases accepted); ``None`` = the 20 metabolites + ``MM``.
         ref_ppm: ppm of the centre frequency.
         cache: reuse/keep the result in ``$MRS_TF_CACHE`` (default ``~/.cache/mrs_tf``), keyed by the protocol.
+        mm: ``None`` for the parametric MM model, or a file with a measured MM spectrum (see
+            :meth:`BasisSet.with_measured_mm`) that replaces it.
     """
     names = canonical_names(metabolites)
+    if mm is not None:
+        sim = simulate_basis(sequence, field_mhz, te_ms, te1_ms, te2_ms, tm_ms, n_refocus, n_points, bandwidth_hz,
+                             [n for n in names if n != MM_NAME], ref_ppm, cache)
+        return sim.with_measured_mm(mm)
     if sequence == "press" and te_ms is None and te1_ms is None and te2_ms is None:
         te1_ms, te2_ms = DEFAULT_PROTOCOL["te1_ms"], DEFAULT_PROTOCOL["te2_ms"]
     seq = make_sequence(sequence, te_ms=te_ms, te1_ms=te1_ms, te2_ms=te2_ms, tm_ms=tm_ms, n_refocus=n_refocus)

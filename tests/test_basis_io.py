@@ -197,3 +197,29 @@ def test_simulation_cache_is_reused(tmp_path, monkeypatch):
     c = simulate_basis(metabolites=["Lac"], te1_ms=20, te2_ms=20)
     assert len(list((tmp_path / "basis").glob("*.npz"))) == 2
     assert not np.allclose(a.fids, c.fids)
+
+
+def test_measured_mm_replaces_the_parametric_model(basis, tmp_path):
+    from mrs_tf.io import lcmodel, nifti
+
+    t = np.arange(4096) / 8000  # measured at another dwell and length: resampled to the basis
+    measured = 5 * np.exp(2j * np.pi * (4.65 - 0.9) * 123.2 * t - np.pi * 30 * t)
+    lcmodel.write_raw(tmp_path / "mm.RAW", measured, dwell_s=1 / 8000, field_mhz=123.2)
+    nifti.write(tmp_path / "mm.nii.gz", measured.reshape(1, 1, 1, -1), 1 / 8000, 123.2)
+    for path in (tmp_path / "mm.RAW", tmp_path / "mm.nii.gz"):
+        new = basis.with_measured_mm(path)
+        assert new.names == basis.names and new.n_points == basis.n_points
+        np.testing.assert_allclose(new["MM"], measured[::2][:2048], atol=1e-6)
+        np.testing.assert_array_equal(new["NAA"], basis["NAA"])
+    sim = simulate_basis(metabolites=["NAA", "MM"], mm=tmp_path / "mm.RAW")
+    np.testing.assert_allclose(sim["MM"], measured[::2][:2048], atol=1e-6)
+    lcmodel.write_raw(tmp_path / "mm7t.RAW", measured, dwell_s=1 / 8000, field_mhz=297.2)
+    with pytest.raises(ProtocolError, match="measured MM is for 297.200 MHz"):
+        basis.with_measured_mm(tmp_path / "mm7t.RAW")
+
+
+def test_resampling_refuses_to_alias():
+    t = np.arange(2048) / 8000
+    fid = np.exp(2j * np.pi * 3000 * t)  # 3 kHz off-centre: outside a 4 kHz band
+    with pytest.raises(BasisError, match="alias"):
+        BasisSet(["Cr"], fid[None], 1 / 8000, 123.2).resample(dwell_s=1 / 4000, n_points=1024)
