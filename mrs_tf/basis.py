@@ -245,7 +245,8 @@ class BasisSet:
             dwell_s, n_points: resample to these (band-limited) after reading; ``dwell_s`` also stands in for a
                 missing dwell in ``.RAW`` files.
             unknown: what to do with names that are not mrs-tf metabolites: ``error``, ``keep`` or ``drop``.
-            conjugate: override the format's sign convention (None: the format's documented default).
+            conjugate: ``True`` conjugates the data after the format's own conversion, for files written with the
+                opposite sign convention (spectra that come out mirrored about 4.65 ppm).
         """
         from .io import read_basis
 

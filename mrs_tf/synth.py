@@ -62,7 +62,6 @@ class SynthesisConfig:
     water_shift_hz: tuple[float, float] = (-10.0, 10.0)
     water_lw_hz: tuple[float, float] = (3.0, 10.0)
     lipid_amp: tuple[float, float] = (0.0, 0.0)
-    mm_shape_jitter: float = 0.0          # reserved: relative jitter of MM component widths (0 = basis MM)
     priors: dict = field(default_factory=dict)  # name -> (low, high) overrides of the default mM priors
 
     def with_(self, **changes) -> "SynthesisConfig":

@@ -63,6 +63,9 @@ def test_sign_convention_pinned_per_format(tmp_path):
         back = BasisSet.load(path)
         ppm, height = peak_ppm(back.fids[0], back.dwell_s, back.field_mhz)
         assert ppm == pytest.approx(2.0, abs=0.002) and height > 0
+    mirrored = BasisSet.load(lcmodel_path, conjugate=True)  # a file written with the opposite convention
+    ppm, _ = peak_ppm(mirrored.fids[0], mirrored.dwell_s, mirrored.field_mhz)
+    assert ppm == pytest.approx(4.65 + (4.65 - 2.0), abs=0.002)
 
 
 def test_raw_basis_needs_field_and_dwell(tmp_path):
