@@ -53,6 +53,10 @@ def _parser() -> argparse.ArgumentParser:
     syn.add_argument("--truth", default=None, help="CSV of every ground-truth parameter (default: OUT stem + .csv)")
     syn.add_argument("--plot", default=None, help="plotly HTML of the first spectra")
     syn.add_argument("--overwrite", action="store_true")
+    data = sub.add_parser("data", help="TFDS data sets").add_subparsers(dest="action", required=True)
+    build = data.add_parser("build", help="generate mrs_brain_sim/CONFIG offline")
+    build.add_argument("config", help="e.g. tiny, press3t_te30_snr10-100, press7t_te30_snr10-100")
+    build.add_argument("--data-dir", default=None, help="TFDS data dir (default: TFDS's, ~/tensorflow_datasets)")
     return parser
 
 
@@ -142,6 +146,12 @@ def main(argv: list[str] | None = None) -> int:
             _basis_info(args)
         elif args.command == "synth":
             _synth(args)
+        elif args.command == "data" and args.action == "build":
+            from .data import build
+
+            builder = build(args.config, args.data_dir)
+            splits = {k: v.num_examples for k, v in builder.info.splits.items()}
+            print(f"built mrs_brain_sim/{args.config} in {builder.data_dir}: {splits}")
     except MRSError as exc:
         print(f"mrs-tf: error: {exc}", file=sys.stderr)
         return 2

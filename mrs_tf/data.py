@@ -51,3 +51,60 @@ def synthetic_dataset(basis: BasisSet, batch_size: int = 64, seed: int = 0, snr=
         return {"fid": fids, "concentrations": conc, "nuisance": extra}
 
     return indices.map(make, num_parallel_calls=parallel or tf.data.AUTOTUNE, deterministic=True).prefetch(2)
+
+
+# --- the TFDS data set (tfds_mrs/mrs_brain_sim) ---------------------------------------------------------------------
+DATASET = "mrs_brain_sim"
+
+
+def _builder(config: str, data_dir=None):
+    import tensorflow_datasets as tfds
+    from tensorflow_datasets.core.utils import gcs_utils
+
+    import tfds_mrs  # noqa: F401  (registers the builder)
+    from tfds_mrs.mrs_brain_sim.mrs_brain_sim_dataset_builder import BUILDER_CONFIGS
+
+    from .errors import MRSError
+
+    gcs_utils._is_gcs_disabled = True  # fully offline: never look for prepared data on GCS
+    names = [c.name for c in BUILDER_CONFIGS]
+    if config not in names:
+        raise MRSError(f"unknown mrs_brain_sim config {config!r}; choose one of {', '.join(names)}")
+    return tfds.builder(f"{DATASET}/{config}", data_dir=str(data_dir) if data_dir else None)
+
+
+def build(config: str = "press3t_te30_snr10-100", data_dir=None):
+    """Generate (offline) the ``mrs_brain_sim/<config>`` data set into ``data_dir`` (TFDS's default if None).
+
+    TFDS writes into an ``incomplete.*`` folder and renames it when every split is done, so an interrupted build
+    never leaves a data set that loads; running ``build`` again starts it afresh.
+    """
+    import os
+    from pathlib import Path
+
+    from .errors import FileFormatError
+
+    if data_dir is not None:
+        path = Path(data_dir)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise FileFormatError(f"cannot create data dir {path}: {exc}") from None
+        if not os.access(path, os.W_OK):
+            raise FileFormatError(f"data dir {path} is not writable")
+    builder = _builder(config, data_dir)
+    builder.download_and_prepare()
+    return builder
+
+
+def load(config: str = "press3t_te30_snr10-100", split: str = "train", data_dir=None, as_supervised: bool = False,
+         build_if_missing: bool = True, **kwargs):
+    """``tfds.load("mrs_brain_sim/<config>", split=...)``, building the data set offline first when missing."""
+    import tensorflow_datasets as tfds
+
+    if build_if_missing:
+        build(config, data_dir)
+    else:
+        _builder(config, data_dir)  # validates the config name and registers the builder
+    return tfds.load(f"{DATASET}/{config}", split=split, data_dir=str(data_dir) if data_dir else None,
+                     as_supervised=as_supervised, download=False, **kwargs)
