@@ -198,8 +198,7 @@ class BasisSet:
             content = lcmodel.read_raw(path)
             other = BasisSet([MM_NAME], content["fid"][None], content["dwell_s"] or self.dwell_s,
                              content["field_mhz"] or self.field_mhz)
-        elif fmt == "nifti" and nifti.read(path)["data"].ndim == 4:
-            content = nifti.read(path)
+        elif fmt == "nifti" and (content := nifti.read(path))["data"].ndim == 4:  # a FID, not a 5-D basis
             data = content["data"].reshape(-1, content["data"].shape[3])
             if data.shape[0] != 1:
                 raise FileFormatError(f"{path}: a measured MM file must hold one FID, found {data.shape[0]}")
