@@ -168,12 +168,11 @@ def _draw_parameters(basis: BasisSet, n: int, snr, config: SynthesisConfig, rng,
     return truth
 
 
-def _cexp(log_magnitude, angle) -> np.ndarray:
-    """complex64 ``exp(log_magnitude + i angle)`` computed with float32 exp/cos/sin (SIMD in numpy)."""
-    log_magnitude = np.asarray(log_magnitude, np.float32)
+def _polar(magnitude, angle) -> np.ndarray:
+    """complex64 ``magnitude * exp(i angle)`` computed with float32 cos/sin (SIMD in numpy)."""
+    magnitude = np.asarray(magnitude, np.float32)
     angle = np.asarray(angle, np.float32)
-    magnitude = np.exp(log_magnitude)
-    out = np.empty(np.broadcast_shapes(log_magnitude.shape, angle.shape), np.complex64)
+    out = np.empty(np.broadcast_shapes(magnitude.shape, angle.shape), np.complex64)
     out.real = magnitude * np.cos(angle)
     out.imag = magnitude * np.sin(angle)
     return out
@@ -184,7 +183,7 @@ def _lines(t, amp, nu_hz, fwhm_hz, gaussian: bool) -> np.ndarray:
     t = np.asarray(t, np.float32)
     fw = fwhm_hz[..., None].astype(np.float32)
     decay = (np.float32(np.pi) * fw * t) ** 2 / np.float32(_LN2x4) if gaussian else np.float32(np.pi) * fw * t
-    out = _cexp(-decay, np.float32(2 * np.pi) * nu_hz[..., None].astype(np.float32) * t)
+    out = _polar(np.exp(-decay), np.float32(2 * np.pi) * nu_hz[..., None].astype(np.float32) * t)
     out *= np.asarray(amp)[..., None].astype(np.complex64)
     return out.sum(axis=1)
 
@@ -228,12 +227,9 @@ def _chunk(shifted, t, ppm_rel, truth, rows, names, n_terms, max_shift, ref_amp,
     angle = (np.deg2rad(truth["phase0_deg"][rows, None]).astype(np.float32)
              + np.float32(2 * np.pi) * truth["shift_hz"][rows, None].astype(np.float32) * t)
     env = np.exp(log_env)
-    factor = np.empty(env.shape, np.complex64)
-    factor.real = env * np.cos(angle)
-    factor.imag = env * np.sin(angle)
-    fid *= factor
+    fid *= _polar(env, angle)
     # NAA singlet height (DFT at its own frequency) = c * a_ref * sum(env)
-    height = ref_amp * env.sum(axis=1, dtype=np.float64) * (conc[:, naa_row] if naa_row is not None else 1.0)
+    height = ref_amp * env.sum(axis=1, dtype=np.float64) * conc[:, naa_row]
     # smooth baseline: broad Gaussian lines (relative amplitude -> FID amplitude via their own DFT peak)
     if n_baseline:
         amp = np.stack([truth[f"baseline_amp_{k}"][rows] for k in range(n_baseline)], 1)
@@ -259,9 +255,7 @@ def _chunk(shifted, t, ppm_rel, truth, rows, names, n_terms, max_shift, ref_amp,
     phi1 = truth["phase1_deg_per_ppm"][rows]
     if np.any(phi1):
         spec = scipy.fft.fft(fid, axis=1)
-        angle = np.deg2rad(phi1[:, None]).astype(np.float32) * ppm_rel.astype(np.float32)[None]
-        spec.real, spec.imag = (spec.real * np.cos(angle) - spec.imag * np.sin(angle),
-                                spec.real * np.sin(angle) + spec.imag * np.cos(angle))
+        spec *= _polar(np.float32(1), np.deg2rad(phi1[:, None]).astype(np.float32) * ppm_rel.astype(np.float32))
         fid = scipy.fft.ifft(spec, axis=1, overwrite_x=True).astype(np.complex64, copy=False)
     snr = truth["snr"][rows]
     sd = np.where(np.isfinite(snr), height / (snr * np.sqrt(len(t))), 0.0)
