@@ -1,4 +1,5 @@
-"""Command line: ``mrs-tf basis simulate|info`` and ``mrs-tf synth``. Parses arguments, calls the library."""
+"""Command line: ``mrs-tf basis simulate|info``, ``mrs-tf synth``, ``mrs-tf fit``, ``mrs-tf data build``.
+Parses arguments, calls the library."""
 from __future__ import annotations
 
 import argparse
@@ -53,6 +54,23 @@ def _parser() -> argparse.ArgumentParser:
     syn.add_argument("--truth", default=None, help="CSV of every ground-truth parameter (default: OUT stem + .csv)")
     syn.add_argument("--plot", default=None, help="plotly HTML of the first spectra")
     syn.add_argument("--overwrite", action="store_true")
+    fit = sub.add_parser("fit", help="quantify spectra (QUEST with CRLBs) into a CSV table")
+    fit.add_argument("data", nargs="+", help="NIfTI-MRS (.nii.gz), LCModel .RAW or jMRUI text (.txt) files")
+    fit.add_argument("--method", choices=["quest"], default="quest", help="quantification method (default quest)")
+    fit.add_argument("--basis", required=True, help="basis set file (.BASIS, .nii.gz, .txt, FSL-MRS folder)")
+    fit.add_argument("--out", required=True, help="output CSV: one row per spectrum")
+    fit.add_argument("--field-mhz", type=float, default=None, help="for .RAW data without a header")
+    fit.add_argument("--bandwidth-hz", type=float, default=None, help="for .RAW data without a header")
+    fit.add_argument("--resample-basis", action="store_true",
+                     help="resample the basis to the data's dwell time and points instead of refusing")
+    fit.add_argument("--background", choices=["subtract", "include", "truncate", "none"], default="subtract",
+                     help="QUEST background handling (default subtract)")
+    fit.add_argument("--truncate-ms", type=float, default=10.0, help="FID start left to the background (ms)")
+    fit.add_argument("--water-ppm", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                     help="remove residual water in this band by HLSVD first, e.g. 4.2 5.2")
+    fit.add_argument("--n-jobs", type=int, default=2, help="worker processes (default 2)")
+    fit.add_argument("--plot", default=None, help="plotly HTML of the first spectrum's fit")
+    fit.add_argument("--overwrite", action="store_true")
     data = sub.add_parser("data", help="TFDS data sets").add_subparsers(dest="action", required=True)
     build = data.add_parser("build", help="generate mrs_brain_sim/CONFIG offline")
     build.add_argument("config", help="e.g. tiny, press3t_te30_snr10-100, press7t_te30_snr10-100")
@@ -137,6 +155,41 @@ def _synth(args) -> None:
         print(f"wrote {args.plot}")
 
 
+def _fit(args) -> None:
+    from . import quest
+    from .basis import BasisSet
+    from .io import read_data
+    from .plots import write_html
+    from .table import ResultTable
+
+    for target in [args.out] + ([args.plot] if args.plot else []):
+        if Path(target).exists() and not args.overwrite:
+            raise MRSError(f"{target} already exists; refusing to overwrite it (use --overwrite)")
+    dwell = 1.0 / args.bandwidth_hz if args.bandwidth_hz else None
+    datasets = [read_data(p, field_mhz=args.field_mhz, dwell_s=dwell) for p in args.data]
+    first = datasets[0]
+    for path, d in zip(args.data[1:], datasets[1:]):
+        if d["fids"].shape[1] != first["fids"].shape[1] or abs(d["dwell_s"] - first["dwell_s"]) > 1e-9:
+            raise MRSError(f"{path}: points/dwell differ from {args.data[0]}; fit them in separate runs")
+    basis = BasisSet.load(args.basis, field_mhz=first["field_mhz"], unknown="keep")
+    if args.resample_basis:
+        basis = basis.resample(dwell_s=first["dwell_s"], n_points=first["fids"].shape[1])
+    fids = np.concatenate([d["fids"] for d in datasets])
+    labels = [lab for d in datasets for lab in d["labels"]]
+    options = quest.QuestOptions(background=args.background, truncate_ms=args.truncate_ms,
+                                 water_ppm=tuple(args.water_ppm) if args.water_ppm else None)
+    table = quest.fit(fids, basis, n_jobs=args.n_jobs, options=options, dwell_s=first["dwell_s"],
+                      field_mhz=first["field_mhz"])
+    table = ResultTable({"spectrum": np.array(labels, dtype=object), **table})
+    table.to_csv(args.out, overwrite=args.overwrite)
+    counts = {s: int(np.sum(table["status"] == s)) for s in dict.fromkeys(table["status"])}
+    print(f"wrote {args.out}: {len(fids)} spectra, status {counts}")
+    if args.plot:
+        write_html(quest.fit_one(fids[0], basis, options).figure(title=f"QUEST fit of {labels[0]}"), args.plot,
+                   args.overwrite)
+        print(f"wrote {args.plot}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -146,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
             _basis_info(args)
         elif args.command == "synth":
             _synth(args)
+        elif args.command == "fit":
+            _fit(args)
         elif args.command == "data" and args.action == "build":
             from .data import build
 

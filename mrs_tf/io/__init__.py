@@ -14,7 +14,7 @@ from ..errors import FileFormatError, ProtocolError
 from . import fslmrs, jmrui, lcmodel, nifti
 from ._files import full_suffix, require_file
 
-__all__ = ["read_basis", "write_basis", "basis_format", "lcmodel", "jmrui", "fslmrs", "nifti"]
+__all__ = ["read_basis", "write_basis", "basis_format", "read_data", "lcmodel", "jmrui", "fslmrs", "nifti"]
 
 
 def basis_format(path: str | os.PathLike, for_writing: bool = False) -> str:
@@ -115,3 +115,42 @@ def write_basis(basis, path, overwrite: bool = False) -> Path:
         return fslmrs.write_folder(path, basis.names, basis.fids, basis.dwell_s, basis.field_mhz,
                                    {"protocol": basis.protocol}, overwrite=overwrite)
     raise FileFormatError(f"{path}: cannot write a basis as LCModel .RAW (one file per metabolite); use .BASIS")
+
+
+def read_data(path, *, field_mhz: float | None = None, dwell_s: float | None = None) -> dict:
+    """Read measured (or synthesized) spectra for quantification.
+
+    Formats by suffix: NIfTI-MRS (``.nii``/``.nii.gz``; every voxel and every higher dimension becomes one row),
+    LCModel ``.RAW``/``.H2O`` (one FID; ``field_mhz``/``dwell_s`` fill in what its header lacks) and jMRUI text
+    (``.txt``). Returns ``{"fids": complex (n, n_points), "dwell_s", "field_mhz", "labels": [str, ...],
+    "te_ms"}`` in mrs-tf's (NIfTI-MRS) sign convention.
+    """
+    path = require_file(path)
+    suffix = full_suffix(path)
+    if suffix in (".nii", ".nii.gz"):
+        content = nifti.read(path)
+        data = np.moveaxis(content["data"], 3, -1)
+        labels = [f"{path.name}[{':'.join(str(i) for i in idx)}]" for idx in np.ndindex(data.shape[:-1])]
+        fids = data.reshape(-1, data.shape[-1])
+        out = {"fids": fids, "dwell_s": content["dwell_s"], "field_mhz": content["field_mhz"], "labels": labels,
+               "te_ms": content["te_s"] * 1e3 if content["te_s"] else None}
+    elif suffix in (".raw", ".h2o"):
+        content = lcmodel.read_raw(path)
+        out = {"fids": content["fid"][None, :], "dwell_s": content["dwell_s"] or dwell_s,
+               "field_mhz": content["field_mhz"] or field_mhz, "labels": [path.name], "te_ms": content["te_ms"]}
+        if out["dwell_s"] is None or out["field_mhz"] is None:
+            raise ProtocolError(f"{path}: the .RAW header gives no dwell time or field; pass --bandwidth-hz and "
+                                f"--field-mhz (dwell_s=, field_mhz=)")
+    elif suffix == ".txt":
+        content = jmrui.read_text(path)
+        n = len(content["fids"])
+        labels = [f"{path.name}[{i}]" for i in range(n)] if n > 1 else [path.name]
+        out = {"fids": content["fids"], "dwell_s": content["dwell_s"], "field_mhz": content["field_mhz"],
+               "labels": labels, "te_ms": None}
+    else:
+        raise FileFormatError(f"{path}: unknown data format {suffix!r}; use NIfTI-MRS (.nii.gz), LCModel .RAW or "
+                              f"jMRUI text (.txt)")
+    for key, given in (("dwell_s", dwell_s), ("field_mhz", field_mhz)):
+        if given is not None and out[key] is not None and abs(out[key] - given) > 5e-3 * given:
+            raise ProtocolError(f"{path}: file says {key} = {out[key]:.6g} but {given:.6g} was given")
+    return out

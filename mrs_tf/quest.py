@@ -1,0 +1,527 @@
+"""QUEST: time-domain quantification of a FID with a basis set (Ratiney et al., NMR Biomed 2005; jMRUI).
+
+``table = mrs_tf.quest.fit(fids, basis, n_jobs=2)`` fits every FID (complex, (n_spectra, n_points), mrs-tf's
+NIfTI-MRS sign convention) with the model of :mod:`mrs_tf.signal_model`: real amplitudes solved by variable
+projection inside a nonlinear least-squares loop (``scipy.optimize.least_squares``, trust-region reflective, with
+Kaufman's VARPRO Jacobian), Voigt damping, per-metabolite shifts held near a common shift by soft constraints, zero-
+and first-order phase. One fit runs in stages:
+
+0. a coarse global shift from the cross-correlation of magnitude spectra (phase-independent, +-``search_ppm``);
+1. complex amplitudes with a common damping and shift on the truncated FID: phase-free, so any zero-order phase
+   converges; the phases of the amplitudes then give phi0 and phi1;
+2. real amplitudes, every nonlinear parameter, on the truncated FID (the first ``truncate_ms`` are left out, where
+   the broad background lives);
+3. QUEST's background handling: the residual of stage 2 over the first ``background_window_ms`` is decomposed by
+   HLSVD and its broad components (FWHM >= ``background_min_fwhm_hz``) are the background; ``subtract`` removes it
+   from the data and refits the whole FID, ``include`` adds its components as basis signals with free complex
+   amplitudes, ``truncate`` keeps the stage-2 fit, ``none`` fits the whole FID without any background.
+
+The CRLB comes from the Fisher information of the final model at the solution (:mod:`mrs_tf.crlb`) with the noise
+sigma estimated from the residual over the last quarter of the FID (or given).
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+import scipy.optimize
+from threadpoolctl import threadpool_limits
+
+from .basis import BasisSet
+from .crlb import combined, covariance
+from .errors import MRSError, ProtocolError
+from .hlsvd import hlsvd, remove_band
+from .metabolites import MM_NAME, METABOLITES
+from .signal_model import Observation, SignalModel
+from .table import ResultTable
+
+__all__ = ["QuestOptions", "QuestResult", "fit", "fit_one", "check_protocol"]
+
+STATUSES = ("ok", "max_iterations", "no_signal", "nan_input", "failed")
+
+
+@dataclass(frozen=True)
+class QuestOptions:
+    """Prior knowledge and settings of a QUEST fit (units in the names)."""
+
+    background: str = "subtract"          # 'subtract' | 'include' | 'truncate' | 'none'
+    truncate_ms: float = 10.0             # FID start left out of stages 1-2 (background)
+    background_window_ms: float = 60.0    # residual span decomposed by HLSVD for the background
+    background_components: int = 12       # HLSVD model order for the background
+    background_min_fwhm_hz: float = 25.0  # components at least this broad are background
+    damping: str | dict = "common"        # 'common', 'per_metabolite' or {name: group}
+    shift: str | dict = "per_metabolite"  # 'common', 'per_metabolite' or {name: group}
+    shift_bound_hz: float = 5.0           # hard bound of each group's deviation from the common shift
+    shift_sd_hz: float = 1.0              # soft constraint (Gaussian prior) on each deviation
+    gaussian: bool = True                 # common Gaussian damping
+    phase1: bool = True                   # fit the first-order phase (deg/ppm, pivot ref_ppm)
+    lorentz_max_hz: float = 40.0
+    gauss_max_hz: float = 60.0
+    phase1_max_deg_per_ppm: float = 45.0
+    search_ppm: float = 0.25              # initial global-shift search range (+-ppm)
+    ppm_range: tuple | None = None        # final fit restricted to this band of the spectrum (ppm)
+    water_ppm: tuple | None = None        # HLSVD removal of residual water in this band, e.g. (4.2, 5.2)
+    nonnegative: bool = False             # metabolite amplitudes >= 0 (QUEST: free; unbiased at low SNR)
+    noise_sd: float | None = None         # noise sigma per real/imag part; None: from the residual's last quarter
+    max_nfev: int = 200                   # evaluations per stage
+
+    def __post_init__(self):
+        if self.background not in ("subtract", "include", "truncate", "none"):
+            raise MRSError(f"background must be subtract, include, truncate or none, got {self.background!r}")
+        if self.truncate_ms < 0 or self.background_window_ms <= self.truncate_ms and self.background in (
+                "subtract", "include"):
+            raise MRSError("need 0 <= truncate_ms < background_window_ms")
+
+    def with_(self, **changes) -> "QuestOptions":
+        return replace(self, **changes)
+
+
+def _groups(names, spec) -> np.ndarray:
+    """Group index per basis signal from 'common', 'per_metabolite' or a {name: group} mapping (others: own)."""
+    n = len(names)
+    if spec == "common":
+        return np.zeros(n, int)
+    if spec == "per_metabolite":
+        return np.arange(n)
+    if isinstance(spec, dict):
+        labels, out = {}, []
+        for nm in names:
+            key = spec.get(nm, f"__{nm}")
+            out.append(labels.setdefault(key, len(labels)))
+        return np.array(out)
+    raise MRSError(f"groups must be 'common', 'per_metabolite' or a dict, got {spec!r}")
+
+
+@dataclass
+class QuestResult:
+    """One QUEST fit. Spectra-like arrays are FIDs in the corrected frame (phases removed), length n_points."""
+
+    names: list
+    amplitudes: np.ndarray            # basis units (mM for mrs-tf's basis)
+    crlb: np.ndarray                  # same units
+    covariance: np.ndarray            # amplitudes first, then the nonlinear parameters
+    combinations: dict                # {'Cr+PCr': (value, crlb), ...}
+    phase0_deg: float
+    phase1_deg_per_ppm: float
+    lorentz_hz: np.ndarray            # per damping group
+    gauss_hz: float
+    shift_hz: float                   # common shift (positive: towards lower ppm)
+    metabolite_shift_hz: np.ndarray   # f_m of every basis signal
+    noise_sd: float
+    snr: float
+    chi2: float                       # reduced chi-square of the final fit (1 for a perfect model)
+    status: str
+    message: str
+    nfev: int
+    seconds: float
+    dwell_s: float
+    field_mhz: float
+    ref_ppm: float
+    data: np.ndarray = field(repr=False)          # corrected data (water removed)
+    contributions: np.ndarray = field(repr=False)  # (M, N) a_m * Phi_m
+    background: np.ndarray = field(repr=False)
+
+    @property
+    def fit(self) -> np.ndarray:
+        return self.contributions.sum(0) + self.background
+
+    @property
+    def residual(self) -> np.ndarray:
+        return self.data - self.fit
+
+    def over_tcr(self) -> np.ndarray:
+        ref = _tcr(self.names, self.amplitudes)
+        return self.amplitudes / ref if ref else np.full(len(self.names), np.nan)
+
+    def row(self) -> dict:
+        """One table row: ``<met>``, ``<met>_crlb``, ``<met>_crlb_pct``, ``<met>_over_tCr``, combinations, fit
+        parameters, status."""
+        return _row(self)
+
+    def figure(self, title: str | None = None):
+        """plotly figure: data, fit, residual, background and each metabolite's contribution, in ppm."""
+        from .plots import quest_figure
+
+        return quest_figure(self, title=title)
+
+
+def _tcr(names, amplitudes) -> float:
+    parts = [n for n in ("Cr", "PCr") if n in names]
+    return float(sum(amplitudes[names.index(n)] for n in parts)) if parts else 0.0
+
+
+def _row(res: QuestResult) -> dict:
+    row: dict = {}
+    tcr = _tcr(res.names, res.amplitudes)
+    for nm, a, c in zip(res.names, res.amplitudes, res.crlb):
+        row[nm] = a
+        row[f"{nm}_crlb"] = c
+        row[f"{nm}_crlb_pct"] = 100 * c / abs(a) if a != 0 else np.inf
+        row[f"{nm}_over_tCr"] = a / tcr if tcr else np.nan
+    for combo, (a, c) in res.combinations.items():
+        row[combo] = a
+        row[f"{combo}_crlb"] = c
+        row[f"{combo}_crlb_pct"] = 100 * c / abs(a) if a != 0 else np.inf
+        row[f"{combo}_over_tCr"] = a / tcr if tcr else np.nan
+    row.update(phase0_deg=res.phase0_deg, phase1_deg_per_ppm=res.phase1_deg_per_ppm, gauss_hz=res.gauss_hz,
+               shift_hz=res.shift_hz, shift_ppm=-res.shift_hz / res.field_mhz)
+    if len(res.lorentz_hz) == 1:
+        row["lorentz_hz"] = float(res.lorentz_hz[0])
+    else:
+        row.update({f"{nm}_lorentz_hz": v for nm, v in zip(res.names, res.lorentz_hz)})
+    row.update({f"{nm}_shift_hz": v for nm, v in zip(res.names, res.metabolite_shift_hz)})
+    row.update(noise_sd=res.noise_sd, snr=res.snr, chi2=res.chi2, nfev=res.nfev, seconds=res.seconds,
+               status=res.status, message=res.message)
+    return row
+
+
+def _failed_row(names, status: str, message: str) -> dict:
+    row: dict = {}
+    for nm in list(names) + [c for c, parts in _combos(names)]:
+        row.update({nm: np.nan, f"{nm}_crlb": np.nan, f"{nm}_crlb_pct": np.nan, f"{nm}_over_tCr": np.nan})
+    row.update(status=status, message=message)
+    return row
+
+
+def _combos(names):
+    from .crlb import COMBINATIONS
+
+    return [(c, p) for c, p in COMBINATIONS.items() if all(x in names for x in p)]
+
+
+# --- protocol checks ------------------------------------------------------------------------------------------------
+def check_protocol(fids: np.ndarray, basis: BasisSet, dwell_s: float | None = None,
+                   field_mhz: float | None = None) -> np.ndarray:
+    """Validate data against the basis and return them as complex128 (n_spectra, n_points).
+
+    Raises :class:`~mrs_tf.errors.ProtocolError` naming the mismatch (points, dwell time, field) and
+    :class:`~mrs_tf.errors.MRSError` for a wrong shape or real-valued input.
+    """
+    if not isinstance(basis, BasisSet):
+        raise MRSError(f"basis must be a BasisSet, got {type(basis).__name__}")
+    arr = np.asarray(fids)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2:
+        raise MRSError(f"fids must be complex (n_spectra, n_points), got shape {np.shape(fids)}")
+    if not np.iscomplexobj(arr):
+        raise MRSError("fids must be complex FIDs (time domain); got a real array")
+    if arr.shape[1] != basis.n_points:
+        raise ProtocolError(f"data have {arr.shape[1]} points but the basis has {basis.n_points}; resample the basis "
+                            f"(basis.resample(n_points={arr.shape[1]})) or the data")
+    if dwell_s is not None and not math.isclose(dwell_s, basis.dwell_s, rel_tol=1e-3):
+        raise ProtocolError(f"data dwell time {dwell_s:.6g} s (bandwidth {1 / dwell_s:.1f} Hz) differs from the "
+                            f"basis's {basis.dwell_s:.6g} s ({basis.bandwidth_hz:.1f} Hz); resample the basis "
+                            f"(basis.resample(dwell_s={dwell_s:.6g}))")
+    if field_mhz is not None and not math.isclose(field_mhz, basis.field_mhz, rel_tol=5e-3):
+        raise ProtocolError(f"data field {field_mhz:.4f} MHz differs from the basis's {basis.field_mhz:.4f} MHz; "
+                            f"simulate a basis for this field")
+    return arr.astype(np.complex128, copy=False)
+
+
+# --- one fit --------------------------------------------------------------------------------------------------------
+def _tail_sd(residual: np.ndarray) -> float:
+    tail = residual[-max(16, len(residual) // 4):]
+    return float(np.sqrt(np.mean(np.abs(tail) ** 2) / 2))
+
+
+def _initial_shift(y: np.ndarray, basis: BasisSet, prior: np.ndarray, search_ppm: float) -> float:
+    """Global shift (Hz) maximising the correlation of magnitude spectra (zero-filled x2) within +-search_ppm."""
+    n = basis.n_points
+    t = basis.time
+    apod = np.exp(-np.pi * 4.0 * t)
+    ref = np.abs(np.fft.fft((prior @ basis.fids) * np.exp(-np.pi * 6.0 * t - (np.pi * 6.0 * t) ** 2 / 2.77), 2 * n))
+    dat = np.abs(np.fft.fft(y * apod, 2 * n))
+    hz_per_bin = 1.0 / (2 * n * basis.dwell_s)
+    max_lag = int(search_ppm * basis.field_mhz / hz_per_bin)
+    ref = ref - ref.mean()
+    dat = dat - dat.mean()
+    corr = np.fft.ifft(np.fft.fft(dat) * np.conj(np.fft.fft(ref))).real  # corr[lag] = sum dat[k+lag] ref[k]
+    lags = np.r_[0:max_lag + 1, -max_lag:0]
+    best = lags[np.argmax(corr[lags])]
+    return float(best * hz_per_bin)
+
+
+def _least_squares(model: SignalModel, theta0, lower, upper, max_nfev):
+    span = np.where(np.isfinite(upper - lower), upper - lower, 0.0)
+    theta0 = np.clip(theta0, lower + 1e-9 * span, upper - 1e-9 * span)
+    return scipy.optimize.least_squares(model.residual, theta0, jac=model.jacobian, bounds=(lower, upper),
+                                        method="trf", x_scale="jac", max_nfev=max_nfev, xtol=1e-8, ftol=1e-9)
+
+
+def _bounds(model: SignalModel, opts: QuestOptions, shift_center: float):
+    lo, hi = [], []
+    for nm in model.names:
+        if nm == "phase0":
+            lo.append(-np.inf), hi.append(np.inf)
+        elif nm == "phase1":
+            lo.append(-opts.phase1_max_deg_per_ppm), hi.append(opts.phase1_max_deg_per_ppm)
+        elif nm.startswith("lorentz"):
+            lo.append(0.0), hi.append(opts.lorentz_max_hz)
+        elif nm == "gauss":
+            lo.append(0.0), hi.append(opts.gauss_max_hz)
+        elif nm == "shift":
+            half = max(0.05 * model.field_mhz, 5.0)
+            lo.append(shift_center - half), hi.append(shift_center + half)
+        else:  # dshift
+            lo.append(-opts.shift_bound_hz), hi.append(opts.shift_bound_hz)
+    return np.array(lo), np.array(hi)
+
+
+def _prior_means(names) -> np.ndarray:
+    out = []
+    for nm in names:
+        if nm in METABOLITES:
+            lo, hi = METABOLITES[nm].prior_mm
+            out.append(0.5 * (lo + hi))
+        elif nm == MM_NAME:
+            out.append(10.0)
+        else:
+            out.append(1.0)
+    return np.array(out)
+
+
+def fit_one(fid: np.ndarray, basis: BasisSet, options: QuestOptions | None = None) -> QuestResult:
+    """QUEST fit of one FID (complex, basis.n_points) with ``basis``; see the module docstring for the stages."""
+    # one BLAS thread: the matrices are small, and threads cost here 5x more than they bring
+    with threadpool_limits(1):
+        return _fit_one(fid, basis, options or QuestOptions())
+
+
+def _fit_one(fid: np.ndarray, basis: BasisSet, opts: QuestOptions) -> QuestResult:
+    start = time.perf_counter()
+    y = check_protocol(fid, basis)[0]
+    if not np.all(np.isfinite(y)):
+        raise MRSError("the FID contains NaN or Inf")
+    names = list(basis.names)
+    n, dwell, field_mhz = basis.n_points, basis.dwell_s, basis.field_mhz
+    t = basis.time
+    if opts.water_ppm is not None:
+        y, _ = remove_band(y, dwell, field_mhz, opts.water_ppm, ref_ppm=basis.ref_ppm)
+    dgroups, sgroups = _groups(names, opts.damping), _groups(names, opts.shift)
+    k0 = int(round(opts.truncate_ms * 1e-3 / dwell)) if opts.background != "none" else 0
+    k0 = min(k0, n // 4)
+    trunc = Observation(first_point=k0)
+    scale = float(np.abs(y).max()) or 1.0
+    nfev = 0
+
+    # stage 0 + 1: global shift, then complex amplitudes with common damping/shift (phase-free)
+    f0 = _initial_shift(y, basis, _prior_means(names), opts.search_ppm)
+    m1 = SignalModel(basis.fids, dwell, field_mhz, damping_groups=np.zeros(len(names), int),
+                     shift_groups=np.zeros(len(names), int), gaussian=opts.gaussian, fit_phase0=False,
+                     fit_phase1=False, complex_amplitudes=True, observation=trunc).bind(y, scale)
+    lo, hi = _bounds(m1, opts, f0)
+    sol1 = _least_squares(m1, m1.pack(lorentz=3.0, gauss=5.0, shift=f0), lo, hi, opts.max_nfev)
+    nfev += sol1.nfev
+    p1, _, phi1, lin1, _, _ = m1._solve(sol1.x)
+    amps = m1.metabolite_amplitudes(lin1)
+    sigma = _tail_sd(y - amps @ phi1)
+    sigma = sigma if sigma > 0 else scale * 1e-6
+    weights = np.abs(amps) * np.linalg.norm(phi1[:, k0:], axis=1) ** 2
+    # the weighted phase of the complex amplitudes is the phase at the centre of the signals (the pivot)
+    pivot_phase = float(np.angle(np.sum(weights * amps)))
+    pivot = _pivot(basis, amps, phi1)
+    phase0, phase1 = pivot_phase, 0.0  # phase1 starts at 0 around the pivot
+
+    # stage 2: real amplitudes, all nonlinear parameters, truncated FID
+    def real_model(obs, extra=None, data=y):
+        return SignalModel(basis.fids, dwell, field_mhz, damping_groups=dgroups, shift_groups=sgroups,
+                           gaussian=opts.gaussian, fit_phase1=opts.phase1, observation=obs, extra=extra,
+                           shift_sd_hz=opts.shift_sd_hz, nonnegative=opts.nonnegative,
+                           pivot_ppm_rel=pivot).bind(data, sigma)
+
+    if os.environ.get("MRS_TF_QUEST_DEBUG"):
+        print("stage1", f0, p1, np.rad2deg(phase0), phase1)
+    m2 = real_model(trunc)
+    start2 = m2.pack(phase0=phase0, phase1=phase1, lorentz=p1["lorentz"][0], gauss=p1["gauss"], shift=p1["shift"])
+    lo, hi = _bounds(m2, opts, p1["shift"])
+    sol = _least_squares(m2, start2, lo, hi, opts.max_nfev)
+    nfev += sol.nfev
+    model = m2
+    if os.environ.get("MRS_TF_QUEST_DEBUG"):
+        print("stage2", m2.unpack(sol.x), sol.nfev)
+    background = np.zeros(n, complex)
+    if opts.background in ("subtract", "include"):
+        p2, y2, phi2, lin2, _, _ = m2._solve(sol.x)
+        resid = y2 - m2.metabolite_amplitudes(lin2) @ phi2
+        window = min(n, max(int(round(opts.background_window_ms * 1e-3 / dwell)), 4 * opts.background_components))
+        comps = hlsvd(resid, dwell, opts.background_components, window)
+        broad = comps.select((comps.fwhm_hz >= opts.background_min_fwhm_hz) & (comps.damping > 0))
+        if opts.background == "subtract":
+            background_acq = m2.unframe(broad.signal(t), p2)
+            model = real_model(Observation(), data=y - background_acq)
+        else:
+            model = real_model(Observation(), extra=broad.basis(t) if len(broad) else None)
+        if opts.ppm_range is not None:
+            model.obs = _band(basis, opts.ppm_range)
+        sol = _least_squares(model, sol.x, lo, hi, opts.max_nfev)
+        nfev += sol.nfev
+        if opts.background == "subtract":
+            background = broad.signal(t)  # in the stage-2 frame, which the final frame matches closely
+    elif opts.background == "none" and opts.ppm_range is not None:
+        model.obs = _band(basis, opts.ppm_range)
+        model._cache_key = None
+        sol = _least_squares(model, sol.x, lo, hi, opts.max_nfev)
+        nfev += sol.nfev
+
+    # solution, noise, CRLB
+    p, y2, phi, lin, _, _ = model._solve(sol.x)
+    amp = model.metabolite_amplitudes(lin).real
+    contributions = amp[:, None] * phi
+    fitted = contributions.sum(0)
+    if model.extra is not None:
+        background = model.extra_amplitudes(lin) @ model.extra
+        fitted = fitted + background
+    data = y2 + (background if opts.background == "subtract" else 0)
+    resid = y2 - fitted
+    sigma = float(opts.noise_sd) if opts.noise_sd else _tail_sd(resid)
+    model.sigma = sigma
+    if opts.background == "subtract" and opts.ppm_range is None:
+        # the first k0 points went into the (free-form) background estimate and carry no metabolite information:
+        # the bound of the semi-parametric fit is that of the truncated FID
+        model.obs = trunc
+    jac = model.fisher_jacobian(sol.x, lin)
+    n_lin = len(lin)
+    cov = covariance(jac, model.prior_precision(n_lin, sol.x))
+    crlb = np.sqrt(np.diag(cov)[:len(names)])
+    observed = model.obs(resid)
+    dof = max(2 * observed.size - n_lin - len(sol.x), 1)
+    chi2 = float(np.sum(np.abs(observed) ** 2) / sigma ** 2 / dof) if sigma > 0 else np.inf
+    # significance of the fitted metabolite signal against pure noise
+    energy = float(np.sum(np.abs(model.obs(contributions.sum(0))) ** 2) / sigma ** 2) if sigma > 0 else 0.0
+    n_par = len(names) + len(sol.x)
+    snr = _snr(basis, contributions, sigma)
+    if energy < n_par + 5 * np.sqrt(2 * n_par):
+        status, message = "no_signal", f"fitted signal energy {energy:.0f} sigma^2 is at the noise level"
+    elif sol.status == 0:
+        status, message = "max_iterations", f"stopped after {opts.max_nfev} evaluations"
+    else:
+        status, message = "ok", ""
+    pdict = model.unpack(sol.x)
+    return QuestResult(
+        names=names, amplitudes=amp, crlb=crlb, covariance=cov, combinations=combined(names, amp, cov),
+        phase0_deg=float(np.rad2deg((pdict["phase0"] + np.pi) % (2 * np.pi) - np.pi)),
+        phase1_deg_per_ppm=float(pdict["phase1"]), lorentz_hz=np.asarray(pdict["lorentz"], float),
+        gauss_hz=float(pdict["gauss"]), shift_hz=float(pdict["shift"]),
+        metabolite_shift_hz=np.broadcast_to(model.metabolite_shifts(pdict), (len(names),)).astype(float),
+        noise_sd=sigma, snr=snr, chi2=chi2, status=status, message=message, nfev=int(nfev),
+        seconds=time.perf_counter() - start, dwell_s=dwell, field_mhz=field_mhz, ref_ppm=basis.ref_ppm,
+        data=data, contributions=contributions, background=background)
+
+
+def _snr(basis: BasisSet, contributions: np.ndarray, sigma: float) -> float:
+    """mrs-tf's SNR (see :mod:`mrs_tf.synth`): height of the fitted NAA singlet (1.9-2.1 ppm; without NAA, the
+    tallest peak of the fitted metabolites in 0.2-4.2 ppm) over the sigma of the real spectral noise."""
+    if not sigma > 0:
+        return np.inf
+    if "NAA" in basis.names:
+        spec, band = np.fft.fft(contributions[basis.index("NAA")]).real, _band(basis, (1.9, 2.1)).band
+    else:
+        spec, band = np.fft.fft(contributions.sum(0)).real, _band(basis, (0.2, 4.2)).band
+    return float(np.abs(spec[band]).max() / (sigma * np.sqrt(basis.n_points)))
+
+
+def _pivot(basis: BasisSet, amps: np.ndarray, phi: np.ndarray) -> float:
+    """ppm - ref_ppm of the energy centroid of the fitted signals in 0.2-4.2 ppm (phase pivot)."""
+    spec = np.abs(np.fft.fft(amps @ phi)) ** 2
+    rel = -np.fft.fftfreq(basis.n_points, basis.dwell_s) / basis.field_mhz
+    sel = (rel + basis.ref_ppm > 0.2) & (rel + basis.ref_ppm < 4.2)
+    return float((spec[sel] * rel[sel]).sum() / spec[sel].sum()) if spec[sel].sum() > 0 else -1.65
+
+
+def _band(basis: BasisSet, ppm_range) -> Observation:
+    ppm = basis.ref_ppm - np.fft.fftfreq(basis.n_points, basis.dwell_s) / basis.field_mhz
+    lo, hi = sorted(ppm_range)
+    return Observation(band=np.flatnonzero((ppm >= lo) & (ppm <= hi)))
+
+
+def _safe_row(fid, basis, options) -> dict:
+    """Row of one spectrum; bad spectra and numerical failures become a status, never an exception or a zero."""
+    if not np.all(np.isfinite(fid)):
+        return _failed_row(basis.names, "nan_input", "the FID contains NaN or Inf")
+    if not np.any(fid):
+        return _failed_row(basis.names, "no_signal", "the FID is all zeros")
+    try:
+        return fit_one(fid, basis, options).row()
+    except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
+        return _failed_row(basis.names, "failed", f"{type(exc).__name__}: {exc}")
+
+
+# --- batch ----------------------------------------------------------------------------------------------------------
+_WORKER: dict = {}
+
+
+def _init_worker(basis_state: dict, options: QuestOptions) -> None:
+    _WORKER["basis"] = BasisSet(**basis_state)
+    _WORKER["options"] = options
+    threadpool_limits(1)
+
+
+def _work(args) -> tuple[int, list[dict]]:
+    start, fids = args
+    return start, [_safe_row(f, _WORKER["basis"], _WORKER["options"]) for f in fids]
+
+
+def _context():
+    import multiprocessing as mp
+
+    # fork is fast and needs no __main__ guard, but is unsafe once TensorFlow's threads exist
+    if sys.platform.startswith("linux") and "tensorflow" not in sys.modules:
+        return mp.get_context("fork")
+    return mp.get_context("spawn")
+
+
+def fit(fids, basis: BasisSet, n_jobs: int | None = 2, options: QuestOptions | None = None, *,
+        progress: bool = True, dwell_s: float | None = None, field_mhz: float | None = None,
+        **option_changes) -> ResultTable:
+    """QUEST-fit every FID and return a table (one row per spectrum).
+
+    Args:
+        fids: complex (n_spectra, n_points) or (n_points,) FIDs, mrs-tf's (NIfTI-MRS) sign convention.
+        basis: a :class:`~mrs_tf.basis.BasisSet` with the data's points, dwell time and field.
+        n_jobs: worker processes (default 2: both cores here); 1 fits in this process.
+        options: :class:`QuestOptions`; keyword arguments (``background="include"``, ...) override its fields.
+        progress: show a progress bar (tqdm).
+        dwell_s, field_mhz: the data's, when known: checked against the basis (ProtocolError on a mismatch).
+
+    Returns:
+        :class:`~mrs_tf.table.ResultTable` with columns ``<met>`` (basis units), ``<met>_crlb`` (same units),
+        ``<met>_crlb_pct``, ``<met>_over_tCr`` (ratio to Cr+PCr) for every basis signal and for the combinations
+        NAA+NAAG, Cr+PCr, GPC+PCh, Glu+Gln; then ``phase0_deg``, ``phase1_deg_per_ppm``, ``lorentz_hz``,
+        ``gauss_hz``, ``shift_hz``, ``shift_ppm``, ``<met>_shift_hz``, ``noise_sd``, ``snr``, ``chi2``, ``nfev``,
+        ``seconds``, ``status`` (ok, max_iterations, no_signal, nan_input, failed) and ``message``.
+    """
+    options = (options or QuestOptions()).with_(**option_changes) if option_changes else (options or QuestOptions())
+    arr = check_protocol(fids, basis, dwell_s, field_mhz)
+    n = len(arr)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=n, desc="QUEST", unit="spectrum", disable=not progress)
+    rows: list = [None] * n
+    n_jobs = max(1, min(int(n_jobs or 1), os.cpu_count() or 1, n))
+    try:
+        if n_jobs == 1 or n < 4:
+            with threadpool_limits(1):
+                for i in range(n):
+                    rows[i] = _safe_row(arr[i], basis, options)
+                    bar.update(1)
+        else:
+            chunk = max(1, min(8, n // (4 * n_jobs)))
+            tasks = [(s, arr[s:s + chunk]) for s in range(0, n, chunk)]
+            state = dict(names=basis.names, fids=basis.fids, dwell_s=basis.dwell_s, field_mhz=basis.field_mhz,
+                         ref_ppm=basis.ref_ppm, protocol=basis.protocol)
+            with ProcessPoolExecutor(n_jobs, mp_context=_context(), initializer=_init_worker,
+                                     initargs=(state, options)) as pool:
+                for s, chunk_rows in pool.map(_work, tasks):
+                    rows[s:s + len(chunk_rows)] = chunk_rows
+                    bar.update(len(chunk_rows))
+    finally:
+        bar.close()
+    table = ResultTable.from_rows([{"index": i, **r} for i, r in enumerate(rows)])
+    table.options = asdict(options)
+    return table
