@@ -77,7 +77,8 @@ def lorentzian_amplitude_crlb(noise_sd: float, fwhm_hz: float, dwell_s: float, n
 
     The Fisher matrix splits into an (a, damping) block and a (phi, f) block; the (a, damping) block gives
     ``CRLB(a)^2 = sigma^2 S2 / (S0 S2 - S1^2)`` with ``S_n = sum_k t_k^n exp(-2 d t_k)``, ``d = pi fwhm``.
-    For long acquisitions this tends to ``2 sigma sqrt(d dwell)``.
+    For long acquisitions (``exp(-d t_max)`` negligible) the sums close to ``CRLB(a) = sigma sqrt(1 - exp(-4 d dwell))``,
+    i.e. ``2 sigma sqrt(d dwell)`` when ``d dwell << 1``.
     """
     if fwhm_hz <= 0 or dwell_s <= 0 or n_points < 2:
         raise MRSError("lorentzian_amplitude_crlb needs fwhm_hz > 0, dwell_s > 0 and n_points >= 2")
@@ -94,8 +95,9 @@ def from_truth(basis, truth: dict, options=None, rows=None) -> dict[str, np.ndar
     Args:
         basis: the :class:`~mrs_tf.basis.BasisSet` the spectra were synthesized from (and QUEST fits with).
         truth: the truth table of :func:`mrs_tf.synthesize` (concentrations, lineshape, shifts, phases, noise_sd).
-        options: :class:`mrs_tf.quest.QuestOptions` (default: QUEST's defaults); sets the damping/shift groups and
-            the soft constraints, so that the bound belongs to the estimator being judged.
+        options: :class:`mrs_tf.quest.QuestOptions` (default: QUEST's defaults); sets the damping/shift groups,
+            the soft constraints and the truncation, so that the bound belongs to the estimator being judged
+            (``background="none"`` for the bound of the whole FID).
         rows: indices of the spectra (default: all).
 
     Returns:
@@ -103,15 +105,20 @@ def from_truth(basis, truth: dict, options=None, rows=None) -> dict[str, np.ndar
         array over ``rows``. The smooth baseline of the synthesis is taken as known (it is not a model parameter).
     """
     from .quest import QuestOptions, _groups
-    from .signal_model import SignalModel
+    from .signal_model import Observation, SignalModel
 
     options = options or QuestOptions()
     names = list(basis.names)
     n_total = len(np.asarray(truth[names[0]]))
     rows = np.arange(n_total) if rows is None else np.atleast_1d(rows)
     dgroups, sgroups = _groups(names, options.damping), _groups(names, options.shift)
+    # subtract/truncate: the first truncate_ms belong to the background and carry no metabolite information
+    first = 0
+    if options.background in ("subtract", "truncate") and options.ppm_range is None:
+        first = min(int(round(options.truncate_ms * 1e-3 / basis.dwell_s)), basis.n_points // 4)
     model = SignalModel(basis.fids, basis.dwell_s, basis.field_mhz, damping_groups=dgroups, shift_groups=sgroups,
-                        gaussian=options.gaussian, fit_phase1=options.phase1, shift_sd_hz=options.shift_sd_hz)
+                        gaussian=options.gaussian, fit_phase1=options.phase1, shift_sd_hz=options.shift_sd_hz,
+                        observation=Observation(first_point=first))
     out = {nm: np.empty(len(rows)) for nm in names}
     for j, i in enumerate(rows):
         conc = np.array([truth[nm][i] for nm in names], float)

@@ -335,16 +335,23 @@ def _fit_one(fid: np.ndarray, basis: BasisSet, opts: QuestOptions) -> QuestResul
                            shift_sd_hz=opts.shift_sd_hz, nonnegative=opts.nonnegative,
                            pivot_ppm_rel=pivot).bind(data, sigma)
 
-    if os.environ.get("MRS_TF_QUEST_DEBUG"):
-        print("stage1", f0, p1, np.rad2deg(phase0), phase1)
     m2 = real_model(trunc)
     start2 = m2.pack(phase0=phase0, phase1=phase1, lorentz=p1["lorentz"][0], gauss=p1["gauss"], shift=p1["shift"])
     lo, hi = _bounds(m2, opts, p1["shift"])
     sol = _least_squares(m2, start2, lo, hi, opts.max_nfev)
     nfev += sol.nfev
+    # the soft constraints are weighed against the noise: when stage 1's misfit inflated sigma, refit with the
+    # sigma of this better model (at most twice; typical in vivo spectra need no refit)
+    for _ in range(2):
+        p2, y2, phi2, lin2, _, _ = m2._solve(sol.x)
+        new_sigma = _tail_sd(y2 - m2.metabolite_amplitudes(lin2) @ phi2)
+        if not 0 < new_sigma < 0.7 * sigma:
+            break
+        sigma = new_sigma
+        m2 = real_model(trunc)
+        sol = _least_squares(m2, sol.x, lo, hi, opts.max_nfev)
+        nfev += sol.nfev
     model = m2
-    if os.environ.get("MRS_TF_QUEST_DEBUG"):
-        print("stage2", m2.unpack(sol.x), sol.nfev)
     background = np.zeros(n, complex)
     if opts.background in ("subtract", "include"):
         p2, y2, phi2, lin2, _, _ = m2._solve(sol.x)

@@ -58,3 +58,40 @@ def test_console_script_runs():
     result = subprocess.run([sys.executable, "-m", "mrs_tf.cli", "basis", "info", "/nonexistent.BASIS"],
                             capture_output=True, text=True)
     assert result.returncode == 2 and "no such file" in result.stderr
+
+
+def test_fit_quest_nifti_raw_and_jmrui(tmp_path, capsys, basis):
+    from mrs_tf import synthesize
+    from mrs_tf.io import jmrui, lcmodel
+    from mrs_tf.table import ResultTable
+
+    basis_path = tmp_path / "b.BASIS"
+    basis.save(basis_path)
+    data = tmp_path / "d.nii.gz"
+    assert main(["synth", "--n", "4", "--snr", "120", "--seed", "3", "--out", str(data)]) == 0
+    fids, truth = synthesize(basis, 4, snr=120, seed=3)
+    raw = tmp_path / "one.RAW"
+    lcmodel.write_raw(raw, fids[0])  # no header: field and dwell come from the command line
+    txt = tmp_path / "two.txt"
+    jmrui.write_text(txt, fids[:2], basis.dwell_s, basis.field_mhz)
+    out = tmp_path / "results.csv"
+    assert main(["fit", "--method", "quest", "--basis", str(basis_path), str(data), str(raw), str(txt),
+                 "--bandwidth-hz", "4000", "--field-mhz", "123.2", "--out", str(out), "--n-jobs", "1",
+                 "--plot", str(tmp_path / "fit.html")]) == 0
+    table = ResultTable.read_csv(out)
+    assert list(table["spectrum"]) == ["d.nii.gz[0:0:0]", "d.nii.gz[1:0:0]", "d.nii.gz[2:0:0]", "d.nii.gz[3:0:0]",
+                                       "one.RAW", "two.txt[0]", "two.txt[1]"]
+    assert set(table["status"]) == {"ok"}
+    for col in ("NAA", "NAA_crlb", "NAA_over_tCr", "Cr+PCr", "GPC+PCh_crlb", "phase0_deg", "status"):
+        assert col in table
+    expected = np.r_[truth["NAA"], truth["NAA"][:1], truth["NAA"][:2]]
+    assert np.all(np.abs(table["NAA"] - expected) < 4 * table["NAA_crlb"])
+    # the same spectrum read from three formats gives the same numbers
+    np.testing.assert_allclose(table["NAA"][[4, 5]], table["NAA"][0], rtol=1e-6)
+    assert "QUEST fit" in (tmp_path / "fit.html").read_text()
+    capsys.readouterr()
+    assert main(["fit", "--basis", str(basis_path), str(data), "--out", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["fit", "--basis", str(basis_path), str(raw), "--out", str(tmp_path / "r2.csv")]) == 2
+    assert "--bandwidth-hz" in capsys.readouterr().err
+    assert not (tmp_path / "r2.csv").exists()
