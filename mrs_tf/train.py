@@ -1,0 +1,222 @@
+"""Training of mrs-tf's networks on spectra synthesised on the fly (or read from the TFDS data set).
+
+``train(TrainConfig(...), out_dir)`` streams fresh spectra from :func:`mrs_tf.data.synthetic_dataset` (the physics
+core's synthesis, no second copy), crops them with the same code as inference (:mod:`mrs_tf.preprocess`), validates on
+a fixed seeded set, and uses Keras callbacks for everything around the loop: ``BackupAndRestore`` (``resume=True``
+continues an interrupted run from its last finished epoch), ``ModelCheckpoint`` (best validation loss),
+``EarlyStopping``, ``ReduceLROnPlateau``, ``CSVLogger`` and optionally ``TensorBoard``; Keras prints the progress bar.
+
+Output folder (written atomically where it matters; an existing finished model is never overwritten silently):
+``model.keras`` (the best model), ``quantifier.json`` (protocol, names, preprocessing: what
+:class:`mrs_tf.quantify.Quantifier` needs), ``train_config.json``, ``log.csv``, ``backup/`` while running.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .basis import DEFAULT_PROTOCOL, BasisSet, simulate_basis
+from .errors import MRSError, OutputExistsError
+from .metabolites import METABOLITES, MM_NAME
+from .preprocess import DEFAULT_PPM_RANGE, crop_slice, cropped_spectrum
+from .synth import SynthesisConfig, concentration_matrix, synthesize
+
+__all__ = ["TrainConfig", "TRAINING_SYNTHESIS", "train", "make_dataset", "prior_scale", "output_scale",
+           "tf_cropped_spectrum"]
+
+#: Broad nuisance ranges for training (the sim-to-real gap: linewidth variability matters most).
+TRAINING_SYNTHESIS = SynthesisConfig(lorentz_hz=(1.0, 12.0), gauss_hz=(2.0, 14.0), shift_ppm=(-0.2, 0.2),
+                                     phase0_deg=(-180.0, 180.0), phase1_deg_per_ppm=(-5.0, 5.0),
+                                     baseline_amp=(-0.15, 0.15))
+
+
+@dataclass
+class TrainConfig:
+    """What to train and how (units in the names; every random path seeded by ``seed``)."""
+
+    model: str = "seed_cnn"
+    model_kwargs: dict = field(default_factory=dict)
+    uncertainty: bool = True
+    batch_size: int = 128
+    steps_per_epoch: int = 200
+    epochs: int = 40
+    learning_rate: float = 1e-3
+    snr: tuple = (5.0, 200.0)
+    synthesis: dict = field(default_factory=lambda: asdict(TRAINING_SYNTHESIS))
+    ppm_range: tuple = DEFAULT_PPM_RANGE
+    val_size: int = 2048
+    seed: int = 0
+    patience: int = 8
+    tensorboard: bool = False
+    protocol: dict = field(default_factory=lambda: dict(DEFAULT_PROTOCOL))
+    tfds_config: str | None = None  # train on mrs_brain_sim/<config> instead of streaming
+
+    def synthesis_config(self) -> SynthesisConfig:
+        syn = dict(self.synthesis)
+        for key, value in syn.items():
+            if isinstance(value, list):
+                syn[key] = tuple(value)
+        return SynthesisConfig(**syn)
+
+
+def prior_scale(names) -> np.ndarray:
+    """Typical value of each output (prior mean concentration, mM; MM 10 units): the loss weights 1/scale^2."""
+    out = []
+    for nm in names:
+        if nm in METABOLITES:
+            lo, hi = METABOLITES[nm].prior_mm
+            out.append(0.5 * (lo + hi))
+        else:
+            out.append(10.0 if nm == MM_NAME else 1.0)
+    return np.array(out)
+
+
+def output_scale(spectra: np.ndarray, conc: np.ndarray) -> np.ndarray:
+    """Median of ``concentration / rms(spectrum)`` per output: makes the network's scale-free outputs O(1)."""
+    rms = np.sqrt(np.mean(np.square(spectra), axis=(1, 2)))
+    return np.median(conc / rms[:, None], axis=0)
+
+
+def tf_cropped_spectrum(fids, sl: slice):
+    """TensorFlow twin of :func:`mrs_tf.preprocess.cropped_spectrum` (the same bins, for tf.data pipelines)."""
+    import tensorflow as tf
+
+    n = fids.shape[-1]
+    spec = tf.roll(tf.signal.fft(tf.cast(fids, tf.complex64)), shift=n // 2, axis=-1)[..., sl.start:sl.stop]
+    return tf.stack([tf.math.real(spec), tf.math.imag(spec)], axis=-1)
+
+
+def make_dataset(basis: BasisSet, cfg: TrainConfig, seed: int, n_batches: int | None = None):
+    """Streaming ``tf.data`` of ``({"spectrum": (B, K, 2)}, {"concentrations": (B, M)})`` batches."""
+    from .data import synthetic_dataset
+
+    sl = crop_slice(basis.n_points, basis.dwell_s, basis.field_mhz, cfg.ppm_range, basis.ref_ppm)
+    ds = synthetic_dataset(basis, batch_size=cfg.batch_size, seed=seed, snr=tuple(cfg.snr),
+                           config=cfg.synthesis_config(), n_batches=n_batches)
+    return ds.map(lambda b: ({"spectrum": tf_cropped_spectrum(b["fid"], sl)},
+                             {"concentrations": b["concentrations"]}))
+
+
+def _tfds_dataset(cfg: TrainConfig, split: str):
+    import tensorflow as tf
+
+    from .data import load
+
+    ds = load(cfg.tfds_config, split=split)
+    ds = ds.map(lambda ex: ({"spectrum": ex["spectrum"]}, {"concentrations": ex["concentrations"]}))
+    if split == "train":
+        ds = ds.shuffle(10_000, seed=cfg.seed).repeat()
+    return ds.batch(cfg.batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def validation_set(basis: BasisSet, cfg: TrainConfig, n: int | None = None, seed_offset: int = 1):
+    """Fixed, seeded (spectra (n, K, 2), concentrations (n, M), truth) for validation (offset 1) or test (2)."""
+    fids, truth = synthesize(basis, n or cfg.val_size, snr=tuple(cfg.snr),
+                             seed=np.random.SeedSequence([cfg.seed, 1000 + seed_offset]),
+                             config=cfg.synthesis_config())
+    spectra = cropped_spectrum(fids, basis.dwell_s, basis.field_mhz, cfg.ppm_range, basis.ref_ppm)
+    return spectra, concentration_matrix(truth, basis.names).astype(np.float32), truth
+
+
+def _strategy(name: str | None):
+    import tensorflow as tf
+
+    if name in (None, "", "default"):
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":  # needs TF_CONFIG on every worker
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise MRSError(f"unknown strategy {name!r}; use mirrored or multiworker")
+
+
+def compile_model(model, names, uncertainty: bool, learning_rate: float):
+    import keras
+
+    from .layers import GaussianNLL, WeightedMSE
+
+    scale = prior_scale(names)
+    loss = GaussianNLL(scale) if uncertainty else WeightedMSE(scale)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=1.0),
+                  loss={"concentrations": loss})
+    return model
+
+
+def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, strategy: str | None = None,
+          basis: BasisSet | None = None, verbose: int | str = "auto", overwrite: bool = False):
+    """Train a model; returns ``(model, history_dict)``. See the module docstring for the output folder."""
+    import keras
+    import tensorflow as tf
+
+    from .models import build_model
+
+    out = Path(out_dir)
+    backup = out / "backup"
+    if (out / "model.keras").exists() and not (resume or overwrite):
+        raise OutputExistsError(f"{out} already holds a trained model; use overwrite=True (--overwrite) or another "
+                                f"folder")
+    if backup.exists() and not resume:
+        raise OutputExistsError(f"{out} holds an interrupted training run; continue it with resume=True (--resume) "
+                                f"or remove {backup}")
+    if resume and (out / "train_config.json").exists():
+        saved = json.loads((out / "train_config.json").read_text())
+        cfg = TrainConfig(**{**saved, "epochs": cfg.epochs})  # the run's own settings; epochs may be extended
+    out.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(cfg.seed)
+    if tf.config.list_physical_devices("GPU"):
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    basis = basis or simulate_basis(**{k: v for k, v in cfg.protocol.items()})
+    names = list(basis.names)
+    val_x, val_y, _ = validation_set(basis, cfg)
+    scale_out = output_scale(val_x, val_y)
+    with _strategy(strategy).scope():
+        model = build_model(cfg.model, input_points=val_x.shape[1], n_outputs=len(names),
+                            output_scale=scale_out, uncertainty=cfg.uncertainty, **cfg.model_kwargs)
+        compile_model(model, names, cfg.uncertainty, cfg.learning_rate)
+    train_ds = _tfds_dataset(cfg, "train") if cfg.tfds_config else make_dataset(basis, cfg, seed=cfg.seed)
+    _write_json(out / "train_config.json", asdict(cfg))
+    _write_json(out / "quantifier.json", _quantifier_meta(basis, cfg, model))
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(backup)),
+        keras.callbacks.ModelCheckpoint(str(out / "best.keras"), monitor="val_loss", save_best_only=True),
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience, restore_best_weights=True),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(2, cfg.patience // 3)),
+        keras.callbacks.CSVLogger(str(out / "log.csv"), append=resume),
+    ]
+    if cfg.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(str(out / "tensorboard")))
+    start = time.perf_counter()
+    history = model.fit(train_ds, epochs=cfg.epochs, steps_per_epoch=cfg.steps_per_epoch,
+                        validation_data=({"spectrum": val_x}, {"concentrations": val_y}),
+                        validation_batch_size=512, callbacks=callbacks, verbose=verbose)
+    seconds = time.perf_counter() - start
+    final = out / "model.keras"
+    tmp = out / ".model.keras.tmp.keras"
+    model.save(tmp)
+    os.replace(tmp, final)
+    meta = _quantifier_meta(basis, cfg, model)
+    meta["training"] = {"seconds": seconds, "epochs_run": len(history.history.get("loss", [])),
+                        "spectra_seen": len(history.history.get("loss", [])) * cfg.steps_per_epoch * cfg.batch_size}
+    _write_json(out / "quantifier.json", meta)
+    if backup.exists():  # BackupAndRestore removes it after a finished fit; be sure
+        shutil.rmtree(backup, ignore_errors=True)
+    return model, history.history
+
+
+def _quantifier_meta(basis: BasisSet, cfg: TrainConfig, model) -> dict:
+    return {"names": list(basis.names), "n_points": basis.n_points, "dwell_s": basis.dwell_s,
+            "field_mhz": basis.field_mhz, "ref_ppm": basis.ref_ppm, "ppm_range": list(cfg.ppm_range),
+            "protocol": {k: v for k, v in basis.protocol.items() if isinstance(v, (int, float, str))},
+            "uncertainty": cfg.uncertainty, "model": cfg.model, "input_points": int(model.inputs[0].shape[1])}
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
+    os.replace(tmp, path)
