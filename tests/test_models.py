@@ -1,0 +1,140 @@
+"""Keras models, layers, streaming training with resume, and the Quantifier."""
+import json
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from mrs_tf import synthesize  # noqa: E402
+from mrs_tf.errors import MRSError, OutputExistsError, ProtocolError  # noqa: E402
+from mrs_tf.models import BUILDERS  # noqa: E402
+from mrs_tf.preprocess import crop_slice, cropped_spectrum  # noqa: E402
+from mrs_tf.train import TrainConfig, prior_scale, tf_cropped_spectrum, train  # noqa: E402
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+@pytest.mark.parametrize("uncertainty", [False, True])
+def test_builders_run_round_trip_and_are_scale_invariant(name, uncertainty, tmp_path):
+    model = BUILDERS[name](input_points=252, n_outputs=21, output_scale=np.linspace(1, 2, 21),
+                           uncertainty=uncertainty, n_nuisance=3, time_points=128 if uncertainty else 0)
+    rng = np.random.default_rng(0)
+    x = {"spectrum": rng.standard_normal((3, 252, 2)).astype("float32")}
+    if uncertainty:
+        x["fid"] = rng.standard_normal((3, 128, 2)).astype("float32")
+    out = model.predict(x, verbose=0)
+    assert out["concentrations"].shape == ((3, 2, 21) if uncertainty else (3, 21))
+    assert out["nuisance"].shape == (3, 3)
+    if uncertainty:
+        assert np.all(out["concentrations"][:, 1] > 0)  # sigma is positive
+    path = tmp_path / "m.keras"
+    model.save(path)
+    again = keras.saving.load_model(path)
+    for key, value in again.predict(x, verbose=0).items():
+        np.testing.assert_array_equal(value, out[key])
+    assert json.dumps(again.get_config(), sort_keys=True, default=str) == json.dumps(model.get_config(), sort_keys=True,
+                                                                                      default=str)
+    # amplitudes scale with the signal; nothing else changes
+    scaled = model.predict({k: v * 1e4 for k, v in x.items()}, verbose=0)
+    ref = out["concentrations"] * 1e4
+    np.testing.assert_allclose(scaled["concentrations"], ref, rtol=1e-4, atol=1e-5 * np.abs(ref).max())
+
+
+def test_tf_crop_equals_numpy_crop(basis):
+    fids, _ = synthesize(basis, 4, snr=30, seed=0)
+    sl = crop_slice(basis.n_points, basis.dwell_s, basis.field_mhz)
+    np.testing.assert_allclose(np.asarray(tf_cropped_spectrum(fids, sl)),
+                               cropped_spectrum(fids, basis.dwell_s, basis.field_mhz), rtol=1e-4, atol=1e-2)
+    assert sl.stop - sl.start == 252
+
+
+def _small(**kw):
+    from dataclasses import asdict
+
+    from mrs_tf import SynthesisConfig
+
+    easy = SynthesisConfig(phase0_deg=(-5.0, 5.0), shift_ppm=(-0.02, 0.02), phase1_deg_per_ppm=(0.0, 0.0))
+    base = dict(synthesis=asdict(easy), batch_size=64, steps_per_epoch=25, epochs=2, val_size=256, uncertainty=False, snr=(40.0, 100.0),
+                learning_rate=2e-3, model_kwargs={"filters": (8, 16, 16, 16), "dense_units": 64, "dropout": 0.0})
+    return TrainConfig(**{**base, **kw})
+
+
+def test_short_training_beats_the_prior(tmp_path, basis):
+    from mrs_tf.metabolites import METABOLITES
+    from mrs_tf.quantify import Quantifier
+
+    cfg = _small(epochs=4)
+    basis = basis.subset(["NAA", "Cr", "PCr", "Ins", "GPC"])  # few outputs: learnable in 100 CPU steps
+    model, history = train(cfg, tmp_path / "run", basis=basis, verbose=0)
+    # loss of predicting the prior mean: mean over outputs of var/scale^2 (uniform priors)
+    scale = prior_scale(basis.names)
+    widths = np.array([np.ptp(METABOLITES[n].prior_mm) if n in METABOLITES else 8.0 for n in basis.names])
+    prior_loss = np.mean(widths ** 2 / 12 / scale ** 2)
+    assert history["val_loss"][-1] < 0.5 * prior_loss
+    assert history["loss"][-1] < history["loss"][0]
+    # the folder is a quantifier
+    q = Quantifier.load(tmp_path / "run")
+    fids, truth = synthesize(basis, 64, snr=80, seed=3, config=cfg.synthesis_config())
+    table = q.quantify(fids, dwell_s=basis.dwell_s, field_mhz=basis.field_mhz)
+    assert {"NAA", "NAA_over_tCr", "Cr+PCr", "Cr+PCr_over_tCr"} <= set(table)
+    np.testing.assert_allclose(table["Cr+PCr_over_tCr"], 1.0, rtol=1e-5)
+    assert np.corrcoef(table["NAA"], truth["NAA"])[0, 1] > 0.8
+    # never overwrite a trained model silently
+    with pytest.raises(OutputExistsError, match="already holds a trained model"):
+        train(cfg, tmp_path / "run", basis=basis, verbose=0)
+
+
+def test_resume_continues_from_the_last_epoch(tmp_path, basis):
+    class Kill(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt("killed")
+
+    cfg = _small(epochs=4, steps_per_epoch=5)
+    original = keras.Model.fit
+
+    def fit_then_die(self, *a, **kw):
+        kw["callbacks"] = list(kw["callbacks"]) + [Kill()]
+        return original(self, *a, **kw)
+
+    keras.Model.fit = fit_then_die
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg, tmp_path / "run", basis=basis, verbose=0)
+    finally:
+        keras.Model.fit = original
+    assert (tmp_path / "run" / "backup").exists() and not (tmp_path / "run" / "model.keras").exists()
+    with pytest.raises(OutputExistsError, match="interrupted"):
+        train(cfg, tmp_path / "run", basis=basis, verbose=0)
+    _, history = train(cfg, tmp_path / "run", resume=True, basis=basis, verbose=0)
+    assert len(history["loss"]) == 2  # epochs 3 and 4 only
+    epochs = [line.split(",")[0] for line in (tmp_path / "run" / "log.csv").read_text().splitlines()[1:]]
+    assert epochs == ["0", "1", "2", "3"]
+    assert (tmp_path / "run" / "model.keras").exists() and not (tmp_path / "run" / "backup").exists()
+    assert json.loads((tmp_path / "run" / "quantifier.json").read_text())["n_points"] == 2048
+
+
+def test_quantifier_refuses_mismatched_or_bad_data(tmp_path, basis):
+    from mrs_tf.quantify import Quantifier
+    from mrs_tf.models import seed_cnn
+    from mrs_tf.train import _quantifier_meta
+
+    model = seed_cnn(filters=(4,), dense_units=8)
+    q = Quantifier(model, _quantifier_meta(basis, TrainConfig(), model))
+    fids, _ = synthesize(basis, 2, snr=50, seed=1)
+    with pytest.raises(ProtocolError, match="1024 points; this model expects PRESS.*123.2 MHz, 2048 points"):
+        q.quantify(fids[:, :1024], dwell_s=basis.dwell_s, field_mhz=basis.field_mhz)
+    with pytest.raises(ProtocolError, match="dwell time.*4000 Hz bandwidth"):
+        q.quantify(fids, dwell_s=1 / 5000, field_mhz=basis.field_mhz)
+    with pytest.raises(ProtocolError, match="297.2 MHz; this model expects"):
+        q.quantify(fids, dwell_s=basis.dwell_s, field_mhz=297.2)
+    with pytest.raises(ProtocolError, match="give dwell_s and field_mhz"):
+        q.quantify(fids)
+    bad = fids.copy()
+    bad[1, 5] = np.inf
+    with pytest.raises(MRSError, match=r"spectra \[1\] contain NaN or Inf"):
+        q.quantify(bad, dwell_s=basis.dwell_s, field_mhz=basis.field_mhz)
+    with pytest.raises(MRSError, match="all zeros"):
+        q.quantify(np.zeros_like(fids), dwell_s=basis.dwell_s, field_mhz=basis.field_mhz)
+    with pytest.raises(MRSError, match="no model.keras"):
+        Quantifier.load(tmp_path)
