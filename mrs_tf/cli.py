@@ -1,4 +1,4 @@
-"""Command line: ``mrs-tf basis simulate|info``, ``mrs-tf synth``, ``mrs-tf fit``, ``mrs-tf data build``.
+"""Command line: ``mrs-tf basis simulate|info``, ``synth``, ``fit``, ``train``, ``quantify``, ``data build``.
 Parses arguments, calls the library."""
 from __future__ import annotations
 
@@ -71,6 +71,28 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--n-jobs", type=int, default=2, help="worker processes (default 2)")
     fit.add_argument("--plot", default=None, help="plotly HTML of the first spectrum's fit")
     fit.add_argument("--overwrite", action="store_true")
+    trn = sub.add_parser("train", help="train a network on spectra synthesised on the fly")
+    trn.add_argument("--out", required=True, help="output folder (model.keras, quantifier.json, log.csv)")
+    trn.add_argument("--model", default="seed_cnn", help="seed_cnn (default), resnet_cnn or dilated_cnn")
+    trn.add_argument("--epochs", type=int, default=40)
+    trn.add_argument("--steps-per-epoch", type=int, default=200)
+    trn.add_argument("--batch-size", type=int, default=128)
+    trn.add_argument("--learning-rate", type=float, default=1e-3)
+    trn.add_argument("--seed", type=int, default=0)
+    trn.add_argument("--no-uncertainty", action="store_true", help="plain MSE, no sigma output")
+    trn.add_argument("--tfds", default=None, help="train on mrs_brain_sim/CONFIG instead of streaming")
+    trn.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    trn.add_argument("--overwrite", action="store_true", help="replace a finished model in --out")
+    trn.add_argument("--strategy", choices=["mirrored", "multiworker"], default=None,
+                     help="tf.distribute strategy (GPUs / several machines; multiworker reads TF_CONFIG)")
+    trn.add_argument("--tensorboard", action="store_true")
+    qnt = sub.add_parser("quantify", help="quantify spectra with a trained network into a CSV table")
+    qnt.add_argument("data", nargs="+", help="NIfTI-MRS (.nii.gz), LCModel .RAW or jMRUI text files")
+    qnt.add_argument("--model", default="saved_models/press3t_te30", help="quantifier folder")
+    qnt.add_argument("--out", required=True, help="output CSV: one row per spectrum")
+    qnt.add_argument("--field-mhz", type=float, default=None, help="for .RAW data without a header")
+    qnt.add_argument("--bandwidth-hz", type=float, default=None, help="for .RAW data without a header")
+    qnt.add_argument("--overwrite", action="store_true")
     data = sub.add_parser("data", help="TFDS data sets").add_subparsers(dest="action", required=True)
     build = data.add_parser("build", help="generate mrs_brain_sim/CONFIG offline")
     build.add_argument("config", help="e.g. tiny, press3t_te30_snr10-100, press7t_te30_snr10-100")
@@ -190,6 +212,39 @@ def _fit(args) -> None:
         print(f"wrote {args.plot}")
 
 
+def _train(args) -> None:
+    from .train import TrainConfig, train
+
+    cfg = TrainConfig(model=args.model, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
+                      batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
+                      uncertainty=not args.no_uncertainty, tfds_config=args.tfds, tensorboard=args.tensorboard)
+    _, history = train(cfg, args.out, resume=args.resume, strategy=args.strategy, overwrite=args.overwrite)
+    print(f"wrote {args.out}/model.keras after {len(history['loss'])} epochs "
+          f"(val_loss {history['val_loss'][-1]:.4f})")
+
+
+def _quantify(args) -> None:
+    from .io import read_data
+    from .quantify import Quantifier
+    from .table import ResultTable
+
+    if Path(args.out).exists() and not args.overwrite:
+        raise MRSError(f"{args.out} already exists; refusing to overwrite it (use --overwrite)")
+    q = Quantifier.load(args.model)
+    dwell = 1.0 / args.bandwidth_hz if args.bandwidth_hz else None
+    rows, labels = [], []
+    for path in args.data:
+        d = read_data(path, field_mhz=args.field_mhz, dwell_s=dwell)
+        rows.append(q.quantify(d["fids"], dwell_s=d["dwell_s"], field_mhz=d["field_mhz"]))
+        labels += d["labels"]
+    table = ResultTable({"spectrum": np.array(labels, dtype=object)})
+    for key in rows[0]:
+        if key != "index":
+            table[key] = np.concatenate([r[key] for r in rows])
+    table.to_csv(args.out, overwrite=args.overwrite)
+    print(f"wrote {args.out}: {len(labels)} spectra")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -201,6 +256,10 @@ def main(argv: list[str] | None = None) -> int:
             _synth(args)
         elif args.command == "fit":
             _fit(args)
+        elif args.command == "train":
+            _train(args)
+        elif args.command == "quantify":
+            _quantify(args)
         elif args.command == "data" and args.action == "build":
             from .data import build
 

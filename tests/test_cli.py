@@ -95,3 +95,24 @@ def test_fit_quest_nifti_raw_and_jmrui(tmp_path, capsys, basis):
     assert main(["fit", "--basis", str(basis_path), str(raw), "--out", str(tmp_path / "r2.csv")]) == 2
     assert "--bandwidth-hz" in capsys.readouterr().err
     assert not (tmp_path / "r2.csv").exists()
+
+
+def test_quantify_with_a_trained_folder(tmp_path, capsys, basis):
+    from mrs_tf.models import seed_cnn
+    from mrs_tf.table import ResultTable
+    from mrs_tf.train import TrainConfig, _quantifier_meta, _write_json
+
+    folder = tmp_path / "q"
+    folder.mkdir()
+    model = seed_cnn(filters=(4,), dense_units=8, uncertainty=True)
+    model.save(folder / "model.keras")
+    _write_json(folder / "quantifier.json", _quantifier_meta(basis, TrainConfig(), model))
+    data = tmp_path / "d.nii.gz"
+    assert main(["synth", "--n", "3", "--snr", "50", "--out", str(data)]) == 0
+    out = tmp_path / "r.csv"
+    assert main(["quantify", str(data), "--model", str(folder), "--out", str(out)]) == 0
+    table = ResultTable.read_csv(out)
+    assert table.n_rows == 3 and {"NAA", "NAA_sd", "NAA_over_tCr", "Cr+PCr_sd"} <= set(table)
+    capsys.readouterr()
+    assert main(["quantify", str(data), "--model", str(tmp_path), "--out", str(tmp_path / "x.csv")]) == 2
+    assert "no model.keras" in capsys.readouterr().err
