@@ -267,3 +267,10 @@ def canonical_names(names: Iterable[str] | None) -> list[str]:
 def prior_ranges(names: Iterable[str]) -> np.ndarray:
     """(n, 2) array of the default concentration prior [low, high] in mM (MM: arbitrary units)."""
     return np.array([PRIORS_MM if n == MM_NAME else METABOLITES[n].prior_mm for n in names], dtype=float)
+
+
+def prior_means(names: Iterable[str], unknown: float = 1.0) -> np.ndarray:
+    """Mid-point of each default prior (mM; MM in its model's units); ``unknown`` for names without a prior (a
+    foreign basis's extra signals). Used as a typical value: QUEST's starting model, the networks' loss weights."""
+    return np.array([float(np.mean(PRIORS_MM if n == MM_NAME else METABOLITES[n].prior_mm))
+                     if (n == MM_NAME or n in METABOLITES) else unknown for n in names])

@@ -36,7 +36,7 @@ from .basis import BasisSet
 from .crlb import combined, covariance
 from .errors import MRSError, ProtocolError
 from .hlsvd import hlsvd, remove_band
-from .metabolites import MM_NAME, METABOLITES
+from .metabolites import prior_means
 from .signal_model import Observation, SignalModel
 from .table import ResultTable
 
@@ -273,19 +273,6 @@ def _bounds(model: SignalModel, opts: QuestOptions, shift_center: float):
     return np.array(lo), np.array(hi)
 
 
-def _prior_means(names) -> np.ndarray:
-    out = []
-    for nm in names:
-        if nm in METABOLITES:
-            lo, hi = METABOLITES[nm].prior_mm
-            out.append(0.5 * (lo + hi))
-        elif nm == MM_NAME:
-            out.append(10.0)
-        else:
-            out.append(1.0)
-    return np.array(out)
-
-
 def fit_one(fid: np.ndarray, basis: BasisSet, options: QuestOptions | None = None) -> QuestResult:
     """QUEST fit of one FID (complex, basis.n_points) with ``basis``; see the module docstring for the stages."""
     # one BLAS thread: the matrices are small, and threads cost here 5x more than they bring
@@ -311,7 +298,7 @@ def _fit_one(fid: np.ndarray, basis: BasisSet, opts: QuestOptions) -> QuestResul
     nfev = 0
 
     # stage 0 + 1: global shift, then complex amplitudes with common damping/shift (phase-free)
-    f0 = _initial_shift(y, basis, _prior_means(names), opts.search_ppm)
+    f0 = _initial_shift(y, basis, prior_means(names), opts.search_ppm)
     m1 = SignalModel(basis.fids, dwell, field_mhz, damping_groups=np.zeros(len(names), int),
                      shift_groups=np.zeros(len(names), int), gaussian=opts.gaussian, fit_phase0=False,
                      fit_phase1=False, complex_amplitudes=True, observation=trunc).bind(y, scale)

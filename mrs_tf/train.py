@@ -23,7 +23,7 @@ import numpy as np
 
 from .basis import DEFAULT_PROTOCOL, BasisSet, simulate_basis
 from .errors import MRSError, OutputExistsError
-from .metabolites import METABOLITES, MM_NAME
+from .metabolites import prior_means
 from .preprocess import DEFAULT_PPM_RANGE, crop_slice, cropped_spectrum
 from .synth import SynthesisConfig, concentration_matrix, synthesize
 
@@ -66,15 +66,8 @@ class TrainConfig:
 
 
 def prior_scale(names) -> np.ndarray:
-    """Typical value of each output (prior mean concentration, mM; MM 10 units): the loss weights 1/scale^2."""
-    out = []
-    for nm in names:
-        if nm in METABOLITES:
-            lo, hi = METABOLITES[nm].prior_mm
-            out.append(0.5 * (lo + hi))
-        else:
-            out.append(10.0 if nm == MM_NAME else 1.0)
-    return np.array(out)
+    """Typical value of each output (prior mid-point, mM): the loss weighs each output by 1/scale^2."""
+    return prior_means(names)
 
 
 def output_scale(spectra: np.ndarray, conc: np.ndarray) -> np.ndarray:
