@@ -58,18 +58,9 @@ def main() -> None:
                       patience=12, val_size=2048)
     if args.fast:
         cfg = TrainConfig(model=args.model, batch_size=64, steps_per_epoch=5, epochs=2, val_size=256)
-    import mrs_tf.train as tr
-
-    original_fit = keras.Model.fit
-
-    def fit_with_budget(self, *a, **kw):
-        kw["callbacks"] = list(kw.get("callbacks", [])) + [TimeBudget(args.minutes * 60)]
-        return original_fit(self, *a, **kw)
-
-    keras.Model.fit = fit_with_budget
     t0 = time.perf_counter()
-    _, history = tr.train(cfg, args.out, resume=args.resume, verbose=2, overwrite=not args.resume)
-    keras.Model.fit = original_fit
+    _, history = train(cfg, args.out, resume=args.resume, verbose=2, overwrite=not args.resume,
+                       callbacks_extra=[TimeBudget(args.minutes * 60)])
     train_s = time.perf_counter() - t0
 
     basis = simulate_basis()

@@ -100,6 +100,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _refuse_existing(args, *targets) -> None:
+    """Check every output before any work, so that a refused run writes nothing."""
+    for target in targets:
+        if target and Path(target).exists() and not args.overwrite:
+            raise MRSError(f"{target} already exists; refusing to overwrite it (use --overwrite)")
+
+
+def _dwell(args) -> float | None:
+    """Dwell time (s) from --bandwidth-hz, for .RAW files whose header lacks it."""
+    return 1.0 / args.bandwidth_hz if args.bandwidth_hz else None
+
+
 def _write_plot(fig, path, overwrite):
     from .plots import write_html
 
@@ -111,9 +123,7 @@ def _basis_simulate(args) -> None:
     from .basis import simulate_basis
     from .plots import basis_figure
 
-    for target in [args.out] + ([args.plot] if args.plot else []):
-        if Path(target).exists() and not args.overwrite:
-            raise MRSError(f"{target} already exists; refusing to overwrite it (use --overwrite)")
+    _refuse_existing(args, args.out, args.plot)
     basis = simulate_basis(sequence=args.sequence, field_mhz=args.field_mhz, te_ms=args.te_ms, te1_ms=args.te1_ms,
                            te2_ms=args.te2_ms, tm_ms=args.tm_ms, n_refocus=args.n_refocus, n_points=args.points,
                            bandwidth_hz=args.bandwidth_hz, metabolites=args.metabolites)
@@ -128,7 +138,7 @@ def _basis_info(args) -> None:
     from .basis import BasisSet
     from .plots import basis_figure
 
-    dwell = 1.0 / args.bandwidth_hz if args.bandwidth_hz else None  # .RAW: the missing dwell; else: resample
+    dwell = _dwell(args)  # .RAW: the missing dwell; else: resample
     basis = BasisSet.load(args.path, field_mhz=args.field_mhz, dwell_s=dwell, unknown=args.unknown)
     info = basis.summary()
     if args.json:
@@ -149,14 +159,12 @@ def _synth(args) -> None:
     from .basis import BasisSet, simulate_basis
     from .io import nifti
     from .io._files import atomic_output
-    from .plots import spectrum_figure, write_html
+    from .plots import spectrum_figure
     from .synth import synthesize
 
     truth_path = Path(args.truth) if args.truth else Path(str(args.out).replace(".nii.gz", "").replace(".nii", "")
                                                           + "_truth.csv")
-    for target in [args.out, truth_path] + ([args.plot] if args.plot else []):
-        if Path(target).exists() and not args.overwrite:
-            raise MRSError(f"{target} already exists; refusing to overwrite it (use --overwrite)")
+    _refuse_existing(args, args.out, truth_path, args.plot)
     if len(args.snr) not in (1, 2):
         raise MRSError("--snr takes one value or LOW HIGH")
     basis = BasisSet.load(args.basis) if args.basis else simulate_basis()
@@ -173,21 +181,17 @@ def _synth(args) -> None:
                 writer.writerow([i] + [f"{float(truth[k][i]):.8g}" for k in keys])
     print(f"wrote {args.out} ({args.n} spectra) and {truth_path}")
     if args.plot:
-        write_html(spectrum_figure(fids[:5], basis.ppm, title="Synthesised spectra"), args.plot, args.overwrite)
-        print(f"wrote {args.plot}")
+        _write_plot(spectrum_figure(fids[:5], basis.ppm, title="Synthesised spectra"), args.plot, args.overwrite)
 
 
 def _fit(args) -> None:
     from . import quest
     from .basis import BasisSet
     from .io import read_data
-    from .plots import write_html
     from .table import ResultTable
 
-    for target in [args.out] + ([args.plot] if args.plot else []):
-        if Path(target).exists() and not args.overwrite:
-            raise MRSError(f"{target} already exists; refusing to overwrite it (use --overwrite)")
-    dwell = 1.0 / args.bandwidth_hz if args.bandwidth_hz else None
+    _refuse_existing(args, args.out, args.plot)
+    dwell = _dwell(args)
     datasets = [read_data(p, field_mhz=args.field_mhz, dwell_s=dwell) for p in args.data]
     first = datasets[0]
     for path, d in zip(args.data[1:], datasets[1:]):
@@ -207,9 +211,8 @@ def _fit(args) -> None:
     counts = {s: int(np.sum(table["status"] == s)) for s in dict.fromkeys(table["status"])}
     print(f"wrote {args.out}: {len(fids)} spectra, status {counts}")
     if args.plot:
-        write_html(quest.fit_one(fids[0], basis, options).figure(title=f"QUEST fit of {labels[0]}"), args.plot,
-                   args.overwrite)
-        print(f"wrote {args.plot}")
+        _write_plot(quest.fit_one(fids[0], basis, options).figure(title=f"QUEST fit of {labels[0]}"), args.plot,
+                    args.overwrite)
 
 
 def _train(args) -> None:
@@ -228,10 +231,9 @@ def _quantify(args) -> None:
     from .quantify import Quantifier
     from .table import ResultTable
 
-    if Path(args.out).exists() and not args.overwrite:
-        raise MRSError(f"{args.out} already exists; refusing to overwrite it (use --overwrite)")
+    _refuse_existing(args, args.out)
     q = Quantifier.load(args.model)
-    dwell = 1.0 / args.bandwidth_hz if args.bandwidth_hz else None
+    dwell = _dwell(args)
     rows, labels = [], []
     for path in args.data:
         d = read_data(path, field_mhz=args.field_mhz, dwell_s=dwell)

@@ -18,7 +18,8 @@ import numpy as np
 
 from .errors import MRSError
 
-__all__ = ["covariance", "bounds", "COMBINATIONS", "combined", "lorentzian_amplitude_crlb", "from_truth"]
+__all__ = ["covariance", "bounds", "COMBINATIONS", "combination_rows", "tcr_rows", "combined",
+           "lorentzian_amplitude_crlb", "from_truth"]
 
 #: Sums reported next to their parts (LCModel's names), when every part is in the basis.
 COMBINATIONS: dict[str, tuple[str, ...]] = {
@@ -57,17 +58,27 @@ def bounds(jacobian: np.ndarray, prior_precision: np.ndarray | None = None) -> n
     return np.sqrt(np.diag(covariance(jacobian, prior_precision)))
 
 
+def combination_rows(names) -> dict[str, list[int]]:
+    """``{combination: row indices}`` for each of :data:`COMBINATIONS` whose parts are all in ``names``."""
+    names = list(names)
+    return {combo: [names.index(p) for p in parts] for combo, parts in COMBINATIONS.items()
+            if all(p in names for p in parts)}
+
+
+def tcr_rows(names) -> list[int]:
+    """Rows of Cr and PCr (whichever are present): the reference of every ``<met>_over_tCr`` ratio."""
+    names = list(names)
+    return [names.index(n) for n in ("Cr", "PCr") if n in names]
+
+
 def combined(names, amplitudes: np.ndarray, cov: np.ndarray) -> dict[str, tuple[float, float]]:
     """``{combination: (sum of amplitudes, its CRLB)}`` for each of :data:`COMBINATIONS` whose parts are all in
     ``names``; the bound uses the full covariance (``sqrt(1^T C 1)``), so anti-correlated parts (Cr and PCr) give a
     sum far better determined than either part."""
     out = {}
-    names = list(names)
-    for combo, parts in COMBINATIONS.items():
-        if all(p in names for p in parts):
-            rows = [names.index(p) for p in parts]
-            sub = cov[np.ix_(rows, rows)]
-            out[combo] = (float(np.sum(np.asarray(amplitudes)[rows])), float(np.sqrt(max(sub.sum(), 0.0))))
+    for combo, rows in combination_rows(names).items():
+        sub = cov[np.ix_(rows, rows)]
+        out[combo] = (float(np.sum(np.asarray(amplitudes)[rows])), float(np.sqrt(max(sub.sum(), 0.0))))
     return out
 
 
@@ -112,10 +123,7 @@ def from_truth(basis, truth: dict, options=None, rows=None) -> dict[str, np.ndar
     n_total = len(np.asarray(truth[names[0]]))
     rows = np.arange(n_total) if rows is None else np.atleast_1d(rows)
     dgroups, sgroups = _groups(names, options.damping), _groups(names, options.shift)
-    # subtract/truncate: the first truncate_ms belong to the background and carry no metabolite information
-    first = 0
-    if options.background in ("subtract", "truncate") and options.ppm_range is None:
-        first = min(int(round(options.truncate_ms * 1e-3 / basis.dwell_s)), basis.n_points // 4)
+    first = options.bound_first_point(basis.dwell_s, basis.n_points)
     model = SignalModel(basis.fids, basis.dwell_s, basis.field_mhz, damping_groups=dgroups, shift_groups=sgroups,
                         gaussian=options.gaussian, fit_phase1=options.phase1, shift_sd_hz=options.shift_sd_hz,
                         observation=Observation(first_point=first))

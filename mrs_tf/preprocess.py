@@ -5,10 +5,25 @@ import numpy as np
 
 from .basis import ppm_axis
 
-__all__ = ["DEFAULT_PPM_RANGE", "crop_slice", "cropped_spectrum"]
+__all__ = ["DEFAULT_PPM_RANGE", "as_fid_matrix", "crop_slice", "cropped_spectrum"]
 
 #: Metabolite range that the networks see (ppm), high to low as the spectrum array runs.
 DEFAULT_PPM_RANGE = (0.2, 4.2)
+
+
+def as_fid_matrix(fids) -> np.ndarray:
+    """``fids`` as a complex (n_spectra, n_points) array (one FID may be 1-D); MRSError for another shape or a
+    real-valued array (a spectrum magnitude or a real part is not a FID)."""
+    from .errors import MRSError
+
+    arr = np.asarray(fids)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2:
+        raise MRSError(f"fids must be complex (n_spectra, n_points), got shape {np.shape(fids)}")
+    if not np.iscomplexobj(arr):
+        raise MRSError("fids must be complex FIDs (time domain); got a real array")
+    return arr
 
 
 def crop_slice(n_points: int, dwell_s: float, field_mhz: float, ppm_range=DEFAULT_PPM_RANGE,

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .crlb import COMBINATIONS
+from .crlb import combination_rows, tcr_rows
 from .errors import FileFormatError, MRSError, ProtocolError
-from .preprocess import cropped_spectrum
+from .preprocess import as_fid_matrix, cropped_spectrum
 from .table import ResultTable
 
 __all__ = ["Quantifier"]
@@ -68,13 +68,7 @@ class Quantifier:
 
     def check(self, fids, dwell_s: float, field_mhz: float) -> np.ndarray:
         """Validate data against the model's protocol; returns complex (n, n_points)."""
-        arr = np.asarray(fids)
-        if arr.ndim == 1:
-            arr = arr[None]
-        if arr.ndim != 2:
-            raise MRSError(f"fids must be complex (n_spectra, n_points), got shape {np.shape(fids)}")
-        if not np.iscomplexobj(arr):
-            raise MRSError("fids must be complex FIDs (time domain); got a real array")
+        arr = as_fid_matrix(fids)
         expected = f"this model expects {self.protocol_text()}"
         if arr.shape[1] != self.n_points:
             raise ProtocolError(f"data have {arr.shape[1]} points; {expected}")
@@ -108,7 +102,7 @@ class Quantifier:
         one), ``<met>_over_tCr``, and the same for NAA+NAAG, Cr+PCr, GPC+PCh, Glu+Gln (sd of a sum: in quadrature)."""
         mean, sd = self.predict(fids, dwell_s, field_mhz, batch_size)
         names = self.names
-        parts = [names.index(n) for n in ("Cr", "PCr") if n in names]
+        parts = tcr_rows(names)
         tcr = mean[:, parts].sum(1) if parts else np.full(len(mean), np.nan)
         table = ResultTable()
         table["index"] = np.arange(len(mean), dtype=float)
@@ -122,8 +116,6 @@ class Quantifier:
 
         for j, nm in enumerate(names):
             add(nm, mean[:, j], None if sd is None else sd[:, j])
-        for combo, members in COMBINATIONS.items():
-            if all(m in names for m in members):
-                idx = [names.index(m) for m in members]
-                add(combo, mean[:, idx].sum(1), None if sd is None else np.sqrt((sd[:, idx] ** 2).sum(1)))
+        for combo, idx in combination_rows(names).items():
+            add(combo, mean[:, idx].sum(1), None if sd is None else np.sqrt((sd[:, idx] ** 2).sum(1)))
         return table

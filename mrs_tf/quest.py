@@ -33,10 +33,11 @@ import scipy.optimize
 from threadpoolctl import threadpool_limits
 
 from .basis import BasisSet
-from .crlb import combined, covariance
+from .crlb import combination_rows, combined, covariance, tcr_rows
 from .errors import MRSError, ProtocolError
 from .hlsvd import hlsvd, remove_band
 from .metabolites import prior_means
+from .preprocess import as_fid_matrix
 from .signal_model import Observation, SignalModel
 from .table import ResultTable
 
@@ -79,6 +80,20 @@ class QuestOptions:
 
     def with_(self, **changes) -> "QuestOptions":
         return replace(self, **changes)
+
+    def first_point(self, dwell_s: float, n_points: int) -> int:
+        """Points at the FID start left to the background in stages 1-2 (0 with ``background="none"``)."""
+        if self.background == "none":
+            return 0
+        return min(int(round(self.truncate_ms * 1e-3 / dwell_s)), n_points // 4)
+
+    def bound_first_point(self, dwell_s: float, n_points: int) -> int:
+        """First point of the FID whose information enters the CRLB: after the truncation when the final fit is the
+        truncated one (``truncate``) or the truncated points were spent on a free-form background (``subtract``,
+        whole-FID fit); 0 otherwise (``ppm_range`` fits a band of the whole FID instead)."""
+        if self.background == "truncate" or (self.background == "subtract" and self.ppm_range is None):
+            return self.first_point(dwell_s, n_points)
+        return 0
 
 
 def _groups(names, spec) -> np.ndarray:
@@ -134,10 +149,6 @@ class QuestResult:
     def residual(self) -> np.ndarray:
         return self.data - self.fit
 
-    def over_tcr(self) -> np.ndarray:
-        ref = _tcr(self.names, self.amplitudes)
-        return self.amplitudes / ref if ref else np.full(len(self.names), np.nan)
-
     def row(self) -> dict:
         """One table row: ``<met>``, ``<met>_crlb``, ``<met>_crlb_pct``, ``<met>_over_tCr``, combinations, fit
         parameters, status."""
@@ -150,14 +161,9 @@ class QuestResult:
         return quest_figure(self, title=title)
 
 
-def _tcr(names, amplitudes) -> float:
-    parts = [n for n in ("Cr", "PCr") if n in names]
-    return float(sum(amplitudes[names.index(n)] for n in parts)) if parts else 0.0
-
-
 def _row(res: QuestResult) -> dict:
     row: dict = {}
-    tcr = _tcr(res.names, res.amplitudes)
+    tcr = float(res.amplitudes[tcr_rows(res.names)].sum())
     for nm, a, c in zip(res.names, res.amplitudes, res.crlb):
         row[nm] = a
         row[f"{nm}_crlb"] = c
@@ -182,16 +188,10 @@ def _row(res: QuestResult) -> dict:
 
 def _failed_row(names, status: str, message: str) -> dict:
     row: dict = {}
-    for nm in list(names) + [c for c, parts in _combos(names)]:
+    for nm in list(names) + list(combination_rows(names)):
         row.update({nm: np.nan, f"{nm}_crlb": np.nan, f"{nm}_crlb_pct": np.nan, f"{nm}_over_tCr": np.nan})
     row.update(status=status, message=message)
     return row
-
-
-def _combos(names):
-    from .crlb import COMBINATIONS
-
-    return [(c, p) for c, p in COMBINATIONS.items() if all(x in names for x in p)]
 
 
 # --- protocol checks ------------------------------------------------------------------------------------------------
@@ -204,13 +204,7 @@ def check_protocol(fids: np.ndarray, basis: BasisSet, dwell_s: float | None = No
     """
     if not isinstance(basis, BasisSet):
         raise MRSError(f"basis must be a BasisSet, got {type(basis).__name__}")
-    arr = np.asarray(fids)
-    if arr.ndim == 1:
-        arr = arr[None, :]
-    if arr.ndim != 2:
-        raise MRSError(f"fids must be complex (n_spectra, n_points), got shape {np.shape(fids)}")
-    if not np.iscomplexobj(arr):
-        raise MRSError("fids must be complex FIDs (time domain); got a real array")
+    arr = as_fid_matrix(fids)
     if arr.shape[1] != basis.n_points:
         raise ProtocolError(f"data have {arr.shape[1]} points but the basis has {basis.n_points}; resample the basis "
                             f"(basis.resample(n_points={arr.shape[1]})) or the data")
@@ -291,8 +285,7 @@ def _fit_one(fid: np.ndarray, basis: BasisSet, opts: QuestOptions) -> QuestResul
     if opts.water_ppm is not None:
         y, _ = remove_band(y, dwell, field_mhz, opts.water_ppm, ref_ppm=basis.ref_ppm)
     dgroups, sgroups = _groups(names, opts.damping), _groups(names, opts.shift)
-    k0 = int(round(opts.truncate_ms * 1e-3 / dwell)) if opts.background != "none" else 0
-    k0 = min(k0, n // 4)
+    k0 = opts.first_point(dwell, n)
     trunc = Observation(first_point=k0)
     scale = float(np.abs(y).max()) or 1.0
     nfev = 0
@@ -352,14 +345,13 @@ def _fit_one(fid: np.ndarray, basis: BasisSet, opts: QuestOptions) -> QuestResul
         else:
             model = real_model(Observation(), extra=broad.basis(t) if len(broad) else None)
         if opts.ppm_range is not None:
-            model.obs = _band(basis, opts.ppm_range)
+            model.observe(_band(basis, opts.ppm_range))
         sol = _least_squares(model, sol.x, lo, hi, opts.max_nfev)
         nfev += sol.nfev
         if opts.background == "subtract":
             background = broad.signal(t)  # in the stage-2 frame, which the final frame matches closely
     elif opts.background == "none" and opts.ppm_range is not None:
-        model.obs = _band(basis, opts.ppm_range)
-        model._cache_key = None
+        model.observe(_band(basis, opts.ppm_range))
         sol = _least_squares(model, sol.x, lo, hi, opts.max_nfev)
         nfev += sol.nfev
 
@@ -375,10 +367,11 @@ def _fit_one(fid: np.ndarray, basis: BasisSet, opts: QuestOptions) -> QuestResul
     resid = y2 - fitted
     sigma = float(opts.noise_sd) if opts.noise_sd else _tail_sd(resid)
     model.sigma = sigma
-    if opts.background == "subtract" and opts.ppm_range is None:
-        # the first k0 points went into the (free-form) background estimate and carry no metabolite information:
-        # the bound of the semi-parametric fit is that of the truncated FID
-        model.obs = trunc
+    first = opts.bound_first_point(dwell, n)
+    if first:
+        # subtract: the first k0 points went into the (free-form) background estimate and carry no metabolite
+        # information: the bound of the semi-parametric fit is that of the truncated FID (truncate: unchanged)
+        model.observe(Observation(first_point=first))
     jac = model.fisher_jacobian(sol.x, lin)
     n_lin = len(lin)
     cov = covariance(jac, model.prior_precision(n_lin, sol.x))
@@ -490,7 +483,9 @@ def fit(fids, basis: BasisSet, n_jobs: int | None = 2, options: QuestOptions | N
         ``gauss_hz``, ``shift_hz``, ``shift_ppm``, ``<met>_shift_hz``, ``noise_sd``, ``snr``, ``chi2``, ``nfev``,
         ``seconds``, ``status`` (ok, max_iterations, no_signal, nan_input, failed) and ``message``.
     """
-    options = (options or QuestOptions()).with_(**option_changes) if option_changes else (options or QuestOptions())
+    options = options or QuestOptions()
+    if option_changes:
+        options = options.with_(**option_changes)
     arr = check_protocol(fids, basis, dwell_s, field_mhz)
     n = len(arr)
     from tqdm.auto import tqdm

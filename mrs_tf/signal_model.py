@@ -166,6 +166,16 @@ class SignalModel:
             out += list(2j * np.pi * t * self._group_sums(self.smember, weighted))
         return out
 
+    def derivative_columns(self, v: np.ndarray, phi: np.ndarray, amp: np.ndarray, p: dict) -> list[np.ndarray]:
+        """d(model)/d(theta) in theta's order, for a model ``v = Phi a`` in the corrected frame: the phases rotate
+        ``v`` (``phase0`` is the phase at the pivot), the shape parameters act through :meth:`dcolumns_times`."""
+        cols = []
+        if self.fit_phase0:
+            cols.append(1j * v)
+        if self.fit_phase1:
+            cols.append(self.dphase1(v) - 1j * DEG * self.pivot * v)
+        return cols + self.dcolumns_times(phi, amp, p)
+
     def linear_columns(self, phi: np.ndarray) -> np.ndarray:
         """(n_linear, N) complex columns whose real amplitudes are solved linearly."""
         cols = [phi, 1j * phi] if self.complex_amplitudes else [phi]
@@ -186,6 +196,12 @@ class SignalModel:
         return lin[start:start + k] + 1j * lin[start + k:start + 2 * k]
 
     # --- VARPRO ----------------------------------------------------------------------------------------------------
+    def observe(self, observation: Observation) -> "SignalModel":
+        """Fit (and bound) another part of the FID; the cached solution no longer applies."""
+        self.obs = observation
+        self._cache_key = None
+        return self
+
     def bind(self, y: np.ndarray, sigma: float) -> "SignalModel":
         self.y = np.asarray(y, complex)
         self.sigma = float(sigma)
@@ -233,13 +249,9 @@ class SignalModel:
         """Kaufman's approximation of the VARPRO Jacobian: ``P_perp (d y''/d theta - dPhi/d theta a)``."""
         p, y2, phi, lin, q, _ = self._solve(theta)
         amp = self.metabolite_amplitudes(lin)
-        cols = []
-        if self.fit_phase0:
-            cols.append(-1j * y2)
-        if self.fit_phase1:
-            cols.append(-self.dphase1(y2) + 1j * DEG * self.pivot * y2)
-        cols += [-d for d in self.dcolumns_times(phi, amp, p)]
-        d_mat = stack(self.obs(np.array(cols))).T / self.sigma
+        # residual y'' - Phi a: the data y'' = exp(-i phi0) P1(-phi1) y turn against the phases and the model moves
+        # with the shape parameters, so every column is minus the model's derivative (taken at y'' for the phases)
+        d_mat = -stack(self.obs(np.array(self.derivative_columns(y2, phi, amp, p)))).T / self.sigma
         jac = d_mat - q @ (q.T @ d_mat)
         return np.vstack([jac, self._prior(theta)[1]])
 
@@ -250,13 +262,7 @@ class SignalModel:
         p = self.unpack(theta)
         phi = self.columns(p)
         amp = self.metabolite_amplitudes(np.asarray(lin, float))
-        model = amp @ phi
-        cols = list(self.linear_columns(phi))
-        if self.fit_phase0:
-            cols.append(1j * model)
-        if self.fit_phase1:
-            cols.append(self.dphase1(model) - 1j * DEG * self.pivot * model)
-        cols += self.dcolumns_times(phi, amp, p)
+        cols = list(self.linear_columns(phi)) + self.derivative_columns(amp @ phi, phi, amp, p)
         return stack(self.obs(np.array(cols))).T / self.sigma
 
     def prior_precision(self, n_linear: int, theta) -> np.ndarray:

@@ -142,8 +142,9 @@ def compile_model(model, names, uncertainty: bool, learning_rate: float):
 
 
 def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, strategy: str | None = None,
-          basis: BasisSet | None = None, verbose: int | str = "auto", overwrite: bool = False):
-    """Train a model; returns ``(model, history_dict)``. See the module docstring for the output folder."""
+          basis: BasisSet | None = None, verbose: int | str = "auto", overwrite: bool = False, callbacks_extra=()):
+    """Train a model; returns ``(model, history_dict)``. See the module docstring for the output folder.
+    ``callbacks_extra``: more Keras callbacks (e.g. a wall-clock budget), after mrs-tf's own."""
     import keras
     import tensorflow as tf
 
@@ -164,7 +165,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, st
     keras.utils.set_random_seed(cfg.seed)
     if tf.config.list_physical_devices("GPU"):
         keras.mixed_precision.set_global_policy("mixed_float16")
-    basis = basis or simulate_basis(**{k: v for k, v in cfg.protocol.items()})
+    basis = basis or simulate_basis(**cfg.protocol)
     names = list(basis.names)
     val_x, val_y, _ = validation_set(basis, cfg)
     scale_out = output_scale(val_x, val_y)
@@ -174,7 +175,6 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, st
         compile_model(model, names, cfg.uncertainty, cfg.learning_rate)
     train_ds = _tfds_dataset(cfg, "train") if cfg.tfds_config else make_dataset(basis, cfg, seed=cfg.seed)
     _write_json(out / "train_config.json", asdict(cfg))
-    _write_json(out / "quantifier.json", _quantifier_meta(basis, cfg, model))
     callbacks = [
         keras.callbacks.BackupAndRestore(str(backup)),
         keras.callbacks.ModelCheckpoint(str(out / "best.keras"), monitor="val_loss", save_best_only=True),
@@ -184,6 +184,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, st
     ]
     if cfg.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(out / "tensorboard")))
+    callbacks += list(callbacks_extra)
     start = time.perf_counter()
     history = model.fit(train_ds, epochs=cfg.epochs, steps_per_epoch=cfg.steps_per_epoch,
                         validation_data=({"spectrum": val_x}, {"concentrations": val_y}),
