@@ -1,4 +1,5 @@
-"""Command line: ``mrs-tf basis simulate|info``, ``synth``, ``fit``, ``train``, ``quantify``, ``data build``.
+"""Command line: ``mrs-tf basis simulate|info``, ``synth``, ``fit``, ``train``, ``tune``,
+``quantify``, ``export``, ``data build``.
 Parses arguments, calls the library."""
 from __future__ import annotations
 
@@ -73,12 +74,15 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--overwrite", action="store_true")
     trn = sub.add_parser("train", help="train a network on spectra synthesised on the fly")
     trn.add_argument("--out", required=True, help="output folder (model.keras, quantifier.json, log.csv)")
-    trn.add_argument("--model", default="seed_cnn", help="seed_cnn (default), resnet_cnn or dilated_cnn")
-    trn.add_argument("--epochs", type=int, default=40)
-    trn.add_argument("--steps-per-epoch", type=int, default=200)
-    trn.add_argument("--batch-size", type=int, default=128)
-    trn.add_argument("--learning-rate", type=float, default=1e-3)
-    trn.add_argument("--seed", type=int, default=0)
+    trn.add_argument("--config", default=None,
+                     help="TrainConfig JSON (e.g. best_config.json of mrs-tf tune); flags given override it")
+    trn.add_argument("--model", default=None, help="seed_cnn (default), resnet_cnn or dilated_cnn")
+    trn.add_argument("--model-kwargs", default=None, help='builder keywords as JSON, e.g. \'{"kernel_size": 7}\'')
+    trn.add_argument("--epochs", type=int, default=None, help="default 40")
+    trn.add_argument("--steps-per-epoch", type=int, default=None, help="default 200")
+    trn.add_argument("--batch-size", type=int, default=None, help="default 128")
+    trn.add_argument("--learning-rate", type=float, default=None, help="default 1e-3")
+    trn.add_argument("--seed", type=int, default=None, help="default 0")
     trn.add_argument("--no-uncertainty", action="store_true", help="plain MSE, no sigma output")
     trn.add_argument("--tfds", default=None, help="train on mrs_brain_sim/CONFIG instead of streaming")
     trn.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
@@ -86,13 +90,35 @@ def _parser() -> argparse.ArgumentParser:
     trn.add_argument("--strategy", choices=["mirrored", "multiworker"], default=None,
                      help="tf.distribute strategy (GPUs / several machines; multiworker reads TF_CONFIG)")
     trn.add_argument("--tensorboard", action="store_true")
+    tun = sub.add_parser("tune", help="architecture search with keras-tuner (Hyperband or Bayesian optimisation)")
+    tun.add_argument("--out", required=True, help="search folder (trials, best_config.json)")
+    tun.add_argument("--algorithm", choices=["hyperband", "bayesian"], default="hyperband")
+    tun.add_argument("--max-trials", type=int, default=20, help="bayesian: number of trials")
+    tun.add_argument("--max-epochs", type=int, default=20, help="epochs per trial at most (Hyperband's budget)")
+    tun.add_argument("--steps-per-epoch", type=int, default=100)
+    tun.add_argument("--batch-size", type=int, default=128)
+    tun.add_argument("--val-size", type=int, default=1024)
+    tun.add_argument("--seed", type=int, default=0)
+    tun.add_argument("--resume", action="store_true", help="continue the search in --out")
+    tun.add_argument("--overwrite", action="store_true", help="discard the search in --out and start again")
     qnt = sub.add_parser("quantify", help="quantify spectra with a trained network into a CSV table")
     qnt.add_argument("data", nargs="+", help="NIfTI-MRS (.nii.gz), LCModel .RAW or jMRUI text files")
     qnt.add_argument("--model", default="saved_models/press3t_te30", help="quantifier folder")
     qnt.add_argument("--out", required=True, help="output CSV: one row per spectrum")
     qnt.add_argument("--field-mhz", type=float, default=None, help="for .RAW data without a header")
     qnt.add_argument("--bandwidth-hz", type=float, default=None, help="for .RAW data without a header")
+    qnt.add_argument("--backend", choices=["keras", "litert"], default="keras",
+                     help="run model.keras (default) or a TFLite file with the LiteRT interpreter")
+    qnt.add_argument("--tflite", default="model.tflite", help="with --backend litert: file in the model folder")
     qnt.add_argument("--overwrite", action="store_true")
+    exp = sub.add_parser("export", help="export a trained quantifier to TFLite/LiteRT or a SavedModel")
+    exp.add_argument("model", help="quantifier folder (model.keras + quantifier.json)")
+    exp.add_argument("--format", choices=["tflite", "saved_model"], default="tflite")
+    exp.add_argument("--quantize", choices=["none", "float16", "dynamic", "int8"], default="none",
+                     help="tflite: float32 (none), float16 weights, int8 weights (dynamic), or int8 (calibrated)")
+    exp.add_argument("--out", required=True, help="output .tflite file or SavedModel folder")
+    exp.add_argument("--seed", type=int, default=0, help="seed of int8's representative spectra")
+    exp.add_argument("--overwrite", action="store_true")
     data = sub.add_parser("data", help="TFDS data sets").add_subparsers(dest="action", required=True)
     build = data.add_parser("build", help="generate mrs_brain_sim/CONFIG offline")
     build.add_argument("config", help="e.g. tiny, press3t_te30_snr10-100, press7t_te30_snr10-100")
@@ -216,14 +242,62 @@ def _fit(args) -> None:
 
 
 def _train(args) -> None:
+    import dataclasses
+
     from .train import TrainConfig, train
 
-    cfg = TrainConfig(model=args.model, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
-                      batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
-                      uncertainty=not args.no_uncertainty, tfds_config=args.tfds, tensorboard=args.tensorboard)
+    settings = {}
+    if args.config:
+        try:
+            settings = json.loads(Path(args.config).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise MRSError(f"--config {args.config}: cannot read a JSON TrainConfig ({exc})") from None
+        unknown = set(settings) - {f.name for f in dataclasses.fields(TrainConfig)}
+        if unknown:
+            raise MRSError(f"--config {args.config}: unknown TrainConfig keys {sorted(unknown)}")
+    if args.model_kwargs:
+        try:
+            settings["model_kwargs"] = json.loads(args.model_kwargs)
+        except json.JSONDecodeError as exc:
+            raise MRSError(f"--model-kwargs is not JSON ({exc})") from None
+    for key in ("model", "epochs", "steps_per_epoch", "batch_size", "learning_rate", "seed"):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
+    if args.no_uncertainty:
+        settings["uncertainty"] = False
+    if args.tfds:
+        settings["tfds_config"] = args.tfds
+    if args.tensorboard:
+        settings["tensorboard"] = True
+    cfg = TrainConfig(**settings)
     _, history = train(cfg, args.out, resume=args.resume, strategy=args.strategy, overwrite=args.overwrite)
     print(f"wrote {args.out}/model.keras after {len(history['loss'])} epochs "
           f"(val_loss {history['val_loss'][-1]:.4f})")
+
+
+def _tune(args) -> None:
+    from .train import TrainConfig
+    from .tuning import tune
+
+    cfg = TrainConfig(steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size, val_size=args.val_size,
+                      seed=args.seed)
+    _, best = tune(args.out, args.algorithm, cfg, max_trials=args.max_trials, max_epochs=args.max_epochs,
+                   resume=args.resume, overwrite=args.overwrite)
+    print(f"best: {best.model} {json.dumps(best.model_kwargs)} learning rate {best.learning_rate:.2g}\n"
+          f"train it: mrs-tf train --config {Path(args.out) / 'best_config.json'} --out MODEL_DIR")
+
+
+def _export(args) -> None:
+    from . import export
+
+    if args.format == "tflite":
+        path = export.to_tflite(args.model, args.out, quantize=args.quantize, seed=args.seed, overwrite=args.overwrite)
+    else:
+        if args.quantize != "none":
+            raise MRSError("--quantize applies to --format tflite only")
+        path = export.to_saved_model(args.model, args.out, overwrite=args.overwrite)
+    size = path.stat().st_size if path.is_file() else sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    print(f"wrote {path} ({size / 1024:.0f} KiB)")
 
 
 def _quantify(args) -> None:
@@ -232,7 +306,7 @@ def _quantify(args) -> None:
     from .table import ResultTable
 
     _refuse_existing(args, args.out)
-    q = Quantifier.load(args.model)
+    q = Quantifier.load(args.model, backend=args.backend, tflite=args.tflite)
     dwell = _dwell(args)
     rows, labels = [], []
     for path in args.data:
@@ -260,6 +334,10 @@ def main(argv: list[str] | None = None) -> int:
             _fit(args)
         elif args.command == "train":
             _train(args)
+        elif args.command == "tune":
+            _tune(args)
+        elif args.command == "export":
+            _export(args)
         elif args.command == "quantify":
             _quantify(args)
         elif args.command == "data" and args.action == "build":

@@ -73,10 +73,12 @@ def _builder(config: str, data_dir=None):
     return tfds.builder(f"{DATASET}/{config}", data_dir=str(data_dir) if data_dir else None)
 
 
-def build(config: str = "press3t_te30_snr10-100", data_dir=None):
+def build(config: str = "press3t_te30_snr10-100", data_dir=None, beam_runner=None, beam_options=None):
     """Generate (offline) the ``mrs_brain_sim/<config>`` data set into ``data_dir`` (TFDS's default if None).
 
-    TFDS writes into an ``incomplete.*`` folder and renames it when every split is done, so an interrupted build
+    ``beam_runner`` (e.g. ``"DirectRunner"``, or an ``apache_beam`` runner object) and/or ``beam_options`` (an
+    ``apache_beam.options.pipeline_options.PipelineOptions``) generate the blocks in parallel through Apache Beam
+    (the ``beam`` extra); the records are the same as a local build's. TFDS writes into an ``incomplete.*`` folder and renames it when every split is done, so an interrupted build
     never leaves a data set that loads; running ``build`` again starts it afresh.
     """
     import os
@@ -93,7 +95,18 @@ def build(config: str = "press3t_te30_snr10-100", data_dir=None):
         if not os.access(path, os.W_OK):
             raise FileFormatError(f"data dir {path} is not writable")
     builder = _builder(config, data_dir)
-    builder.download_and_prepare()
+    download_config = None
+    if beam_runner is not None or beam_options is not None:
+        import tensorflow_datasets as tfds
+
+        try:
+            import apache_beam as beam
+        except ImportError:
+            raise FileFormatError('a Beam build needs apache-beam: pip install "mrs-tf[beam]"') from None
+        if isinstance(beam_runner, str):
+            beam_runner = beam.runners.create_runner(beam_runner)
+        download_config = tfds.download.DownloadConfig(beam_runner=beam_runner, beam_options=beam_options)
+    builder.download_and_prepare(download_config=download_config)
     return builder
 
 

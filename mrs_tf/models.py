@@ -4,7 +4,8 @@ Every builder is a plain function returning a ``keras.Model`` with
 
 * input ``"spectrum"``: float32 (B, K, 2), real and imaginary parts of ``np.fft.fftshift(np.fft.fft(fid))`` cropped to
   the metabolite range (:func:`mrs_tf.preprocess.cropped_spectrum`; K = 252 for 0.2-4.2 ppm at the default protocol),
-  at any absolute scale: :class:`~mrs_tf.layers.SpectrumNormalization` divides it by its RMS and
+  at any absolute scale and zero-order phase: :class:`~mrs_tf.layers.PhaseAlignment` (``align_phase=True``) rotates
+  it to near absorption mode, :class:`~mrs_tf.layers.SpectrumNormalization` divides it by its RMS and
   :class:`~mrs_tf.layers.RestoreScale` multiplies the outputs back;
 * optional input ``"fid"``: float32 (B, T, 2), the first T time-domain points (``time_points=T``);
 * output ``"concentrations"``: (B, M) amplitudes in basis units (mM), or (B, 2, M) mean and standard deviation
@@ -19,14 +20,15 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from .layers import GaussianHead, MagnitudeChannel, RestoreScale, SpectrumNormalization
+from .layers import GaussianHead, MagnitudeChannel, PhaseAlignment, RestoreScale, SpectrumNormalization
 
 __all__ = ["seed_cnn", "resnet_cnn", "dilated_cnn", "BUILDERS", "build_model"]
 
 
-def _inputs(input_points: int, magnitude: bool, time_points: int):
+def _inputs(input_points: int, magnitude: bool, time_points: int, align_phase: bool = True):
     spectrum = keras.Input((input_points, 2), name="spectrum")
-    normalised, rms = SpectrumNormalization(name="normalise")(spectrum)
+    x = PhaseAlignment(name="align_phase")(spectrum) if align_phase else spectrum
+    normalised, rms = SpectrumNormalization(name="normalise")(x)
     x = MagnitudeChannel(name="magnitude")(normalised) if magnitude else normalised
     inputs, extra = [spectrum], None
     if time_points:
@@ -54,6 +56,15 @@ def _head(features, rms, n_outputs: int, output_scale, dense_units: int, dropout
     return outputs
 
 
+def _pool(kind: str, size: int, name: str):
+    """Pooling between stages: ``"max"`` or ``"average"``."""
+    if kind == "max":
+        return layers.MaxPooling1D(size, name=name)
+    if kind == "average":
+        return layers.AveragePooling1D(size, name=name)
+    raise ValueError(f"pooling must be 'max' or 'average', got {kind!r}")
+
+
 def _time_branch(fid, filters: int = 32):
     y = layers.Conv1D(filters, 9, strides=2, padding="same", activation="relu", name="fid_conv1")(fid)
     y = layers.Conv1D(filters, 9, strides=2, padding="same", activation="relu", name="fid_conv2")(y)
@@ -69,24 +80,26 @@ def _finish(inputs, x, rms, extra, name, n_outputs, output_scale, dense_units, d
 
 
 def seed_cnn(input_points: int = 252, n_outputs: int = 21, output_scale=None, *, filters=(16, 32, 64, 64),
-             kernel_size: int = 9, pool_size: int = 2, dense_units: int = 256, dropout: float = 0.1,
-             magnitude: bool = True, uncertainty: bool = False, n_nuisance: int = 0, time_points: int = 0,
-             name: str = "seed_cnn") -> keras.Model:
+             kernel_size: int = 9, pool_size: int = 2, pooling: str = "max", dense_units: int = 256,
+             dropout: float = 0.1,
+             magnitude: bool = True, align_phase: bool = True, uncertainty: bool = False, n_nuisance: int = 0,
+             time_points: int = 0, name: str = "seed_cnn") -> keras.Model:
     """Stacked Conv1D (ReLU) + max pooling blocks, flattened into a dense regression head."""
-    inputs, x, rms, extra = _inputs(input_points, magnitude, time_points)
+    inputs, x, rms, extra = _inputs(input_points, magnitude, time_points, align_phase)
     for i, f in enumerate(filters):
         x = layers.Conv1D(f, kernel_size, padding="same", activation="relu", name=f"conv{i}")(x)
-        x = layers.MaxPooling1D(pool_size, name=f"pool{i}")(x)
+        x = _pool(pooling, pool_size, f"pool{i}")(x)
     return _finish(inputs, x, rms, extra, name, n_outputs, output_scale, dense_units, dropout, uncertainty,
                    n_nuisance)
 
 
 def resnet_cnn(input_points: int = 252, n_outputs: int = 21, output_scale=None, *, filters=(16, 32, 64, 64),
-               kernel_size: int = 7, pool_size: int = 2, dense_units: int = 256, dropout: float = 0.1,
-               magnitude: bool = True, uncertainty: bool = False, n_nuisance: int = 0, time_points: int = 0,
-               name: str = "resnet_cnn") -> keras.Model:
+               kernel_size: int = 7, pool_size: int = 2, pooling: str = "max", dense_units: int = 256,
+               dropout: float = 0.1,
+               magnitude: bool = True, align_phase: bool = True, uncertainty: bool = False, n_nuisance: int = 0,
+               time_points: int = 0, name: str = "resnet_cnn") -> keras.Model:
     """Residual blocks (two Conv1D + batch norm, identity or 1x1 projection shortcut), pooled between stages."""
-    inputs, x, rms, extra = _inputs(input_points, magnitude, time_points)
+    inputs, x, rms, extra = _inputs(input_points, magnitude, time_points, align_phase)
     for i, f in enumerate(filters):
         shortcut = x if x.shape[-1] == f else layers.Conv1D(f, 1, name=f"proj{i}")(x)
         y = layers.Conv1D(f, kernel_size, padding="same", name=f"res{i}_a")(x)
@@ -95,18 +108,18 @@ def resnet_cnn(input_points: int = 252, n_outputs: int = 21, output_scale=None, 
         y = layers.Conv1D(f, kernel_size, padding="same", name=f"res{i}_b")(y)
         y = layers.BatchNormalization(name=f"res{i}_bn_b")(y)
         x = layers.Activation("relu", name=f"res{i}_out")(layers.Add(name=f"res{i}_add")([shortcut, y]))
-        x = layers.MaxPooling1D(pool_size, name=f"pool{i}")(x)
+        x = _pool(pooling, pool_size, f"pool{i}")(x)
     return _finish(inputs, x, rms, extra, name, n_outputs, output_scale, dense_units, dropout, uncertainty,
                    n_nuisance)
 
 
 def dilated_cnn(input_points: int = 252, n_outputs: int = 21, output_scale=None, *, filters=(16, 32, 64),
                 kernel_size: int = 5, dilations=(1, 2, 4), pool_size: int = 2, dense_units: int = 256,
-                dropout: float = 0.1, magnitude: bool = True, uncertainty: bool = False, n_nuisance: int = 0,
-                time_points: int = 0, name: str = "dilated_cnn") -> keras.Model:
+                dropout: float = 0.1, magnitude: bool = True, align_phase: bool = True, uncertainty: bool = False,
+                n_nuisance: int = 0, time_points: int = 0, name: str = "dilated_cnn") -> keras.Model:
     """Inception-style blocks: parallel Conv1D with dilation rates ``dilations`` (wide receptive field at few
     parameters, for multiplets spread over 0.1-0.3 ppm), concatenated and pooled."""
-    inputs, x, rms, extra = _inputs(input_points, magnitude, time_points)
+    inputs, x, rms, extra = _inputs(input_points, magnitude, time_points, align_phase)
     for i, f in enumerate(filters):
         branches = [layers.Conv1D(f, kernel_size, dilation_rate=d, padding="same", activation="relu",
                                   name=f"block{i}_d{d}")(x) for d in dilations]

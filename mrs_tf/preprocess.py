@@ -36,8 +36,12 @@ def crop_slice(n_points: int, dwell_s: float, field_mhz: float, ppm_range=DEFAUL
 
 def cropped_spectrum(fids: np.ndarray, dwell_s: float, field_mhz: float, ppm_range=DEFAULT_PPM_RANGE,
                      ref_ppm: float = 4.65) -> np.ndarray:
-    """float32 (n, K, 2): real and imaginary parts of the spectrum within ``ppm_range`` (ppm decreasing along K)."""
+    """float32 (n, K, 2): real and imaginary parts of the spectrum within ``ppm_range`` (ppm decreasing along K).
+
+    The FFT runs in the input's precision (complex64 in: single precision, about twice as fast) on all cores."""
+    import scipy.fft
+
     fids = np.atleast_2d(fids)
     sl = crop_slice(fids.shape[-1], dwell_s, field_mhz, ppm_range, ref_ppm)
-    spec = np.fft.fftshift(np.fft.fft(fids, axis=-1), axes=-1)[..., sl]
+    spec = scipy.fft.fftshift(scipy.fft.fft(fids, axis=-1, workers=-1), axes=-1)[..., sl]
     return np.stack([spec.real, spec.imag], axis=-1).astype(np.float32)

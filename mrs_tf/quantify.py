@@ -25,26 +25,34 @@ __all__ = ["Quantifier"]
 class Quantifier:
     """A trained network and the protocol it belongs to."""
 
-    def __init__(self, model, meta: dict):
+    def __init__(self, model, meta: dict, runner=None):
         self.model = model
+        self.runner = runner  # a LiteRTModel (backend="litert"): takes full spectra
         self.meta = dict(meta)
         self.names = list(meta["names"])
+        self.outputs = list(meta.get("outputs", self.names))  # names, then combinations with their own sigma
         self.n_points = int(meta["n_points"])
         self.dwell_s = float(meta["dwell_s"])
         self.field_mhz = float(meta["field_mhz"])
         self.ref_ppm = float(meta.get("ref_ppm", 4.65))
         self.ppm_range = tuple(meta["ppm_range"])
         self.uncertainty = bool(meta.get("uncertainty", False))
+        self._graph = None
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Quantifier":
-        """Load ``path/model.keras`` and ``path/quantifier.json``."""
+    def load(cls, path: str | os.PathLike, backend: str = "keras", tflite: str = "model.tflite",
+             num_threads: int | None = None) -> "Quantifier":
+        """Load ``path/quantifier.json`` and the network: ``path/model.keras`` (``backend="keras"``) or the LiteRT
+        flatbuffer ``path/<tflite>`` (``backend="litert"``; e.g. ``tflite="model_int8.tflite"``), same columns."""
         import keras
 
         from . import layers  # noqa: F401  (registers the custom layers and losses)
 
         folder = Path(path)
-        model_file, meta_file = folder / "model.keras", folder / "quantifier.json"
+        if backend not in ("keras", "litert"):
+            raise MRSError(f"unknown backend {backend!r}; use keras or litert")
+        model_file = folder / ("model.keras" if backend == "keras" else tflite)
+        meta_file = folder / "quantifier.json"
         for f in (model_file, meta_file):
             if not f.is_file():
                 raise FileFormatError(f"{folder}: no {f.name}; a quantifier folder holds model.keras and "
@@ -53,6 +61,10 @@ class Quantifier:
             meta = json.loads(meta_file.read_text())
         except json.JSONDecodeError as exc:
             raise FileFormatError(f"{meta_file}: not valid JSON ({exc})") from None
+        if backend == "litert":
+            from .export import LiteRTModel
+
+            return cls(None, meta, runner=LiteRTModel(model_file, num_threads=num_threads))
         try:
             model = keras.saving.load_model(model_file)
         except Exception as exc:  # zip/h5 errors of a corrupt or truncated file
@@ -86,20 +98,48 @@ class Quantifier:
             raise MRSError(f"spectra {np.flatnonzero(zero)[:10].tolist()} are all zeros")
         return arr
 
-    def predict(self, fids, dwell_s: float, field_mhz: float, batch_size: int = 1024):
+    def _infer(self, x: np.ndarray) -> np.ndarray:
+        """The network on one batch of cropped spectra, through a compiled graph (no per-call Keras overhead)."""
+        if self._graph is None:
+            import tensorflow as tf
+
+            model = self.model
+
+            @tf.function(reduce_retracing=True)
+            def graph(spectrum):
+                out = model({"spectrum": spectrum}, training=False)
+                return out["concentrations"] if isinstance(out, dict) else out
+
+            self._graph = graph
+        return np.asarray(self._graph(x))
+
+    def predict(self, fids, dwell_s: float, field_mhz: float, batch_size: int = 4096):
         """(mean (n, M), sd (n, M) or None) in basis units."""
         arr = self.check(fids, dwell_s, field_mhz)
-        x = cropped_spectrum(arr, self.dwell_s, self.field_mhz, self.ppm_range, self.ref_ppm)
-        out = self.model.predict({"spectrum": x}, batch_size=batch_size, verbose=0)
-        pred = np.asarray(out["concentrations"] if isinstance(out, dict) else out, float)
+        parts = []
+        for start in range(0, len(arr), batch_size):
+            chunk = arr[start:start + batch_size].astype(np.complex64)
+            if self.runner is not None:
+                from .export import full_spectrum
+
+                parts.append(self.runner.predict(full_spectrum(chunk)))
+                continue
+            parts.append(self._infer(cropped_spectrum(chunk, self.dwell_s, self.field_mhz, self.ppm_range,
+                                                      self.ref_ppm)))
+        pred = np.concatenate(parts).astype(float)
+        if pred.shape[-1] != len(self.outputs):
+            raise FileFormatError(f"the model has {pred.shape[-1]} outputs but quantifier.json lists "
+                                  f"{len(self.outputs)} ({', '.join(self.outputs[:4])}, ...)")
         if pred.ndim == 3:
             return pred[:, 0], pred[:, 1]
         return pred, None
 
     def quantify(self, fids, dwell_s: float | None = None, field_mhz: float | None = None,
-                 batch_size: int = 1024) -> ResultTable:
+                 batch_size: int = 4096) -> ResultTable:
         """Table with ``<met>`` (basis units, mM for mrs-tf's basis), ``<met>_sd`` (the network's sigma, when it has
-        one), ``<met>_over_tCr``, and the same for NAA+NAAG, Cr+PCr, GPC+PCh, Glu+Gln (sd of a sum: in quadrature)."""
+        one), ``<met>_over_tCr``, and the same for NAA+NAAG, Cr+PCr, GPC+PCh, Glu+Gln: the value is the sum of the
+        parts; its sd is the network's own sigma for the sum where the model outputs one (the parts' errors are
+        correlated), else the parts' sigmas in quadrature."""
         mean, sd = self.predict(fids, dwell_s, field_mhz, batch_size)
         names = self.names
         parts = tcr_rows(names)
@@ -117,5 +157,11 @@ class Quantifier:
         for j, nm in enumerate(names):
             add(nm, mean[:, j], None if sd is None else sd[:, j])
         for combo, idx in combination_rows(names).items():
-            add(combo, mean[:, idx].sum(1), None if sd is None else np.sqrt((sd[:, idx] ** 2).sum(1)))
+            if sd is None:
+                combo_sd = None
+            elif combo in self.outputs:
+                combo_sd = sd[:, self.outputs.index(combo)]
+            else:
+                combo_sd = np.sqrt((sd[:, idx] ** 2).sum(1))
+            add(combo, mean[:, idx].sum(1), combo_sd)
         return table

@@ -27,13 +27,27 @@ from .metabolites import prior_means
 from .preprocess import DEFAULT_PPM_RANGE, crop_slice, cropped_spectrum
 from .synth import SynthesisConfig, concentration_matrix, synthesize
 
-__all__ = ["TrainConfig", "TRAINING_SYNTHESIS", "train", "make_dataset", "prior_scale", "output_scale",
-           "tf_cropped_spectrum"]
+__all__ = ["TrainConfig", "TRAINING_SYNTHESIS", "TRAINING_PRIOR_WIDENING", "train", "make_dataset", "prior_scale",
+           "output_scale", "output_names", "combination_matrix", "tf_cropped_spectrum"]
 
-#: Broad nuisance ranges for training (the sim-to-real gap: linewidth variability matters most).
+#: Training concentrations are drawn from the healthy-brain priors widened to [low * a, high * b]: networks then do
+#: not pull abnormal values (tumour, stroke, low-NAA) toward healthy ones, and shrink less toward the prior mean.
+TRAINING_PRIOR_WIDENING = (0.5, 1.3)
+
+
+def _widened_priors(widening=TRAINING_PRIOR_WIDENING) -> dict:
+    from .metabolites import MM_NAME, METABOLITES, PRIORS_MM
+
+    lo, hi = widening
+    ranges = {name: m.prior_mm for name, m in METABOLITES.items()}
+    ranges[MM_NAME] = PRIORS_MM
+    return {name: (float(r[0]) * lo, float(r[1]) * hi) for name, r in ranges.items()}
+
+
+#: Broad nuisance ranges for training (the sim-to-real gap: linewidth variability matters most) and widened priors.
 TRAINING_SYNTHESIS = SynthesisConfig(lorentz_hz=(1.0, 12.0), gauss_hz=(2.0, 14.0), shift_ppm=(-0.2, 0.2),
                                      phase0_deg=(-180.0, 180.0), phase1_deg_per_ppm=(-5.0, 5.0),
-                                     baseline_amp=(-0.15, 0.15))
+                                     baseline_amp=(-0.15, 0.15), priors=_widened_priors())
 
 
 @dataclass
@@ -56,6 +70,7 @@ class TrainConfig:
     tensorboard: bool = False
     protocol: dict = field(default_factory=lambda: dict(DEFAULT_PROTOCOL))
     tfds_config: str | None = None  # train on mrs_brain_sim/<config> instead of streaming
+    combinations: bool = True  # also output NAA+NAAG, Cr+PCr, GPC+PCh, Glu+Gln (their own calibrated sigma)
 
     def synthesis_config(self) -> SynthesisConfig:
         syn = dict(self.synthesis)
@@ -66,8 +81,27 @@ class TrainConfig:
 
 
 def prior_scale(names) -> np.ndarray:
-    """Typical value of each output (prior mid-point, mM): the loss weighs each output by 1/scale^2."""
-    return prior_means(names)
+    """Typical value of each output (prior mid-point, mM; a combination "A+B": the sum of its parts'): the loss
+    weighs each output by 1/scale^2."""
+    return np.array([prior_means(name.split("+")).sum() for name in names])
+
+
+def output_names(names, combinations: bool = True) -> list[str]:
+    """The network's outputs: the basis ``names``, then each of :data:`mrs_tf.crlb.COMBINATIONS` whose parts are
+    all present (a sum's sigma cannot be had from the parts' sigmas: Cr and PCr errors are anti-correlated)."""
+    from .crlb import combination_rows
+
+    return list(names) + (list(combination_rows(names)) if combinations else [])
+
+
+def combination_matrix(names, outputs) -> np.ndarray:
+    """(len(names), len(outputs)) float32 matrix: ``concentrations @ C`` = the outputs' targets."""
+    names = list(names)
+    mat = np.zeros((len(names), len(outputs)), np.float32)
+    for j, out in enumerate(outputs):
+        for part in out.split("+"):
+            mat[names.index(part), j] = 1.0
+    return mat
 
 
 def output_scale(spectra: np.ndarray, conc: np.ndarray) -> np.ndarray:
@@ -89,32 +123,40 @@ def make_dataset(basis: BasisSet, cfg: TrainConfig, seed: int, n_batches: int | 
     """Streaming ``tf.data`` of ``({"spectrum": (B, K, 2)}, {"concentrations": (B, M)})`` batches."""
     from .data import synthetic_dataset
 
+    import tensorflow as tf
+
     sl = crop_slice(basis.n_points, basis.dwell_s, basis.field_mhz, cfg.ppm_range, basis.ref_ppm)
+    mat = tf.constant(combination_matrix(basis.names, output_names(basis.names, cfg.combinations)))
     ds = synthetic_dataset(basis, batch_size=cfg.batch_size, seed=seed, snr=tuple(cfg.snr),
                            config=cfg.synthesis_config(), n_batches=n_batches)
     return ds.map(lambda b: ({"spectrum": tf_cropped_spectrum(b["fid"], sl)},
-                             {"concentrations": b["concentrations"]}))
+                             {"concentrations": tf.matmul(b["concentrations"], mat)}))
 
 
-def _tfds_dataset(cfg: TrainConfig, split: str):
+def _tfds_dataset(cfg: TrainConfig, split: str, names):
+    """The TFDS split as (inputs, targets); ``names``: the data set's concentration order (its basis's names)."""
     import tensorflow as tf
 
     from .data import load
 
     ds = load(cfg.tfds_config, split=split)
-    ds = ds.map(lambda ex: ({"spectrum": ex["spectrum"]}, {"concentrations": ex["concentrations"]}))
+    mat = tf.constant(combination_matrix(names, output_names(names, cfg.combinations)))
+    ds = ds.map(lambda ex: ({"spectrum": ex["spectrum"]},
+                            {"concentrations": tf.linalg.matvec(mat, ex["concentrations"], transpose_a=True)}))
     if split == "train":
         ds = ds.shuffle(10_000, seed=cfg.seed).repeat()
     return ds.batch(cfg.batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 def validation_set(basis: BasisSet, cfg: TrainConfig, n: int | None = None, seed_offset: int = 1):
-    """Fixed, seeded (spectra (n, K, 2), concentrations (n, M), truth) for validation (offset 1) or test (2)."""
+    """Fixed, seeded (spectra (n, K, 2), targets (n, outputs), truth) for validation (offset 1) or test (2); the
+    targets are the concentrations and (``cfg.combinations``) their sums, in :func:`output_names` order."""
     fids, truth = synthesize(basis, n or cfg.val_size, snr=tuple(cfg.snr),
                              seed=np.random.SeedSequence([cfg.seed, 1000 + seed_offset]),
                              config=cfg.synthesis_config())
     spectra = cropped_spectrum(fids, basis.dwell_s, basis.field_mhz, cfg.ppm_range, basis.ref_ppm)
-    return spectra, concentration_matrix(truth, basis.names).astype(np.float32), truth
+    mat = combination_matrix(basis.names, output_names(basis.names, cfg.combinations))
+    return spectra, concentration_matrix(truth, basis.names).astype(np.float32) @ mat, truth
 
 
 def _strategy(name: str | None):
@@ -166,14 +208,14 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, st
     if tf.config.list_physical_devices("GPU"):
         keras.mixed_precision.set_global_policy("mixed_float16")
     basis = basis or simulate_basis(**cfg.protocol)
-    names = list(basis.names)
+    names = output_names(basis.names, cfg.combinations)
     val_x, val_y, _ = validation_set(basis, cfg)
     scale_out = output_scale(val_x, val_y)
     with _strategy(strategy).scope():
         model = build_model(cfg.model, input_points=val_x.shape[1], n_outputs=len(names),
                             output_scale=scale_out, uncertainty=cfg.uncertainty, **cfg.model_kwargs)
         compile_model(model, names, cfg.uncertainty, cfg.learning_rate)
-    train_ds = _tfds_dataset(cfg, "train") if cfg.tfds_config else make_dataset(basis, cfg, seed=cfg.seed)
+    train_ds = _tfds_dataset(cfg, "train", basis.names) if cfg.tfds_config else make_dataset(basis, cfg, seed=cfg.seed)
     _write_json(out / "train_config.json", asdict(cfg))
     callbacks = [
         keras.callbacks.BackupAndRestore(str(backup)),
@@ -204,7 +246,8 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, st
 
 
 def _quantifier_meta(basis: BasisSet, cfg: TrainConfig, model) -> dict:
-    return {"names": list(basis.names), "n_points": basis.n_points, "dwell_s": basis.dwell_s,
+    return {"names": list(basis.names), "outputs": output_names(basis.names, cfg.combinations),
+            "n_points": basis.n_points, "dwell_s": basis.dwell_s,
             "field_mhz": basis.field_mhz, "ref_ppm": basis.ref_ppm, "ppm_range": list(cfg.ppm_range),
             "protocol": {k: v for k, v in basis.protocol.items() if isinstance(v, (int, float, str))},
             "uncertainty": cfg.uncertainty, "model": cfg.model, "input_points": int(model.inputs[0].shape[1])}

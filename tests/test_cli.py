@@ -104,7 +104,7 @@ def test_quantify_with_a_trained_folder(tmp_path, capsys, basis):
 
     folder = tmp_path / "q"
     folder.mkdir()
-    model = seed_cnn(filters=(4,), dense_units=8, uncertainty=True)
+    model = seed_cnn(n_outputs=25, filters=(4,), dense_units=8, uncertainty=True)  # 21 + the 4 combinations
     model.save(folder / "model.keras")
     _write_json(folder / "quantifier.json", _quantifier_meta(basis, TrainConfig(), model))
     data = tmp_path / "d.nii.gz"

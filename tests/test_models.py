@@ -10,7 +10,7 @@ from mrs_tf import synthesize  # noqa: E402
 from mrs_tf.errors import MRSError, OutputExistsError, ProtocolError  # noqa: E402
 from mrs_tf.models import BUILDERS  # noqa: E402
 from mrs_tf.preprocess import crop_slice, cropped_spectrum  # noqa: E402
-from mrs_tf.train import TrainConfig, prior_scale, tf_cropped_spectrum, train  # noqa: E402
+from mrs_tf.train import TrainConfig, output_names, prior_scale, tf_cropped_spectrum, train  # noqa: E402
 
 
 @pytest.mark.parametrize("name", sorted(BUILDERS))
@@ -66,10 +66,11 @@ def test_short_training_beats_the_prior(tmp_path, basis):
     cfg = _small(epochs=4)
     basis = basis.subset(["NAA", "Cr", "PCr", "Ins", "GPC"])  # few outputs: learnable in 100 CPU steps
     model, history = train(cfg, tmp_path / "run", basis=basis, verbose=0)
-    # loss of predicting the prior mean: mean over outputs of var/scale^2 (uniform priors)
-    scale = prior_scale(basis.names)
-    widths = np.array([np.ptp(METABOLITES[n].prior_mm) if n in METABOLITES else 8.0 for n in basis.names])
-    prior_loss = np.mean(widths ** 2 / 12 / scale ** 2)
+    # loss of predicting the prior mean: mean over outputs (the 5 and Cr+PCr) of var/scale^2 (uniform priors)
+    outputs = output_names(basis.names)
+    assert outputs == basis.names + ["Cr+PCr"]
+    var = {n: np.ptp(METABOLITES[n].prior_mm) ** 2 / 12 for n in basis.names}
+    prior_loss = np.mean([sum(var[p] for p in n.split("+")) for n in outputs] / prior_scale(outputs) ** 2)
     assert history["val_loss"][-1] < 0.5 * prior_loss
     assert history["loss"][-1] < history["loss"][0]
     # the folder is a quantifier
@@ -128,3 +129,56 @@ def test_quantifier_refuses_mismatched_or_bad_data(tmp_path, basis):
         q.quantify(np.zeros_like(fids), dwell_s=basis.dwell_s, field_mhz=basis.field_mhz)
     with pytest.raises(MRSError, match="no model.keras"):
         Quantifier.load(tmp_path)
+
+
+def test_phase_alignment_removes_any_zero_order_phase(basis):
+    from mrs_tf.layers import PhaseAlignment
+    from mrs_tf.models import seed_cnn
+
+    fids, truth = synthesize(basis, 4, snr=1e6, seed=2)
+    x = cropped_spectrum(fids * np.exp(-1j * np.deg2rad(truth["phase0_deg"]))[:, None], basis.dwell_s,
+                         basis.field_mhz)
+    layer = PhaseAlignment()
+    ref = np.asarray(layer(x))
+    for theta in (37.0, 145.0, -170.0):
+        rot = np.exp(1j * np.deg2rad(theta))
+        z = (x[..., 0] + 1j * x[..., 1]) * rot
+        np.testing.assert_allclose(np.asarray(layer(np.stack([z.real, z.imag], -1).astype("float32"))), ref,
+                                   atol=2e-5 * np.abs(ref).max())
+    # an absorption-mode spectrum stays within a few degrees of absorption mode (residual: baseline, phase1, tails)
+    z = ref[..., 0] + 1j * ref[..., 1]
+    assert np.all(np.abs(np.angle(z.sum(1))) < 1e-4)
+    residual = np.rad2deg(np.angle(z.sum(1) * np.conj((x[..., 0] + 1j * x[..., 1]).sum(1))))
+    assert np.all(np.abs(residual) < 20), residual
+    # so a model with the front end gives the same amplitudes at any phase
+    model = seed_cnn(filters=(4, 4), dense_units=8)
+    a = model.predict(x, verbose=0)["concentrations"]
+    z = (x[..., 0] + 1j * x[..., 1]) * np.exp(2.5j)
+    b = model.predict(np.stack([z.real, z.imag], -1).astype("float32"), verbose=0)["concentrations"]
+    np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4 * np.abs(a).max())
+    plain = seed_cnn(filters=(4, 4), dense_units=8, align_phase=False)
+    assert not np.allclose(plain.predict(x, verbose=0)["concentrations"],
+                           plain.predict(np.stack([z.real, z.imag], -1).astype("float32"), verbose=0)["concentrations"],
+                           rtol=1e-2)
+
+
+def test_tuner_search_of_two_tiny_trials_completes_and_resumes(tmp_path, basis):
+    pytest.importorskip("keras_tuner")
+    from mrs_tf.tuning import tune
+
+    basis = basis.subset(["NAA", "Cr", "PCr"])
+    cfg = _small(batch_size=16, steps_per_epoch=2, val_size=32, uncertainty=True)
+    tuner, best = tune(tmp_path / "search", "bayesian", cfg, max_trials=2, max_epochs=1, basis=basis, verbose=0)
+    trials = tuner.oracle.trials
+    assert len(trials) == 2 and all(t.status == "COMPLETED" for t in trials.values())
+    assert best.model in ("seed_cnn", "resnet_cnn") and len(best.model_kwargs["filters"]) >= 2
+    saved = json.loads((tmp_path / "search" / "best_config.json").read_text())
+    assert saved["model_kwargs"]["kernel_size"] == best.model_kwargs["kernel_size"]
+    assert TrainConfig(**saved).learning_rate == pytest.approx(best.learning_rate)
+    with pytest.raises(OutputExistsError, match="already holds a search"):
+        tune(tmp_path / "search", "bayesian", cfg, max_trials=2, max_epochs=1, basis=basis, verbose=0)
+    again, _ = tune(tmp_path / "search", "bayesian", cfg, max_trials=2, max_epochs=1, basis=basis, verbose=0,
+                    resume=True)
+    assert len(again.oracle.trials) == 2  # nothing re-run
+    with pytest.raises(MRSError, match="unknown tuning algorithm"):
+        tune(tmp_path / "other", "grid", cfg, basis=basis)

@@ -106,3 +106,35 @@ def test_interrupted_build_leaves_nothing_loadable_and_rebuilds(tmp_path, monkey
     monkeypatch.setattr(mod, "synthesize", real)
     ds = load("tiny", "test", tmp_path)
     assert len(list(ds)) == 16
+
+
+def test_crlb_feature_equals_the_crlb_module_at_the_truth(tiny_dir):
+    from mrs_tf.crlb import COMBINATIONS, from_truth
+    from mrs_tf.quest import QuestOptions
+
+    ds = load("tiny", "train", tiny_dir)
+    by_index = {int(ex["index"]): ex for ex in ds.as_numpy_iterator()}
+    basis = simulate_basis()
+    _, truth = synthesize(basis, n=64, snr=(10.0, 100.0), seed=np.random.SeedSequence([20161, 0, 0]), n_jobs=1)
+    expected = from_truth(basis, truth, QuestOptions(background="none"), rows=[7, 40])
+    for j, i in enumerate((7, 40)):
+        ex = by_index[i]
+        np.testing.assert_allclose(ex["crlb"], [expected[n][j] for n in basis.names], rtol=1e-5)
+        np.testing.assert_allclose(ex["crlb_combined"], [expected[c][j] for c in COMBINATIONS], rtol=1e-5)
+    # physics: the NAA bound shrinks as 1/SNR (same lineshape family), and a sum's bound is below the parts' sum
+    ex = list(by_index.values())
+    rel = np.array([e["crlb"][13] / e["concentrations"][13] * e["nuisance"]["snr"] for e in ex])
+    assert 0.05 < np.median(rel) < 1.0 and np.all(np.isfinite(rel))
+    cr_pcr = [e["crlb_combined"][1] for e in ex]
+    parts = [e["crlb"][3] + e["crlb"][16] for e in ex]
+    assert np.all(np.array(cr_pcr) < np.array(parts))
+
+
+def test_beam_build_matches_the_local_build(tiny_dir, tmp_path):
+    pytest.importorskip("apache_beam")
+    build("tiny", tmp_path, beam_runner="DirectRunner")
+    ours = load("tiny", "test", tmp_path, build_if_missing=False)
+    local = load("tiny", "test", tiny_dir, build_if_missing=False)
+    a = sorted((int(e["index"]), e["fid"].tobytes()) for e in ours.as_numpy_iterator())
+    b = sorted((int(e["index"]), e["fid"].tobytes()) for e in local.as_numpy_iterator())
+    assert a == b and len(a) == 16

@@ -4,6 +4,16 @@ No downloads: every example is synthesised by :func:`mrs_tf.synthesize` from mrs
 (Govindaraju 2000 spin tables) and parametric MM model. Example ``k`` of a split is generated from the seed
 ``SeedSequence([config.seed, split_id, k // BLOCK])``, so the same mrs-tf version, config and seed give
 byte-identical records.
+
+Every example carries the Cramér–Rao lower bound of each concentration (``crlb``) and of the sums NAA+NAAG, Cr+PCr,
+GPC+PCh, Glu+Gln (``crlb_combined``), computed by :func:`mrs_tf.crlb.from_truth` at the example's true parameters for
+the QUEST signal model fitted to the whole FID (``QuestOptions(background="none")``: lineshape, shifts and phases
+free, the smooth baseline known): the physical limit that evaluations set estimators against.
+
+Large builds run in parallel on Apache Beam (``pip install "mrs-tf[beam]"``): pass a runner, e.g.
+``tfds build tfds_mrs/mrs_brain_sim --config press3t_te30_snr10-100_large --beam_pipeline_options=runner=DirectRunner``
+or ``mrs_tf.data.build(config, data_dir, beam_runner="DirectRunner")``; each block of :data:`BLOCK` spectra is one
+Beam element, so the records are the same as a local build's.
 """
 from __future__ import annotations
 
@@ -14,7 +24,9 @@ import tensorflow_datasets as tfds
 
 import mrs_tf
 from mrs_tf.basis import simulate_basis
+from mrs_tf.crlb import COMBINATIONS, from_truth
 from mrs_tf.preprocess import DEFAULT_PPM_RANGE, crop_slice, cropped_spectrum
+from mrs_tf.quest import QuestOptions
 from mrs_tf.synth import SynthesisConfig, synthesize
 
 BLOCK = 256  # spectra synthesised together; part of the seed layout, so changing it changes the data
@@ -63,8 +75,9 @@ BUILDER_CONFIGS = [
 class Builder(tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for mrs_brain_sim."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "First release: mrs-tf 0.1 physics core (20 metabolites + MM, PRESS 3 T/7 T)."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {"1.0.0": "First release: mrs-tf 0.1 physics core (20 metabolites + MM, PRESS 3 T/7 T).",
+                     "1.1.0": "Adds crlb and crlb_combined: the CRLB of every concentration at the true parameters."}
     BUILDER_CONFIGS = BUILDER_CONFIGS
     DEFAULT_CONFIG_NAME = "press3t_te30_snr10-100"
     name = "mrs_brain_sim"
@@ -93,6 +106,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                              "(+ Govind 2015); parametric MM (mrs_tf.macromolecules)",
             synthesis=dataclasses.asdict(SynthesisConfig()),
             nuisance_keys=list(NUISANCE_KEYS),
+            combination_names=list(COMBINATIONS),
+            crlb_model="mrs_tf.crlb.from_truth, QuestOptions(background='none'): whole FID, baseline known",
         )
         return self.dataset_info_from_configs(
             description=__doc__,
@@ -103,6 +118,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                                                  doc="fftshift(fft(fid)) within spectrum_ppm_range, real/imag"),
                 "concentrations": tfds.features.Tensor(shape=(len(names),), dtype=np.float32,
                                                        doc="ground truth, mM (MM in model units), metabolite_names"),
+                "crlb": tfds.features.Tensor(shape=(len(names),), dtype=np.float32,
+                                             doc="Cramer-Rao lower bound of each concentration (same units/order)"),
+                "crlb_combined": tfds.features.Tensor(shape=(len(COMBINATIONS),), dtype=np.float32,
+                                                      doc="CRLB of NAA+NAAG, Cr+PCr, GPC+PCh, Glu+Gln"),
                 "nuisance": {k: tfds.features.Scalar(dtype=np.float32) for k in NUISANCE_KEYS},
                 "index": tfds.features.Scalar(dtype=np.int64, doc="example index within its split"),
             }),
@@ -117,22 +136,40 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 "validation": self._generate_examples("validation", c.validation),
                 "test": self._generate_examples("test", c.test)}
 
+    def _download_and_prepare(self, dl_manager, download_config=None):
+        # a Beam runner or pipeline options in the download config: generate through Beam (see the module docstring)
+        self._use_beam = bool(download_config and (download_config.beam_runner or download_config.beam_options))
+        return super()._download_and_prepare(dl_manager, download_config)
+
     def _generate_examples(self, split: str, n: int):
+        blocks = range((n + BLOCK - 1) // BLOCK)
+        if getattr(self, "_use_beam", False):
+            beam = tfds.core.lazy_imports.apache_beam
+            return (f"blocks of {split}" >> beam.Create(list(blocks))
+                    | f"synthesise {split}" >> beam.FlatMap(self._block_examples, split, n))
+        return (example for block in blocks for example in self._block_examples(block, split, n))
+
+    def _block_examples(self, block: int, split: str, n: int):
+        """The examples of one block of :data:`BLOCK` spectra (seeded by config seed, split and block)."""
         c = self.builder_config
         basis = self._basis()
         names = basis.names
-        for block in range((n + BLOCK - 1) // BLOCK):
-            size = min(BLOCK, n - block * BLOCK)
-            seed = np.random.SeedSequence([c.seed, _SPLIT_IDS[split], block])
-            fids, truth = synthesize(basis, n=size, snr=c.snr, seed=seed, n_jobs=1)
-            spectra = cropped_spectrum(fids, basis.dwell_s, basis.field_mhz, c.ppm_range)
-            conc = np.stack([truth[m] for m in names], axis=1).astype(np.float32)
-            for i in range(size):
-                index = block * BLOCK + i
-                yield f"{split}-{index:08d}", {
-                    "fid": np.stack([fids[i].real, fids[i].imag], axis=-1).astype(np.float32),
-                    "spectrum": spectra[i],
-                    "concentrations": conc[i],
-                    "nuisance": {k: np.float32(truth[k][i]) for k in NUISANCE_KEYS},
-                    "index": index,
-                }
+        size = min(BLOCK, n - block * BLOCK)
+        seed = np.random.SeedSequence([c.seed, _SPLIT_IDS[split], block])
+        fids, truth = synthesize(basis, n=size, snr=c.snr, seed=seed, n_jobs=1)
+        spectra = cropped_spectrum(fids, basis.dwell_s, basis.field_mhz, c.ppm_range)
+        conc = np.stack([truth[m] for m in names], axis=1).astype(np.float32)
+        bounds = from_truth(basis, truth, QuestOptions(background="none"))
+        crlb = np.stack([bounds[m] for m in names], axis=1).astype(np.float32)
+        crlb_combined = np.stack([bounds[m] for m in COMBINATIONS], axis=1).astype(np.float32)
+        for i in range(size):
+            index = block * BLOCK + i
+            yield f"{split}-{index:08d}", {
+                "fid": np.stack([fids[i].real, fids[i].imag], axis=-1).astype(np.float32),
+                "spectrum": spectra[i],
+                "concentrations": conc[i],
+                "crlb": crlb[i],
+                "crlb_combined": crlb_combined[i],
+                "nuisance": {k: np.float32(truth[k][i]) for k in NUISANCE_KEYS},
+                "index": index,
+            }

@@ -1,0 +1,194 @@
+"""Export a trained quantifier for devices: TFLite/LiteRT (float32, float16, dynamic-range, int8) and SavedModel.
+
+The exported graph is the whole inference path after the FFT: its input ``"spectrum"`` is float32
+(batch, n_points, 2), the real and imaginary parts of ``fftshift(fft(fid))`` over the full spectral width (any
+scale, any zero-order phase); the graph crops the metabolite range (:class:`CropSpectrum`), aligns the phase,
+normalises, runs the network and restores the scale, and returns ``"concentrations"`` (batch, 2, outputs): the
+amplitudes in row 0 and their sigma in row 1 (or (batch, outputs) for a model without sigma). The FFT stays on the
+device's side because TFLite has no complex FFT kernel (complex tensors cannot even be sliced); every DSP library
+has one.
+
+Quantisation (``quantize=``):
+
+* ``"none"``: float32;
+* ``"float16"``: float16 weights (half the size), float32 compute;
+* ``"dynamic"``: int8 weights, float activations;
+* ``"int8"``: int8 weights and activations of the convolution, pooling and hidden dense layers, calibrated on a
+  representative set of spectra drawn from mrs-tf's simulator for the model's protocol. The scale-dependent
+  front end (crop, phase alignment, RMS normalisation) and the output head (mean and softplus sigma, rescaling)
+  stay float: one int8 scale cannot cover spectra whose absolute scale spans orders of magnitude, and the head's
+  precision is the result's.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .errors import MRSError, OutputExistsError
+from .layers import CropSpectrum
+
+__all__ = ["QUANTIZATIONS", "CropSpectrum", "inference_model", "representative_spectra", "to_tflite",
+           "to_saved_model", "LiteRTModel", "FLOAT_OPS"]
+
+QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
+
+#: TFLite op types kept in float in the int8 model (front end and head; see the module docstring)
+FLOAT_OPS = ("STRIDED_SLICE", "SUM", "MEAN", "SQUARE", "SQRT", "DIV", "MUL", "ADD", "SUB", "PACK", "UNPACK",
+             "RESHAPE", "CONCATENATION", "EXP", "LOG", "SOFTPLUS", "LOGISTIC", "GATHER", "SQUARED_DIFFERENCE",
+             "RSQRT", "POW", "ABS")
+
+
+def _load(folder):
+    from .quantify import Quantifier
+
+    q = folder if hasattr(folder, "meta") else Quantifier.load(folder)
+    if q.model is None:
+        raise MRSError("export needs the Keras model (backend='keras'), not an exported one")
+    return q
+
+
+def inference_model(quantifier):
+    """Keras model: full spectrum (B, n_points, 2) -> ``{"concentrations": ...}`` (crop inside)."""
+    import keras
+
+    from .preprocess import crop_slice
+
+    q = _load(quantifier)
+    sl = crop_slice(q.n_points, q.dwell_s, q.field_mhz, q.ppm_range, q.ref_ppm)
+    spectrum = keras.Input((q.n_points, 2), name="spectrum")
+    cropped = CropSpectrum(sl.start, sl.stop, name="crop")(spectrum)
+    out = q.model({"spectrum": cropped})
+    conc = out["concentrations"] if isinstance(out, dict) else out
+    return keras.Model(spectrum, {"concentrations": conc}, name=f"{q.model.name}_inference")
+
+
+def representative_spectra(quantifier, n: int = 256, seed: int = 0) -> np.ndarray:
+    """float32 (n, n_points, 2) full spectra synthesised for the model's protocol with the training ranges (SNR
+    5-200): the calibration set of int8 quantisation."""
+    from .basis import simulate_basis
+    from .synth import synthesize
+    from .train import TRAINING_SYNTHESIS
+
+    q = _load(quantifier)
+    proto = {k: v for k, v in q.meta.get("protocol", {}).items()
+             if k in ("sequence", "field_mhz", "te_ms", "te1_ms", "te2_ms", "tm_ms", "n_refocus")}
+    basis = simulate_basis(**proto, n_points=q.n_points, bandwidth_hz=1 / q.dwell_s)
+    fids, _ = synthesize(basis, n, snr=(5, 200), seed=seed, config=TRAINING_SYNTHESIS)
+    return full_spectrum(fids)
+
+
+def full_spectrum(fids) -> np.ndarray:
+    """float32 (n, N, 2): real/imag of ``fftshift(fft(fid))`` over the full width (the exported graph's input)."""
+    import scipy.fft
+
+    spec = scipy.fft.fftshift(scipy.fft.fft(np.atleast_2d(fids).astype(np.complex64), axis=-1, workers=-1), axes=-1)
+    return np.stack([spec.real, spec.imag], axis=-1).astype(np.float32)
+
+
+def _refuse(out: Path, overwrite: bool) -> None:
+    if out.exists() and not overwrite:
+        raise OutputExistsError(f"{out} exists; pass overwrite=True (--overwrite) or choose another path")
+
+
+def to_tflite(quantifier, out: str | os.PathLike, quantize: str = "none", n_representative: int = 256,
+              seed: int = 0, overwrite: bool = False) -> Path:
+    """Write a ``.tflite`` flatbuffer of :func:`inference_model` (atomic; refuses to overwrite); returns its path."""
+    import tensorflow as tf
+
+    if quantize not in QUANTIZATIONS:
+        raise MRSError(f"unknown quantization {quantize!r}; use one of {', '.join(QUANTIZATIONS)}")
+    out = Path(out)
+    _refuse(out, overwrite)
+    q = _load(quantifier)
+    converter = tf.lite.TFLiteConverter.from_keras_model(inference_model(q))  # weights frozen as constants
+    if quantize != "none":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if quantize == "int8":
+        data = representative_spectra(q, n_representative, seed)
+
+        def rep():
+            for i in range(len(data)):
+                yield [data[i:i + 1]]
+
+        converter.representative_dataset = rep
+        # the output head (mean and sigma of every amplitude) stays float too: its precision is the result's
+        from ai_edge_litert.interpreter import Interpreter
+
+        plain = tf.lite.TFLiteConverter.from_keras_model(inference_model(q)).convert()
+        head = [t["name"] for t in Interpreter(model_content=plain).get_tensor_details() if "/gaussian" in t["name"]
+                or "/linear" in t["name"]]
+        options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(FLOAT_OPS), denylisted_nodes=head)
+        debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=rep,
+                                                             debug_options=options)
+        flat = debugger.get_nondebug_quantized_model()
+    else:
+        flat = converter.convert()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_bytes(flat)
+    os.replace(tmp, out)
+    return out
+
+
+def to_saved_model(quantifier, out: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Write a TensorFlow SavedModel (TF Serving) whose ``serving_default`` signature maps ``spectrum``
+    (B, n_points, 2) to ``concentrations``; ``quantifier.json`` is copied beside it."""
+    import shutil
+
+    out = Path(out)
+    _refuse(out, overwrite)
+    q = _load(quantifier)
+    model = inference_model(q)
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.export(str(tmp), format="tf_saved_model", verbose=False)
+    (tmp / "quantifier.json").write_text(json.dumps(q.meta, indent=2))
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    return out
+
+
+class LiteRTModel:
+    """A ``.tflite`` quantifier graph run by the LiteRT interpreter (``ai_edge_litert``)."""
+
+    def __init__(self, path: str | os.PathLike, num_threads: int | None = None):
+        from ai_edge_litert.interpreter import Interpreter
+
+        from .errors import FileFormatError
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileFormatError(f"{self.path}: no such TFLite model")
+        try:
+            self.interpreter = Interpreter(model_path=str(self.path), num_threads=num_threads)
+        except (ValueError, RuntimeError) as exc:
+            raise FileFormatError(f"{self.path}: not a TFLite model ({exc})") from None
+        inp = self.interpreter.get_input_details()[0]
+        self.input_index = inp["index"]
+        self.input_shape = tuple(int(v) for v in inp["shape"][1:])
+        self.output_index = self.interpreter.get_output_details()[0]["index"]
+        self._batch = None
+
+    def predict(self, spectra: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Full spectra float32 (n, n_points, 2) -> the graph's ``concentrations`` output for each."""
+        x = np.asarray(spectra, np.float32)
+        if x.ndim != 3 or x.shape[1:] != self.input_shape:
+            raise MRSError(f"{self.path.name} expects spectra of shape (n, {', '.join(map(str, self.input_shape))}) "
+                           f"(real/imag of fftshift(fft(fid))), got {x.shape}")
+        outs = []
+        for start in range(0, len(x), batch_size):
+            chunk = x[start:start + batch_size]
+            if self._batch != len(chunk):
+                self.interpreter.resize_tensor_input(self.input_index, (len(chunk),) + self.input_shape)
+                self.interpreter.allocate_tensors()
+                self._batch = len(chunk)
+            self.interpreter.set_tensor(self.input_index, chunk)
+            self.interpreter.invoke()
+            outs.append(np.array(self.interpreter.get_tensor(self.output_index)))
+        return np.concatenate(outs)
