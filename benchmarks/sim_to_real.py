@@ -78,14 +78,16 @@ def main() -> None:
     q = Quantifier.load(args.model)
     cfg_path = os.path.join(args.model, "train_config.json")
     cfg = TrainConfig(**json.load(open(cfg_path))) if os.path.exists(cfg_path) else TrainConfig()
-    syn = cfg.synthesis_config()
+    syn = cfg.synthesis_config().with_(priors={})  # healthy-brain concentrations, training's nuisance ranges
     basis = simulate_basis()
-    seed = np.random.SeedSequence([args.seed, 3001])
-    noisy, truth = synthesize(basis, n, snr=(10, 100), seed=seed, config=syn)
-    clean, truth_clean = synthesize(basis, n, snr=None, seed=seed, config=syn)
+    def seed():  # a fresh SeedSequence each time: spawning children changes a used one
+        return np.random.SeedSequence([args.seed, 3001])
+
+    noisy, truth = synthesize(basis, n, snr=(10, 100), seed=seed(), config=syn)
+    clean, truth_clean = synthesize(basis, n, snr=None, seed=seed(), config=syn)
     assert np.array_equal(truth["NAA"], truth_clean["NAA"]), "noise-free draw differs from the noisy one"
     noise = noisy - clean
-    clean_mm, _ = synthesize(foreign_mm_basis(basis), n, snr=None, seed=seed, config=syn)
+    clean_mm, _ = synthesize(foreign_mm_basis(basis), n, snr=None, seed=seed(), config=syn)
     scenarios = {"in-distribution": noisy, "foreign MM": clean_mm + noise,
                  "asymmetric lines": asymmetric(clean, basis.dwell_s) + noise,
                  "both": asymmetric(clean_mm, basis.dwell_s) + noise}

@@ -39,6 +39,8 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--model-kwargs", default="{}", help="JSON keyword arguments of the model builder")
     parser.add_argument("--n-test", type=int, default=2048)
+    parser.add_argument("--evaluate-only", action="store_true",
+                        help="skip training: (re)calibrate sigma and measure the model already in --out")
     args = parser.parse_args()
 
     import keras
@@ -68,12 +70,24 @@ def main() -> None:
                       patience=40, val_size=2048, model_kwargs=json.loads(args.model_kwargs))
     if args.fast:
         cfg = TrainConfig(model=args.model, batch_size=64, steps_per_epoch=5, epochs=2, val_size=256)
-    t0 = time.perf_counter()
-    _, history = train(cfg, args.out, resume=args.resume, verbose=2, overwrite=not args.resume,
-                       callbacks_extra=[TimeBudget(args.minutes * 60, cfg.learning_rate)])
-    train_s = time.perf_counter() - t0
-
     basis = simulate_basis()
+    if args.evaluate_only:
+        import csv
+
+        from mrs_tf.train import calibrate_sd
+
+        cfg = TrainConfig(**json.load(open(os.path.join(args.out, "train_config.json"))))
+        with open(os.path.join(args.out, "log.csv")) as fh:
+            log = list(csv.DictReader(fh))
+        history = {"loss": [float(r["loss"]) for r in log], "val_loss": [float(r["val_loss"]) for r in log]}
+        train_s = json.load(open(os.path.join(args.out, "quantifier.json")))["training"]["seconds"]
+        calibrate_sd(args.out, basis, cfg)
+    else:
+        t0 = time.perf_counter()
+        _, history = train(cfg, args.out, resume=args.resume, verbose=2, overwrite=not args.resume,
+                           callbacks_extra=[TimeBudget(args.minutes * 60, cfg.learning_rate)])
+        train_s = time.perf_counter() - t0
+
     q = Quantifier.load(args.out)
     n_test = 256 if args.fast else args.n_test
     # the test set: training's nuisance ranges, but healthy-brain concentrations (the default priors, not training's
@@ -103,12 +117,15 @@ def main() -> None:
     for name, m in results.items():
         print(f"{name:9s} {m['mape_pct']:7.2f} {m['mae']:7.3f} {m['bias']:+7.3f} {m['slope']:6.3f} "
               f"{m.get('within_1sd_pct', float('nan')):8.1f}")
+    command = "python benchmarks/train_model.py " + " ".join(sys.argv[1:])
+    if args.evaluate_only:  # the model was trained by an earlier run: keep its command
+        command = f"python benchmarks/train_model.py --out {args.out} --minutes {args.minutes:g}, then {command}"
     summary = {"test_set": {"n": n_test, "snr": [10, 100], "seed": [cfg.seed, 2001], "protocol": q.protocol_text()},
                "training": {"minutes": train_s / 60, "epochs": len(history["loss"]),
                             "steps_per_epoch": cfg.steps_per_epoch, "batch_size": cfg.batch_size,
                             "final_val_loss": float(history["val_loss"][-1]),
                             "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU",
-                            "command": "python benchmarks/train_model.py " + " ".join(sys.argv[1:])},
+                            "command": command},
                "predict_spectra_per_s": rate, "metrics": results}
     path = os.path.join(args.out, "metrics.json")
     with open(path + ".tmp", "w") as fh:

@@ -3,6 +3,7 @@
 Public API of the physics core::
 
     from mrs_tf import simulate_basis, BasisSet, synthesize
+    q = mrs_tf.Quantifier.load("saved_models/press3t_te30")     # a trained network
 """
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from .errors import BasisError, FileFormatError, MetaboliteError, MRSError, Outp
 from .metabolites import ALL_NAMES, CANONICAL_NAMES, canonical_name  # noqa: E402
 from .basis import BasisSet, simulate_basis, DEFAULT_PROTOCOL, ppm_axis  # noqa: E402
 from .synth import synthesize, SynthesisConfig  # noqa: E402
+from .quantify import Quantifier  # noqa: E402  (imports Keras only when a model is loaded)
 
 __all__ = [
     "__version__", "simulate_basis", "BasisSet", "synthesize", "SynthesisConfig", "DEFAULT_PROTOCOL", "ppm_axis",
-    "ALL_NAMES", "CANONICAL_NAMES", "canonical_name",
+    "ALL_NAMES", "CANONICAL_NAMES", "canonical_name", "Quantifier",
     "MRSError", "MetaboliteError", "ProtocolError", "BasisError", "FileFormatError", "OutputExistsError",
 ]

@@ -1,5 +1,5 @@
 """Command line: ``mrs-tf basis simulate|info``, ``synth``, ``fit``, ``train``, ``tune``,
-``quantify``, ``export``, ``data build``.
+``quantify``, ``evaluate``, ``export``, ``data build``.
 Parses arguments, calls the library."""
 from __future__ import annotations
 
@@ -111,6 +111,19 @@ def _parser() -> argparse.ArgumentParser:
                      help="run model.keras (default) or a TFLite file with the LiteRT interpreter")
     qnt.add_argument("--tflite", default="model.tflite", help="with --backend litert: file in the model folder")
     qnt.add_argument("--overwrite", action="store_true")
+    evl = sub.add_parser("evaluate", help="network vs QUEST vs CRLB on a test set: metrics CSV and an HTML report")
+    evl.add_argument("--model", default="saved_models/press3t_te30", help="quantifier folder")
+    evl.add_argument("--n", type=int, default=2000, help="fresh test spectra to synthesise (default 2000)")
+    evl.add_argument("--snr", type=float, nargs=2, default=[10.0, 100.0], metavar=("LOW", "HIGH"))
+    evl.add_argument("--seed", type=int, default=0)
+    evl.add_argument("--data", nargs="+", default=None,
+                     help="instead of fresh spectra: tfds:CONFIG[:SPLIT], or data files with --truth")
+    evl.add_argument("--truth", default=None, help="ground-truth CSV of --data files (mrs-tf synth writes one)")
+    evl.add_argument("--report", default=None, help="self-contained HTML report")
+    evl.add_argument("--out", default=None, help="metrics CSV (default: the report's name with .csv)")
+    evl.add_argument("--no-quest", action="store_true", help="network only (no QUEST fits)")
+    evl.add_argument("--n-jobs", type=int, default=2, help="QUEST worker processes")
+    evl.add_argument("--overwrite", action="store_true")
     exp = sub.add_parser("export", help="export a trained quantifier to TFLite/LiteRT or a SavedModel")
     exp.add_argument("model", help="quantifier folder (model.keras + quantifier.json)")
     exp.add_argument("--format", choices=["tflite", "saved_model"], default="tflite")
@@ -287,6 +300,35 @@ def _tune(args) -> None:
           f"train it: mrs-tf train --config {Path(args.out) / 'best_config.json'} --out MODEL_DIR")
 
 
+def _evaluate(args) -> None:
+    from . import report
+    from .quantify import Quantifier
+
+    out = args.out or (str(Path(args.report).with_suffix(".csv")) if args.report else None)
+    if out is None:
+        raise MRSError("give --report REPORT.html and/or --out METRICS.csv")
+    _refuse_existing(args, out, args.report)
+    q = Quantifier.load(args.model)
+    if args.data:
+        basis, fids, truth = report.load_test_data(q, args.data, args.truth)
+        what = f"data {' '.join(args.data)}"
+    else:
+        basis, fids, truth = report.test_set(q, args.n, args.snr, args.seed)
+        what = f"{args.n} fresh spectra, SNR {args.snr[0]:g}-{args.snr[1]:g}, seed {args.seed}"
+    comp = report.compare(q, basis, fids, truth, n_jobs=args.n_jobs, quest=not args.no_quest,
+                          description=f"Model {args.model} ({q.protocol_text()}) on {what}.")
+    comp.metrics.to_csv(out, overwrite=args.overwrite)
+    for r in report.summary_rows(comp):
+        if r["metabolite"] in ("NAA", "Cr+PCr", "GPC+PCh", "Glu", "Ins"):
+            quest_part = f", QUEST {r['QUEST_mape_pct']:.2f} %" if "QUEST_mape_pct" in r else ""
+            print(f"{r['metabolite']:8s} MAPE network {r['network_mape_pct']:.2f} %{quest_part}; "
+                  f"network RMSE / CRLB {r['network_efficiency']:.2f}")
+    print(f"wrote {out}")
+    if args.report:
+        report.write_report(comp, args.report, overwrite=args.overwrite)
+        print(f"wrote {args.report}")
+
+
 def _export(args) -> None:
     from . import export
 
@@ -321,31 +363,24 @@ def _quantify(args) -> None:
     print(f"wrote {args.out}: {len(labels)} spectra")
 
 
+def _data_build(args) -> None:
+    from .data import build
+
+    builder = build(args.config, args.data_dir)
+    splits = {k: v.num_examples for k, v in builder.info.splits.items()}
+    print(f"built mrs_brain_sim/{args.config} in {builder.data_dir}: {splits}")
+
+
+#: (command, action) -> handler
+_COMMANDS = {("basis", "simulate"): _basis_simulate, ("basis", "info"): _basis_info, ("synth", None): _synth,
+             ("fit", None): _fit, ("train", None): _train, ("tune", None): _tune, ("evaluate", None): _evaluate,
+             ("export", None): _export, ("quantify", None): _quantify, ("data", "build"): _data_build}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        if args.command == "basis" and args.action == "simulate":
-            _basis_simulate(args)
-        elif args.command == "basis" and args.action == "info":
-            _basis_info(args)
-        elif args.command == "synth":
-            _synth(args)
-        elif args.command == "fit":
-            _fit(args)
-        elif args.command == "train":
-            _train(args)
-        elif args.command == "tune":
-            _tune(args)
-        elif args.command == "export":
-            _export(args)
-        elif args.command == "quantify":
-            _quantify(args)
-        elif args.command == "data" and args.action == "build":
-            from .data import build
-
-            builder = build(args.config, args.data_dir)
-            splits = {k: v.num_examples for k, v in builder.info.splits.items()}
-            print(f"built mrs_brain_sim/{args.config} in {builder.data_dir}: {splits}")
+        _COMMANDS[(args.command, getattr(args, "action", None))](args)
     except MRSError as exc:
         print(f"mrs-tf: error: {exc}", file=sys.stderr)
         return 2

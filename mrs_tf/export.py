@@ -15,9 +15,10 @@ Quantisation (``quantize=``):
 * ``"dynamic"``: int8 weights, float activations;
 * ``"int8"``: int8 weights and activations of the convolution, pooling and hidden dense layers, calibrated on a
   representative set of spectra drawn from mrs-tf's simulator for the model's protocol. The scale-dependent
-  front end (crop, phase alignment, RMS normalisation) and the output head (mean and softplus sigma, rescaling)
-  stay float: one int8 scale cannot cover spectra whose absolute scale spans orders of magnitude, and the head's
-  precision is the result's.
+  front end (crop, phase alignment, RMS normalisation), the first convolution (it reads the spectrum, whose small
+  peaks sit two orders below NAA's: 8 bits would drown them) and the output head (mean and softplus sigma,
+  rescaling) stay float: one int8 scale cannot cover spectra whose absolute scale spans orders of magnitude, and
+  the head's precision is the result's.
 """
 from __future__ import annotations
 
@@ -116,12 +117,17 @@ def to_tflite(quantifier, out: str | os.PathLike, quantize: str = "none", n_repr
                 yield [data[i:i + 1]]
 
         converter.representative_dataset = rep
-        # the output head (mean and sigma of every amplitude) stays float too: its precision is the result's
+        # the output head (mean and sigma of every amplitude) stays float too (its precision is the result's), and
+        # so does the first convolution: 8 bits of the raw spectrum would drown the small peaks beside NAA
         from ai_edge_litert.interpreter import Interpreter
 
         plain = tf.lite.TFLiteConverter.from_keras_model(inference_model(q)).convert()
-        head = [t["name"] for t in Interpreter(model_content=plain).get_tensor_details() if "/gaussian" in t["name"]
-                or "/linear" in t["name"]]
+        import keras
+
+        first_conv = next((layer.name for layer in q.model.layers if isinstance(layer, keras.layers.Conv1D)), None)
+        keep = ["/gaussian", "/linear"] + ([f"/{first_conv}"] if first_conv else [])
+        head = [t["name"] for t in Interpreter(model_content=plain).get_tensor_details()
+                if any(k in t["name"] for k in keep)]
         options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(FLOAT_OPS), denylisted_nodes=head)
         debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=rep,
                                                              debug_options=options)

@@ -25,8 +25,9 @@ __all__ = ["Quantifier"]
 class Quantifier:
     """A trained network and the protocol it belongs to."""
 
-    def __init__(self, model, meta: dict, runner=None):
+    def __init__(self, model, meta: dict, runner=None, folder=None):
         self.model = model
+        self.folder = folder  # where it was loaded from (train_config.json may be there)
         self.runner = runner  # a LiteRTModel (backend="litert"): takes full spectra
         self.meta = dict(meta)
         self.names = list(meta["names"])
@@ -49,6 +50,9 @@ class Quantifier:
         from . import layers  # noqa: F401  (registers the custom layers and losses)
 
         folder = Path(path)
+        if not folder.exists() and not folder.is_absolute():  # e.g. "saved_models/press3t_te30" outside the checkout
+            shipped = Path(__file__).resolve().parents[1] / folder
+            folder = shipped if shipped.exists() else folder
         if backend not in ("keras", "litert"):
             raise MRSError(f"unknown backend {backend!r}; use keras or litert")
         model_file = folder / ("model.keras" if backend == "keras" else tflite)
@@ -64,12 +68,12 @@ class Quantifier:
         if backend == "litert":
             from .export import LiteRTModel
 
-            return cls(None, meta, runner=LiteRTModel(model_file, num_threads=num_threads))
+            return cls(None, meta, runner=LiteRTModel(model_file, num_threads=num_threads), folder=folder)
         try:
             model = keras.saving.load_model(model_file)
         except Exception as exc:  # zip/h5 errors of a corrupt or truncated file
             raise FileFormatError(f"{model_file}: cannot load the Keras model ({type(exc).__name__}: {exc})") from None
-        return cls(model, meta)
+        return cls(model, meta, folder=folder)
 
     def protocol_text(self) -> str:
         proto = self.meta.get("protocol", {})
@@ -131,7 +135,8 @@ class Quantifier:
             raise FileFormatError(f"the model has {pred.shape[-1]} outputs but quantifier.json lists "
                                   f"{len(self.outputs)} ({', '.join(self.outputs[:4])}, ...)")
         if pred.ndim == 3:
-            return pred[:, 0], pred[:, 1]
+            scale = np.asarray(self.meta.get("sd_scale", np.ones(pred.shape[-1])), float)  # see train.calibrate_sd
+            return pred[:, 0], pred[:, 1] * scale
         return pred, None
 
     def quantify(self, fids, dwell_s: float | None = None, field_mhz: float | None = None,

@@ -28,7 +28,7 @@ from .preprocess import DEFAULT_PPM_RANGE, crop_slice, cropped_spectrum
 from .synth import SynthesisConfig, concentration_matrix, synthesize
 
 __all__ = ["TrainConfig", "TRAINING_SYNTHESIS", "TRAINING_PRIOR_WIDENING", "train", "make_dataset", "prior_scale",
-           "output_scale", "output_names", "combination_matrix", "tf_cropped_spectrum"]
+           "output_scale", "output_names", "combination_matrix", "tf_cropped_spectrum", "calibrate_sd"]
 
 #: Training concentrations are drawn from the healthy-brain priors widened to [low * a, high * b]: networks then do
 #: not pull abnormal values (tumour, stroke, low-NAA) toward healthy ones, and shrink less toward the prior mean.
@@ -235,14 +235,44 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, st
     final = out / "model.keras"
     tmp = out / ".model.keras.tmp.keras"
     model.save(tmp)
+    # ship the network without the optimizer state (Adam's moments would triple the file); best.keras keeps it
+    keras.saving.load_model(tmp, compile=False).save(tmp)
     os.replace(tmp, final)
     meta = _quantifier_meta(basis, cfg, model)
     meta["training"] = {"seconds": seconds, "epochs_run": len(history.history.get("loss", [])),
                         "spectra_seen": len(history.history.get("loss", [])) * cfg.steps_per_epoch * cfg.batch_size}
     _write_json(out / "quantifier.json", meta)
+    if cfg.uncertainty:
+        calibrate_sd(out, basis, cfg)
     if backup.exists():  # BackupAndRestore removes it after a finished fit; be sure
         shutil.rmtree(backup, ignore_errors=True)
     return model, history.history
+
+
+def calibrate_sd(folder: str | os.PathLike, basis: BasisSet, cfg: TrainConfig, n: int | None = None) -> np.ndarray:
+    """Post-hoc sigma calibration (one factor per output, like temperature scaling): on a fresh calibration set
+    (seed offset 3001; training's nuisance ranges and SNR, healthy-brain concentration priors), the factor that
+    makes the median |error| / sigma equal that of a standard normal (0.6745). Trained on widened priors, the
+    network's raw sigma is the spread for that wider population; brains are narrower. Writes ``sd_scale`` into
+    ``quantifier.json`` (the Quantifier applies it, Keras and LiteRT alike) and returns it."""
+    from .quantify import Quantifier
+
+    folder = Path(folder)
+    meta = json.loads((folder / "quantifier.json").read_text())
+    meta.pop("sd_scale", None)
+    (folder / "quantifier.json").write_text(json.dumps(meta, indent=2))
+    q = Quantifier.load(folder)
+    fids, truth = synthesize(basis, n or max(cfg.val_size, 2048), snr=tuple(cfg.snr),
+                             seed=np.random.SeedSequence([cfg.seed, 3001]),
+                             config=cfg.synthesis_config().with_(priors={}))
+    mean, sd = q.predict(fids, basis.dwell_s, basis.field_mhz)
+    target = concentration_matrix(truth, basis.names) @ combination_matrix(basis.names, q.outputs)
+    scale = np.median(np.abs(mean - target) / sd, axis=0) / 0.6745
+    meta["sd_scale"] = [float(v) for v in scale]
+    meta["sd_calibration"] = {"n": int(len(fids)), "seed": [cfg.seed, 3001], "snr": list(cfg.snr),
+                              "priors": "healthy-brain defaults"}
+    _write_json(folder / "quantifier.json", meta)
+    return scale
 
 
 def _quantifier_meta(basis: BasisSet, cfg: TrainConfig, model) -> dict:

@@ -1,0 +1,183 @@
+"""Network against QUEST against the Cramér–Rao bound on the same spectra, and the HTML report of it
+(``mrs-tf evaluate``).
+
+:func:`compare` quantifies one test set with a trained network (batched Keras) and with QUEST (:func:`mrs_tf.quest.fit`),
+computes the CRLB of every spectrum at its true parameters (:func:`mrs_tf.crlb.from_truth`, QUEST's model of the whole
+FID with the baseline known: the physical limit of this signal model), and returns a :class:`Comparison` with the
+tidy metrics table of :func:`mrs_tf.evaluate.evaluate` and the timings. :func:`write_report` turns it into one
+self-contained HTML file (plotly embedded; opens offline).
+"""
+from __future__ import annotations
+
+import html
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .evaluate import HEADLINE, evaluate
+from .table import ResultTable
+
+__all__ = ["Comparison", "test_set", "load_test_data", "compare", "write_report", "summary_rows"]
+
+
+@dataclass
+class Comparison:
+    """Everything one evaluation produced (arrays in the order of the test spectra)."""
+
+    fids: np.ndarray = field(repr=False)
+    truth: dict = field(repr=False)
+    estimates: dict = field(repr=False)          # {"network": table, "QUEST": table}
+    crlb: dict = field(repr=False)               # {<met>: bound per spectrum}
+    metrics: ResultTable = field(repr=False)
+    seconds: dict                                 # {"network": s per spectrum, "QUEST": s per spectrum (wall)}
+    description: str
+    basis: object = field(repr=False, default=None)
+    quantifier: object = field(repr=False, default=None)
+
+
+def test_set(quantifier, n: int = 2000, snr=(10.0, 100.0), seed: int = 0):
+    """(basis, fids, truth): ``n`` fresh spectra for the model's protocol, with the model's training nuisance ranges
+    (``train_config.json``; mrs-tf's defaults otherwise) and healthy-brain concentrations (the default priors)."""
+    import json
+    from pathlib import Path
+
+    from .basis import simulate_basis
+    from .synth import synthesize
+    from .train import TRAINING_SYNTHESIS, TrainConfig
+
+    proto = {k: v for k, v in quantifier.meta.get("protocol", {}).items()
+             if k in ("sequence", "field_mhz", "te_ms", "te1_ms", "te2_ms", "tm_ms", "n_refocus")}
+    basis = simulate_basis(**proto, n_points=quantifier.n_points, bandwidth_hz=1 / quantifier.dwell_s)
+    syn = TRAINING_SYNTHESIS
+    folder = getattr(quantifier, "folder", None)
+    if folder and (Path(folder) / "train_config.json").exists():
+        syn = TrainConfig(**json.loads((Path(folder) / "train_config.json").read_text())).synthesis_config()
+    fids, truth = synthesize(basis, n, snr=tuple(snr), seed=np.random.SeedSequence([seed, 4001]),
+                             config=syn.with_(priors={}))
+    return basis, fids, truth
+
+
+def compare(quantifier, basis, fids, truth, n_jobs: int = 2, quest: bool = True, progress: bool = True,
+            snr_bands=None, description: str = "") -> Comparison:
+    """Run the network (and QUEST) on ``fids`` and evaluate both against ``truth`` and the CRLB."""
+    from . import quest as quest_mod
+    from .crlb import from_truth
+    from .evaluate import DEFAULT_SNR_BANDS
+    from .quest import QuestOptions
+
+    estimates, seconds = {}, {}
+    quantifier.quantify(fids[:8], dwell_s=basis.dwell_s, field_mhz=basis.field_mhz)  # build the graph once
+    t0 = time.perf_counter()
+    estimates["network"] = quantifier.quantify(fids, dwell_s=basis.dwell_s, field_mhz=basis.field_mhz)
+    seconds["network"] = (time.perf_counter() - t0) / len(fids)
+    if quest:
+        t0 = time.perf_counter()
+        estimates["QUEST"] = quest_mod.fit(fids, basis, n_jobs=n_jobs, progress=progress)
+        seconds["QUEST"] = (time.perf_counter() - t0) / len(fids)
+    bounds = from_truth(basis, truth, QuestOptions(background="none"))
+    table = evaluate(truth, estimates, names=list(basis.names) + [c for c in bounds if "+" in c],
+                     snr_bands=snr_bands or DEFAULT_SNR_BANDS, crlb=bounds)
+    return Comparison(fids, truth, estimates, bounds, table, seconds, description, basis, quantifier)
+
+
+def summary_rows(comp: Comparison, band: str = "all", quantity: str = "amplitude") -> list[dict]:
+    """Per metabolite: MAPE, RMSE, slope of each method and the mean CRLB (one dict per metabolite)."""
+    t = comp.metrics
+    out = {}
+    for i in range(t.n_rows):
+        if t["snr_band"][i] != band or t["quantity"][i] != quantity:
+            continue
+        name, method = t["metabolite"][i], t["method"][i]
+        row = out.setdefault(name, {"metabolite": name})
+        for col in ("mape_pct", "rmse", "slope", "efficiency", "within_1sd_pct"):
+            row[f"{method}_{col}"] = t[col][i]
+        if name in comp.crlb:
+            row["crlb_mean"] = float(np.mean(comp.crlb[name]))
+    return list(out.values())
+
+
+def _html_table(rows: list[dict], columns, fmt="{:.3g}") -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = []
+    for r in rows:
+        cells = []
+        for c in columns:
+            v = r.get(c, "")
+            cells.append(f"<td>{html.escape(fmt.format(v) if isinstance(v, (float, np.floating)) else str(v))}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def write_report(comp: Comparison, path, overwrite: bool = False):
+    """Self-contained HTML: summary, per-metabolite table, bars, scatter, error vs SNR with CRLB, Bland-Altman and
+    one spectrum with both fits."""
+    from . import plots, quest
+
+    names = [n for n in HEADLINE if n in comp.basis.names or "+" in n]
+    everything = list(comp.basis.names) + [c for c in comp.crlb if "+" in c]
+    methods = list(comp.estimates)
+    timing = ", ".join(f"{m}: {1 / s:,.0f} spectra/s ({1e3 * s:.3g} ms per spectrum)"
+                       for m, s in comp.seconds.items())
+    if "QUEST" in comp.seconds:
+        timing += f"; the network is {comp.seconds['QUEST'] / comp.seconds['network']:,.0f}x faster"
+    summary = (f"<p>{html.escape(comp.description)}</p><p>{len(comp.fids)} spectra, SNR "
+               f"{np.min(comp.truth['snr']):.0f}-{np.max(comp.truth['snr']):.0f}. Timing: {html.escape(timing)}. "
+               "CRLB: the bound at the true parameters for QUEST's model of the whole FID with the baseline known "
+               "(the physical limit of this signal model). Efficiency = RMSE / mean CRLB.</p>")
+    cols = ["metabolite"] + [f"{m}_{c}" for m in methods for c in ("mape_pct", "slope", "efficiency")] + \
+        ["crlb_mean"] + [f"{m}_within_1sd_pct" for m in methods]
+    sections = [("Summary", summary),
+                ("Per metabolite (all SNR)", _html_table(summary_rows(comp), cols)),
+                ("MAPE per metabolite", plots.method_bars_figure(comp.metrics, everything)),
+                ("Estimated vs true", plots.scatter_figure(comp.truth, comp.estimates, names)),
+                ("RMSE vs SNR with the CRLB", plots.error_vs_snr_figure(comp.metrics, names))]
+    for name in ("NAA", "Glu"):
+        if name in comp.basis.names:
+            sections.append((f"Bland-Altman: {name}", plots.bland_altman_figure(comp.truth, comp.estimates, name)))
+    result = quest.fit_one(comp.fids[0], comp.basis)
+    nn = np.array([comp.estimates["network"][m][0] for m in comp.basis.names])
+    sections.append(("Spectrum 0: data, QUEST fit, network reconstruction",
+                     plots.comparison_spectrum_figure(result, nn)))
+    ratio_cols = ["metabolite"] + [f"{m}_mape_pct" for m in methods]
+    sections.append(("Ratios to Cr+PCr (all SNR)", _html_table(summary_rows(comp, quantity="ratio_tCr"), ratio_cols)))
+    return plots.report_html(path, "mrs-tf evaluation: network vs QUEST vs CRLB", sections, overwrite=overwrite)
+
+
+def load_test_data(quantifier, data, truth_csv=None, tfds_dir=None):
+    """(basis, fids, truth) from ``data``: ``["tfds:CONFIG"]`` or ``["tfds:CONFIG:SPLIT"]`` (mrs_brain_sim,
+    default split test), or data files (NIfTI-MRS, .RAW, jMRUI) with ``truth_csv`` (e.g. ``mrs-tf synth``'s
+    ``*_truth.csv``: a column per metabolite and ``snr``, one row per spectrum in file order)."""
+    from .basis import simulate_basis
+    from .errors import MRSError
+    from .io import read_data
+
+    proto = {k: v for k, v in quantifier.meta.get("protocol", {}).items()
+             if k in ("sequence", "field_mhz", "te_ms", "te1_ms", "te2_ms", "tm_ms", "n_refocus")}
+    basis = simulate_basis(**proto, n_points=quantifier.n_points, bandwidth_hz=1 / quantifier.dwell_s)
+    if len(data) == 1 and str(data[0]).startswith("tfds:"):
+        from .data import load
+
+        parts = str(data[0])[5:].split(":")
+        config, split = parts[0], (parts[1] if len(parts) > 1 else "test")
+        ds = load(config, split, tfds_dir)
+        exs = list(ds.as_numpy_iterator())
+        exs.sort(key=lambda e: int(e["index"]))
+        fids = np.array([e["fid"][:, 0] + 1j * e["fid"][:, 1] for e in exs], np.complex64)
+        names = list(basis.names)
+        conc = np.array([e["concentrations"] for e in exs], float)
+        truth = {nm: conc[:, j] for j, nm in enumerate(names)}
+        truth["snr"] = np.array([e["nuisance"]["snr"] for e in exs], float)
+        return basis, fids, truth
+    if truth_csv is None:
+        raise MRSError("evaluating files needs their ground truth: --truth TRUTH.csv (a column per metabolite and "
+                       "snr, one row per spectrum)")
+    fids = np.concatenate([read_data(p, field_mhz=quantifier.field_mhz, dwell_s=quantifier.dwell_s)["fids"]
+                           for p in data])
+    table = ResultTable.read_csv(truth_csv)
+    truth = {k: np.asarray(v, float) for k, v in table.items() if np.asarray(v).dtype.kind in "fi"}
+    if "snr" not in truth:
+        raise MRSError(f"{truth_csv}: no snr column (needed for the SNR bands)")
+    if len(truth["snr"]) != len(fids):
+        raise MRSError(f"{truth_csv} has {len(truth['snr'])} rows for {len(fids)} spectra")
+    return basis, fids, truth
