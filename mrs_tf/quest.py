@@ -320,6 +320,33 @@ def _fit_one(fid: np.ndarray, basis: BasisSet, opts: QuestOptions) -> QuestResul
     lo, hi = _bounds(m2, opts, p1["shift"])
     sol = _least_squares(m2, start2, lo, hi, opts.max_nfev)
     nfev += sol.nfev
+    # phase0 and phase0 + 180 deg with negated amplitudes fit equally well; at low SNR with broad lines stage 1's
+    # phase can be far off and the fit settles in a wrong branch (amplitudes < 0, or lines broadened to the upper
+    # bound to absorb a dispersive shape). Brain spectra are positive: then restart from the other quarter turns
+    # and keep the lowest-cost fit with positive amplitudes.
+    prior = prior_means(names)
+
+    def suspicious(x):
+        par = m2.unpack(x)
+        positive = float(prior @ m2.metabolite_amplitudes(m2._solve(x)[3]).real) > 0
+        return not positive or np.max(par["lorentz"]) > 0.6 * opts.lorentz_max_hz, positive
+
+    def has_signal(x):  # the restarts are for weak signals, not for pure noise (see the no_signal status below)
+        _, y_, phi_, lin_, _, _ = m2._solve(x)
+        fitted_ = m2.obs(m2.metabolite_amplitudes(lin_) @ phi_)
+        n_par = len(names) + len(x)
+        return float(np.sum(np.abs(fitted_) ** 2)) / sigma ** 2 > n_par + 5 * np.sqrt(2 * n_par)
+
+    bad, _ = suspicious(sol.x)
+    if bad and has_signal(sol.x):
+        best = sol if suspicious(sol.x)[1] else None
+        for k in (1, 2, 3):
+            trial = _least_squares(m2, m2.pack(phase0=phase0 + k * np.pi / 2, phase1=phase1, lorentz=3.0, gauss=5.0,
+                                               shift=p1["shift"]), lo, hi, opts.max_nfev)
+            nfev += trial.nfev
+            if suspicious(trial.x)[1] and (best is None or trial.cost < best.cost):
+                best = trial
+        sol = best if best is not None else sol
     # the soft constraints are weighed against the noise: when stage 1's misfit inflated sigma, refit with the
     # sigma of this better model (at most twice; typical in vivo spectra need no refit)
     for _ in range(2):

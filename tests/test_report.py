@@ -17,7 +17,7 @@ def test_evaluate_writes_metrics_and_an_offline_report(tmp_path, capsys):
     assert main(["evaluate", "--model", MODEL, "--n", "24", "--snr", "40", "100", "--seed", "3", "--n-jobs", "1",
                  "--report", str(report)]) == 0
     text = report.read_text()
-    assert "Plotly.newPlot" in text and "https://cdn.plot.ly" not in text  # plotly.js embedded, no network
+    assert "Plotly.newPlot" in text and "<script src=" not in text  # plotly.js embedded, nothing fetched
     for name in ("NAA", "Cr+PCr", "GPC+PCh", "Glu", "Ins", "Bland-Altman", "CRLB", "QUEST"):
         assert name in text
     table = ResultTable.read_csv(tmp_path / "report.csv")
