@@ -4,7 +4,8 @@
     python benchmarks/train_model.py --out /tmp/tiny --fast                           # CI: a few steps
 
 Prints per-metabolite MAPE, MAE, bias, regression slope and sigma calibration on 2,048 test spectra (SNR 10-100,
-training's nuisance ranges, the default healthy-brain concentration priors, seed fixed) and writes them to OUT/metrics.json; prediction throughput is measured batched. Asserts nothing.
+training's nuisance ranges, the default healthy-brain concentration priors, seed fixed) and writes them to
+OUT/metrics.json and OUT/model_card.md; prediction throughput is measured batched. Asserts nothing.
 """
 from __future__ import annotations
 

@@ -78,7 +78,8 @@ def build(config: str = "press3t_te30_snr10-100", data_dir=None, beam_runner=Non
 
     ``beam_runner`` (e.g. ``"DirectRunner"``, or an ``apache_beam`` runner object) and/or ``beam_options`` (an
     ``apache_beam.options.pipeline_options.PipelineOptions``) generate the blocks in parallel through Apache Beam
-    (the ``beam`` extra); the records are the same as a local build's. TFDS writes into an ``incomplete.*`` folder and renames it when every split is done, so an interrupted build
+    (the ``beam`` extra); the records are the same as a local build's. TFDS writes into an ``incomplete.*``
+    folder and renames it when every split is done, so an interrupted build
     never leaves a data set that loads; running ``build`` again starts it afresh.
     """
     import os

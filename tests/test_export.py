@@ -70,7 +70,6 @@ def test_quantised_exports_are_smaller_and_int8_keeps_a_float_front_end(folder, 
     inp = Interpreter(model_path=str(tmp_path / "int8.tflite")).get_input_details()[0]
     assert inp["dtype"] == np.float32  # raw spectra of any scale go in as float
     fids, _ = synthesize(basis, 16, snr=50, seed=5)
-    ref = Quantifier.load(folder).quantify(fids, dwell_s=basis.dwell_s, field_mhz=basis.field_mhz)
     q8 = Quantifier(None, Quantifier.load(folder).meta, runner=export.LiteRTModel(tmp_path / "int8.tflite"))
     got = q8.quantify(fids, dwell_s=basis.dwell_s, field_mhz=basis.field_mhz)
     assert np.all(np.isfinite(got["NAA"])) and np.all(got["NAA_sd"] > 0)
