@@ -26,6 +26,42 @@ def _add_protocol(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bandwidth-hz", type=float, default=4000.0, help="spectral width in Hz (default 4000)")
 
 
+def _add_water(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("water scaling (adds <metabolite>_mM columns; see mrs_tf.water)")
+    g.add_argument("--water", default=None, help="unsuppressed water reference (same protocol as the data)")
+    g.add_argument("--water-conc-mm", type=float, default=None,
+                   help="relaxation- and tissue-corrected water concentration (mM); overrides the tissue model")
+    g.add_argument("--metab-relax-factor", type=float, default=None,
+                   help="metabolite relaxation correction (>= 1); overrides T1/T2 of the metabolites")
+    g.add_argument("--tr-ms", type=float, default=2000.0, help="repetition time for the relaxation model")
+    g.add_argument("--te-ms", type=float, default=None, help="echo time (default: the file's or the protocol's)")
+    g.add_argument("--tissue", type=float, nargs=3, default=None, metavar=("GM", "WM", "CSF"),
+                   help="volume fractions of the voxel (default 0.6 0.4 0)")
+
+
+def _water_scale(args, table, names, data: dict, te_ms: float | None) -> None:
+    """Add <name>_mM columns when --water is given (one water FID for all spectra, or one per spectrum)."""
+    if not args.water:
+        return
+    from .io import read_data
+    from .water import WaterScaling, check_water_protocol, scale_table, water_amplitude
+
+    water = read_data(args.water, field_mhz=args.field_mhz, dwell_s=_dwell(args))  # what the data got, no more
+    check_water_protocol(water, data)
+    n = len(data["fids"])
+    if len(water["fids"]) not in (1, n):
+        raise MRSError(f"{args.water} holds {len(water['fids'])} water FIDs for {n} spectra; give one, or one per "
+                       f"spectrum")
+    amp = water_amplitude(water["fids"], water["dwell_s"], water["field_mhz"])
+    te = args.te_ms if args.te_ms is not None else (data.get("te_ms") or te_ms)
+    if te is None:
+        raise MRSError("water scaling needs the echo time: give --te-ms")
+    gm, wm, csf = args.tissue if args.tissue else (0.6, 0.4, 0.0)
+    scaling = WaterScaling(te_s=te * 1e-3, tr_s=args.tr_ms * 1e-3, f_gm=gm, f_wm=wm, f_csf=csf,
+                           water_conc_mm=args.water_conc_mm, metab_relax_factor=args.metab_relax_factor)
+    scale_table(table, names, amp if len(amp) == n else amp[0], scaling)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mrs-tf", description="Deep-learning quantification of 1H MRS.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -70,6 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--water-ppm", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
                      help="remove residual water in this band by HLSVD first, e.g. 4.2 5.2")
     fit.add_argument("--n-jobs", type=int, default=2, help="worker processes (default 2)")
+    _add_water(fit)
     fit.add_argument("--plot", default=None, help="plotly HTML of the first spectrum's fit")
     fit.add_argument("--overwrite", action="store_true")
     trn = sub.add_parser("train", help="train a network on spectra synthesised on the fly")
@@ -107,6 +144,7 @@ def _parser() -> argparse.ArgumentParser:
     qnt.add_argument("--out", required=True, help="output CSV: one row per spectrum")
     qnt.add_argument("--field-mhz", type=float, default=None, help="for .RAW data without a header")
     qnt.add_argument("--bandwidth-hz", type=float, default=None, help="for .RAW data without a header")
+    _add_water(qnt)
     qnt.add_argument("--backend", choices=["keras", "litert"], default="keras",
                      help="run model.keras (default) or a TFLite file with the LiteRT interpreter")
     qnt.add_argument("--tflite", default="model.tflite", help="with --backend litert: file in the model folder")
@@ -230,6 +268,8 @@ def _fit(args) -> None:
     from .table import ResultTable
 
     _refuse_existing(args, args.out, args.plot)
+    if args.water and len(args.data) > 1:
+        raise MRSError("--water scales one data file: run one fit per file with its own water reference")
     dwell = _dwell(args)
     datasets = [read_data(p, field_mhz=args.field_mhz, dwell_s=dwell) for p in args.data]
     first = datasets[0]
@@ -246,6 +286,10 @@ def _fit(args) -> None:
     table = quest.fit(fids, basis, n_jobs=args.n_jobs, options=options, dwell_s=first["dwell_s"],
                       field_mhz=first["field_mhz"])
     table = ResultTable({"spectrum": np.array(labels, dtype=object), **table})
+    from .crlb import combination_rows
+
+    names = list(basis.names) + list(combination_rows(basis.names))
+    _water_scale(args, table, names, {**first, "fids": fids}, basis.protocol.get("te_ms"))
     table.to_csv(args.out, overwrite=args.overwrite)
     counts = {s: int(np.sum(table["status"] == s)) for s in dict.fromkeys(table["status"])}
     print(f"wrote {args.out}: {len(fids)} spectra, status {counts}")
@@ -359,6 +403,13 @@ def _quantify(args) -> None:
     for key in rows[0]:
         if key != "index":
             table[key] = np.concatenate([r[key] for r in rows])
+    if args.water:
+        from .crlb import combination_rows
+
+        if len(args.data) > 1:
+            raise MRSError("--water scales one data file: run one quantify per file with its own water reference")
+        _water_scale(args, table, q.names + list(combination_rows(q.names)), d,
+                     q.meta.get("protocol", {}).get("te_ms"))
     table.to_csv(args.out, overwrite=args.overwrite)
     print(f"wrote {args.out}: {len(labels)} spectra")
 
