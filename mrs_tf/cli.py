@@ -145,6 +145,8 @@ def _parser() -> argparse.ArgumentParser:
     qnt.add_argument("--field-mhz", type=float, default=None, help="for .RAW data without a header")
     qnt.add_argument("--bandwidth-hz", type=float, default=None, help="for .RAW data without a header")
     _add_water(qnt)
+    qnt.add_argument("--maps", default=None, help="MRSI: folder for one NIfTI map per metabolite (input affine)")
+    qnt.add_argument("--mask", default=None, help="MRSI: NIfTI mask; voxels where it is 0 are not quantified")
     qnt.add_argument("--backend", choices=["keras", "litert"], default="keras",
                      help="run model.keras (default) or a TFLite file with the LiteRT interpreter")
     qnt.add_argument("--tflite", default="model.tflite", help="with --backend litert: file in the model folder")
@@ -394,12 +396,29 @@ def _quantify(args) -> None:
     _refuse_existing(args, args.out)
     q = Quantifier.load(args.model, backend=args.backend, tflite=args.tflite)
     dwell = _dwell(args)
-    rows, labels = [], []
+    if (args.maps or args.mask) and len(args.data) != 1:
+        raise MRSError("--maps/--mask take one MRSI file")
+    if args.maps:
+        _refuse_existing(args, args.maps)
+    rows, labels, voxels = [], [], []
     for path in args.data:
         d = read_data(path, field_mhz=args.field_mhz, dwell_s=dwell)
-        rows.append(q.quantify(d["fids"], dwell_s=d["dwell_s"], field_mhz=d["field_mhz"]))
+        keep = np.any(d["fids"] != 0, axis=1)  # MRSI: voxels outside the excitation hold zeros
+        if args.mask:
+            keep &= _mask_rows(args.mask, d)
+        if not keep.any():
+            raise MRSError(f"{path}: no voxel to quantify (all zero or masked out)")
+        part = q.quantify(d["fids"][keep], dwell_s=d["dwell_s"], field_mhz=d["field_mhz"])
+        full = {k: np.full(len(keep), np.nan) for k in part}
+        for k, v in part.items():
+            full[k][keep] = v
+        rows.append(full)
         labels += d["labels"]
+        voxels.append(d.get("voxels", np.full((len(keep), 3), -1)))
     table = ResultTable({"spectrum": np.array(labels, dtype=object)})
+    vox = np.concatenate(voxels)
+    if d.get("grid") and np.prod(d["grid"]) > 1:
+        table["x"], table["y"], table["z"] = vox[:, 0], vox[:, 1], vox[:, 2]
     for key in rows[0]:
         if key != "index":
             table[key] = np.concatenate([r[key] for r in rows])
@@ -412,6 +431,46 @@ def _quantify(args) -> None:
                      q.meta.get("protocol", {}).get("te_ms"))
     table.to_csv(args.out, overwrite=args.overwrite)
     print(f"wrote {args.out}: {len(labels)} spectra")
+    if args.maps:
+        written = _write_maps(args.maps, table, q.names + ["NAA+NAAG", "Cr+PCr", "GPC+PCh", "Glu+Gln"], d,
+                              args.overwrite)
+        print(f"wrote {len(written)} maps to {args.maps}")
+
+
+def _mask_rows(mask_path, d) -> np.ndarray:
+    import nibabel as nib
+
+    try:
+        mask = np.asarray(nib.load(str(mask_path)).get_fdata())
+    except Exception as exc:
+        raise MRSError(f"{mask_path}: cannot read the mask ({type(exc).__name__}: {exc})") from None
+    mask = mask.reshape(mask.shape[:3]) if mask.ndim > 3 and mask.size == np.prod(mask.shape[:3]) else mask
+    if mask.shape[:3] != tuple(d.get("grid", ())):
+        raise MRSError(f"{mask_path}: mask grid {mask.shape[:3]} differs from the data grid {d.get('grid')}")
+    v = d["voxels"]
+    return mask[v[:, 0], v[:, 1], v[:, 2]] != 0
+
+
+def _write_maps(folder, table, names, d, overwrite: bool = False) -> list:
+    """One float32 NIfTI per column ``name`` (and ``name_mM`` when present) on the data's grid and affine; NaN
+    where no voxel was quantified. Written into a new folder, renamed into place at the end."""
+    import nibabel as nib
+
+    from .io._files import atomic_output
+
+    written = []
+    with atomic_output(folder, overwrite=overwrite, directory=True) as tmp:
+        tmp.mkdir(parents=True, exist_ok=True)
+        v = d["voxels"]
+        for name in names:
+            for col in (name, f"{name}_mM"):
+                if col not in table:
+                    continue
+                vol = np.full(d["grid"], np.nan, np.float32)
+                vol[v[:, 0], v[:, 1], v[:, 2]] = np.asarray(table[col], float)  # the last row per voxel wins
+                nib.save(nib.Nifti1Image(vol, d["affine"]), str(Path(tmp) / f"{col}.nii.gz"))
+                written.append(col)
+    return written
 
 
 def _data_build(args) -> None:

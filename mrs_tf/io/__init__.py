@@ -123,7 +123,8 @@ def read_data(path, *, field_mhz: float | None = None, dwell_s: float | None = N
     Formats by suffix: NIfTI-MRS (``.nii``/``.nii.gz``; every voxel and every higher dimension becomes one row),
     LCModel ``.RAW``/``.H2O`` (one FID; ``field_mhz``/``dwell_s`` fill in what its header lacks) and jMRUI text
     (``.txt``). Returns ``{"fids": complex (n, n_points), "dwell_s", "field_mhz", "labels": [str, ...],
-    "te_ms"}`` in mrs-tf's (NIfTI-MRS) sign convention.
+    "te_ms"}`` in mrs-tf's (NIfTI-MRS) sign convention; NIfTI-MRS adds ``"voxels"`` (n, 3) grid indices of every
+    row, ``"grid"`` (x, y, z) and ``"affine"`` (voxel to world).
     """
     path = require_file(path)
     suffix = full_suffix(path)
@@ -133,7 +134,10 @@ def read_data(path, *, field_mhz: float | None = None, dwell_s: float | None = N
         labels = [f"{path.name}[{':'.join(str(i) for i in idx)}]" for idx in np.ndindex(data.shape[:-1])]
         fids = data.reshape(-1, data.shape[-1])
         out = {"fids": fids, "dwell_s": content["dwell_s"], "field_mhz": content["field_mhz"], "labels": labels,
-               "te_ms": content["te_s"] * 1e3 if content["te_s"] else None}
+               "te_ms": content["te_s"] * 1e3 if content["te_s"] else None,
+               # MRSI: the voxel (x, y, z) of every row, the grid and its affine (maps are written on it)
+               "voxels": np.array([idx[:3] for idx in np.ndindex(data.shape[:-1])], int).reshape(-1, 3),
+               "grid": tuple(int(v) for v in data.shape[:3]), "affine": content["affine"]}
     elif suffix in (".raw", ".h2o"):
         content = lcmodel.read_raw(path)
         out = {"fids": content["fid"][None, :], "dwell_s": content["dwell_s"] or dwell_s,
