@@ -145,6 +145,7 @@ def _parser() -> argparse.ArgumentParser:
     qnt.add_argument("--field-mhz", type=float, default=None, help="for .RAW data without a header")
     qnt.add_argument("--bandwidth-hz", type=float, default=None, help="for .RAW data without a header")
     _add_water(qnt)
+    qnt.add_argument("--report", default=None, help="self-contained HTML report (spectra, fits, warnings)")
     qnt.add_argument("--maps", default=None, help="MRSI: folder for one NIfTI map per metabolite (input affine)")
     qnt.add_argument("--mask", default=None, help="MRSI: NIfTI mask; voxels where it is 0 are not quantified")
     qnt.add_argument("--backend", choices=["keras", "litert"], default="keras",
@@ -400,7 +401,8 @@ def _quantify(args) -> None:
         raise MRSError("--maps/--mask take one MRSI file")
     if args.maps:
         _refuse_existing(args, args.maps)
-    rows, labels, voxels = [], [], []
+    _refuse_existing(args, args.report)
+    rows, labels, voxels, all_fids = [], [], [], []
     for path in args.data:
         d = read_data(path, field_mhz=args.field_mhz, dwell_s=dwell)
         keep = np.any(d["fids"] != 0, axis=1)  # MRSI: voxels outside the excitation hold zeros
@@ -413,6 +415,7 @@ def _quantify(args) -> None:
         for k, v in part.items():
             full[k][keep] = v
         rows.append(full)
+        all_fids.append(d["fids"])
         labels += d["labels"]
         voxels.append(d.get("voxels", np.full((len(keep), 3), -1)))
     table = ResultTable({"spectrum": np.array(labels, dtype=object)})
@@ -435,6 +438,15 @@ def _quantify(args) -> None:
         written = _write_maps(args.maps, table, q.names + ["NAA+NAAG", "Cr+PCr", "GPC+PCh", "Glu+Gln"], d,
                               args.overwrite)
         print(f"wrote {len(written)} maps to {args.maps}")
+    if args.report:
+        from .basis import simulate_basis
+        from .report import scan_report
+
+        proto = {k: v for k, v in q.meta.get("protocol", {}).items()
+                 if k in ("sequence", "field_mhz", "te_ms", "te1_ms", "te2_ms", "tm_ms", "n_refocus")}
+        basis = simulate_basis(**proto, n_points=q.n_points, bandwidth_hz=1 / q.dwell_s)
+        scan_report(args.report, table, np.concatenate(all_fids), labels, q, basis, overwrite=args.overwrite)
+        print(f"wrote {args.report}")
 
 
 def _mask_rows(mask_path, d) -> np.ndarray:

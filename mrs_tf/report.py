@@ -181,3 +181,74 @@ def load_test_data(quantifier, data, truth_csv=None, tfds_dir=None):
     if len(truth["snr"]) != len(fids):
         raise MRSError(f"{truth_csv} has {len(truth['snr'])} rows for {len(fids)} spectra")
     return basis, fids, truth
+
+
+def scan_warnings(result, training: dict | None = None) -> list[str]:
+    """Warnings for one spectrum from its QUEST fit: low SNR, linewidths or shift outside the network's training
+    ranges (``training``: the synthesis dict of ``train_config.json``), structured residual."""
+    syn = training or {}
+    out = []
+    if result.snr < 10:
+        out.append(f"SNR {result.snr:.1f} is below 10: expect large errors (see the sd columns)")
+    lor = float(np.max(result.lorentz_hz))
+    if syn.get("lorentz_hz") and lor > float(syn["lorentz_hz"][1]) * 1.1:
+        out.append(f"Lorentzian linewidth {lor:.1f} Hz beyond the training range (up to {syn['lorentz_hz'][1]} Hz)")
+    if syn.get("gauss_hz") and result.gauss_hz > float(syn["gauss_hz"][1]) * 1.1:
+        out.append(f"Gaussian linewidth {result.gauss_hz:.1f} Hz beyond the training range "
+                   f"(up to {syn['gauss_hz'][1]} Hz)")
+    shift_ppm = result.shift_hz / result.field_mhz
+    if syn.get("shift_ppm") and abs(shift_ppm) > max(abs(v) for v in syn["shift_ppm"]):
+        out.append(f"frequency offset {shift_ppm:+.2f} ppm beyond the training range")
+    if result.chi2 > 1.5:
+        out.append(f"reduced chi-square {result.chi2:.2f}: the residual has structure (lipids, water, artefacts?)")
+    if result.status != "ok":
+        out.append(f"QUEST fit status {result.status}: {result.message}")
+    return out
+
+
+def scan_report(path, table, fids, labels, quantifier, basis, overwrite: bool = False, max_spectra: int = 8):
+    """Self-contained HTML report of one quantification run: a table of every spectrum (amplitudes with sd, ratios
+    to Cr+PCr, mM when water-scaled), warnings, and for the first ``max_spectra`` spectra the data with the
+    network's reconstruction (its amplitudes on the lineshape, shifts and phases of a QUEST fit) and residual."""
+    import json
+    from pathlib import Path
+
+    from . import plots, quest
+
+    names = ["NAA", "Cr+PCr", "GPC+PCh", "Glu", "Ins", "Glu+Gln", "NAA+NAAG", "GABA", "Gln", "GSH", "MM"]
+    names = [n for n in names if n in table]
+    training = {}
+    if getattr(quantifier, "folder", None) and (Path(quantifier.folder) / "train_config.json").exists():
+        training = json.loads((Path(quantifier.folder) / "train_config.json").read_text()).get("synthesis", {})
+    sections, rows, all_warnings = [], [], []
+    figures = []
+    for i in range(len(fids)):
+        row = {"spectrum": labels[i]}
+        for n in names:
+            v = table[n][i]
+            sd = table.get(f"{n}_sd")
+            row[n] = f"{v:.2f}" + (f" ± {sd[i]:.2f}" if sd is not None else "")
+            if f"{n}_over_tCr" in table and n != "Cr+PCr":
+                row[f"{n}/tCr"] = f"{table[f'{n}_over_tCr'][i]:.3f}"
+            if f"{n}_mM" in table:
+                row[f"{n} mM"] = f"{table[f'{n}_mM'][i]:.2f}"
+        if i < max_spectra and np.any(fids[i]):
+            result = quest.fit_one(fids[i], basis)
+            warn = scan_warnings(result, training)
+            all_warnings += [f"{labels[i]}: {w}" for w in warn]
+            row["QUEST SNR"] = f"{result.snr:.1f}"
+            nn = np.array([table[m][i] for m in basis.names])
+            figures.append((f"{labels[i]}: data, network reconstruction, residual",
+                            plots.comparison_spectrum_figure(result, nn, title=f"{labels[i]} (SNR {result.snr:.0f})")))
+        rows.append(row)
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    desc = (f"<p>Model: {html.escape(str(getattr(quantifier, 'folder', '')))} "
+            f"({html.escape(quantifier.protocol_text())}). Amplitudes in basis units (mM of mrs-tf's basis; "
+            "absolute mM only where a water reference was given), ± the network's sigma.</p>")
+    sections.append(("Run", desc))
+    warn_html = "<ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in all_warnings) + "</ul>" if all_warnings \
+        else "<p>none</p>"
+    sections.append(("Warnings", warn_html))
+    sections.append(("Concentrations", _html_table(rows, columns)))
+    sections += figures
+    return plots.report_html(path, "mrs-tf quantification report", sections, overwrite=overwrite)

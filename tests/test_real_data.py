@@ -60,3 +60,22 @@ def test_mrsi_grid_quantifies_every_voxel_and_writes_maps_with_the_affine(basis,
     assert main(["quantify", str(tmp_path / "mrsi.nii.gz"), "--out", str(tmp_path / "o.csv"), "--maps",
                  str(maps)]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_quantify_report_shows_fits_concentrations_and_warnings(basis, tmp_path):
+    from mrs_tf import SynthesisConfig
+
+    good, _ = synthesize(basis, 2, snr=60, seed=3)
+    poor, _ = synthesize(basis, 1, snr=4, seed=4)
+    broad, _ = synthesize(basis, 1, snr=80, seed=5, config=SynthesisConfig(lorentz_hz=(22, 24)))
+    data = np.concatenate([good, poor, broad]).reshape(4, 1, 1, -1).astype(np.complex128)
+    nifti.write(tmp_path / "d.nii.gz", data, basis.dwell_s, basis.field_mhz, te_s=0.03)
+    report = tmp_path / "r.html"
+    assert main(["quantify", str(tmp_path / "d.nii.gz"), "--out", str(tmp_path / "r.csv"), "--report",
+                 str(report)]) == 0
+    text = report.read_text()
+    assert "Plotly.newPlot" in text and "<script src=" not in text
+    assert "network reconstruction" in text and "NAA/tCr" in text and "d.nii.gz[2:0:0]" in text
+    assert "SNR" in text and "below 10" in text  # the SNR-4 spectrum is flagged
+    assert "Lorentzian linewidth" in text  # the 23 Hz spectrum is beyond the training range
+    assert text.count("below 10") == 1
