@@ -410,7 +410,7 @@ def _quantify(args) -> None:
             keep &= _mask_rows(args.mask, d)
         if not keep.any():
             raise MRSError(f"{path}: no voxel to quantify (all zero or masked out)")
-        part = q.quantify(d["fids"][keep], dwell_s=d["dwell_s"], field_mhz=d["field_mhz"])
+        part = q.quantify(d["fids"][keep], dwell_s=d["dwell_s"], field_mhz=d["field_mhz"], te_ms=d.get("te_ms"))
         full = {k: np.full(len(keep), np.nan) for k in part}
         for k, v in part.items():
             full[k][keep] = v

@@ -82,10 +82,16 @@ class Quantifier:
         return (f"{seq.upper()}{te}, {self.field_mhz:g} MHz, {self.n_points} points, "
                 f"{1 / self.dwell_s:g} Hz bandwidth (dwell {self.dwell_s:.6g} s)")
 
-    def check(self, fids, dwell_s: float, field_mhz: float) -> np.ndarray:
-        """Validate data against the model's protocol; returns complex (n, n_points)."""
+    def check(self, fids, dwell_s: float, field_mhz: float, te_ms: float | None = None) -> np.ndarray:
+        """Validate data against the model's protocol (``te_ms`` where the data's echo time is known); returns
+        complex (n, n_points)."""
         arr = as_fid_matrix(fids)
         expected = f"this model expects {self.protocol_text()}"
+        model_te = self.meta.get("protocol", {}).get("te_ms")
+        if te_ms is not None and model_te is not None and abs(float(te_ms) - float(model_te)) > 0.5:
+            raise ProtocolError(f"data echo time {te_ms:g} ms; {expected}. Metabolite signals change with TE (J "
+                                f"evolution): train a model for your protocol (mrs-tf train with a basis set "
+                                f"simulated for it) or use QUEST with a matching basis (mrs-tf fit)")
         if arr.shape[1] != self.n_points:
             raise ProtocolError(f"data have {arr.shape[1]} points; {expected}")
         if dwell_s is None or field_mhz is None:
@@ -117,9 +123,9 @@ class Quantifier:
             self._graph = graph
         return np.asarray(self._graph(x))
 
-    def predict(self, fids, dwell_s: float, field_mhz: float, batch_size: int = 4096):
+    def predict(self, fids, dwell_s: float, field_mhz: float, batch_size: int = 4096, te_ms: float | None = None):
         """(mean (n, M), sd (n, M) or None) in basis units."""
-        arr = self.check(fids, dwell_s, field_mhz)
+        arr = self.check(fids, dwell_s, field_mhz, te_ms)
         parts = []
         for start in range(0, len(arr), batch_size):
             chunk = arr[start:start + batch_size].astype(np.complex64)
@@ -140,12 +146,12 @@ class Quantifier:
         return pred, None
 
     def quantify(self, fids, dwell_s: float | None = None, field_mhz: float | None = None,
-                 batch_size: int = 4096) -> ResultTable:
+                 batch_size: int = 4096, te_ms: float | None = None) -> ResultTable:
         """Table with ``<met>`` (basis units, mM for mrs-tf's basis), ``<met>_sd`` (the network's sigma, when it has
         one), ``<met>_over_tCr``, and the same for NAA+NAAG, Cr+PCr, GPC+PCh, Glu+Gln: the value is the sum of the
         parts; its sd is the network's own sigma for the sum where the model outputs one (the parts' errors are
         correlated), else the parts' sigmas in quadrature."""
-        mean, sd = self.predict(fids, dwell_s, field_mhz, batch_size)
+        mean, sd = self.predict(fids, dwell_s, field_mhz, batch_size, te_ms)
         names = self.names
         parts = tcr_rows(names)
         tcr = mean[:, parts].sum(1) if parts else np.full(len(mean), np.nan)

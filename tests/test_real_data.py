@@ -79,3 +79,13 @@ def test_quantify_report_shows_fits_concentrations_and_warnings(basis, tmp_path)
     assert "SNR" in text and "below 10" in text  # the SNR-4 spectrum is flagged
     assert "Lorentzian linewidth" in text  # the 23 Hz spectrum is beyond the training range
     assert text.count("below 10") == 1
+
+
+def test_echo_time_mismatch_is_refused_with_both_protocols(basis, tmp_path, capsys):
+    fids, _ = synthesize(basis, 1, snr=50, seed=1)
+    nifti.write(tmp_path / "te144.nii.gz", fids.reshape(1, 1, 1, -1).astype(np.complex128), basis.dwell_s,
+                basis.field_mhz, te_s=0.144)
+    assert main(["quantify", str(tmp_path / "te144.nii.gz"), "--out", str(tmp_path / "r.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "echo time 144 ms" in err and "PRESS TE 30 ms" in err and "mrs-tf train" in err
+    assert not (tmp_path / "r.csv").exists()
