@@ -145,6 +145,8 @@ def _parser() -> argparse.ArgumentParser:
     qnt.add_argument("--field-mhz", type=float, default=None, help="for .RAW data without a header")
     qnt.add_argument("--bandwidth-hz", type=float, default=None, help="for .RAW data without a header")
     _add_water(qnt)
+    qnt.add_argument("--combine", action="store_true",
+                     help="NIfTI-MRS: combine coils (DIM_COIL) and average repetitions (DIM_DYN/MEAS/PHASE_CYCLE)")
     qnt.add_argument("--report", default=None, help="self-contained HTML report (spectra, fits, warnings)")
     qnt.add_argument("--maps", default=None, help="MRSI: folder for one NIfTI map per metabolite (input affine)")
     qnt.add_argument("--mask", default=None, help="MRSI: NIfTI mask; voxels where it is 0 are not quantified")
@@ -404,7 +406,7 @@ def _quantify(args) -> None:
     _refuse_existing(args, args.report)
     rows, labels, voxels, all_fids = [], [], [], []
     for path in args.data:
-        d = read_data(path, field_mhz=args.field_mhz, dwell_s=dwell)
+        d = read_data(path, field_mhz=args.field_mhz, dwell_s=dwell, combine=args.combine)
         keep = np.any(d["fids"] != 0, axis=1)  # MRSI: voxels outside the excitation hold zeros
         if args.mask:
             keep &= _mask_rows(args.mask, d)

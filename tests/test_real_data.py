@@ -89,3 +89,25 @@ def test_echo_time_mismatch_is_refused_with_both_protocols(basis, tmp_path, caps
     err = capsys.readouterr().err
     assert "echo time 144 ms" in err and "PRESS TE 30 ms" in err and "mrs-tf train" in err
     assert not (tmp_path / "r.csv").exists()
+
+
+def test_coils_and_averages_are_combined_into_one_spectrum(basis, tmp_path):
+    fids, truth = synthesize(basis, 1, snr=None, seed=8)
+    rng = np.random.default_rng(0)
+    gains = np.array([1.0, 0.5 * np.exp(1.3j), 0.2 * np.exp(-2.0j), 0.8 * np.exp(0.4j)])
+    n_avg = 8
+    sd = 0.02 * np.abs(fids[0]).max()
+    data = (fids[0][None, None, :, None, None] * gains[None, None, None, :, None]
+            + sd * (rng.standard_normal((1, 1, 2048, 4, n_avg)) + 1j * rng.standard_normal((1, 1, 2048, 4, n_avg))))
+    data = data.reshape(1, 1, 1, 2048, 4, n_avg)
+    nifti.write(tmp_path / "raw.nii.gz", data, basis.dwell_s, basis.field_mhz, te_s=0.03,
+                dim_tags=["DIM_COIL", "DIM_DYN"])
+    rows = read_data(tmp_path / "raw.nii.gz")
+    assert rows["fids"].shape == (32, 2048)  # without combining: every coil and average is a row
+    d = read_data(tmp_path / "raw.nii.gz", combine=True)
+    assert d["fids"].shape == (1, 2048)
+    # the signal comes out phased at t = 0 with amplitude sqrt(sum |g|^2); the complex noise sd sqrt(2) sd of one
+    # coil stays so through the unit-norm weights and averages down by sqrt(8): 0.5 sd
+    expected = fids[0] * np.exp(-1j * np.angle(fids[0][:4].mean())) * np.sqrt(np.sum(np.abs(gains) ** 2))
+    resid = d["fids"][0] - expected
+    assert np.std(resid) < 0.6 * sd and abs(np.vdot(expected, d["fids"][0]) / np.vdot(expected, expected) - 1) < 0.01

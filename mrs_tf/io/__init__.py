@@ -117,20 +117,52 @@ def write_basis(basis, path, overwrite: bool = False) -> Path:
     raise FileFormatError(f"{path}: cannot write a basis as LCModel .RAW (one file per metabolite); use .BASIS")
 
 
-def read_data(path, *, field_mhz: float | None = None, dwell_s: float | None = None) -> dict:
+#: NIfTI-MRS higher dimensions that ``combine=True`` reduces: coils combined, repetitions averaged
+AVERAGED_TAGS = ("DIM_DYN", "DIM_MEAS", "DIM_PHASE_CYCLE")
+
+
+def combine_dimensions(data: np.ndarray, dim_tags) -> tuple[np.ndarray, list[str]]:
+    """Reduce the higher dimensions (5-7) of NIfTI-MRS ``data`` (x, y, z, points, ...): ``DIM_COIL`` by a
+    signal-weighted combination (each coil multiplied by the conjugate of its mean first 4 points: phase-aligned and
+    weighted by its signal; divided by the root-sum-of-squares of those, so coils of gains g_c give the signal times
+    sqrt(sum |g_c|^2), phased at t = 0), and the repetition dimensions of :data:`AVERAGED_TAGS` averaged; other
+    dimensions stay. Returns the array and the remaining tags."""
+    tags = [t for t in list(dim_tags)[: data.ndim - 4]]
+    axis = 4
+    out = data
+    kept = []
+    for tag in tags:
+        if tag == "DIM_COIL":
+            ref = np.mean(np.take(out, range(4), axis=3), axis=3, keepdims=True)
+            w = np.conj(ref)  # phase alignment and |signal| weighting in one
+            norm = np.sqrt(np.sum(np.abs(ref) ** 2, axis=axis, keepdims=True)) + 1e-30
+            out = np.sum(out * w, axis=axis) / np.squeeze(norm, axis=axis)
+        elif tag in AVERAGED_TAGS:
+            out = np.mean(out, axis=axis)
+        else:
+            kept.append(tag)
+            axis += 1
+    return out, kept
+
+
+def read_data(path, *, field_mhz: float | None = None, dwell_s: float | None = None, combine: bool = False) -> dict:
     """Read measured (or synthesized) spectra for quantification.
 
     Formats by suffix: NIfTI-MRS (``.nii``/``.nii.gz``; every voxel and every higher dimension becomes one row),
     LCModel ``.RAW``/``.H2O`` (one FID; ``field_mhz``/``dwell_s`` fill in what its header lacks) and jMRUI text
     (``.txt``). Returns ``{"fids": complex (n, n_points), "dwell_s", "field_mhz", "labels": [str, ...],
     "te_ms"}`` in mrs-tf's (NIfTI-MRS) sign convention; NIfTI-MRS adds ``"voxels"`` (n, 3) grid indices of every
-    row, ``"grid"`` (x, y, z) and ``"affine"`` (voxel to world).
+    row, ``"grid"`` (x, y, z) and ``"affine"`` (voxel to world). ``combine=True`` combines coils and averages
+    repetitions first (:func:`combine_dimensions`).
     """
     path = require_file(path)
     suffix = full_suffix(path)
     if suffix in (".nii", ".nii.gz"):
         content = nifti.read(path)
-        data = np.moveaxis(content["data"], 3, -1)
+        raw = content["data"]
+        if combine and raw.ndim > 4:
+            raw, _ = combine_dimensions(raw, content["dim_tags"])
+        data = np.moveaxis(raw, 3, -1)
         labels = [f"{path.name}[{':'.join(str(i) for i in idx)}]" for idx in np.ndindex(data.shape[:-1])]
         fids = data.reshape(-1, data.shape[-1])
         out = {"fids": fids, "dwell_s": content["dwell_s"], "field_mhz": content["field_mhz"], "labels": labels,
