@@ -21,16 +21,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 
-def metrics(pred: np.ndarray, truth: np.ndarray, sd: np.ndarray | None) -> dict:
-    err = pred - truth
-    slope = float(np.polyfit(truth, pred, 1)[0]) if np.ptp(truth) > 0 else float("nan")
-    out = {"mape_pct": float(100 * np.mean(np.abs(err) / np.abs(truth))), "mae": float(np.mean(np.abs(err))),
-           "bias": float(np.mean(err)), "slope": slope, "rmse": float(np.sqrt(np.mean(err ** 2)))}
-    if sd is not None:
-        out["within_1sd_pct"] = float(100 * np.mean(np.abs(err) <= sd))
-    return out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", required=True)
@@ -46,9 +36,7 @@ def main() -> None:
 
     import keras
 
-    from mrs_tf import simulate_basis, synthesize
-    from mrs_tf.crlb import COMBINATIONS
-    from mrs_tf.quantify import Quantifier
+    from mrs_tf import model_card, simulate_basis
     from mrs_tf.train import TrainConfig, train
 
     class TimeBudget(keras.callbacks.Callback):
@@ -89,28 +77,16 @@ def main() -> None:
                            callbacks_extra=[TimeBudget(args.minutes * 60, cfg.learning_rate)])
         train_s = time.perf_counter() - t0
 
-    q = Quantifier.load(args.out)
     n_test = 256 if args.fast else args.n_test
-    # the test set: training's nuisance ranges, but healthy-brain concentrations (the default priors, not training's
-    # widened ones), SNR 10-100
-    fids, truth = synthesize(basis, n_test, snr=(10, 100), seed=np.random.SeedSequence([cfg.seed, 2001]),
-                             config=cfg.synthesis_config().with_(priors={}))
-    table = q.quantify(fids, dwell_s=basis.dwell_s, field_mhz=basis.field_mhz)
-    results = {}
-    snr = truth["snr"]
-    for name in basis.names + list(COMBINATIONS):
-        tr_val = sum(truth[p] for p in name.split("+"))
-        sd = table.get(f"{name}_sd")
-        results[name] = metrics(table[name], tr_val, sd)
-        results[name]["by_snr"] = {f"{lo}-{hi}": metrics(table[name][sel], tr_val[sel], None if sd is None else
-                                                        sd[sel])
-                                   for lo, hi in ((10, 30), (30, 60), (60, 100))
-                                   for sel in [(snr >= lo) & (snr < hi)]}
-    x = np.repeat(fids, max(1, 20000 // n_test), axis=0)[:20000]
-    q.quantify(x[:1024], basis.dwell_s, basis.field_mhz)
-    t0 = time.perf_counter()
-    q.quantify(x, basis.dwell_s, basis.field_mhz)
-    rate = len(x) / (time.perf_counter() - t0)
+    command = "python benchmarks/train_model.py " + " ".join(sys.argv[1:])
+    if args.evaluate_only:  # the model was trained by an earlier run: keep its command
+        command = f"python benchmarks/train_model.py --out {args.out} --minutes {args.minutes:g}, then {command}"
+    training = {"minutes": train_s / 60, "epochs": len(history["loss"]), "steps_per_epoch": cfg.steps_per_epoch,
+                "batch_size": cfg.batch_size, "final_val_loss": float(history["val_loss"][-1]),
+                "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU", "command": command}
+    # the test set: training's nuisance ranges, healthy-brain concentrations (not training's widened priors)
+    summary = model_card.measure(args.out, basis, cfg, n_test, training)
+    results, rate = summary["metrics"], summary["predict_spectra_per_s"]
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores; training {train_s / 60:.1f} min, "
           f"{len(history['loss'])} epochs x {cfg.steps_per_epoch} steps x {cfg.batch_size} spectra; "
           f"prediction {rate:,.0f} spectra/s (batched, FFT + crop included)")
@@ -118,24 +94,9 @@ def main() -> None:
     for name, m in results.items():
         print(f"{name:9s} {m['mape_pct']:7.2f} {m['mae']:7.3f} {m['bias']:+7.3f} {m['slope']:6.3f} "
               f"{m.get('within_1sd_pct', float('nan')):8.1f}")
-    command = "python benchmarks/train_model.py " + " ".join(sys.argv[1:])
-    if args.evaluate_only:  # the model was trained by an earlier run: keep its command
-        command = f"python benchmarks/train_model.py --out {args.out} --minutes {args.minutes:g}, then {command}"
-    summary = {"test_set": {"n": n_test, "snr": [10, 100], "seed": [cfg.seed, 2001], "protocol": q.protocol_text()},
-               "training": {"minutes": train_s / 60, "epochs": len(history["loss"]),
-                            "steps_per_epoch": cfg.steps_per_epoch, "batch_size": cfg.batch_size,
-                            "final_val_loss": float(history["val_loss"][-1]),
-                            "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU",
-                            "command": command},
-               "predict_spectra_per_s": rate, "metrics": results}
     path = os.path.join(args.out, "metrics.json")
-    with open(path + ".tmp", "w") as fh:
-        json.dump(summary, fh, indent=1)
-    os.replace(path + ".tmp", path)
     print(f"wrote {path}")
     if not args.fast:
-        from mrs_tf import model_card
-
         print(f"wrote {model_card.write(args.out)}")
 
 

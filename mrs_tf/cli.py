@@ -113,6 +113,11 @@ def _parser() -> argparse.ArgumentParser:
     trn.add_argument("--out", required=True, help="output folder (model.keras, quantifier.json, log.csv)")
     trn.add_argument("--config", default=None,
                      help="TrainConfig JSON (e.g. best_config.json of mrs-tf tune); flags given override it")
+    trn.add_argument("--basis", default=None,
+                     help="train for your own basis set (.BASIS, NIfTI-MRS, jMRUI text, FSL-MRS folder)")
+    trn.add_argument("--protocol-from", default=None,
+                     help="a data file whose points, dwell, field and TE the basis is matched to (with --basis)")
+    trn.add_argument("--test-size", type=int, default=1024, help="fresh test spectra for metrics.json/model card")
     trn.add_argument("--model", default=None, help="seed_cnn (default), resnet_cnn or dilated_cnn")
     trn.add_argument("--model-kwargs", default=None, help='builder keywords as JSON, e.g. \'{"kernel_size": 7}\'')
     trn.add_argument("--epochs", type=int, default=None, help="default 40")
@@ -331,10 +336,38 @@ def _train(args) -> None:
         settings["tfds_config"] = args.tfds
     if args.tensorboard:
         settings["tensorboard"] = True
+    if args.protocol_from and not args.basis:
+        raise MRSError("--protocol-from matches a basis set to data: give --basis too")
+    if args.basis:
+        settings["basis_path"], settings["protocol_from"] = str(args.basis), args.protocol_from
     cfg = TrainConfig(**settings)
     _, history = train(cfg, args.out, resume=args.resume, strategy=args.strategy, overwrite=args.overwrite)
     print(f"wrote {args.out}/model.keras after {len(history['loss'])} epochs "
           f"(val_loss {history['val_loss'][-1]:.4f})")
+    _card(args, history)
+
+
+def _card(args, history) -> None:
+    """metrics.json and model_card.md for a freshly trained folder."""
+    import os
+    import platform
+
+    from . import model_card
+    from .basis import simulate_basis
+    from .train import TrainConfig, load_training_basis
+
+    cfg = TrainConfig(**json.loads((Path(args.out) / "train_config.json").read_text()))
+    basis = (load_training_basis(cfg.basis_path, cfg.protocol_from) if cfg.basis_path
+             else simulate_basis(**cfg.protocol))
+    seconds = json.loads((Path(args.out) / "quantifier.json").read_text())["training"]["seconds"]
+    training = {"minutes": seconds / 60, "epochs": len(history["loss"]), "steps_per_epoch": cfg.steps_per_epoch,
+                "batch_size": cfg.batch_size, "final_val_loss": float(history["val_loss"][-1]),
+                "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+                "command": "mrs-tf " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("mrs-tf") else "mrs-tf train"}
+    summary = model_card.measure(args.out, basis, cfg, args.test_size, training)
+    card = model_card.write(args.out)
+    naa = summary["metrics"].get("NAA", {}).get("mape_pct")
+    print(f"wrote {card}" + (f" (test NAA MAPE {naa:.1f} %)" if naa is not None else ""))
 
 
 def _tune(args) -> None:

@@ -4,11 +4,67 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
-__all__ = ["render", "write"]
+__all__ = ["render", "write", "measure", "SNR_BANDS"]
+
+SNR_BANDS = ((10, 30), (30, 60), (60, 100))
 
 HEADLINE = ("NAA", "Cr+PCr", "GPC+PCh", "Glu", "Ins")
+
+
+def _metrics(pred, truth, sd) -> dict:
+    import numpy as np
+
+    err = pred - truth
+    slope = float(np.polyfit(truth, pred, 1)[0]) if np.ptp(truth) > 0 else float("nan")
+    out = {"mape_pct": float(100 * np.mean(np.abs(err) / np.abs(truth))), "mae": float(np.mean(np.abs(err))),
+           "bias": float(np.mean(err)), "slope": slope, "rmse": float(np.sqrt(np.mean(err ** 2)))}
+    if sd is not None:
+        out["within_1sd_pct"] = float(100 * np.mean(np.abs(err) <= sd))
+    return out
+
+
+def measure(folder, basis, config, n_test: int = 2048, training: dict | None = None) -> dict:
+    """Test a trained quantifier folder on ``n_test`` fresh spectra (SNR 10-100, the training's nuisance ranges,
+    the default concentration priors where the basis has them, seed ``[config.seed, 2001]``); writes
+    ``metrics.json`` (atomic) and returns it. ``training``: minutes, epochs, ... for the card."""
+    import numpy as np
+
+    from .crlb import COMBINATIONS
+    from .quantify import Quantifier
+    from .synth import synthesize
+
+    q = Quantifier.load(folder)
+    from .train import healthy_priors
+
+    fids, truth = synthesize(basis, n_test, snr=(10, 100), seed=np.random.SeedSequence([config.seed, 2001]),
+                             config=healthy_priors(config.synthesis_config()))
+    table = q.quantify(fids, dwell_s=basis.dwell_s, field_mhz=basis.field_mhz)
+    snr = truth["snr"]
+    results = {}
+    combos = [c for c in COMBINATIONS if all(p in basis.names for p in COMBINATIONS[c])]
+    for name in list(basis.names) + combos:
+        tr_val = sum(truth[p] for p in name.split("+"))
+        sd = table.get(f"{name}_sd")
+        results[name] = _metrics(table[name], tr_val, sd)
+        results[name]["by_snr"] = {f"{lo}-{hi}": _metrics(table[name][sel], tr_val[sel],
+                                                          None if sd is None else sd[sel])
+                                   for lo, hi in SNR_BANDS for sel in [(snr >= lo) & (snr < hi)]}
+    x = np.resize(fids, (max(n_test, 8192), fids.shape[1]))
+    q.quantify(x[:1024], basis.dwell_s, basis.field_mhz)
+    t0 = time.perf_counter()
+    q.quantify(x, basis.dwell_s, basis.field_mhz)
+    rate = len(x) / (time.perf_counter() - t0)
+    summary = {"test_set": {"n": n_test, "snr": [10, 100], "seed": [config.seed, 2001],
+                            "protocol": q.protocol_text()},
+               "training": training or {}, "predict_spectra_per_s": rate, "metrics": results}
+    path = Path(folder) / "metrics.json"
+    tmp = path.with_name(".metrics.json.tmp")
+    tmp.write_text(json.dumps(summary, indent=1))
+    os.replace(tmp, path)
+    return summary
 
 
 def _row(name: str, m: dict) -> str:
@@ -18,7 +74,7 @@ def _row(name: str, m: dict) -> str:
             f"{m['rmse']:.3f} | {within} |")
 
 
-def render(meta: dict, config: dict, metrics: dict, notes: str = "") -> str:
+def render(meta: dict, config: dict, metrics: dict, notes: str = "", folder_hint: str = "MODEL_FOLDER") -> str:
     """The card's Markdown text."""
     syn = config.get("synthesis", {})
     test = metrics["test_set"]
@@ -36,14 +92,17 @@ def render(meta: dict, config: dict, metrics: dict, notes: str = "") -> str:
         f"({meta['input_points']} points), phase-aligned by its integral and normalised by its RMS.",
         "",
         "```python",
-        "q = mrs_tf.Quantifier.load(\"saved_models/press3t_te30\")",
-        "table = q.quantify(fids, dwell_s=1/4000, field_mhz=123.2)",
+        f"q = mrs_tf.Quantifier.load(\"{folder_hint}\")",
+        f"table = q.quantify(fids, dwell_s={meta['dwell_s']:.6g}, field_mhz={meta['field_mhz']:g})",
         "```",
         "",
         "## Training data",
-        "Only spectra synthesised by mrs-tf from its own density-matrix basis set (spin systems after Govindaraju et "
-        "al. 2000 / Govind et al. 2015) and its own parametric MM model; no basis set or spectrum from elsewhere. "
-        "Fresh spectra every step (no epoch repeats).",
+        ("Only spectra synthesised by mrs-tf from its own density-matrix basis set (spin systems after Govindaraju "
+         "et al. 2000 / Govind et al. 2015) and its own parametric MM model; no basis set or spectrum from "
+         "elsewhere." if not config.get("basis_path") else
+         f"Spectra synthesised by mrs-tf from the basis set `{config['basis_path']}`"
+         + (f", matched to the protocol of `{config['protocol_from']}`" if config.get("protocol_from") else "")
+         + " (mrs-tf's parametric MM added where it had none).") + " Fresh spectra every step (no epoch repeats).",
         f"- SNR (NAA height / noise sd) uniform {config['snr'][0]:g}-{config['snr'][1]:g}",
         f"- Lorentzian FWHM {syn.get('lorentz_hz')} Hz, Gaussian FWHM {syn.get('gauss_hz')} Hz, global shift "
         f"{syn.get('shift_ppm')} ppm, per-metabolite shift +-{syn.get('metab_shift_hz')} Hz",
@@ -76,7 +135,7 @@ def render(meta: dict, config: dict, metrics: dict, notes: str = "") -> str:
     lines += [
         "",
         "## Limitations",
-        "- One protocol only: PRESS TE 30 ms at 3 T, 2048 points, 4000 Hz; other data are refused, not guessed at.",
+        f"- One protocol only: {test['protocol']}; other data are refused, not guessed at.",
         "- Small signals (Ala, Asc, Asp, GABA, Glc, Gly, Lac, PE, Scyllo, Tau, PCh, NAAG) are poorly determined at "
         "this SNR: their estimates lean on the training prior (slope well below 1); use the sums and the five "
         "headline signals, and read each `_sd`.",
@@ -97,6 +156,7 @@ def write(folder: str | os.PathLike, notes: str = "") -> Path:
     metrics = json.loads((folder / "metrics.json").read_text())
     path = folder / "model_card.md"
     tmp = folder / ".model_card.md.tmp"
-    tmp.write_text(render(meta, config, metrics, notes))
+    hint = f"saved_models/{folder.name}" if folder.parent.name == "saved_models" else str(folder)
+    tmp.write_text(render(meta, config, metrics, notes, hint))
     os.replace(tmp, path)
     return path

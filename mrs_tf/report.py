@@ -44,7 +44,7 @@ def test_set(quantifier, n: int = 2000, snr=(10.0, 100.0), seed: int = 0):
 
     from .basis import simulate_basis
     from .synth import synthesize
-    from .train import TRAINING_SYNTHESIS, TrainConfig
+    from .train import TRAINING_SYNTHESIS, TrainConfig, healthy_priors
 
     proto = {k: v for k, v in quantifier.meta.get("protocol", {}).items()
              if k in ("sequence", "field_mhz", "te_ms", "te1_ms", "te2_ms", "tm_ms", "n_refocus")}
@@ -54,7 +54,7 @@ def test_set(quantifier, n: int = 2000, snr=(10.0, 100.0), seed: int = 0):
     if folder and (Path(folder) / "train_config.json").exists():
         syn = TrainConfig(**json.loads((Path(folder) / "train_config.json").read_text())).synthesis_config()
     fids, truth = synthesize(basis, n, snr=tuple(snr), seed=np.random.SeedSequence([seed, 4001]),
-                             config=syn.with_(priors={}))
+                             config=healthy_priors(syn))
     return basis, fids, truth
 
 

@@ -28,7 +28,8 @@ from .preprocess import DEFAULT_PPM_RANGE, crop_slice, cropped_spectrum
 from .synth import SynthesisConfig, concentration_matrix, synthesize
 
 __all__ = ["TrainConfig", "TRAINING_SYNTHESIS", "TRAINING_PRIOR_WIDENING", "train", "make_dataset", "prior_scale",
-           "output_scale", "output_names", "combination_matrix", "tf_cropped_spectrum", "calibrate_sd"]
+           "output_scale", "output_names", "combination_matrix", "tf_cropped_spectrum", "calibrate_sd",
+           "load_training_basis", "UNKNOWN_PRIOR_MM", "healthy_priors"]
 
 #: Training concentrations are drawn from the healthy-brain priors widened to [low * a, high * b]: networks then do
 #: not pull abnormal values (tumour, stroke, low-NAA) toward healthy ones, and shrink less toward the prior mean.
@@ -71,6 +72,8 @@ class TrainConfig:
     protocol: dict = field(default_factory=lambda: dict(DEFAULT_PROTOCOL))
     tfds_config: str | None = None  # train on mrs_brain_sim/<config> instead of streaming
     combinations: bool = True  # also output NAA+NAAG, Cr+PCr, GPC+PCh, Glu+Gln (their own calibrated sigma)
+    basis_path: str | None = None     # train on this basis file/folder instead of simulating ``protocol``
+    protocol_from: str | None = None  # a data file whose points, dwell, field (and TE) the basis is matched to
 
     def synthesis_config(self) -> SynthesisConfig:
         syn = dict(self.synthesis)
@@ -78,6 +81,51 @@ class TrainConfig:
             if isinstance(value, list):
                 syn[key] = tuple(value)
         return SynthesisConfig(**syn)
+
+
+#: concentration prior (mM) of a foreign basis's signals that mrs-tf does not know (override in synthesis priors)
+UNKNOWN_PRIOR_MM = (0.0, 2.0)
+
+
+def healthy_priors(syn: SynthesisConfig) -> SynthesisConfig:
+    """``syn`` with the default (healthy-brain) concentration priors wherever mrs-tf has one; priors of a foreign
+    basis's extra signals are kept. Test and calibration sets are drawn with it."""
+    from .metabolites import ALL_NAMES
+
+    return syn.with_(priors={k: v for k, v in syn.priors.items() if k not in ALL_NAMES})
+
+
+def load_training_basis(path, protocol_from=None, add_mm: bool = True) -> BasisSet:
+    """A user's basis set for training: read (any format, unknown signals kept), matched to a data file's protocol
+    when ``protocol_from`` is given (resampled to its points and dwell time; a different field is an error; the
+    data's TE recorded), and given mrs-tf's parametric MM signal when it has none (real spectra always contain
+    one)."""
+    import math
+
+    from .errors import ProtocolError
+    from .io import read_data
+    from .macromolecules import mm_fid
+    from .metabolites import MM_NAME
+
+    data = read_data(protocol_from) if protocol_from else None
+    basis = BasisSet.load(path, unknown="keep", field_mhz=data["field_mhz"] if data else None)
+    protocol = dict(basis.protocol)
+    if data is not None:
+        if not math.isclose(basis.field_mhz, data["field_mhz"], rel_tol=5e-3):
+            raise ProtocolError(f"basis {path} is for {basis.field_mhz:g} MHz, data {protocol_from} for "
+                                f"{data['field_mhz']:g} MHz: simulate a basis for the data's field")
+        if basis.n_points != data["fids"].shape[1] or not math.isclose(basis.dwell_s, data["dwell_s"],
+                                                                       rel_tol=1e-6):
+            basis = basis.resample(dwell_s=data["dwell_s"], n_points=data["fids"].shape[1])
+        if data.get("te_ms"):
+            protocol["te_ms"] = float(data["te_ms"])
+    if add_mm and MM_NAME not in basis.names:
+        fids = np.vstack([basis.fids, mm_fid(basis.n_points, basis.dwell_s, basis.field_mhz, basis.ref_ppm)])
+        basis = BasisSet(list(basis.names) + [MM_NAME], fids, basis.dwell_s, basis.field_mhz, basis.ref_ppm,
+                         dict(protocol, mm_model="mrs-tf parametric MM (added)"))
+    else:
+        basis = BasisSet(list(basis.names), basis.fids, basis.dwell_s, basis.field_mhz, basis.ref_ppm, protocol)
+    return basis
 
 
 def prior_scale(names) -> np.ndarray:
@@ -207,7 +255,16 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, st
     keras.utils.set_random_seed(cfg.seed)
     if tf.config.list_physical_devices("GPU"):
         keras.mixed_precision.set_global_policy("mixed_float16")
+    if basis is None and cfg.basis_path:
+        basis = load_training_basis(cfg.basis_path, cfg.protocol_from)
     basis = basis or simulate_basis(**cfg.protocol)
+    from .metabolites import METABOLITES, MM_NAME
+
+    unknown = [n for n in basis.names if n not in METABOLITES and n != MM_NAME and n not in cfg.synthesis.get(
+        "priors", {})]
+    if unknown:  # a foreign basis's extra signals need a concentration prior for the synthesis
+        cfg.synthesis = {**cfg.synthesis, "priors": {**cfg.synthesis.get("priors", {}),
+                                                     **{n: UNKNOWN_PRIOR_MM for n in unknown}}}
     names = output_names(basis.names, cfg.combinations)
     val_x, val_y, _ = validation_set(basis, cfg)
     scale_out = output_scale(val_x, val_y)
@@ -264,7 +321,7 @@ def calibrate_sd(folder: str | os.PathLike, basis: BasisSet, cfg: TrainConfig, n
     q = Quantifier.load(folder)
     fids, truth = synthesize(basis, n or max(cfg.val_size, 2048), snr=tuple(cfg.snr),
                              seed=np.random.SeedSequence([cfg.seed, 3001]),
-                             config=cfg.synthesis_config().with_(priors={}))
+                             config=healthy_priors(cfg.synthesis_config()))
     mean, sd = q.predict(fids, basis.dwell_s, basis.field_mhz)
     target = concentration_matrix(truth, basis.names) @ combination_matrix(basis.names, q.outputs)
     scale = np.median(np.abs(mean - target) / sd, axis=0) / 0.6745

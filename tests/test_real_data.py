@@ -111,3 +111,32 @@ def test_coils_and_averages_are_combined_into_one_spectrum(basis, tmp_path):
     expected = fids[0] * np.exp(-1j * np.angle(fids[0][:4].mean())) * np.sqrt(np.sum(np.abs(gains) ** 2))
     resid = d["fids"][0] - expected
     assert np.std(resid) < 0.6 * sd and abs(np.vdot(expected, d["fids"][0]) / np.vdot(expected, expected) - 1) < 0.01
+
+
+def test_train_for_your_own_basis_matched_to_a_data_file(tmp_path, capsys):
+    from mrs_tf import BasisSet, simulate_basis
+
+    # a "foreign" basis: 4096 points at 5000 Hz, no MM, and a signal mrs-tf does not know
+    own = simulate_basis(metabolites=["NAA", "Cr", "PCr", "Ins", "GPC"], n_points=4096, bandwidth_hz=5000)
+    t = own.time
+    extra = 3 * np.exp(2j * np.pi * (4.65 - 1.5) * own.field_mhz * t)  # a 3-proton singlet at 1.5 ppm
+    foreign = BasisSet(own.names + ["Xyz"], np.vstack([own.fids, extra]), own.dwell_s, own.field_mhz,
+                       protocol={"te_ms": 30.0})
+    foreign.save(tmp_path / "their.BASIS")
+    data = tmp_path / "scan.nii.gz"
+    assert main(["synth", "--n", "2", "--snr", "60", "--out", str(data)]) == 0
+    out = tmp_path / "saved_models" / "their_press"
+    out.parent.mkdir()
+    assert main(["train", "--basis", str(tmp_path / "their.BASIS"), "--protocol-from", str(data), "--out", str(out),
+                 "--epochs", "2", "--steps-per-epoch", "4", "--batch-size", "32", "--test-size", "64"]) == 0
+    meta = __import__("json").loads((out / "quantifier.json").read_text())
+    assert meta["names"] == ["NAA", "Cr", "PCr", "Ins", "GPC", "Xyz", "MM"]
+    assert meta["n_points"] == 2048 and meta["dwell_s"] == pytest.approx(1 / 4000)
+    card = (out / "model_card.md").read_text()
+    assert "their.BASIS" in card and "saved_models/their_press" in card and "Xyz" in card
+    res = tmp_path / "r.csv"
+    assert main(["quantify", str(data), "--model", str(out), "--out", str(res)]) == 0
+    assert {"Xyz", "Xyz_sd", "NAA_over_tCr"} <= set(ResultTable.read_csv(res))
+    capsys.readouterr()
+    assert main(["train", "--protocol-from", str(data), "--out", str(tmp_path / "x")]) == 2
+    assert "give --basis" in capsys.readouterr().err
