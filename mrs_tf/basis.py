@@ -32,6 +32,22 @@ DEFAULT_PROTOCOL = dict(sequence="press", field_mhz=123.2, te1_ms=11.0, te2_ms=1
 SIMULATION_VERSION = "1"
 
 
+def lagrange_interpolate(fids: np.ndarray, dwell_s: float, t_new: np.ndarray, order: int = 8) -> np.ndarray:
+    """FIDs (m, n) sampled every ``dwell_s`` evaluated at times ``t_new`` (s, within the acquisition) by local
+    Lagrange interpolation of degree ``order - 1`` (error ~ (2 pi f dwell)^order / order!)."""
+    n = fids.shape[1]
+    x = np.asarray(t_new, float) / dwell_s
+    start = np.clip(np.floor(x).astype(int) - order // 2 + 1, 0, n - order)
+    u = x - start  # position inside the stencil, 0..order-1
+    weights = np.ones((len(x), order))
+    for j in range(order):
+        for m in range(order):
+            if m != j:
+                weights[:, j] *= (u - m) / (j - m)
+    nodes = np.arange(order)
+    return np.einsum("mnk,nk->mn", fids[:, start[:, None] + nodes[None, :]], weights)
+
+
 def ppm_axis(n_points: int, dwell_s: float, field_mhz: float, ref_ppm: float = 4.65) -> np.ndarray:
     """ppm of each bin of ``np.fft.fftshift(np.fft.fft(fid))`` (decreasing; ``ref_ppm`` at bin n_points // 2)."""
     f = np.fft.fftshift(np.fft.fftfreq(n_points, dwell_s))
@@ -168,17 +184,7 @@ class BasisSet:
                 worst = int(np.argmax(fraction))
                 raise BasisError(f"{self.names[worst]} has {fraction[worst]:.1%} of its signal outside the new "
                                  f"bandwidth of {1 / dwell_s:.0f} Hz; it would alias")
-            order = 8
-            x = t_new / self.dwell_s
-            start = np.clip(np.floor(x).astype(int) - order // 2 + 1, 0, self.n_points - order)
-            u = x - start  # position inside the stencil, 0..order-1
-            nodes = np.arange(order)
-            weights = np.ones((n_points, order))
-            for j in range(order):
-                for m in range(order):
-                    if m != j:
-                        weights[:, j] *= (u - m) / (j - m)
-            fids = np.einsum("mnk,nk->mn", source[:, start[:, None] + nodes[None, :]], weights)
+            fids = lagrange_interpolate(source, self.dwell_s, t_new)
         protocol = dict(self.protocol, resampled_from={"dwell_s": self.dwell_s, "n_points": self.n_points})
         return BasisSet(list(self.names), fids, dwell_s, self.field_mhz, self.ref_ppm, protocol)
 

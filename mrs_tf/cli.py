@@ -150,6 +150,8 @@ def _parser() -> argparse.ArgumentParser:
     qnt.add_argument("--field-mhz", type=float, default=None, help="for .RAW data without a header")
     qnt.add_argument("--bandwidth-hz", type=float, default=None, help="for .RAW data without a header")
     _add_water(qnt)
+    qnt.add_argument("--resample", action="store_true",
+                     help="resample data whose points/dwell differ from the model's (same field and TE)")
     qnt.add_argument("--combine", action="store_true",
                      help="NIfTI-MRS: combine coils (DIM_COIL) and average repetitions (DIM_DYN/MEAS/PHASE_CYCLE)")
     qnt.add_argument("--report", default=None, help="self-contained HTML report (spectra, fits, warnings)")
@@ -440,6 +442,12 @@ def _quantify(args) -> None:
     rows, labels, voxels, all_fids = [], [], [], []
     for path in args.data:
         d = read_data(path, field_mhz=args.field_mhz, dwell_s=dwell, combine=args.combine)
+        if args.resample and (d["fids"].shape[1] != q.n_points or abs(d["dwell_s"] - q.dwell_s) > 1e-9):
+            from .preprocess import resample_fids
+
+            print(f"{path}: resampling {d['fids'].shape[1]} points at {1 / d['dwell_s']:g} Hz to {q.n_points} at "
+                  f"{1 / q.dwell_s:g} Hz")
+            d = {**d, "fids": resample_fids(d["fids"], d["dwell_s"], q.dwell_s, q.n_points), "dwell_s": q.dwell_s}
         keep = np.any(d["fids"] != 0, axis=1)  # MRSI: voxels outside the excitation hold zeros
         if args.mask:
             keep &= _mask_rows(args.mask, d)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .basis import ppm_axis
+from .basis import lagrange_interpolate, ppm_axis
 
-__all__ = ["DEFAULT_PPM_RANGE", "as_fid_matrix", "crop_slice", "cropped_spectrum"]
+__all__ = ["DEFAULT_PPM_RANGE", "as_fid_matrix", "crop_slice", "cropped_spectrum", "resample_fids"]
 
 #: Metabolite range that the networks see (ppm), high to low as the spectrum array runs.
 DEFAULT_PPM_RANGE = (0.2, 4.2)
@@ -45,3 +45,34 @@ def cropped_spectrum(fids: np.ndarray, dwell_s: float, field_mhz: float, ppm_ran
     sl = crop_slice(fids.shape[-1], dwell_s, field_mhz, ppm_range, ref_ppm)
     spec = scipy.fft.fftshift(scipy.fft.fft(fids, axis=-1, workers=-1), axes=-1)[..., sl]
     return np.stack([spec.real, spec.imag], axis=-1).astype(np.float32)
+
+
+def resample_fids(fids, dwell_s: float, new_dwell_s: float, new_n_points: int) -> np.ndarray:
+    """Data FIDs on another sampling (for a model or basis of another bandwidth/points): complex (n, new_n_points).
+
+    A wider acquired bandwidth is first low-passed to the new one in the frequency domain (bins outside
+    +-1/(2 new_dwell) removed, so their noise does not alias in); the new sampling times are then interpolated
+    (degree-7 Lagrange, as :meth:`mrs_tf.BasisSet.resample`); times beyond the acquisition are zero-filled, which
+    only truncates signals that have already decayed (check the data's linewidth). A narrower acquired bandwidth
+    cannot be widened: :class:`~mrs_tf.errors.ProtocolError`.
+    """
+    from .errors import ProtocolError
+
+    arr = as_fid_matrix(fids).astype(np.complex128)
+    n = arr.shape[1]
+    if new_dwell_s < dwell_s * (1 - 1e-9):
+        raise ProtocolError(f"data bandwidth {1 / dwell_s:g} Hz is narrower than the {1 / new_dwell_s:g} Hz needed; "
+                            f"it cannot be resampled up")
+    if new_dwell_s > dwell_s * (1 + 1e-9):
+        freq = np.fft.fftfreq(n, dwell_s)
+        spec = np.fft.fft(arr, axis=1)
+        spec[:, np.abs(freq) >= 0.5 / new_dwell_s] = 0
+        arr = np.fft.ifft(spec, axis=1)
+    n_avail = int(np.floor((n - 1) * dwell_s / new_dwell_s)) + 1
+    n_take = min(new_n_points, n_avail)
+    if n_take < 16:
+        raise ProtocolError("too few points after resampling")
+    # the low-passed FID is band-limited: interpolate it like BasisSet.resample does a basis signal
+    out = np.zeros((len(arr), new_n_points), complex)
+    out[:, :n_take] = lagrange_interpolate(arr, dwell_s, np.arange(n_take) * new_dwell_s)
+    return out

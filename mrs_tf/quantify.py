@@ -93,7 +93,8 @@ class Quantifier:
                                 f"evolution): train a model for your protocol (mrs-tf train with a basis set "
                                 f"simulated for it) or use QUEST with a matching basis (mrs-tf fit)")
         if arr.shape[1] != self.n_points:
-            raise ProtocolError(f"data have {arr.shape[1]} points; {expected}")
+            raise ProtocolError(f"data have {arr.shape[1]} points; {expected} (mrs-tf quantify --resample "
+                                f"resamples data of the same field and TE)")
         if dwell_s is None or field_mhz is None:
             raise ProtocolError(f"give dwell_s and field_mhz of the data; {expected}")
         if not math.isclose(dwell_s, self.dwell_s, rel_tol=1e-3):
