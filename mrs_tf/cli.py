@@ -150,6 +150,9 @@ def _parser() -> argparse.ArgumentParser:
     qnt.add_argument("--field-mhz", type=float, default=None, help="for .RAW data without a header")
     qnt.add_argument("--bandwidth-hz", type=float, default=None, help="for .RAW data without a header")
     _add_water(qnt)
+    qnt.add_argument("--method", choices=["network", "quest"], default="network",
+                     help="network (default, --model) or quest (--basis; the same as mrs-tf fit)")
+    qnt.add_argument("--basis", default=None, help="with --method quest: the basis set")
     qnt.add_argument("--resample", action="store_true",
                      help="resample data whose points/dwell differ from the model's (same field and TE)")
     qnt.add_argument("--combine", action="store_true",
@@ -432,6 +435,14 @@ def _quantify(args) -> None:
     from .table import ResultTable
 
     _refuse_existing(args, args.out)
+    if args.method == "quest":
+        if not args.basis:
+            raise MRSError("--method quest needs --basis BASIS")
+        fit_args = _parser().parse_args(["fit", "--basis", args.basis, *args.data, "--out", args.out])
+        for key in ("water", "water_conc_mm", "metab_relax_factor", "tr_ms", "te_ms", "tissue", "overwrite",
+                    "field_mhz", "bandwidth_hz"):
+            setattr(fit_args, key, getattr(args, key))
+        return _fit(fit_args)
     q = Quantifier.load(args.model, backend=args.backend, tflite=args.tflite)
     dwell = _dwell(args)
     if (args.maps or args.mask) and len(args.data) != 1:

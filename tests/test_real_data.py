@@ -167,3 +167,19 @@ def test_resample_brings_other_bandwidth_and_points_to_the_model(basis, tmp_path
     table = ResultTable.read_csv(tmp_path / "b.csv")
     err = np.abs(np.asarray(table["NAA"], float) - truth["NAA"]) / truth["NAA"]
     assert np.mean(err) < 0.08
+
+
+def test_quantify_method_quest_gives_the_fit_table(basis, tmp_path, capsys):
+    fids, truth = synthesize(basis, 2, snr=80, seed=41)
+    nifti.write(tmp_path / "d.nii.gz", fids.reshape(2, 1, 1, -1).astype(np.complex128), basis.dwell_s,
+                basis.field_mhz, te_s=0.03)
+    basis.save(tmp_path / "b.BASIS")
+    out = tmp_path / "q.csv"
+    assert main(["quantify", str(tmp_path / "d.nii.gz"), "--method", "quest", "--basis", str(tmp_path / "b.BASIS"),
+                 "--out", str(out)]) == 0
+    table = ResultTable.read_csv(out)
+    assert {"NAA", "NAA_crlb", "status"} <= set(table)
+    np.testing.assert_allclose(np.asarray(table["NAA"], float), truth["NAA"], rtol=0.1)
+    capsys.readouterr()
+    assert main(["quantify", str(tmp_path / "d.nii.gz"), "--method", "quest", "--out", str(tmp_path / "x.csv")]) == 2
+    assert "needs --basis" in capsys.readouterr().err
