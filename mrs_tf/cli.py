@@ -153,6 +153,8 @@ def _parser() -> argparse.ArgumentParser:
     qnt.add_argument("--method", choices=["network", "quest"], default="network",
                      help="network (default, --model) or quest (--basis; the same as mrs-tf fit)")
     qnt.add_argument("--basis", default=None, help="with --method quest: the basis set")
+    qnt.add_argument("--reference", action="store_true",
+                     help="frequency-reference each spectrum on its metabolite peaks first (offsets up to 0.5 ppm)")
     qnt.add_argument("--resample", action="store_true",
                      help="resample data whose points/dwell differ from the model's (same field and TE)")
     qnt.add_argument("--combine", action="store_true",
@@ -460,6 +462,18 @@ def _quantify(args) -> None:
                   f"{1 / q.dwell_s:g} Hz")
             d = {**d, "fids": resample_fids(d["fids"], d["dwell_s"], q.dwell_s, q.n_points), "dwell_s": q.dwell_s}
         keep = np.any(d["fids"] != 0, axis=1)  # MRSI: voxels outside the excitation hold zeros
+        offsets = np.full(len(keep), np.nan)
+        if args.reference:
+            from .basis import simulate_basis
+            from .preprocess import frequency_reference
+
+            proto = {k: v for k, v in q.meta.get("protocol", {}).items()
+                     if k in ("sequence", "field_mhz", "te_ms", "te1_ms", "te2_ms", "tm_ms", "n_refocus")}
+            ref_basis = simulate_basis(**proto, n_points=q.n_points, bandwidth_hz=1 / q.dwell_s)
+            fixed, shifts = frequency_reference(d["fids"][keep], ref_basis)
+            d = {**d, "fids": d["fids"].copy()}
+            d["fids"][keep] = fixed
+            offsets[keep] = shifts / d["field_mhz"]
         if args.mask:
             keep &= _mask_rows(args.mask, d)
         if not keep.any():
@@ -468,6 +482,8 @@ def _quantify(args) -> None:
         full = {k: np.full(len(keep), np.nan) for k in part}
         for k, v in part.items():
             full[k][keep] = v
+        if args.reference:
+            full["reference_offset_ppm"] = offsets
         rows.append(full)
         all_fids.append(d["fids"])
         labels += d["labels"]

@@ -5,7 +5,8 @@ import numpy as np
 
 from .basis import lagrange_interpolate, ppm_axis
 
-__all__ = ["DEFAULT_PPM_RANGE", "as_fid_matrix", "crop_slice", "cropped_spectrum", "resample_fids"]
+__all__ = ["DEFAULT_PPM_RANGE", "as_fid_matrix", "crop_slice", "cropped_spectrum", "resample_fids",
+           "frequency_reference"]
 
 #: Metabolite range that the networks see (ppm), high to low as the spectrum array runs.
 DEFAULT_PPM_RANGE = (0.2, 4.2)
@@ -76,3 +77,18 @@ def resample_fids(fids, dwell_s: float, new_dwell_s: float, new_n_points: int) -
     out = np.zeros((len(arr), new_n_points), complex)
     out[:, :n_take] = lagrange_interpolate(arr, dwell_s, np.arange(n_take) * new_dwell_s)
     return out
+
+
+def frequency_reference(fids, basis, search_ppm: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Put each spectrum's metabolite peaks where the basis has them: the global offset (Hz; positive = towards
+    lower ppm) maximising the correlation of the magnitude spectrum with the prior-weighted basis (NAA, Cr, Cho and
+    the rest together, phase-independent) within +-``search_ppm``, removed from the FID. Returns (corrected FIDs,
+    offsets in Hz). For offsets beyond what a network was trained on (+-0.2 ppm for mrs-tf's)."""
+    from .metabolites import prior_means
+    from .quest import _initial_shift
+
+    arr = as_fid_matrix(fids)
+    prior = prior_means(basis.names)
+    shifts = np.array([_initial_shift(fid, basis, prior, search_ppm) for fid in arr])
+    t = np.arange(arr.shape[1]) * basis.dwell_s
+    return arr * np.exp(-2j * np.pi * shifts[:, None] * t[None, :]), shifts

@@ -183,3 +183,21 @@ def test_quantify_method_quest_gives_the_fit_table(basis, tmp_path, capsys):
     capsys.readouterr()
     assert main(["quantify", str(tmp_path / "d.nii.gz"), "--method", "quest", "--out", str(tmp_path / "x.csv")]) == 2
     assert "needs --basis" in capsys.readouterr().err
+
+
+def test_frequency_referencing_rescues_an_offset_beyond_the_training_range(basis, tmp_path):
+    from mrs_tf import SynthesisConfig
+
+    fids, truth = synthesize(basis, 8, snr=60, seed=51, config=SynthesisConfig(shift_ppm=(0.40, 0.45)))
+    nifti.write(tmp_path / "off.nii.gz", fids.reshape(8, 1, 1, -1).astype(np.complex128), basis.dwell_s,
+                basis.field_mhz, te_s=0.03)
+    errs = {}
+    for flag in ([], ["--reference"]):
+        out = tmp_path / f"r{len(flag)}.csv"
+        assert main(["quantify", str(tmp_path / "off.nii.gz"), *flag, "--out", str(out)]) == 0
+        table = ResultTable.read_csv(out)
+        errs[bool(flag)] = np.mean(np.abs(np.asarray(table["NAA"], float) - truth["NAA"]) / truth["NAA"])
+    offsets = np.asarray(table["reference_offset_ppm"], float)
+    # the offsets found are the synthesised ones (shift_hz > 0: towards lower ppm), within a bin or two
+    np.testing.assert_allclose(offsets, truth["shift_hz"] / basis.field_mhz, atol=0.01)
+    assert errs[True] < 0.06 and errs[True] < 0.75 * errs[False], errs
