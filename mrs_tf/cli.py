@@ -153,6 +153,8 @@ def _parser() -> argparse.ArgumentParser:
     qnt.add_argument("--method", choices=["network", "quest"], default="network",
                      help="network (default, --model) or quest (--basis; the same as mrs-tf fit)")
     qnt.add_argument("--basis", default=None, help="with --method quest: the basis set")
+    qnt.add_argument("--ecc", action="store_true",
+                     help="eddy-current (and zero-order phase) correction from the --water reference (Klose)")
     qnt.add_argument("--reference", action="store_true",
                      help="frequency-reference each spectrum on its metabolite peaks first (offsets up to 0.5 ppm)")
     qnt.add_argument("--resample", action="store_true",
@@ -461,6 +463,19 @@ def _quantify(args) -> None:
             print(f"{path}: resampling {d['fids'].shape[1]} points at {1 / d['dwell_s']:g} Hz to {q.n_points} at "
                   f"{1 / q.dwell_s:g} Hz")
             d = {**d, "fids": resample_fids(d["fids"], d["dwell_s"], q.dwell_s, q.n_points), "dwell_s": q.dwell_s}
+        if args.ecc:
+            if not args.water:
+                raise MRSError("--ecc needs the water reference: --water FILE")
+            from .preprocess import eddy_current_correction
+            from .water import check_water_protocol
+
+            water = read_data(args.water, field_mhz=args.field_mhz, dwell_s=dwell)
+            check_water_protocol(water, d)
+            if len(water["fids"]) not in (1, len(d["fids"])):
+                raise MRSError(f"{args.water}: {len(water['fids'])} water FIDs for {len(d['fids'])} spectra")
+            d = {**d, "fids": np.concatenate([eddy_current_correction(d["fids"][i:i + 1],
+                                                                      water["fids"][min(i, len(water["fids"]) - 1)])
+                                              for i in range(len(d["fids"]))])}
         keep = np.any(d["fids"] != 0, axis=1)  # MRSI: voxels outside the excitation hold zeros
         offsets = np.full(len(keep), np.nan)
         if args.reference:

@@ -6,7 +6,7 @@ import numpy as np
 from .basis import lagrange_interpolate, ppm_axis
 
 __all__ = ["DEFAULT_PPM_RANGE", "as_fid_matrix", "crop_slice", "cropped_spectrum", "resample_fids",
-           "frequency_reference"]
+           "frequency_reference", "eddy_current_correction"]
 
 #: Metabolite range that the networks see (ppm), high to low as the spectrum array runs.
 DEFAULT_PPM_RANGE = (0.2, 4.2)
@@ -92,3 +92,18 @@ def frequency_reference(fids, basis, search_ppm: float = 0.5) -> tuple[np.ndarra
     shifts = np.array([_initial_shift(fid, basis, prior, search_ppm) for fid in arr])
     t = np.arange(arr.shape[1]) * basis.dwell_s
     return arr * np.exp(-2j * np.pi * shifts[:, None] * t[None, :]), shifts
+
+
+def eddy_current_correction(fids, water_fid) -> np.ndarray:
+    """Klose's eddy-current correction: every FID multiplied by ``exp(-i phase_w(t))``, the unwrapped phase of the
+    unsuppressed water reference acquired with the same gradients. It removes time-varying phase from eddy currents
+    together with the zero-order phase and puts water exactly at the reference frequency (4.65 ppm), so it also
+    frequency-references the data to water. The water FID must share the data's points and dwell time."""
+    from .errors import ProtocolError
+
+    arr = as_fid_matrix(fids)
+    water = np.asarray(water_fid).reshape(-1)
+    if water.shape[0] != arr.shape[1]:
+        raise ProtocolError(f"water reference has {water.shape[0]} points, the data {arr.shape[1]}")
+    phase = np.unwrap(np.angle(water))
+    return arr * np.exp(-1j * phase)[None, :]
