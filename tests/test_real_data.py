@@ -224,3 +224,21 @@ def test_eddy_current_correction_from_the_water_reference(basis, tmp_path):
     table = ResultTable.read_csv(tmp_path / "e.csv")
     assert np.mean(np.abs(np.asarray(table["NAA"], float) - truth["NAA"]) / truth["NAA"]) < 0.08
     assert "NAA_mM" in table
+
+
+def test_unknown_nifti_mrs_dimension_tag_is_named(tmp_path, capsys):
+    import json
+
+    import nibabel as nib
+    from nibabel.nifti1 import Nifti1Extension
+
+    nifti.write(tmp_path / "ok.nii.gz", np.ones((1, 1, 1, 64, 2), complex), 2.5e-4, 123.2, dim_tags=["DIM_DYN"])
+    img = nib.load(str(tmp_path / "ok.nii.gz"))
+    hdr = json.loads(img.header.extensions[0].get_content())
+    hdr["dim_5"] = "DIM_SLICES_OF_CAKE"
+    img.header.extensions.clear()
+    img.header.extensions.append(Nifti1Extension(44, json.dumps(hdr).encode()))
+    nib.save(img, str(tmp_path / "bad.nii.gz"))
+    assert main(["quantify", str(tmp_path / "bad.nii.gz"), "--out", str(tmp_path / "r.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown NIfTI-MRS dimension tag" in err and "DIM_SLICES_OF_CAKE" in err

@@ -39,6 +39,18 @@ def write(path, data, dwell_s: float, field_mhz: float, *, te_s: float | None = 
     return Path(path)
 
 
+def _tags(path) -> list:
+    """The dim_5..dim_7 tags of a NIfTI-MRS header extension, read without validation (for error messages)."""
+    try:
+        import nibabel as nib
+
+        ext = nib.load(str(path)).header.extensions
+        hdr = json.loads(ext[0].get_content()) if len(ext) else {}
+        return [hdr[k] for k in ("dim_5", "dim_6", "dim_7") if k in hdr]
+    except Exception:  # the message is best-effort
+        return []
+
+
 def read(path) -> dict:
     """Read a NIfTI-MRS file: dict with data (x, y, z, points, ...), dwell_s, field_mhz, te_s, dim_tags, affine,
     hdr_ext (the header extension as a dict)."""
@@ -51,6 +63,12 @@ def read(path) -> dict:
         hdr = json.loads(img.hdr_ext.to_json())
     except NotNIFTI_MRS as exc:
         raise FileFormatError(f"{path}: not a NIfTI-MRS file ({exc})") from None
+    except ValueError as exc:
+        if "dimension tag" in str(exc):
+            raise FileFormatError(f"{path}: unknown NIfTI-MRS dimension tag(s) {_tags(path)}; the standard defines "
+                                  f"DIM_COIL, DIM_DYN, DIM_INDIRECT_0-2, DIM_PHASE_CYCLE, DIM_EDIT, DIM_MEAS, "
+                                  f"DIM_USER_0-2, DIM_ISIS, ... (fix the header, e.g. with spec2nii/mrs_tools)") from None
+        raise FileFormatError(f"{path}: cannot read NIfTI-MRS (ValueError: {exc})") from None
     except Exception as exc:  # nibabel/gzip errors for truncated or corrupt files
         raise FileFormatError(f"{path}: cannot read NIfTI-MRS ({type(exc).__name__}: {exc}); "
                               f"the file is corrupt or truncated") from None
