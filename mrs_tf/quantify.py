@@ -90,8 +90,8 @@ class Quantifier:
         model_te = self.meta.get("protocol", {}).get("te_ms")
         if te_ms is not None and model_te is not None and abs(float(te_ms) - float(model_te)) > 0.5:
             raise ProtocolError(f"data echo time {te_ms:g} ms; {expected}. Metabolite signals change with TE (J "
-                                f"evolution): train a model for your protocol (mrs-tf train with a basis set "
-                                f"simulated for it) or use QUEST with a matching basis (mrs-tf fit)")
+                                f"evolution): train a model for your protocol (mrs-tf train --basis YOUR_BASIS "
+                                f"--protocol-from YOUR_DATA) or use QUEST with a matching basis (mrs-tf fit)")
         if arr.shape[1] != self.n_points:
             raise ProtocolError(f"data have {arr.shape[1]} points; {expected} (mrs-tf quantify --resample "
                                 f"resamples data of the same field and TE)")
@@ -100,7 +100,8 @@ class Quantifier:
         if not math.isclose(dwell_s, self.dwell_s, rel_tol=1e-3):
             raise ProtocolError(f"data dwell time {dwell_s:.6g} s ({1 / dwell_s:g} Hz); {expected}")
         if not math.isclose(field_mhz, self.field_mhz, rel_tol=5e-3):
-            raise ProtocolError(f"data field {field_mhz:g} MHz; {expected}")
+            raise ProtocolError(f"data field {field_mhz:g} MHz; {expected}. Train a model for your protocol: mrs-tf "
+                                f"train --basis YOUR_BASIS --protocol-from YOUR_DATA")
         bad = ~np.all(np.isfinite(arr), axis=1)
         if bad.any():
             raise MRSError(f"spectra {np.flatnonzero(bad)[:10].tolist()} contain NaN or Inf")
