@@ -442,7 +442,15 @@ def _quantify(args) -> None:
     if args.method == "quest":
         if not args.basis:
             raise MRSError("--method quest needs --basis BASIS")
+        flags = (("--maps", args.maps), ("--mask", args.mask), ("--resample", args.resample),
+                 ("--reference", args.reference), ("--ecc", args.ecc), ("--combine", args.combine),
+                 ("--backend litert", args.backend != "keras"))
+        unsupported = [flag for flag, on in flags if on]
+        if unsupported:
+            raise MRSError(f"{', '.join(unsupported)} apply to the network; with --method quest use mrs-tf fit's "
+                           f"options (--resample-basis, --water-ppm, --background)")
         fit_args = _parser().parse_args(["fit", "--basis", args.basis, *args.data, "--out", args.out])
+        fit_args.plot = args.report  # QUEST's report: the fit of the first spectrum, self-contained HTML
         for key in ("water", "water_conc_mm", "metab_relax_factor", "tr_ms", "te_ms", "tissue", "overwrite",
                     "field_mhz", "bandwidth_hz"):
             setattr(fit_args, key, getattr(args, key))

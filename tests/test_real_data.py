@@ -183,6 +183,9 @@ def test_quantify_method_quest_gives_the_fit_table(basis, tmp_path, capsys):
     capsys.readouterr()
     assert main(["quantify", str(tmp_path / "d.nii.gz"), "--method", "quest", "--out", str(tmp_path / "x.csv")]) == 2
     assert "needs --basis" in capsys.readouterr().err
+    assert main(["quantify", str(tmp_path / "d.nii.gz"), "--method", "quest", "--basis", str(tmp_path / "b.BASIS"),
+                 "--maps", str(tmp_path / "m"), "--out", str(tmp_path / "y.csv")]) == 2
+    assert "--maps apply to the network" in capsys.readouterr().err
 
 
 def test_frequency_referencing_rescues_an_offset_beyond_the_training_range(basis, tmp_path):
