@@ -487,13 +487,9 @@ def _quantify(args) -> None:
         keep = np.any(d["fids"] != 0, axis=1)  # MRSI: voxels outside the excitation hold zeros
         offsets = np.full(len(keep), np.nan)
         if args.reference:
-            from .basis import simulate_basis
             from .preprocess import frequency_reference
 
-            proto = {k: v for k, v in q.meta.get("protocol", {}).items()
-                     if k in ("sequence", "field_mhz", "te_ms", "te1_ms", "te2_ms", "tm_ms", "n_refocus")}
-            ref_basis = simulate_basis(**proto, n_points=q.n_points, bandwidth_hz=1 / q.dwell_s)
-            fixed, shifts = frequency_reference(d["fids"][keep], ref_basis)
+            fixed, shifts = frequency_reference(d["fids"][keep], q.basis())
             d = {**d, "fids": d["fids"].copy()}
             d["fids"][keep] = fixed
             offsets[keep] = shifts / d["field_mhz"]
@@ -532,13 +528,9 @@ def _quantify(args) -> None:
                               args.overwrite)
         print(f"wrote {len(written)} maps to {args.maps}")
     if args.report:
-        from .basis import simulate_basis
         from .report import scan_report
 
-        proto = {k: v for k, v in q.meta.get("protocol", {}).items()
-                 if k in ("sequence", "field_mhz", "te_ms", "te1_ms", "te2_ms", "tm_ms", "n_refocus")}
-        basis = simulate_basis(**proto, n_points=q.n_points, bandwidth_hz=1 / q.dwell_s)
-        scan_report(args.report, table, np.concatenate(all_fids), labels, q, basis, overwrite=args.overwrite)
+        scan_report(args.report, table, np.concatenate(all_fids), labels, q, q.basis(), overwrite=args.overwrite)
         print(f"wrote {args.report}")
 
 

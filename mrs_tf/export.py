@@ -30,9 +30,10 @@ import numpy as np
 
 from .errors import MRSError, OutputExistsError
 from .layers import CropSpectrum
+from .preprocess import full_spectrum  # noqa: F401  (part of this module's API: the graphs' input)
 
 __all__ = ["QUANTIZATIONS", "CropSpectrum", "inference_model", "representative_spectra", "to_tflite",
-           "to_saved_model", "LiteRTModel", "FLOAT_OPS"]
+           "to_saved_model", "LiteRTModel", "FLOAT_OPS", "full_spectrum"]
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 
@@ -69,24 +70,12 @@ def inference_model(quantifier):
 def representative_spectra(quantifier, n: int = 256, seed: int = 0) -> np.ndarray:
     """float32 (n, n_points, 2) full spectra synthesised for the model's protocol with the training ranges (SNR
     5-200): the calibration set of int8 quantisation."""
-    from .basis import simulate_basis
     from .synth import synthesize
     from .train import TRAINING_SYNTHESIS
 
     q = _load(quantifier)
-    proto = {k: v for k, v in q.meta.get("protocol", {}).items()
-             if k in ("sequence", "field_mhz", "te_ms", "te1_ms", "te2_ms", "tm_ms", "n_refocus")}
-    basis = simulate_basis(**proto, n_points=q.n_points, bandwidth_hz=1 / q.dwell_s)
-    fids, _ = synthesize(basis, n, snr=(5, 200), seed=seed, config=TRAINING_SYNTHESIS)
+    fids, _ = synthesize(q.basis(), n, snr=(5, 200), seed=seed, config=TRAINING_SYNTHESIS)
     return full_spectrum(fids)
-
-
-def full_spectrum(fids) -> np.ndarray:
-    """float32 (n, N, 2): real/imag of ``fftshift(fft(fid))`` over the full width (the exported graph's input)."""
-    import scipy.fft
-
-    spec = scipy.fft.fftshift(scipy.fft.fft(np.atleast_2d(fids).astype(np.complex64), axis=-1, workers=-1), axes=-1)
-    return np.stack([spec.real, spec.imag], axis=-1).astype(np.float32)
 
 
 def _refuse(out: Path, overwrite: bool) -> None:

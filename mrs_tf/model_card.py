@@ -15,15 +15,12 @@ HEADLINE = ("NAA", "Cr+PCr", "GPC+PCh", "Glu", "Ins")
 
 
 def _metrics(pred, truth, sd) -> dict:
-    import numpy as np
+    """The card's columns of :func:`mrs_tf.evaluate.metrics` (within_1sd_pct only for a model with sigma)."""
+    from .evaluate import metrics
 
-    err = pred - truth
-    slope = float(np.polyfit(truth, pred, 1)[0]) if np.ptp(truth) > 0 else float("nan")
-    out = {"mape_pct": float(100 * np.mean(np.abs(err) / np.abs(truth))), "mae": float(np.mean(np.abs(err))),
-           "bias": float(np.mean(err)), "slope": slope, "rmse": float(np.sqrt(np.mean(err ** 2)))}
-    if sd is not None:
-        out["within_1sd_pct"] = float(100 * np.mean(np.abs(err) <= sd))
-    return out
+    m = metrics(pred, truth, sd)
+    keys = ("mape_pct", "mae", "bias", "slope", "rmse") + (("within_1sd_pct",) if sd is not None else ())
+    return {k: m[k] for k in keys}
 
 
 def measure(folder, basis, config, n_test: int = 2048, training: dict | None = None) -> dict:

@@ -5,7 +5,7 @@ import numpy as np
 
 from .basis import lagrange_interpolate, ppm_axis
 
-__all__ = ["DEFAULT_PPM_RANGE", "as_fid_matrix", "crop_slice", "cropped_spectrum", "resample_fids",
+__all__ = ["DEFAULT_PPM_RANGE", "as_fid_matrix", "crop_slice", "cropped_spectrum", "full_spectrum", "resample_fids",
            "frequency_reference", "eddy_current_correction"]
 
 #: Metabolite range that the networks see (ppm), high to low as the spectrum array runs.
@@ -35,17 +35,31 @@ def crop_slice(n_points: int, dwell_s: float, field_mhz: float, ppm_range=DEFAUL
     return slice(int(idx[0]), int(idx[-1]) + 1)
 
 
+def _shifted_spectrum(fids: np.ndarray) -> np.ndarray:
+    """``fftshift(fft(fid))`` along the last axis, in the input's precision, on all cores."""
+    import scipy.fft
+
+    return scipy.fft.fftshift(scipy.fft.fft(fids, axis=-1, workers=-1), axes=-1)
+
+
+def _real_imag(spec: np.ndarray) -> np.ndarray:
+    return np.stack([spec.real, spec.imag], axis=-1).astype(np.float32)
+
+
 def cropped_spectrum(fids: np.ndarray, dwell_s: float, field_mhz: float, ppm_range=DEFAULT_PPM_RANGE,
                      ref_ppm: float = 4.65) -> np.ndarray:
     """float32 (n, K, 2): real and imaginary parts of the spectrum within ``ppm_range`` (ppm decreasing along K).
 
     The FFT runs in the input's precision (complex64 in: single precision, about twice as fast) on all cores."""
-    import scipy.fft
-
     fids = np.atleast_2d(fids)
     sl = crop_slice(fids.shape[-1], dwell_s, field_mhz, ppm_range, ref_ppm)
-    spec = scipy.fft.fftshift(scipy.fft.fft(fids, axis=-1, workers=-1), axes=-1)[..., sl]
-    return np.stack([spec.real, spec.imag], axis=-1).astype(np.float32)
+    return _real_imag(_shifted_spectrum(fids)[..., sl])
+
+
+def full_spectrum(fids) -> np.ndarray:
+    """float32 (n, N, 2): real/imag of ``fftshift(fft(fid))`` over the full width, computed in single precision
+    (the input of exported TFLite/SavedModel graphs)."""
+    return _real_imag(_shifted_spectrum(np.atleast_2d(fids).astype(np.complex64)))
 
 
 def resample_fids(fids, dwell_s: float, new_dwell_s: float, new_n_points: int) -> np.ndarray:

@@ -39,6 +39,7 @@ class Quantifier:
         self.ppm_range = tuple(meta["ppm_range"])
         self.uncertainty = bool(meta.get("uncertainty", False))
         self._graph = None
+        self._basis = None
 
     @classmethod
     def load(cls, path: str | os.PathLike, backend: str = "keras", tflite: str = "model.tflite",
@@ -74,6 +75,31 @@ class Quantifier:
         except Exception as exc:  # zip/h5 errors of a corrupt or truncated file
             raise FileFormatError(f"{model_file}: cannot load the Keras model ({type(exc).__name__}: {exc})") from None
         return cls(model, meta, folder=folder)
+
+    def train_config(self):
+        """The :class:`~mrs_tf.train.TrainConfig` of the folder's ``train_config.json`` (None without one)."""
+        from .train import TrainConfig
+
+        path = Path(self.folder) / "train_config.json" if self.folder else None
+        if path is None or not path.exists():
+            return None
+        return TrainConfig(**json.loads(path.read_text()))
+
+    def basis(self):
+        """The basis set the model was trained on (cached): the user's (``mrs-tf train --basis``) or mrs-tf's
+        simulated basis for the model's protocol, points and dwell time. Test sets, references and reports use it."""
+        if self._basis is None:
+            from .basis import simulate_basis
+            from .train import load_training_basis
+
+            cfg = self.train_config()
+            if cfg is not None and cfg.basis_path:
+                self._basis = load_training_basis(cfg.basis_path, cfg.protocol_from)
+            else:
+                proto = {k: v for k, v in self.meta.get("protocol", {}).items()
+                         if k in ("sequence", "field_mhz", "te_ms", "te1_ms", "te2_ms", "tm_ms", "n_refocus")}
+                self._basis = simulate_basis(**proto, n_points=self.n_points, bandwidth_hz=1 / self.dwell_s)
+        return self._basis
 
     def protocol_text(self) -> str:
         proto = self.meta.get("protocol", {})
@@ -132,7 +158,7 @@ class Quantifier:
         for start in range(0, len(arr), batch_size):
             chunk = arr[start:start + batch_size].astype(np.complex64)
             if self.runner is not None:
-                from .export import full_spectrum
+                from .preprocess import full_spectrum
 
                 parts.append(self.runner.predict(full_spectrum(chunk)))
                 continue

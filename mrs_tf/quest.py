@@ -241,6 +241,12 @@ def _initial_shift(y: np.ndarray, basis: BasisSet, prior: np.ndarray, search_ppm
     return float(best * hz_per_bin)
 
 
+def _above_noise(energy: float, n_par: int) -> bool:
+    """Whether a fitted signal's energy (in noise variances) exceeds what ``n_par`` parameters fit into pure noise
+    (chi-square mean + 5 standard deviations)."""
+    return energy >= n_par + 5 * np.sqrt(2 * n_par)
+
+
 def _least_squares(model: SignalModel, theta0, lower, upper, max_nfev):
     span = np.where(np.isfinite(upper - lower), upper - lower, 0.0)
     theta0 = np.clip(theta0, lower + 1e-9 * span, upper - 1e-9 * span)
@@ -326,25 +332,25 @@ def _fit_one(fid: np.ndarray, basis: BasisSet, opts: QuestOptions) -> QuestResul
     # and keep the lowest-cost fit with positive amplitudes.
     prior = prior_means(names)
 
-    def suspicious(x):
-        par = m2.unpack(x)
-        positive = float(prior @ m2.metabolite_amplitudes(m2._solve(x)[3]).real) > 0
-        return not positive or np.max(par["lorentz"]) > 0.6 * opts.lorentz_max_hz, positive
+    def positive(x):
+        return float(prior @ m2.metabolite_amplitudes(m2._solve(x)[3]).real) > 0
+
+    def over_broadened(x):
+        return np.max(m2.unpack(x)["lorentz"]) > 0.6 * opts.lorentz_max_hz
 
     def has_signal(x):  # the restarts are for weak signals, not for pure noise (see the no_signal status below)
-        _, y_, phi_, lin_, _, _ = m2._solve(x)
-        fitted_ = m2.obs(m2.metabolite_amplitudes(lin_) @ phi_)
-        n_par = len(names) + len(x)
-        return float(np.sum(np.abs(fitted_) ** 2)) / sigma ** 2 > n_par + 5 * np.sqrt(2 * n_par)
+        _, _, phi_, lin_, _, _ = m2._solve(x)
+        energy_ = float(np.sum(np.abs(m2.obs(m2.metabolite_amplitudes(lin_) @ phi_)) ** 2)) / sigma ** 2
+        return _above_noise(energy_, len(names) + len(x))
 
-    bad, _ = suspicious(sol.x)
-    if bad and has_signal(sol.x):
-        best = sol if suspicious(sol.x)[1] else None
+    first_positive = positive(sol.x)
+    if (not first_positive or over_broadened(sol.x)) and has_signal(sol.x):
+        best = sol if first_positive else None
         for k in (1, 2, 3):
             trial = _least_squares(m2, m2.pack(phase0=phase0 + k * np.pi / 2, phase1=phase1, lorentz=3.0, gauss=5.0,
                                                shift=p1["shift"]), lo, hi, opts.max_nfev)
             nfev += trial.nfev
-            if suspicious(trial.x)[1] and (best is None or trial.cost < best.cost):
+            if positive(trial.x) and (best is None or trial.cost < best.cost):
                 best = trial
         sol = best if best is not None else sol
     # the soft constraints are weighed against the noise: when stage 1's misfit inflated sigma, refit with the
@@ -410,7 +416,7 @@ def _fit_one(fid: np.ndarray, basis: BasisSet, opts: QuestOptions) -> QuestResul
     energy = float(np.sum(np.abs(model.obs(contributions.sum(0))) ** 2) / sigma ** 2) if sigma > 0 else 0.0
     n_par = len(names) + len(sol.x)
     snr = _snr(basis, contributions, sigma)
-    if energy < n_par + 5 * np.sqrt(2 * n_par):
+    if not _above_noise(energy, n_par):
         status, message = "no_signal", f"fitted signal energy {energy:.0f} sigma^2 is at the noise level"
     elif sol.status == 0:
         status, message = "max_iterations", f"stopped after {opts.max_nfev} evaluations"

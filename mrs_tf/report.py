@@ -39,20 +39,12 @@ class Comparison:
 def test_set(quantifier, n: int = 2000, snr=(10.0, 100.0), seed: int = 0):
     """(basis, fids, truth): ``n`` fresh spectra for the model's protocol, with the model's training nuisance ranges
     (``train_config.json``; mrs-tf's defaults otherwise) and healthy-brain concentrations (the default priors)."""
-    import json
-    from pathlib import Path
-
-    from .basis import simulate_basis
     from .synth import synthesize
-    from .train import TRAINING_SYNTHESIS, TrainConfig, healthy_priors
+    from .train import TRAINING_SYNTHESIS, healthy_priors
 
-    proto = {k: v for k, v in quantifier.meta.get("protocol", {}).items()
-             if k in ("sequence", "field_mhz", "te_ms", "te1_ms", "te2_ms", "tm_ms", "n_refocus")}
-    basis = simulate_basis(**proto, n_points=quantifier.n_points, bandwidth_hz=1 / quantifier.dwell_s)
-    syn = TRAINING_SYNTHESIS
-    folder = getattr(quantifier, "folder", None)
-    if folder and (Path(folder) / "train_config.json").exists():
-        syn = TrainConfig(**json.loads((Path(folder) / "train_config.json").read_text())).synthesis_config()
+    basis = quantifier.basis()
+    cfg = quantifier.train_config()
+    syn = cfg.synthesis_config() if cfg is not None else TRAINING_SYNTHESIS
     fids, truth = synthesize(basis, n, snr=tuple(snr), seed=np.random.SeedSequence([seed, 4001]),
                              config=healthy_priors(syn))
     return basis, fids, truth
@@ -148,13 +140,10 @@ def load_test_data(quantifier, data, truth_csv=None, tfds_dir=None):
     """(basis, fids, truth) from ``data``: ``["tfds:CONFIG"]`` or ``["tfds:CONFIG:SPLIT"]`` (mrs_brain_sim,
     default split test), or data files (NIfTI-MRS, .RAW, jMRUI) with ``truth_csv`` (e.g. ``mrs-tf synth``'s
     ``*_truth.csv``: a column per metabolite and ``snr``, one row per spectrum in file order)."""
-    from .basis import simulate_basis
     from .errors import MRSError
     from .io import read_data
 
-    proto = {k: v for k, v in quantifier.meta.get("protocol", {}).items()
-             if k in ("sequence", "field_mhz", "te_ms", "te1_ms", "te2_ms", "tm_ms", "n_refocus")}
-    basis = simulate_basis(**proto, n_points=quantifier.n_points, bandwidth_hz=1 / quantifier.dwell_s)
+    basis = quantifier.basis()
     if len(data) == 1 and str(data[0]).startswith("tfds:"):
         from .data import load
 

@@ -315,10 +315,9 @@ def calibrate_sd(folder: str | os.PathLike, basis: BasisSet, cfg: TrainConfig, n
     from .quantify import Quantifier
 
     folder = Path(folder)
-    meta = json.loads((folder / "quantifier.json").read_text())
-    meta.pop("sd_scale", None)
-    (folder / "quantifier.json").write_text(json.dumps(meta, indent=2))
     q = Quantifier.load(folder)
+    q.meta.pop("sd_scale", None)  # measure the raw sigma (predict applies sd_scale from the meta)
+    meta = dict(q.meta)
     fids, truth = synthesize(basis, n or max(cfg.val_size, 2048), snr=tuple(cfg.snr),
                              seed=np.random.SeedSequence([cfg.seed, 3001]),
                              config=healthy_priors(cfg.synthesis_config()))
