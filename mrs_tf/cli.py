@@ -37,10 +37,32 @@ def _add_water(p: argparse.ArgumentParser) -> None:
     g.add_argument("--te-ms", type=float, default=None, help="echo time (default: the file's or the protocol's)")
     g.add_argument("--tissue", type=float, nargs=3, default=None, metavar=("GM", "WM", "CSF"),
                    help="volume fractions of the voxel (default 0.6 0.4 0)")
+    g.add_argument("--basis-amplitude-per-proton", type=float, default=None,
+                   help="the basis's FID amplitude at t = 0 per proton per unit concentration (default: measured "
+                        "on its Cr/PCr/NAA CH3 singlets; 1 for mrs-tf's basis)")
 
 
-def _water_scale(args, table, names, data: dict, te_ms: float | None) -> None:
-    """Add <name>_mM columns when --water is given (one water FID for all spectra, or one per spectrum)."""
+def _basis_norm(args, measure) -> float | None:
+    """With --water: the basis's FID amplitude per proton per unit concentration (--basis-amplitude-per-proton, or
+    ``measure()`` -> (value, per-metabolite dict)); printed, so that a wrong normalisation is visible."""
+    if not args.water:
+        return None
+    if args.basis_amplitude_per_proton is not None:
+        if not args.basis_amplitude_per_proton > 0:
+            raise MRSError(f"--basis-amplitude-per-proton must be > 0, got {args.basis_amplitude_per_proton}")
+        return float(args.basis_amplitude_per_proton)
+    value, parts = measure()
+    detail = ", ".join(f"{k} {v:.4g}" for k, v in parts.items())
+    print(f"basis normalisation: {value:.4g} FID units per proton per unit concentration ({detail})")
+    if max(parts.values()) > 1.1 * min(parts.values()):
+        print(f"mrs-tf: warning: the basis's reference singlets disagree ({detail}): its metabolites seem normalised "
+              f"one by one, so absolute concentrations are only as right as that normalisation", file=sys.stderr)
+    return value
+
+
+def _water_scale(args, table, names, data: dict, te_ms: float | None, per_proton: float | None = 1.0) -> None:
+    """Add <name>_mM columns when --water is given (one water FID for all spectra, or one per spectrum);
+    ``per_proton``: the basis normalisation of :func:`_basis_norm`."""
     if not args.water:
         return
     from .io import read_data
@@ -59,7 +81,7 @@ def _water_scale(args, table, names, data: dict, te_ms: float | None) -> None:
     gm, wm, csf = args.tissue if args.tissue else (0.6, 0.4, 0.0)
     scaling = WaterScaling(te_s=te * 1e-3, tr_s=args.tr_ms * 1e-3, f_gm=gm, f_wm=wm, f_csf=csf,
                            water_conc_mm=args.water_conc_mm, metab_relax_factor=args.metab_relax_factor)
-    scale_table(table, names, amp if len(amp) == n else amp[0], scaling)
+    scale_table(table, names, amp if len(amp) == n else amp[0], scaling, basis_protons=per_proton or 1.0)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -152,7 +174,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_water(qnt)
     qnt.add_argument("--method", choices=["network", "quest"], default="network",
                      help="network (default, --model) or quest (--basis; the same as mrs-tf fit)")
-    qnt.add_argument("--basis", default=None, help="with --method quest: the basis set")
+    qnt.add_argument("--basis", default=None,
+                     help="with --method quest: the basis set to fit; with the network: the basis for the report's "
+                          "reconstruction and --reference (must hold every metabolite the model quantifies)")
     qnt.add_argument("--ecc", action="store_true",
                      help="eddy-current (and zero-order phase) correction from the --water reference (Klose)")
     qnt.add_argument("--reference", action="store_true",
@@ -298,6 +322,9 @@ def _fit(args) -> None:
     basis = BasisSet.load(args.basis, field_mhz=first["field_mhz"], unknown="keep")
     if args.resample_basis:
         basis = basis.resample(dwell_s=first["dwell_s"], n_points=first["fids"].shape[1])
+    from .water import basis_amplitude_per_proton
+
+    per_proton = _basis_norm(args, lambda: basis_amplitude_per_proton(basis))  # before the fits: fail early
     fids = np.concatenate([d["fids"] for d in datasets])
     labels = [lab for d in datasets for lab in d["labels"]]
     options = quest.QuestOptions(background=args.background, truncate_ms=args.truncate_ms,
@@ -308,7 +335,7 @@ def _fit(args) -> None:
     from .crlb import combination_rows
 
     names = list(basis.names) + list(combination_rows(basis.names))
-    _water_scale(args, table, names, {**first, "fids": fids}, basis.protocol.get("te_ms"))
+    _water_scale(args, table, names, {**first, "fids": fids}, basis.protocol.get("te_ms"), per_proton)
     table.to_csv(args.out, overwrite=args.overwrite)
     counts = {s: int(np.sum(table["status"] == s)) for s in dict.fromkeys(table["status"])}
     print(f"wrote {args.out}: {len(fids)} spectra, status {counts}")
@@ -452,16 +479,17 @@ def _quantify(args) -> None:
         fit_args = _parser().parse_args(["fit", "--basis", args.basis, *args.data, "--out", args.out])
         fit_args.plot = args.report  # QUEST's report: the fit of the first spectrum, self-contained HTML
         for key in ("water", "water_conc_mm", "metab_relax_factor", "tr_ms", "te_ms", "tissue", "overwrite",
-                    "field_mhz", "bandwidth_hz"):
+                    "field_mhz", "bandwidth_hz", "basis_amplitude_per_proton"):
             setattr(fit_args, key, getattr(args, key))
         return _fit(fit_args)
-    q = Quantifier.load(args.model, backend=args.backend, tflite=args.tflite)
-    dwell = _dwell(args)
     if (args.maps or args.mask) and len(args.data) != 1:
         raise MRSError("--maps/--mask take one MRSI file")
-    if args.maps:
-        _refuse_existing(args, args.maps)
-    _refuse_existing(args, args.report)
+    _refuse_existing(args, args.maps, args.report)
+    q = Quantifier.load(args.model, backend=args.backend, tflite=args.tflite, basis=args.basis)
+    if args.report or args.reference:
+        q.basis()  # a training basis file that changed since training is refused now, before anything is written
+    per_proton = _basis_norm(args, q.amplitude_per_proton)
+    dwell = _dwell(args)
     rows, labels, voxels, all_fids = [], [], [], []
     for path in args.data:
         d = read_data(path, field_mhz=args.field_mhz, dwell_s=dwell, combine=args.combine)
@@ -520,7 +548,7 @@ def _quantify(args) -> None:
         if len(args.data) > 1:
             raise MRSError("--water scales one data file: run one quantify per file with its own water reference")
         _water_scale(args, table, q.names + list(combination_rows(q.names)), d,
-                     q.meta.get("protocol", {}).get("te_ms"))
+                     q.meta.get("protocol", {}).get("te_ms"), per_proton)
     table.to_csv(args.out, overwrite=args.overwrite)
     print(f"wrote {args.out}: {len(labels)} spectra")
     if args.maps:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .crlb import combination_rows, tcr_rows
-from .errors import FileFormatError, MRSError, ProtocolError
+from .errors import BasisError, FileFormatError, MRSError, ProtocolError
 from .preprocess import as_fid_matrix, cropped_spectrum
 from .table import ResultTable
 
@@ -43,9 +43,11 @@ class Quantifier:
 
     @classmethod
     def load(cls, path: str | os.PathLike, backend: str = "keras", tflite: str = "model.tflite",
-             num_threads: int | None = None) -> "Quantifier":
+             num_threads: int | None = None, basis=None) -> "Quantifier":
         """Load ``path/quantifier.json`` and the network: ``path/model.keras`` (``backend="keras"``) or the LiteRT
-        flatbuffer ``path/<tflite>`` (``backend="litert"``; e.g. ``tflite="model_int8.tflite"``), same columns."""
+        flatbuffer ``path/<tflite>`` (``backend="litert"``; e.g. ``tflite="model_int8.tflite"``), same columns.
+        ``basis``: a :class:`~mrs_tf.basis.BasisSet` or basis file for reconstructions and references instead of
+        the training basis (see :meth:`use_basis`; checked before the network is loaded)."""
         import keras
 
         from . import layers  # noqa: F401  (registers the custom layers and losses)
@@ -66,15 +68,25 @@ class Quantifier:
             meta = json.loads(meta_file.read_text())
         except json.JSONDecodeError as exc:
             raise FileFormatError(f"{meta_file}: not valid JSON ({exc})") from None
+        for key in ("names", "n_points", "dwell_s", "field_mhz", "ppm_range"):
+            if key not in meta:
+                raise FileFormatError(f"{meta_file}: no {key!r}; not a quantifier written by mrs-tf train")
+        if basis is not None:  # a bad basis fails before the (slow) model load
+            user_basis = cls(None, meta, folder=folder).check_basis(basis)
         if backend == "litert":
             from .export import LiteRTModel
 
-            return cls(None, meta, runner=LiteRTModel(model_file, num_threads=num_threads), folder=folder)
-        try:
-            model = keras.saving.load_model(model_file)
-        except Exception as exc:  # zip/h5 errors of a corrupt or truncated file
-            raise FileFormatError(f"{model_file}: cannot load the Keras model ({type(exc).__name__}: {exc})") from None
-        return cls(model, meta, folder=folder)
+            q = cls(None, meta, runner=LiteRTModel(model_file, num_threads=num_threads), folder=folder)
+        else:
+            try:
+                model = keras.saving.load_model(model_file)
+            except Exception as exc:  # zip/h5 errors of a corrupt or truncated file
+                raise FileFormatError(f"{model_file}: cannot load the Keras model ({type(exc).__name__}: "
+                                      f"{exc})") from None
+            q = cls(model, meta, folder=folder)
+        if basis is not None:
+            q._basis = user_basis
+        return q
 
     def train_config(self):
         """The :class:`~mrs_tf.train.TrainConfig` of the folder's ``train_config.json`` (None without one)."""
@@ -93,13 +105,82 @@ class Quantifier:
             from .train import load_training_basis
 
             cfg = self.train_config()
-            if cfg is not None and cfg.basis_path:
-                self._basis = load_training_basis(cfg.basis_path, cfg.protocol_from)
+            if cfg is not None and cfg.basis_path:  # the user's file, which may have changed since training
+                self._basis = self.check_basis(load_training_basis(cfg.basis_path, cfg.protocol_from),
+                                               source=cfg.basis_path, normalise=False)
             else:
                 proto = {k: v for k, v in self.meta.get("protocol", {}).items()
                          if k in ("sequence", "field_mhz", "te_ms", "te1_ms", "te2_ms", "tm_ms", "n_refocus")}
                 self._basis = simulate_basis(**proto, n_points=self.n_points, bandwidth_hz=1 / self.dwell_s)
         return self._basis
+
+    def amplitude_per_proton(self) -> tuple[float, dict]:
+        """FID amplitude per proton per unit concentration of the units the network reports in (the training
+        basis's normalisation; see :func:`mrs_tf.water.basis_amplitude_per_proton`): ``(value, {source: value})``."""
+        stored = self.meta.get("basis_amplitude_per_proton")
+        if stored:
+            return float(stored), {"quantifier.json": float(stored)}
+        cfg = self.train_config()
+        if cfg is None or not cfg.basis_path:
+            return 1.0, {"mrs-tf basis": 1.0}
+        from .water import basis_amplitude_per_proton
+
+        return basis_amplitude_per_proton(self.basis())
+
+    def check_basis(self, basis, source: str | None = None, normalise: bool = True):
+        """A basis set (``BasisSet`` or file) made fit for this model, or a clear error: it must hold every
+        metabolite the model quantifies (:class:`BasisError` naming the missing ones), be for the model's field
+        and, where both are known, echo time (:class:`ProtocolError`); other points or dwell time are resampled to
+        the model's. Returns the subset in the model's order, scaled (``normalise``) to the model's units when both
+        normalisations can be measured."""
+        from .basis import BasisSet
+
+        if not isinstance(basis, BasisSet):
+            source = source or str(basis)
+            basis = BasisSet.load(basis, unknown="keep", field_mhz=self.field_mhz)
+        from .metabolites import MM_NAME
+
+        source = source or "the basis set"
+        missing = [n for n in self.names if n not in basis.names and n != MM_NAME]  # MM: mrs-tf's is added
+        if missing:
+            raise BasisError(f"{source} lacks {', '.join(missing)}, which this model quantifies (it needs "
+                             f"{', '.join(self.names)}; the basis holds {', '.join(basis.names)}). Use a basis with "
+                             f"all of them (mrs-tf basis simulate writes mrs-tf's), or train a model for yours: "
+                             f"mrs-tf train --basis YOUR_BASIS --protocol-from YOUR_DATA")
+        expected = f"this model expects {self.protocol_text()}"
+        if not math.isclose(basis.field_mhz, self.field_mhz, rel_tol=5e-3):
+            raise ProtocolError(f"{source} is for {basis.field_mhz:g} MHz; {expected}")
+        te, model_te = basis.protocol.get("te_ms"), self.meta.get("protocol", {}).get("te_ms")
+        if te and model_te and abs(float(te) - float(model_te)) > 0.5:
+            raise ProtocolError(f"{source} is for TE {float(te):g} ms; {expected}")
+        if basis.n_points != self.n_points or not math.isclose(basis.dwell_s, self.dwell_s, rel_tol=1e-6):
+            basis = basis.resample(dwell_s=self.dwell_s, n_points=self.n_points)
+        basis = basis.subset([n for n in self.names if n in basis.names])
+        fids, protocol = basis.fids, dict(basis.protocol)
+        if normalise:
+            from .water import basis_amplitude_per_proton
+
+            try:
+                factor = self.amplitude_per_proton()[0] / basis_amplitude_per_proton(basis)[0]
+            except BasisError:  # no reference singlet to compare: keep the basis as it is
+                factor = 1.0
+            if not math.isclose(factor, 1.0, rel_tol=1e-3):
+                fids, protocol["rescaled_by"] = fids * factor, factor
+        if MM_NAME in self.names and MM_NAME not in basis.names:
+            from .macromolecules import mm_fid
+
+            mm = mm_fid(basis.n_points, basis.dwell_s, basis.field_mhz, basis.ref_ppm)
+            fids = np.vstack([fids, mm * (self.amplitude_per_proton()[0] if normalise else 1.0)])
+            protocol["mm_model"] = "mrs-tf parametric MM (added)"
+        out = BasisSet([n for n in self.names if n in basis.names] + [n for n in self.names if n not in basis.names],
+                       fids, basis.dwell_s, basis.field_mhz, basis.ref_ppm, protocol)
+        return out.subset(self.names)
+
+    def use_basis(self, basis, source: str | None = None) -> "Quantifier":
+        """Reconstruct, reference and report with ``basis`` (checked by :meth:`check_basis`) instead of the
+        training basis; e.g. the basis file a QUEST fit of the same data uses. Returns self."""
+        self._basis = self.check_basis(basis, source)
+        return self
 
     def protocol_text(self) -> str:
         proto = self.meta.get("protocol", {})

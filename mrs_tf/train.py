@@ -332,7 +332,14 @@ def calibrate_sd(folder: str | os.PathLike, basis: BasisSet, cfg: TrainConfig, n
 
 
 def _quantifier_meta(basis: BasisSet, cfg: TrainConfig, model) -> dict:
-    return {"names": list(basis.names), "outputs": output_names(basis.names, cfg.combinations),
+    from .errors import BasisError
+    from .water import basis_amplitude_per_proton
+
+    try:  # the units of the outputs, for water scaling (mrs_tf.water)
+        per_proton = round(basis_amplitude_per_proton(basis)[0], 6)
+    except BasisError:  # a basis without Cr/PCr/NAA: --basis-amplitude-per-proton must say it
+        per_proton = None
+    return {"basis_amplitude_per_proton": per_proton, "names": list(basis.names), "outputs": output_names(basis.names, cfg.combinations),
             "n_points": basis.n_points, "dwell_s": basis.dwell_s,
             "field_mhz": basis.field_mhz, "ref_ppm": basis.ref_ppm, "ppm_range": list(cfg.ppm_range),
             "protocol": {k: v for k, v in basis.protocol.items() if isinstance(v, (int, float, str))},

@@ -17,9 +17,16 @@ tissue fractions and relaxation times (Gasparovic et al. 2006)::
 
 with volume fractions ``f_t`` of GM, WM and CSF, their water contents ``wc_t`` (GM 0.78, WM 0.65, CSF 0.97) and
 3 T relaxation times (water T1 GM 1.82 s, WM 1.08 s, CSF 4.16 s; T2 GM 99 ms, WM 69 ms, CSF 503 ms; metabolites
-T1 1.35 s, T2 160 ms); the division by ``1 - f_CSF`` assumes metabolites only in tissue. Foreign basis sets with
-another normalisation (e.g. a basis scaled to one proton per signal) need ``basis_protons`` (see
-:func:`scale_table`).
+T1 1.35 s, T2 160 ms); the division by ``1 - f_CSF`` assumes metabolites only in tissue.
+
+Basis normalisation. ``a_m`` is in the basis's units, so the formula needs to know how much FID amplitude the basis
+gives per proton per unit concentration (``basis_protons`` of :func:`scale_table`): 1 for mrs-tf's basis, anything
+for a foreign one (LCModel basis sets are often scaled to a reference peak, jMRUI ones arbitrarily, FSL-MRS
+normalises internally). :func:`basis_amplitude_per_proton` measures it from the basis itself, as FSL-MRS does
+with a reference metabolite: the t = 0 amplitude of the uncoupled CH3 singlets of Cr (3.03 ppm), PCr (3.03 ppm) and
+NAA (2.01 ppm), 3 protons each, from an HLSVD of each signal (independent of linewidth, phase and the other lines
+of the molecule). The command line applies it to every water-scaled table (``--basis-amplitude-per-proton``
+overrides); a basis whose reference signals disagree (metabolites normalised one by one) is reported.
 """
 from __future__ import annotations
 
@@ -28,11 +35,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import MRSError, ProtocolError
+from .errors import BasisError, MRSError, ProtocolError
 
-__all__ = ["PURE_WATER_MM", "WaterScaling", "water_amplitude", "scale_table"]
+__all__ = ["PURE_WATER_MM", "REFERENCE_SINGLETS", "WaterScaling", "basis_amplitude_per_proton", "water_amplitude",
+           "scale_table"]
 
 PURE_WATER_MM = 55_510.0
+
+#: Uncoupled CH3 singlets that fix a basis set's normalisation: (metabolite, ppm, protons) (Govindaraju et al. 2000)
+REFERENCE_SINGLETS = (("Cr", 3.027, 3), ("PCr", 3.029, 3), ("NAA", 2.008, 3))
 
 
 @dataclass(frozen=True)
@@ -99,6 +110,33 @@ def water_amplitude(fids, dwell_s: float, field_mhz: float, ppm_range=(4.0, 5.4)
     return out
 
 
+def basis_amplitude_per_proton(basis, window_ppm: float = 0.1) -> tuple[float, dict]:
+    """FID amplitude at t = 0 per proton per unit concentration of ``basis`` (1.0 for mrs-tf's own basis).
+
+    Measured on each of :data:`REFERENCE_SINGLETS` the basis holds: the summed HLSVD components within
+    ``window_ppm`` of the singlet, divided by its 3 protons. Returns ``(median, {metabolite: value})``; raises
+    :class:`BasisError` when the basis holds none of them or a singlet is not found."""
+    from .hlsvd import hlsvd
+
+    values = {}
+    for name, ppm0, protons in REFERENCE_SINGLETS:
+        if name not in basis.names:
+            continue
+        comps = hlsvd(basis[name], basis.dwell_s, 24, min(basis.n_points, 1024))
+        near = np.abs(comps.ppm(basis.field_mhz, basis.ref_ppm) - ppm0) < window_ppm
+        amp = float(np.abs(comps.amplitude[near].sum()))
+        if not amp > 0:
+            raise BasisError(f"basis signal {name}: no singlet within {window_ppm} ppm of {ppm0} ppm; is the basis "
+                             f"referenced to {basis.ref_ppm} ppm? Give the normalisation explicitly "
+                             f"(--basis-amplitude-per-proton)")
+        values[name] = amp / protons
+    if not values:
+        raise BasisError(f"cannot tell the basis normalisation: it holds none of "
+                         f"{', '.join(n for n, _, _ in REFERENCE_SINGLETS)}; give it explicitly "
+                         f"(--basis-amplitude-per-proton: FID amplitude at t = 0 per proton per unit concentration)")
+    return float(np.median(list(values.values()))), values
+
+
 def check_water_protocol(water: dict, data: dict) -> None:
     """ProtocolError when a water reference does not share the metabolite data's points, dwell and field."""
     w_n, d_n = water["fids"].shape[1], data["fids"].shape[1]
@@ -117,10 +155,11 @@ def check_water_protocol(water: dict, data: dict) -> None:
 def scale_table(table: dict, names, water_amp, scaling: WaterScaling, basis_protons: float = 1.0) -> dict:
     """Add ``<name>_mM`` (and ``<name>_sd_mM`` / ``<name>_crlb_mM`` where the table has them) for every name.
 
-    ``water_amp``: one value, or one per row. ``basis_protons``: FID amplitude per proton per mM of the basis
-    (1 for mrs-tf's basis and any basis simulated with proton-count scaling)."""
+    ``water_amp``: one value, or one per row. ``basis_protons``: the basis's FID amplitude at t = 0 per proton per
+    unit concentration (:func:`basis_amplitude_per_proton`; 1 for mrs-tf's basis): an amplitude ``a`` in basis
+    units is ``a * basis_protons`` proton-units of signal, compared with the ``A_W / 2`` of water."""
     amp = np.asarray(water_amp, float)
-    factor = 2.0 * scaling.effective_water_mm() * scaling.metabolite_factor() / (amp * basis_protons)
+    factor = 2.0 * scaling.effective_water_mm() * scaling.metabolite_factor() * basis_protons / amp
     for name in names:
         if name not in table:
             continue

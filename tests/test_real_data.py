@@ -137,6 +137,14 @@ def test_train_for_your_own_basis_matched_to_a_data_file(tmp_path, capsys):
     res = tmp_path / "r.csv"
     assert main(["quantify", str(data), "--model", str(out), "--out", str(res)]) == 0
     assert {"Xyz", "Xyz_sd", "NAA_over_tCr"} <= set(ResultTable.read_csv(res))
+    assert meta["basis_amplitude_per_proton"] == pytest.approx(1.0, abs=2e-3)  # the units of its outputs
+    # the basis file changed since training and lost a signal the model quantifies: refused, nothing written
+    foreign.subset(["NAA", "Cr", "PCr", "Ins", "Xyz"]).save(tmp_path / "their.BASIS", overwrite=True)
+    capsys.readouterr()
+    assert main(["quantify", str(data), "--model", str(out), "--out", str(tmp_path / "r2.csv"), "--report",
+                 str(tmp_path / "r2.html")]) == 2
+    assert "lacks GPC, which this model quantifies" in capsys.readouterr().err
+    assert not (tmp_path / "r2.csv").exists() and not (tmp_path / "r2.html").exists()
     capsys.readouterr()
     assert main(["train", "--protocol-from", str(data), "--out", str(tmp_path / "x")]) == 2
     assert "give --basis" in capsys.readouterr().err
@@ -245,3 +253,39 @@ def test_unknown_nifti_mrs_dimension_tag_is_named(tmp_path, capsys):
     assert main(["quantify", str(tmp_path / "bad.nii.gz"), "--out", str(tmp_path / "r.csv")]) == 2
     err = capsys.readouterr().err
     assert "unknown NIfTI-MRS dimension tag" in err and "DIM_SLICES_OF_CAKE" in err
+
+
+def test_a_basis_for_the_network_must_hold_its_metabolites(basis, tmp_path, capsys):
+    """quantify --basis B with the network: B reconstructs the report (and --reference); a basis without some of
+    the model's metabolites is refused before anything is written, one in another scale and without MM is fitted
+    to the model's units."""
+    from mrs_tf import BasisSet, Quantifier
+    from mrs_tf.errors import BasisError, ProtocolError
+
+    fids, _ = synthesize(basis, 2, snr=60, seed=11)
+    data = tmp_path / "d.nii.gz"
+    nifti.write(data, fids.reshape(2, 1, 1, -1).astype(np.complex128), basis.dwell_s, basis.field_mhz, te_s=0.03)
+    missing = tmp_path / "missing.BASIS"
+    basis.subset([n for n in basis.names if n not in ("GPC", "Glu")]).save(missing)
+    out, report = tmp_path / "r.csv", tmp_path / "r.html"
+    assert main(["quantify", str(data), "--basis", str(missing), "--out", str(out), "--report", str(report)]) == 2
+    err = capsys.readouterr().err
+    assert "lacks Glu, GPC, which this model quantifies" in err and "mrs-tf train --basis" in err
+    assert not out.exists() and not report.exists()
+    # an LCModel-style basis: no MM, 0.2 FID units per proton, 4096 points at 5 kHz
+    lcm = BasisSet([n for n in basis.names if n != "MM"], basis.fids[:-1] / 5, basis.dwell_s, basis.field_mhz,
+                   basis.ref_ppm, {"te_ms": 30.0})
+    lcm.save(tmp_path / "lcm.BASIS")
+    q = Quantifier.load("saved_models/press3t_te30", basis=tmp_path / "lcm.BASIS")
+    b = q.basis()
+    assert b.names == q.names and b.protocol["rescaled_by"] == pytest.approx(5.0, rel=2e-3)
+    for name in ("Cr", "NAA", "MM"):
+        np.testing.assert_allclose(b[name], basis[name], atol=2e-3 * np.abs(basis[name]).max())
+    assert main(["quantify", str(data), "--basis", str(tmp_path / "lcm.BASIS"), "--out", str(out), "--report",
+                 str(report)]) == 0
+    assert "network reconstruction" in report.read_text()
+    with pytest.raises(ProtocolError, match="TE 144 ms"):
+        Quantifier.load("saved_models/press3t_te30", basis=BasisSet(basis.names, basis.fids, basis.dwell_s,
+                                                                   basis.field_mhz, basis.ref_ppm, {"te_ms": 144.0}))
+    with pytest.raises(BasisError, match="lacks Ala, Asc, .*, Tau, which"):
+        Quantifier.load("saved_models/press3t_te30").use_basis(basis.subset(["NAA", "Cr", "PCr"]))

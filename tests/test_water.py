@@ -97,3 +97,45 @@ def test_cli_quantify_and_fit_with_water(scaled_data, basis, tmp_path, capsys):
     assert main(["quantify", str(data), "--water", str(bad), "--out", str(tmp_path / "x.csv")]) == 2
     assert "water reference's protocol differs" in capsys.readouterr().err
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_basis_normalisation_is_measured_on_the_reference_singlets(basis):
+    from mrs_tf.basis import BasisSet
+    from mrs_tf.errors import BasisError
+    from mrs_tf.water import basis_amplitude_per_proton
+
+    value, parts = basis_amplitude_per_proton(basis)
+    assert value == pytest.approx(1.0, abs=2e-3) and set(parts) == {"Cr", "PCr", "NAA"}
+    # a foreign convention (here 0.25 per proton) with broader lines and another phase: the same 0.25
+    t = basis.time
+    foreign = BasisSet(list(basis.names), basis.fids * 0.25 * np.exp(-np.pi * 4 * t + 0.8j), basis.dwell_s,
+                       basis.field_mhz, basis.ref_ppm, {})
+    assert basis_amplitude_per_proton(foreign)[0] == pytest.approx(0.25, rel=3e-3)
+    with pytest.raises(BasisError, match="none of Cr, PCr, NAA"):
+        basis_amplitude_per_proton(basis.subset(["Glu", "Gln", "Ins"]))
+
+
+def test_fit_with_a_differently_normalised_basis_gives_the_same_mM(scaled_data, basis, tmp_path, capsys):
+    """The usual source of wrong absolute numbers: the same basis in another scale must give the same mM."""
+    from mrs_tf.basis import BasisSet
+
+    fids, water, true = scaled_data
+    data, ref = tmp_path / "metab.nii.gz", tmp_path / "water.nii.gz"
+    nifti.write(data, fids[:4].reshape(4, 1, 1, -1).astype(np.complex128), basis.dwell_s, basis.field_mhz, te_s=0.03)
+    nifti.write(ref, water.reshape(1, 1, 1, -1).astype(np.complex128), basis.dwell_s, basis.field_mhz, te_s=0.03)
+    scaled = tmp_path / "scaled.BASIS"
+    BasisSet(list(basis.names), basis.fids / 5.0, basis.dwell_s, basis.field_mhz, basis.ref_ppm,
+             dict(basis.protocol)).save(scaled)
+    water_args = ["--water", str(ref), "--water-conc-mm", str(X_MM), "--metab-relax-factor", str(Y), "--n-jobs", "1"]
+    assert main(["fit", "--basis", str(scaled), str(data), *water_args, "--out", str(tmp_path / "q.csv")]) == 0
+    assert "basis normalisation: 0.2 FID units per proton" in capsys.readouterr().out
+    table = ResultTable.read_csv(tmp_path / "q.csv")
+    naa = np.asarray(table["NAA"], float)
+    assert np.all(naa > 3 * true[:4, basis.index("NAA")] / Y)  # basis units: 5x the mM before scaling
+    ratio = np.asarray(table["NAA_mM"], float) / true[:4, basis.index("NAA")]
+    assert abs(ratio.mean() - 1) < 0.03, ratio
+    # an explicit normalisation overrides the measured one (here a wrong one: a fifth of the mM)
+    assert main(["fit", "--basis", str(scaled), str(data), *water_args, "--basis-amplitude-per-proton", "0.04",
+                 "--out", str(tmp_path / "q2.csv")]) == 0
+    ratio2 = np.asarray(ResultTable.read_csv(tmp_path / "q2.csv")["NAA_mM"], float) / true[:4, basis.index("NAA")]
+    np.testing.assert_allclose(ratio2, ratio / 5, rtol=1e-6)
