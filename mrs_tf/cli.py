@@ -383,11 +383,19 @@ def _train(args) -> None:
     _card(args, history)
 
 
-def _card(args, history) -> None:
-    """metrics.json and model_card.md for a freshly trained folder."""
+def _hardware() -> str:
+    """The machine in words, for model cards: CPU cores and the GPUs TensorFlow sees."""
     import os
     import platform
 
+    import tensorflow as tf
+
+    gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
+    return f"{platform.machine()}, {os.cpu_count()} CPU cores, " + (", ".join(gpus) if gpus else "no GPU")
+
+
+def _card(args, history) -> None:
+    """metrics.json and model_card.md for a freshly trained folder."""
     from . import model_card
     from .basis import simulate_basis
     from .train import TrainConfig, load_training_basis
@@ -398,7 +406,7 @@ def _card(args, history) -> None:
     seconds = json.loads((Path(args.out) / "quantifier.json").read_text())["training"]["seconds"]
     training = {"minutes": seconds / 60, "epochs": len(history["loss"]), "steps_per_epoch": cfg.steps_per_epoch,
                 "batch_size": cfg.batch_size, "final_val_loss": float(history["val_loss"][-1]),
-                "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+                "hardware": _hardware(),
                 "command": "mrs-tf " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("mrs-tf") else "mrs-tf train"}
     summary = model_card.measure(args.out, basis, cfg, args.test_size, training)
     card = model_card.write(args.out)

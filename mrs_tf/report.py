@@ -140,24 +140,33 @@ def load_test_data(quantifier, data, truth_csv=None, tfds_dir=None):
     """(basis, fids, truth) from ``data``: ``["tfds:CONFIG"]`` or ``["tfds:CONFIG:SPLIT"]`` (mrs_brain_sim,
     default split test), or data files (NIfTI-MRS, .RAW, jMRUI) with ``truth_csv`` (e.g. ``mrs-tf synth``'s
     ``*_truth.csv``: a column per metabolite and ``snr``, one row per spectrum in file order)."""
-    from .errors import MRSError
+    from .errors import BasisError, MRSError
     from .io import read_data
 
-    basis = quantifier.basis()
     if len(data) == 1 and str(data[0]).startswith("tfds:"):
-        from .data import load
+        import tensorflow_datasets as tfds
+
+        from .data import DATASET, load
 
         parts = str(data[0])[5:].split(":")
         config, split = parts[0], (parts[1] if len(parts) > 1 else "test")
         ds = load(config, split, tfds_dir)
+        meta = tfds.builder(f"{DATASET}/{config}", data_dir=str(tfds_dir) if tfds_dir else None).info.metadata
+        proto = dict(meta.get("protocol", {}))
+        if proto:  # the data set's protocol, checked as any data file's is
+            quantifier.check(np.ones((1, int(proto["n_points"])), complex), float(proto["dwell_s"]),
+                             float(proto["field_mhz"]), proto.get("te_ms"))
+        names = list(meta.get("metabolite_names", quantifier.names))
+        _require(quantifier.names, names, f"tfds:{config}")
         exs = list(ds.as_numpy_iterator())
         exs.sort(key=lambda e: int(e["index"]))
         fids = np.array([e["fid"][:, 0] + 1j * e["fid"][:, 1] for e in exs], np.complex64)
-        names = list(basis.names)
         conc = np.array([e["concentrations"] for e in exs], float)
+        if conc.shape[1] != len(names):
+            raise BasisError(f"tfds:{config}: {conc.shape[1]} concentrations per example for {len(names)} names")
         truth = {nm: conc[:, j] for j, nm in enumerate(names)}
         truth["snr"] = np.array([e["nuisance"]["snr"] for e in exs], float)
-        return basis, fids, truth
+        return quantifier.basis(), fids, truth
     if truth_csv is None:
         raise MRSError("evaluating files needs their ground truth: --truth TRUTH.csv (a column per metabolite and "
                        "snr, one row per spectrum)")
@@ -169,7 +178,18 @@ def load_test_data(quantifier, data, truth_csv=None, tfds_dir=None):
         raise MRSError(f"{truth_csv}: no snr column (needed for the SNR bands)")
     if len(truth["snr"]) != len(fids):
         raise MRSError(f"{truth_csv} has {len(truth['snr'])} rows for {len(fids)} spectra")
-    return basis, fids, truth
+    _require(quantifier.names, list(truth), str(truth_csv))
+    return quantifier.basis(), fids, truth
+
+
+def _require(needed, present, source: str) -> None:
+    """BasisError naming the metabolites of ``needed`` (the model's) that ``source`` has no truth for."""
+    from .errors import BasisError
+
+    missing = [n for n in needed if n not in present]
+    if missing:
+        raise BasisError(f"{source} has no ground truth for {', '.join(missing)}, which this model quantifies; "
+                         f"evaluate it on data simulated with a basis holding all of {', '.join(needed)}")
 
 
 def scan_warnings(result, training: dict | None = None) -> list[str]:

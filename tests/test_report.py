@@ -45,3 +45,16 @@ def test_evaluate_files_with_a_truth_csv(tmp_path):
     assert len(n_all) > 20 and np.all(np.asarray(n_all, float) == 6)
     assert main(["evaluate", "--model", MODEL, "--data", str(data), "--no-quest", "--out",
                  str(tmp_path / "x.csv")]) == 2
+
+
+def test_evaluate_refuses_ground_truth_without_the_models_metabolites(tmp_path, capsys):
+    data = tmp_path / "sim.nii.gz"
+    assert main(["synth", "--n", "3", "--snr", "60", "--seed", "2", "--out", str(data)]) == 0
+    full = ResultTable.read_csv(tmp_path / "sim_truth.csv")
+    ResultTable({k: v for k, v in full.items() if k not in ("GABA", "GSH")}).to_csv(tmp_path / "partial.csv")
+    capsys.readouterr()
+    out = tmp_path / "m.csv"
+    assert main(["evaluate", "--model", MODEL, "--data", str(data), "--truth", str(tmp_path / "partial.csv"),
+                 "--no-quest", "--out", str(out)]) == 2
+    assert "no ground truth for GABA, GSH, which this model quantifies" in capsys.readouterr().err
+    assert not out.exists()

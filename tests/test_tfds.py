@@ -141,3 +141,29 @@ def test_beam_build_matches_the_local_build(tiny_dir, tmp_path):
     a = sorted((int(e["index"]), e["fid"].tobytes()) for e in ours.as_numpy_iterator())
     b = sorted((int(e["index"]), e["fid"].tobytes()) for e in local.as_numpy_iterator())
     assert a == b and len(a) == 16
+
+
+def test_evaluate_on_a_tfds_split_checks_protocol_and_names(tiny_dir):
+    """report.load_test_data (mrs-tf evaluate --data tfds:CONFIG): truth by the data set's own metabolite names; a
+    model for another protocol, or one quantifying a signal the data set lacks, is refused."""
+    import json
+    from pathlib import Path
+
+    import mrs_tf
+    from mrs_tf.errors import BasisError, ProtocolError
+    from mrs_tf.quantify import Quantifier
+    from mrs_tf.report import load_test_data
+
+    folder = Path(__file__).resolve().parents[1] / "saved_models" / "press3t_te30"
+    meta = json.loads((folder / "quantifier.json").read_text())
+    q = Quantifier(None, meta, folder=folder)
+    basis, fids, truth = load_test_data(q, ["tfds:tiny:test"], tfds_dir=tiny_dir)
+    assert fids.shape == (16, 2048) and len(truth["snr"]) == 16 and basis.names == q.names
+    ds = load("tiny", "test", tiny_dir)
+    first = min(ds.as_numpy_iterator(), key=lambda e: int(e["index"]))
+    assert truth["NAA"][0] == pytest.approx(float(first["concentrations"][list(mrs_tf.ALL_NAMES).index("NAA")]))
+    with pytest.raises(ProtocolError, match="297.2 MHz"):
+        load_test_data(Quantifier(None, {**meta, "field_mhz": 297.2}), ["tfds:tiny:test"], tfds_dir=tiny_dir)
+    with pytest.raises(BasisError, match="no ground truth for Xyz"):
+        load_test_data(Quantifier(None, {**meta, "names": meta["names"] + ["Xyz"]}), ["tfds:tiny:test"],
+                       tfds_dir=tiny_dir)

@@ -74,11 +74,18 @@ def test_network_and_quest_recover_known_mM_within_3_percent(scaled_data, basis)
     assert "NAA_sd_mM" in nn and "NAA_crlb_mM" in qt
 
 
+def _write_files(folder, basis, fids, water):
+    """metab.nii.gz (one row per FID) and water.nii.gz, TE 30 ms, in ``folder``."""
+    data, ref = folder / "metab.nii.gz", folder / "water.nii.gz"
+    for path, x in ((data, fids), (ref, water.reshape(1, -1))):
+        nifti.write(path, x.reshape(len(x), 1, 1, -1).astype(np.complex128), basis.dwell_s, basis.field_mhz,
+                    te_s=0.03)
+    return data, ref
+
+
 def test_cli_quantify_and_fit_with_water(scaled_data, basis, tmp_path, capsys):
     fids, water, true = scaled_data
-    data, ref = tmp_path / "metab.nii.gz", tmp_path / "water.nii.gz"
-    nifti.write(data, fids[:3].reshape(3, 1, 1, -1).astype(np.complex128), basis.dwell_s, basis.field_mhz, te_s=0.03)
-    nifti.write(ref, water.reshape(1, 1, 1, -1).astype(np.complex128), basis.dwell_s, basis.field_mhz, te_s=0.03)
+    data, ref = _write_files(tmp_path, basis, fids[:3], water)
     out = tmp_path / "nn.csv"
     assert main(["quantify", str(data), "--water", str(ref), "--water-conc-mm", str(X_MM), "--metab-relax-factor",
                  str(Y), "--out", str(out)]) == 0
@@ -120,9 +127,7 @@ def test_fit_with_a_differently_normalised_basis_gives_the_same_mM(scaled_data, 
     from mrs_tf.basis import BasisSet
 
     fids, water, true = scaled_data
-    data, ref = tmp_path / "metab.nii.gz", tmp_path / "water.nii.gz"
-    nifti.write(data, fids[:4].reshape(4, 1, 1, -1).astype(np.complex128), basis.dwell_s, basis.field_mhz, te_s=0.03)
-    nifti.write(ref, water.reshape(1, 1, 1, -1).astype(np.complex128), basis.dwell_s, basis.field_mhz, te_s=0.03)
+    data, ref = _write_files(tmp_path, basis, fids[:4], water)
     scaled = tmp_path / "scaled.BASIS"
     BasisSet(list(basis.names), basis.fids / 5.0, basis.dwell_s, basis.field_mhz, basis.ref_ppm,
              dict(basis.protocol)).save(scaled)
