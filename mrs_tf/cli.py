@@ -533,7 +533,10 @@ def _quantify(args) -> None:
             keep &= _mask_rows(args.mask, d)
         if not keep.any():
             raise MRSError(f"{path}: no voxel to quantify (all zero or masked out)")
-        part = q.quantify(d["fids"][keep], dwell_s=d["dwell_s"], field_mhz=d["field_mhz"], te_ms=d.get("te_ms"))
+        try:
+            part = q.quantify(d["fids"][keep], dwell_s=d["dwell_s"], field_mhz=d["field_mhz"], te_ms=d.get("te_ms"))
+        except MRSError as exc:  # name the file: with several inputs, "data have 1021 points" alone is a riddle
+            raise type(exc)(f"{path}: {exc}") from None
         full = {k: np.full(len(keep), np.nan) for k in part}
         for k, v in part.items():
             full[k][keep] = v

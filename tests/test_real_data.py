@@ -289,3 +289,34 @@ def test_a_basis_for_the_network_must_hold_its_metabolites(basis, tmp_path, caps
                                                                    basis.field_mhz, basis.ref_ppm, {"te_ms": 144.0}))
     with pytest.raises(BasisError, match="lacks Ala, Asc, .*, Tau, which"):
         Quantifier.load("saved_models/press3t_te30").use_basis(basis.subset(["NAA", "Cr", "PCr"]))
+
+
+def test_quantify_bad_input_exits_2_and_writes_nothing(basis, tmp_path, capsys):
+    """Truncated or corrupt files of each format, and an output that exists: a message naming the problem, exit
+    status 2, no output file, the existing one untouched."""
+    fids, _ = synthesize(basis, 1, snr=50, seed=2)
+    good = tmp_path / "good.nii.gz"
+    nifti.write(good, fids.reshape(1, 1, 1, -1).astype(np.complex128), basis.dwell_s, basis.field_mhz, te_s=0.03)
+    lcmodel.write_raw(tmp_path / "good.RAW", fids[0])
+    jmrui.write_text(tmp_path / "good.txt", fids, basis.dwell_s, basis.field_mhz)
+    raw_text = (tmp_path / "good.RAW").read_text().splitlines()
+    bad = {
+        "cut.nii.gz": good.read_bytes()[: len(good.read_bytes()) // 2],
+        "cut.RAW": "\n".join(raw_text[: len(raw_text) // 2]),
+        "nan.RAW": "\n".join(raw_text[:-1] + ["  nan  nan"]),
+        "cut.txt": "\n".join((tmp_path / "good.txt").read_text().splitlines()[:-700]),
+        "junk.nii.gz": b"\x1f\x8b not really gzip",
+    }
+    out = tmp_path / "r.csv"
+    for name, content in bad.items():
+        path = tmp_path / name
+        path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
+        rc = main(["quantify", str(path), "--field-mhz", "123.2", "--bandwidth-hz", "4000", "--out", str(out)])
+        err = capsys.readouterr().err
+        assert rc == 2 and name in err and "Traceback" not in err, (name, err)
+        assert not out.exists()
+    out.write_text("my results")
+    assert main(["quantify", str(good), "--out", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err and out.read_text() == "my results"
+    assert main(["quantify", str(good), "--out", str(out), "--overwrite"]) == 0
+    assert "NAA" in out.read_text()
