@@ -62,10 +62,20 @@ class SynthesisConfig:
     water_shift_hz: tuple[float, float] = (-10.0, 10.0)
     water_lw_hz: tuple[float, float] = (3.0, 10.0)
     lipid_amp: tuple[float, float] = (0.0, 0.0)
+    # shape of mrs-tf's parametric MM (mrs_tf.macromolecules), varied per spectrum; all 0 = the fixed shape
+    mm_amp_spread: float = 0.0           # each component's amplitude x U(1 - s, 1 + s), total kept
+    mm_ppm_spread: float = 0.0           # each component's position + U(-s, s) ppm
+    mm_width_spread: float = 0.0         # each component's FWHM x U(1 - s, 1 + s)
+    mm_lorentz_fraction: tuple[float, float] = (0.0, 0.0)  # lineshape: Gaussian (0) to Lorentzian (1)
     priors: dict = field(default_factory=dict)  # name -> (low, high) overrides of the default mM priors
 
     def with_(self, **changes) -> "SynthesisConfig":
         return replace(self, **changes)
+
+    @property
+    def varies_mm(self) -> bool:
+        return bool(self.mm_amp_spread or self.mm_ppm_spread or self.mm_width_spread
+                    or max(self.mm_lorentz_fraction) > 0)
 
 
 def concentration_matrix(truth: dict, names) -> np.ndarray:
@@ -119,7 +129,8 @@ def _uniform(rng, bounds, n):
     return rng.uniform(lo, hi, n) if hi > lo else np.full(n, lo)
 
 
-def _draw_parameters(basis: BasisSet, n: int, snr, config: SynthesisConfig, rng, concentrations) -> dict:
+def _draw_parameters(basis: BasisSet, n: int, snr, config: SynthesisConfig, rng, concentrations,
+                     vary_mm: bool = False) -> dict:
     names = basis.names
     truth: dict[str, np.ndarray] = {}
     if concentrations is not None:
@@ -154,6 +165,17 @@ def _draw_parameters(basis: BasisSet, n: int, snr, config: SynthesisConfig, rng,
     truth["water_lw_hz"] = _uniform(rng, config.water_lw_hz, n)
     truth["water_phase_deg"] = rng.uniform(-180, 180, n)
     truth["lipid_amp"] = _uniform(rng, config.lipid_amp, n)
+    if vary_mm:
+        from .macromolecules import MM_COMPONENTS
+
+        comps = np.array(MM_COMPONENTS)
+        amp = comps[:, 2] * rng.uniform(1 - config.mm_amp_spread, 1 + config.mm_amp_spread, (n, len(comps)))
+        amp *= comps[:, 2].sum() / amp.sum(1, keepdims=True)  # the same total: "1 MM" stays the same signal
+        ppm = comps[:, 0] + rng.uniform(-1, 1, (n, len(comps))) * config.mm_ppm_spread
+        fwhm = comps[:, 1] * rng.uniform(1 - config.mm_width_spread, 1 + config.mm_width_spread, (n, len(comps)))
+        for k in range(len(comps)):
+            truth[f"mm_amp_{k}"], truth[f"mm_ppm_{k}"], truth[f"mm_fwhm_ppm_{k}"] = amp[:, k], ppm[:, k], fwhm[:, k]
+        truth["mm_lorentz_fraction"] = _uniform(rng, config.mm_lorentz_fraction, n)
     if snr is None:
         truth["snr"] = np.full(n, np.inf)
     elif np.ndim(snr) == 0:
@@ -207,10 +229,36 @@ def _shifted_basis(basis_fids: np.ndarray, ja: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(prod.reshape(-1, basis_fids.shape[1])).view(np.float32)
 
 
+def _mm_lines(t, truth, rows, field_mhz, ref_ppm) -> np.ndarray:
+    """(n, T) complex64: mrs-tf's parametric MM at unit amplitude with each spectrum's drawn component amplitudes,
+    positions, widths and Gaussian/Lorentzian mix, shifted by its ``MM_shift_hz``."""
+    k_max = sum(1 for key in truth if key.startswith("mm_amp_"))
+    amp = np.stack([truth[f"mm_amp_{k}"][rows] for k in range(k_max)], 1)
+    nu = (ref_ppm - np.stack([truth[f"mm_ppm_{k}"][rows] for k in range(k_max)], 1)) * field_mhz
+    nu = nu + truth[f"{MM_NAME}_shift_hz"][rows, None]
+    fw = np.stack([truth[f"mm_fwhm_ppm_{k}"][rows] for k in range(k_max)], 1) * field_mhz
+    frac = truth["mm_lorentz_fraction"][rows, None, None].astype(np.float32)
+    # the lines are broad: stop where the slowest (Lorentzian) envelope is below 1e-6 of its start
+    slowest = np.pi * fw.min() if np.any(frac > 0) else np.pi * fw.min() / np.sqrt(_LN2x4) * np.sqrt(np.log(1e6))
+    support = int(min(len(t), np.ceil(np.log(1e6) / slowest / (t[1] - t[0])) + 1))
+    ts = np.asarray(t[:support], np.float32)
+    x = np.float32(np.pi) * fw[..., None].astype(np.float32) * ts
+    env = (1 - frac) * np.exp(-x * x / np.float32(_LN2x4)) + frac * np.exp(-x)  # one mixed envelope per line
+    lines = _polar(env * amp[..., None].astype(np.float32), np.float32(2 * np.pi) * nu[..., None].astype(np.float32)
+                   * ts)
+    out = np.zeros((len(rows), len(t)), np.complex64)
+    out[:, :support] = lines.sum(axis=1)
+    return out
+
+
 def _chunk(shifted, t, ppm_rel, truth, rows, names, n_terms, max_shift, ref_amp, naa_row, field_mhz, ref_ppm, rng,
-           n_baseline):
+           n_baseline, mm_row=None):
     n = len(rows)
     conc = np.stack([truth[nm][rows] for nm in names], axis=1)
+    if mm_row is not None:  # the MM with its own shape per spectrum, added below; not the basis row
+        mm_conc = conc[:, mm_row].copy()
+        conc = conc.copy()
+        conc[:, mm_row] = 0.0
     # metabolites (+MM) with per-metabolite shifts: one real GEMM, (n, K*M) @ (K*M, 2T)
     if n_terms > 1:
         s = np.stack([truth[f"{nm}_shift_hz"][rows] for nm in names], axis=1) / max_shift
@@ -220,6 +268,9 @@ def _chunk(shifted, t, ppm_rel, truth, rows, names, n_terms, max_shift, ref_amp,
     else:
         weights = conc.astype(np.float32)
     fid = (weights @ shifted).view(np.complex64)
+    if mm_row is not None:
+        fid += _mm_lines(t, truth, rows, field_mhz, ref_ppm) * mm_conc[:, None].astype(np.float32)
+        conc[:, mm_row] = mm_conc
     # common lineshape, global shift and zero-order phase (float32 exp/cos/sin)
     lor = truth["lw_lorentz_hz"][rows, None].astype(np.float32)
     gau = truth["lw_gauss_hz"][rows, None].astype(np.float32)
@@ -264,6 +315,18 @@ def _chunk(shifted, t, ppm_rel, truth, rows, names, n_terms, max_shift, ref_amp,
     return fid.astype(np.complex64, copy=False), sd, height
 
 
+def _parametric_mm_row(basis: BasisSet) -> int | None:
+    """Row of the basis's MM signal when it is mrs-tf's parametric one (whose shape can be varied), else None: a
+    measured or foreign MM keeps its shape."""
+    if MM_NAME not in basis.names:
+        return None
+    from .macromolecules import mm_fid
+
+    row = basis.index(MM_NAME)
+    ours = mm_fid(basis.n_points, basis.dwell_s, basis.field_mhz, basis.ref_ppm)
+    return row if np.allclose(basis.fids[row], ours, rtol=0, atol=1e-4 * np.abs(ours).max()) else None
+
+
 def synthesize(basis: BasisSet, n: int = 1000, snr=(10.0, 100.0), seed: int | np.random.SeedSequence = 0,
                config: SynthesisConfig | None = None, concentrations=None, chunk_size: int = 64,
                n_jobs: int | None = None) -> tuple[np.ndarray, dict]:
@@ -283,7 +346,9 @@ def synthesize(basis: BasisSet, n: int = 1000, snr=(10.0, 100.0), seed: int | np
         ``<metabolite>`` (mM; MM in MM-model units), ``<metabolite>_shift_hz``, ``lw_lorentz_hz``, ``lw_gauss_hz``
         (FWHM, Hz), ``shift_hz``, ``phase0_deg``, ``phase1_deg_per_ppm``, ``baseline_{amp,ppm,fwhm_ppm}_k``,
         ``water_*``, ``lipid_amp``, ``snr``, ``noise_sd`` (per real/imaginary part, time domain) and
-        ``naa_height`` (noise-free NAA singlet height in ``np.fft.fft`` units).
+        ``naa_height`` (noise-free NAA singlet height in ``np.fft.fft`` units); with a varied MM shape (the
+        ``mm_*`` settings, applied when the basis's MM is mrs-tf's parametric one) ``mm_amp_k``, ``mm_ppm_k``,
+        ``mm_fwhm_ppm_k`` per component and ``mm_lorentz_fraction``.
     """
     if not isinstance(basis, BasisSet):
         raise MRSError(f"basis must be a BasisSet, got {type(basis).__name__}")
@@ -293,7 +358,9 @@ def synthesize(basis: BasisSet, n: int = 1000, snr=(10.0, 100.0), seed: int | np
     config = config or SynthesisConfig()
     seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(int(seed))
     param_seq, noise_seq = seq.spawn(2)
-    truth = _draw_parameters(basis, n, snr, config, np.random.default_rng(param_seq), concentrations)
+    mm_row = _parametric_mm_row(basis) if config.varies_mm else None
+    truth = _draw_parameters(basis, n, snr, config, np.random.default_rng(param_seq), concentrations,
+                             vary_mm=mm_row is not None)
     names = basis.names
     ref_name, _, ref_amp = snr_reference_amplitude(basis)
     naa_row = names.index(ref_name)
@@ -315,7 +382,7 @@ def synthesize(basis: BasisSet, n: int = 1000, snr=(10.0, 100.0), seed: int | np
         fids[rows], sd[rows], height[rows] = _chunk(shifted, t32, ppm_rel, truth, rows, names, len(ja),
                                                     max_shift or 1.0,
                                                     ref_amp, naa_row, basis.field_mhz, basis.ref_ppm, rngs[i],
-                                                    config.baseline_components)
+                                                    config.baseline_components, mm_row)
 
     n_jobs = n_jobs or min(2, os.cpu_count() or 1)
     if n_jobs > 1 and len(starts) > 1:

@@ -45,10 +45,13 @@ def _widened_priors(widening=TRAINING_PRIOR_WIDENING) -> dict:
     return {name: (float(r[0]) * lo, float(r[1]) * hi) for name, r in ranges.items()}
 
 
-#: Broad nuisance ranges for training (the sim-to-real gap: linewidth variability matters most) and widened priors.
+#: Broad nuisance ranges for training (the sim-to-real gap: linewidth variability matters most), the parametric MM's
+#: shape varied per spectrum (component amplitudes +-30 %, positions +-0.04 ppm, widths +-25 %, Gaussian to
+#: Lorentzian: the spread between published MM parametrisations), and widened priors.
 TRAINING_SYNTHESIS = SynthesisConfig(lorentz_hz=(1.0, 12.0), gauss_hz=(2.0, 14.0), shift_ppm=(-0.2, 0.2),
                                      phase0_deg=(-180.0, 180.0), phase1_deg_per_ppm=(-5.0, 5.0),
-                                     baseline_amp=(-0.15, 0.15), priors=_widened_priors())
+                                     baseline_amp=(-0.15, 0.15), mm_amp_spread=0.3, mm_ppm_spread=0.04,
+                                     mm_width_spread=0.25, mm_lorentz_fraction=(0.0, 1.0), priors=_widened_priors())
 
 
 @dataclass

@@ -120,3 +120,34 @@ def test_tf_data_front_end_uses_the_same_synthesis(basis):
     np.testing.assert_array_equal(batches[1]["fid"], fids)
     np.testing.assert_array_equal(batches[1]["concentrations"], conc)
     assert not np.array_equal(batches[0]["fid"], batches[1]["fid"])
+
+
+def test_varied_mm_shape_keeps_its_total_and_moves_its_lines(basis):
+    """mm_* settings: per-spectrum component amplitudes/positions/widths/lineshape of the parametric MM. Nearly zero
+    spreads give the fixed basis MM (shift included); real spreads keep FID(0) = the MM total and move the 0.91 ppm
+    line within the spread; a basis whose MM is not mrs-tf's parametric one keeps its shape."""
+    from mrs_tf import BasisSet
+    from mrs_tf.macromolecules import MM_COMPONENTS
+
+    conc = np.random.default_rng(2).uniform(1, 5, (3, basis.n_metabolites))
+    cfg = QUIET.with_(metab_shift_hz=1.5)
+    fixed, _ = synthesize(basis, n=3, snr=None, concentrations=conc, config=cfg, seed=4)
+    tiny, truth = synthesize(basis, n=3, snr=None, concentrations=conc, config=cfg.with_(mm_amp_spread=1e-9), seed=4)
+    assert "mm_amp_0" in truth
+    np.testing.assert_allclose(tiny, fixed, atol=3e-5 * np.abs(fixed).max())
+
+    only_mm = basis.subset(["NAA", "MM"])
+    c = np.tile([[0.0, 2.0]], (200, 1))
+    spread = QUIET.with_(mm_amp_spread=0.4, mm_ppm_spread=0.04, mm_width_spread=0.3, mm_lorentz_fraction=(0, 1))
+    fids, truth = synthesize(only_mm, n=200, snr=None, concentrations=c, config=spread, seed=5)
+    total = sum(a for _, _, a in MM_COMPONENTS)
+    np.testing.assert_allclose(fids[:, 0].real, 2.0 * total, rtol=1e-4)  # the same signal, however shaped
+    assert np.ptp(truth["mm_ppm_0"]) > 0.06 and np.all(np.abs(truth["mm_ppm_0"] - 0.91) <= 0.04)
+    spec = np.abs(np.fft.fftshift(np.fft.fft(fids * np.exp(-np.pi * 2 * basis.time), axis=1), axes=1))
+    window = (basis.ppm > 0.8) & (basis.ppm < 1.02)
+    peak = basis.ppm[window][np.argmax(spec[:, window], axis=1)]
+    assert np.corrcoef(peak, truth["mm_ppm_0"])[0, 1] > 0.8  # the line sits where the truth says
+    assert np.std(np.abs(fids[:, 200])) > 0.05 * np.abs(fids[:, 200]).mean()  # shapes differ
+    measured = BasisSet(only_mm.names, only_mm.fids * np.array([[1.0], [1.01]]), basis.dwell_s, basis.field_mhz)
+    _, truth = synthesize(measured, n=2, snr=None, concentrations=c[:2], config=spread)
+    assert "mm_amp_0" not in truth
