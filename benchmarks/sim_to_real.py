@@ -4,9 +4,12 @@
     python benchmarks/sim_to_real.py --fast               # 256 spectra (CI)
 
 The same draws (concentrations, linewidths, shifts, phases, baseline, noise; SNR 10-100, seed fixed) are rendered
-four ways, so that differences between rows come from the signal model alone:
+five ways, so that differences between rows come from the signal model alone:
 
-* ``in-distribution``: exactly the training simulator;
+* ``in-distribution``: the training simulator's ranges with mrs-tf's MM at its nominal shape (the test set of
+  ``mrs-tf evaluate`` and the model card);
+* ``varied MM``: the MM shape drawn per spectrum as in training since the MM-shape change (component amplitudes
+  +-30 %, positions +-0.04 ppm, widths +-25 %, Gaussian to Lorentzian; ``TRAINING_SYNTHESIS``);
 * ``foreign MM``: the macromolecule signal from another parametrisation (Lorentzian instead of Gaussian components,
   positions moved by up to 0.05 ppm, other relative amplitudes, an extra 2.3/3.9 ppm component), scaled to the same
   integral so that "MM" still means the same amount of signal;
@@ -79,7 +82,11 @@ def main() -> None:
     q = Quantifier.load(args.model)
     cfg_path = os.path.join(args.model, "train_config.json")
     cfg = TrainConfig(**json.load(open(cfg_path))) if os.path.exists(cfg_path) else TrainConfig()
-    syn = cfg.synthesis_config().with_(priors={})  # healthy-brain concentrations, training's nuisance ranges
+    from mrs_tf.train import TRAINING_SYNTHESIS, evaluation_synthesis
+
+    syn = evaluation_synthesis(cfg.synthesis_config())  # healthy-brain concentrations, nominal MM shape
+    varied = syn.with_(**{k: getattr(TRAINING_SYNTHESIS, k) for k in ("mm_amp_spread", "mm_ppm_spread",
+                                                                      "mm_width_spread", "mm_lorentz_fraction")})
     basis = simulate_basis()
     def seed():  # a fresh SeedSequence each time: spawning children changes a used one
         return np.random.SeedSequence([args.seed, 3001])
@@ -89,7 +96,9 @@ def main() -> None:
     assert np.array_equal(truth["NAA"], truth_clean["NAA"]), "noise-free draw differs from the noisy one"
     noise = noisy - clean
     clean_mm, _ = synthesize(foreign_mm_basis(basis), n, snr=None, seed=seed(), config=syn)
-    scenarios = {"in-distribution": noisy, "foreign MM": clean_mm + noise,
+    clean_varied, truth_varied = synthesize(basis, n, snr=None, seed=seed(), config=varied)
+    assert np.array_equal(truth["NAA"], truth_varied["NAA"]), "the varied-MM draw differs from the others"
+    scenarios = {"in-distribution": noisy, "varied MM": clean_varied + noise, "foreign MM": clean_mm + noise,
                  "asymmetric lines": asymmetric(clean, basis.dwell_s) + noise,
                  "both": asymmetric(clean_mm, basis.dwell_s) + noise}
     headline = ["NAA", "Cr+PCr", "GPC+PCh", "Glu", "Ins"]

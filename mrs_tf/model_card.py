@@ -34,10 +34,10 @@ def measure(folder, basis, config, n_test: int = 2048, training: dict | None = N
     from .synth import synthesize
 
     q = Quantifier.load(folder)
-    from .train import healthy_priors
+    from .train import evaluation_synthesis
 
     fids, truth = synthesize(basis, n_test, snr=(10, 100), seed=np.random.SeedSequence([config.seed, 2001]),
-                             config=healthy_priors(config.synthesis_config()))
+                             config=evaluation_synthesis(config.synthesis_config()))
     table = q.quantify(fids, dwell_s=basis.dwell_s, field_mhz=basis.field_mhz)
     snr = truth["snr"]
     results = {}

@@ -40,13 +40,13 @@ def test_set(quantifier, n: int = 2000, snr=(10.0, 100.0), seed: int = 0):
     """(basis, fids, truth): ``n`` fresh spectra for the model's protocol, with the model's training nuisance ranges
     (``train_config.json``; mrs-tf's defaults otherwise) and healthy-brain concentrations (the default priors)."""
     from .synth import synthesize
-    from .train import TRAINING_SYNTHESIS, healthy_priors
+    from .train import TRAINING_SYNTHESIS, evaluation_synthesis
 
     basis = quantifier.basis()
     cfg = quantifier.train_config()
     syn = cfg.synthesis_config() if cfg is not None else TRAINING_SYNTHESIS
     fids, truth = synthesize(basis, n, snr=tuple(snr), seed=np.random.SeedSequence([seed, 4001]),
-                             config=healthy_priors(syn))
+                             config=evaluation_synthesis(syn))
     return basis, fids, truth
 
 

@@ -165,17 +165,6 @@ def _draw_parameters(basis: BasisSet, n: int, snr, config: SynthesisConfig, rng,
     truth["water_lw_hz"] = _uniform(rng, config.water_lw_hz, n)
     truth["water_phase_deg"] = rng.uniform(-180, 180, n)
     truth["lipid_amp"] = _uniform(rng, config.lipid_amp, n)
-    if vary_mm:
-        from .macromolecules import MM_COMPONENTS
-
-        comps = np.array(MM_COMPONENTS)
-        amp = comps[:, 2] * rng.uniform(1 - config.mm_amp_spread, 1 + config.mm_amp_spread, (n, len(comps)))
-        amp *= comps[:, 2].sum() / amp.sum(1, keepdims=True)  # the same total: "1 MM" stays the same signal
-        ppm = comps[:, 0] + rng.uniform(-1, 1, (n, len(comps))) * config.mm_ppm_spread
-        fwhm = comps[:, 1] * rng.uniform(1 - config.mm_width_spread, 1 + config.mm_width_spread, (n, len(comps)))
-        for k in range(len(comps)):
-            truth[f"mm_amp_{k}"], truth[f"mm_ppm_{k}"], truth[f"mm_fwhm_ppm_{k}"] = amp[:, k], ppm[:, k], fwhm[:, k]
-        truth["mm_lorentz_fraction"] = _uniform(rng, config.mm_lorentz_fraction, n)
     if snr is None:
         truth["snr"] = np.full(n, np.inf)
     elif np.ndim(snr) == 0:
@@ -187,6 +176,17 @@ def _draw_parameters(basis: BasisSet, n: int, snr, config: SynthesisConfig, rng,
         truth["snr"] = rng.uniform(lo, hi, n)
     if np.any(truth["snr"] <= 0):
         raise MRSError("snr must be positive")
+    if vary_mm:  # drawn last: every other draw is the same whether the MM shape varies or not
+        from .macromolecules import MM_COMPONENTS
+
+        comps = np.array(MM_COMPONENTS)
+        amp = comps[:, 2] * rng.uniform(1 - config.mm_amp_spread, 1 + config.mm_amp_spread, (n, len(comps)))
+        amp *= comps[:, 2].sum() / amp.sum(1, keepdims=True)  # the same total: "1 MM" stays the same signal
+        ppm = comps[:, 0] + rng.uniform(-1, 1, (n, len(comps))) * config.mm_ppm_spread
+        fwhm = comps[:, 1] * rng.uniform(1 - config.mm_width_spread, 1 + config.mm_width_spread, (n, len(comps)))
+        for k in range(len(comps)):
+            truth[f"mm_amp_{k}"], truth[f"mm_ppm_{k}"], truth[f"mm_fwhm_ppm_{k}"] = amp[:, k], ppm[:, k], fwhm[:, k]
+        truth["mm_lorentz_fraction"] = _uniform(rng, config.mm_lorentz_fraction, n)
     return truth
 
 

@@ -29,7 +29,7 @@ from .synth import SynthesisConfig, concentration_matrix, synthesize
 
 __all__ = ["TrainConfig", "TRAINING_SYNTHESIS", "TRAINING_PRIOR_WIDENING", "train", "make_dataset", "prior_scale",
            "output_scale", "output_names", "combination_matrix", "tf_cropped_spectrum", "calibrate_sd",
-           "load_training_basis", "UNKNOWN_PRIOR_MM", "healthy_priors"]
+           "load_training_basis", "UNKNOWN_PRIOR_MM", "healthy_priors", "evaluation_synthesis"]
 
 #: Training concentrations are drawn from the healthy-brain priors widened to [low * a, high * b]: networks then do
 #: not pull abnormal values (tumour, stroke, low-NAA) toward healthy ones, and shrink less toward the prior mean.
@@ -88,6 +88,14 @@ class TrainConfig:
 
 #: concentration prior (mM) of a foreign basis's signals that mrs-tf does not know (override in synthesis priors)
 UNKNOWN_PRIOR_MM = (0.0, 2.0)
+
+
+def evaluation_synthesis(syn: SynthesisConfig) -> SynthesisConfig:
+    """Test and calibration sets: ``syn``'s nuisance ranges with healthy-brain priors (:func:`healthy_priors`) and
+    the fixed parametric MM shape, the one QUEST's basis and the CRLB assume (so that network, QUEST and bound are
+    compared on the same signal model; ``benchmarks/sim_to_real.py`` measures varied and foreign MM shapes)."""
+    return healthy_priors(syn).with_(mm_amp_spread=0.0, mm_ppm_spread=0.0, mm_width_spread=0.0,
+                                     mm_lorentz_fraction=(0.0, 0.0))
 
 
 def healthy_priors(syn: SynthesisConfig) -> SynthesisConfig:
@@ -311,7 +319,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, st
 
 def calibrate_sd(folder: str | os.PathLike, basis: BasisSet, cfg: TrainConfig, n: int | None = None) -> np.ndarray:
     """Post-hoc sigma calibration (one factor per output, like temperature scaling): on a fresh calibration set
-    (seed offset 3001; training's nuisance ranges and SNR, healthy-brain concentration priors), the factor that
+    (seed offset 3001; training's nuisance ranges and SNR, :func:`evaluation_synthesis`), the factor that
     makes the median |error| / sigma equal that of a standard normal (0.6745). Trained on widened priors, the
     network's raw sigma is the spread for that wider population; brains are narrower. Writes ``sd_scale`` into
     ``quantifier.json`` (the Quantifier applies it, Keras and LiteRT alike) and returns it."""
@@ -323,7 +331,7 @@ def calibrate_sd(folder: str | os.PathLike, basis: BasisSet, cfg: TrainConfig, n
     meta = dict(q.meta)
     fids, truth = synthesize(basis, n or max(cfg.val_size, 2048), snr=tuple(cfg.snr),
                              seed=np.random.SeedSequence([cfg.seed, 3001]),
-                             config=healthy_priors(cfg.synthesis_config()))
+                             config=evaluation_synthesis(cfg.synthesis_config()))
     mean, sd = q.predict(fids, basis.dwell_s, basis.field_mhz)
     target = concentration_matrix(truth, basis.names) @ combination_matrix(basis.names, q.outputs)
     scale = np.median(np.abs(mean - target) / sd, axis=0) / 0.6745

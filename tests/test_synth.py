@@ -135,6 +135,11 @@ def test_varied_mm_shape_keeps_its_total_and_moves_its_lines(basis):
     tiny, truth = synthesize(basis, n=3, snr=None, concentrations=conc, config=cfg.with_(mm_amp_spread=1e-9), seed=4)
     assert "mm_amp_0" in truth
     np.testing.assert_allclose(tiny, fixed, atol=3e-5 * np.abs(fixed).max())
+    # the MM shape is drawn last: every other parameter is the same draw with or without it
+    _, t_fixed = synthesize(basis, n=5, snr=(10, 100), seed=6)
+    _, t_varied = synthesize(basis, n=5, snr=(10, 100), seed=6, config=SynthesisConfig(mm_ppm_spread=0.04))
+    for key in t_fixed:
+        np.testing.assert_array_equal(t_fixed[key], t_varied[key])
 
     only_mm = basis.subset(["NAA", "MM"])
     c = np.tile([[0.0, 2.0]], (200, 1))
