@@ -60,7 +60,7 @@ def _basis_norm(args, measure) -> float | None:
     return value
 
 
-def _water_scale(args, table, names, data: dict, te_ms: float | None, per_proton: float | None = 1.0) -> None:
+def _water_scale(args, table, names, data: dict, te_ms: float | None, per_proton: float = 1.0) -> None:
     """Add <name>_mM columns when --water is given (one water FID for all spectra, or one per spectrum);
     ``per_proton``: the basis normalisation of :func:`_basis_norm`."""
     if not args.water:
@@ -81,7 +81,7 @@ def _water_scale(args, table, names, data: dict, te_ms: float | None, per_proton
     gm, wm, csf = args.tissue if args.tissue else (0.6, 0.4, 0.0)
     scaling = WaterScaling(te_s=te * 1e-3, tr_s=args.tr_ms * 1e-3, f_gm=gm, f_wm=wm, f_csf=csf,
                            water_conc_mm=args.water_conc_mm, metab_relax_factor=args.metab_relax_factor)
-    scale_table(table, names, amp if len(amp) == n else amp[0], scaling, basis_protons=per_proton or 1.0)
+    scale_table(table, names, amp if len(amp) == n else amp[0], scaling, basis_protons=per_proton)
 
 
 def _parser() -> argparse.ArgumentParser:

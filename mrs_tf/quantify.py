@@ -156,25 +156,25 @@ class Quantifier:
         if basis.n_points != self.n_points or not math.isclose(basis.dwell_s, self.dwell_s, rel_tol=1e-6):
             basis = basis.resample(dwell_s=self.dwell_s, n_points=self.n_points)
         basis = basis.subset([n for n in self.names if n in basis.names])
-        fids, protocol = basis.fids, dict(basis.protocol)
+        names, fids, protocol = list(basis.names), basis.fids, dict(basis.protocol)
+        units = 1.0  # the model's FID amplitude per proton (mrs-tf's MM is added in these units)
         if normalise:
             from .water import basis_amplitude_per_proton
 
+            units = self.amplitude_per_proton()[0]
             try:
-                factor = self.amplitude_per_proton()[0] / basis_amplitude_per_proton(basis)[0]
+                factor = units / basis_amplitude_per_proton(basis)[0]
             except BasisError:  # no reference singlet to compare: keep the basis as it is
                 factor = 1.0
             if not math.isclose(factor, 1.0, rel_tol=1e-3):
                 fids, protocol["rescaled_by"] = fids * factor, factor
-        if MM_NAME in self.names and MM_NAME not in basis.names:
+        if MM_NAME in self.names and MM_NAME not in names:
             from .macromolecules import mm_fid
 
-            mm = mm_fid(basis.n_points, basis.dwell_s, basis.field_mhz, basis.ref_ppm)
-            fids = np.vstack([fids, mm * (self.amplitude_per_proton()[0] if normalise else 1.0)])
+            fids = np.vstack([fids, mm_fid(basis.n_points, basis.dwell_s, basis.field_mhz, basis.ref_ppm) * units])
+            names.append(MM_NAME)
             protocol["mm_model"] = "mrs-tf parametric MM (added)"
-        out = BasisSet([n for n in self.names if n in basis.names] + [n for n in self.names if n not in basis.names],
-                       fids, basis.dwell_s, basis.field_mhz, basis.ref_ppm, protocol)
-        return out.subset(self.names)
+        return BasisSet(names, fids, basis.dwell_s, basis.field_mhz, basis.ref_ppm, protocol).subset(self.names)
 
     def use_basis(self, basis, source: str | None = None) -> "Quantifier":
         """Reconstruct, reference and report with ``basis`` (checked by :meth:`check_basis`) instead of the
@@ -193,14 +193,26 @@ class Quantifier:
         """Validate data against the model's protocol (``te_ms`` where the data's echo time is known); returns
         complex (n, n_points)."""
         arr = as_fid_matrix(fids)
+        self.check_protocol(arr.shape[1], dwell_s, field_mhz, te_ms)
+        bad = ~np.all(np.isfinite(arr), axis=1)
+        if bad.any():
+            raise MRSError(f"spectra {np.flatnonzero(bad)[:10].tolist()} contain NaN or Inf")
+        zero = ~np.any(arr, axis=1)
+        if zero.any():
+            raise MRSError(f"spectra {np.flatnonzero(zero)[:10].tolist()} are all zeros")
+        return arr
+
+    def check_protocol(self, n_points: int, dwell_s: float, field_mhz: float, te_ms: float | None = None) -> None:
+        """ProtocolError when data of ``n_points`` points, dwell ``dwell_s`` (s), field ``field_mhz`` (MHz) and echo
+        time ``te_ms`` (ms, where known) do not match the model's protocol; the message names both."""
         expected = f"this model expects {self.protocol_text()}"
         model_te = self.meta.get("protocol", {}).get("te_ms")
         if te_ms is not None and model_te is not None and abs(float(te_ms) - float(model_te)) > 0.5:
             raise ProtocolError(f"data echo time {te_ms:g} ms; {expected}. Metabolite signals change with TE (J "
                                 f"evolution): train a model for your protocol (mrs-tf train --basis YOUR_BASIS "
                                 f"--protocol-from YOUR_DATA) or use QUEST with a matching basis (mrs-tf fit)")
-        if arr.shape[1] != self.n_points:
-            raise ProtocolError(f"data have {arr.shape[1]} points; {expected} (mrs-tf quantify --resample "
+        if n_points != self.n_points:
+            raise ProtocolError(f"data have {n_points} points; {expected} (mrs-tf quantify --resample "
                                 f"resamples data of the same field and TE)")
         if dwell_s is None or field_mhz is None:
             raise ProtocolError(f"give dwell_s and field_mhz of the data; {expected}")
@@ -209,13 +221,6 @@ class Quantifier:
         if not math.isclose(field_mhz, self.field_mhz, rel_tol=5e-3):
             raise ProtocolError(f"data field {field_mhz:g} MHz; {expected}. Train a model for your protocol: mrs-tf "
                                 f"train --basis YOUR_BASIS --protocol-from YOUR_DATA")
-        bad = ~np.all(np.isfinite(arr), axis=1)
-        if bad.any():
-            raise MRSError(f"spectra {np.flatnonzero(bad)[:10].tolist()} contain NaN or Inf")
-        zero = ~np.any(arr, axis=1)
-        if zero.any():
-            raise MRSError(f"spectra {np.flatnonzero(zero)[:10].tolist()} are all zeros")
-        return arr
 
     def _infer(self, x: np.ndarray) -> np.ndarray:
         """The network on one batch of cropped spectra, through a compiled graph (no per-call Keras overhead)."""

@@ -144,18 +144,16 @@ def load_test_data(quantifier, data, truth_csv=None, tfds_dir=None):
     from .io import read_data
 
     if len(data) == 1 and str(data[0]).startswith("tfds:"):
-        import tensorflow_datasets as tfds
-
-        from .data import DATASET, load
+        from .data import _builder, load
 
         parts = str(data[0])[5:].split(":")
         config, split = parts[0], (parts[1] if len(parts) > 1 else "test")
         ds = load(config, split, tfds_dir)
-        meta = tfds.builder(f"{DATASET}/{config}", data_dir=str(tfds_dir) if tfds_dir else None).info.metadata
+        meta = _builder(config, tfds_dir).info.metadata
         proto = dict(meta.get("protocol", {}))
         if proto:  # the data set's protocol, checked as any data file's is
-            quantifier.check(np.ones((1, int(proto["n_points"])), complex), float(proto["dwell_s"]),
-                             float(proto["field_mhz"]), proto.get("te_ms"))
+            quantifier.check_protocol(int(proto["n_points"]), float(proto["dwell_s"]), float(proto["field_mhz"]),
+                                      proto.get("te_ms"))
         names = list(meta.get("metabolite_names", quantifier.names))
         _require(quantifier.names, names, f"tfds:{config}")
         exs = list(ds.as_numpy_iterator())
