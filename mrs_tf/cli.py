@@ -68,7 +68,8 @@ def _water_scale(args, table, names, data: dict, te_ms: float | None, per_proton
     from .io import read_data
     from .water import WaterScaling, check_water_protocol, scale_table, water_amplitude
 
-    water = read_data(args.water, field_mhz=args.field_mhz, dwell_s=_dwell(args))  # what the data got, no more
+    water = read_data(args.water, field_mhz=args.field_mhz, dwell_s=_dwell(args), combine=True,
+                      role="water")  # what the data got, no more
     check_water_protocol(water, data)
     n = len(data["fids"])
     if len(water["fids"]) not in (1, n):
@@ -82,6 +83,41 @@ def _water_scale(args, table, names, data: dict, te_ms: float | None, per_proton
     scaling = WaterScaling(te_s=te * 1e-3, tr_s=args.tr_ms * 1e-3, f_gm=gm, f_wm=wm, f_csf=csf,
                            water_conc_mm=args.water_conc_mm, metab_relax_factor=args.metab_relax_factor)
     scale_table(table, names, amp if len(amp) == n else amp[0], scaling, basis_protons=per_proton)
+
+
+def _add_preprocessing(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("in vivo preprocessing (on by default; each step is reported in the table)")
+    g.add_argument("--no-combine", dest="combine", action="store_false", default=True,
+                   help="keep coils and transients (NIfTI-MRS DIM_COIL/DIM_DYN) as separate rows")
+    g.add_argument("--combine", dest="combine", action="store_true", help="(default) combine coils, average "
+                   "transients")
+    g.add_argument("--no-align", dest="align", action="store_false", default=True,
+                   help="average transients without frequency/phase alignment (spectral registration)")
+    g.add_argument("--ecc", action="store_true",
+                   help="eddy-current (and zero-order phase) correction from the --water reference (Klose)")
+
+
+def _fit_options(args):
+    """QuestOptions from --preset and the flags given."""
+    from .quest import QuestOptions
+
+    opts = QuestOptions.in_vivo() if args.preset == "in-vivo" else QuestOptions()
+    changes = {}
+    if args.background:
+        changes["background"] = args.background
+    if args.truncate_ms is not None:
+        changes["truncate_ms"] = args.truncate_ms
+    if args.water_ppm:
+        changes["water_ppm"] = tuple(args.water_ppm)
+    if args.no_water_removal:
+        changes["water_ppm"] = None
+    if args.ppm_range:
+        changes["ppm_range"] = tuple(sorted(args.ppm_range))
+    if args.nonnegative is not None:
+        changes["nonnegative"] = args.nonnegative
+    if args.baseline_stiffness is not None:
+        changes["baseline_stiffness"] = args.baseline_stiffness
+    return opts.with_(**changes)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -121,13 +157,28 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--field-mhz", type=float, default=None, help="for .RAW data without a header")
     fit.add_argument("--bandwidth-hz", type=float, default=None, help="for .RAW data without a header")
     fit.add_argument("--resample-basis", action="store_true",
-                     help="resample the basis to the data's dwell time and points instead of refusing")
-    fit.add_argument("--background", choices=["subtract", "include", "truncate", "none"], default="subtract",
-                     help="QUEST background handling (default subtract)")
-    fit.add_argument("--truncate-ms", type=float, default=10.0, help="FID start left to the background (ms)")
+                     help="(always done now: a basis of other points/dwell is resampled to the data)")
+    fit.add_argument("--preset", choices=["in-vivo", "classic"], default="in-vivo",
+                     help="in-vivo (default): residual water removed, 0.2-4.0 ppm with a spline baseline, amplitudes "
+                          ">= 0; classic: QUEST's time-domain fit with HLSVD background subtraction")
+    fit.add_argument("--background", choices=["subtract", "include", "truncate", "none", "spline"], default=None,
+                     help="background handling (default: the preset's; spline for in-vivo, subtract for classic)")
+    fit.add_argument("--truncate-ms", type=float, default=None, help="FID start left to the background (ms)")
     fit.add_argument("--water-ppm", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
-                     help="remove residual water in this band by HLSVD first, e.g. 4.2 5.2")
+                     help="remove residual water in this band by HLSVD first (in-vivo default: 4.2 5.2)")
+    fit.add_argument("--no-water-removal", action="store_true", help="keep residual water (not recommended in vivo)")
+    fit.add_argument("--ppm-range", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                     help="fit this band of the spectrum (in-vivo default: 0.2 4.0)")
+    fit.add_argument("--nonnegative", dest="nonnegative", action="store_true", default=None,
+                     help="metabolite amplitudes >= 0 (in-vivo default)")
+    fit.add_argument("--allow-negative", dest="nonnegative", action="store_false",
+                     help="free amplitudes (classic default)")
+    fit.add_argument("--baseline-stiffness", type=float, default=None,
+                     help="spline baseline: weight of its curvature (default 2; larger = stiffer)")
+    fit.add_argument("--no-basis-hygiene", action="store_true",
+                     help="use the basis as read: no reference-peak removal, ppm re-referencing, MM/lipids added")
     fit.add_argument("--n-jobs", type=int, default=2, help="worker processes (default 2)")
+    _add_preprocessing(fit)
     _add_water(fit)
     fit.add_argument("--plot", default=None, help="plotly HTML of the first spectrum's fit")
     fit.add_argument("--overwrite", action="store_true")
@@ -177,14 +228,11 @@ def _parser() -> argparse.ArgumentParser:
     qnt.add_argument("--basis", default=None,
                      help="with --method quest: the basis set to fit; with the network: the basis for the report's "
                           "reconstruction and --reference (must hold every metabolite the model quantifies)")
-    qnt.add_argument("--ecc", action="store_true",
-                     help="eddy-current (and zero-order phase) correction from the --water reference (Klose)")
+    _add_preprocessing(qnt)
     qnt.add_argument("--reference", action="store_true",
                      help="frequency-reference each spectrum on its metabolite peaks first (offsets up to 0.5 ppm)")
     qnt.add_argument("--resample", action="store_true",
                      help="resample data whose points/dwell differ from the model's (same field and TE)")
-    qnt.add_argument("--combine", action="store_true",
-                     help="NIfTI-MRS: combine coils (DIM_COIL) and average repetitions (DIM_DYN/MEAS/PHASE_CYCLE)")
     qnt.add_argument("--report", default=None, help="self-contained HTML report (spectra, fits, warnings)")
     qnt.add_argument("--maps", default=None, help="MRSI: folder for one NIfTI map per metabolite (input affine)")
     qnt.add_argument("--mask", default=None, help="MRSI: NIfTI mask; voxels where it is 0 are not quantified")
@@ -304,34 +352,83 @@ def _synth(args) -> None:
         _write_plot(spectrum_figure(fids[:5], basis.ppm, title="Synthesised spectra"), args.plot, args.overwrite)
 
 
+def _read_scan(args, path) -> dict:
+    """Read one data file with the in vivo preprocessing asked for (coil combination, aligned averaging, ECC from
+    --water); ``d["steps"]`` holds the per-row table columns that report what was done."""
+    from .io import read_data
+
+    d = read_data(path, field_mhz=args.field_mhz, dwell_s=_dwell(args), combine=args.combine, align=args.align)
+    pre = d.get("preprocessing", {})
+    n = len(d["fids"])
+    steps = {"coils_combined": np.full(n, pre.get("coils", 1)), "transients_averaged": np.full(n, pre.get(
+        "transients", 1)), "align_max_hz": np.full(n, pre.get("align_max_hz", np.nan))}
+    ecc = bool(args.ecc)
+    if ecc:
+        if not args.water:
+            raise MRSError("--ecc needs the water reference: --water FILE")
+        from .preprocess import eddy_current_correction
+        from .water import check_water_protocol
+
+        water = read_data(args.water, field_mhz=args.field_mhz, dwell_s=_dwell(args), combine=True, role="water")
+        check_water_protocol(water, d)
+        if len(water["fids"]) not in (1, n):
+            raise MRSError(f"{args.water}: {len(water['fids'])} water FIDs for {n} spectra")
+        d = {**d, "fids": np.concatenate([eddy_current_correction(d["fids"][i:i + 1],
+                                                                  water["fids"][min(i, len(water["fids"]) - 1)])
+                                          for i in range(n)])}
+    steps["ecc"] = np.full(n, int(ecc))
+    d["steps"] = steps
+    return d
+
+
+def _warn_poor_fits(table) -> None:
+    status = np.asarray(table["status"])
+    bad = np.flatnonzero(status == "poor_fit")
+    for i in bad[:5]:
+        print(f"mrs-tf: warning: {table['spectrum'][i]}: poor fit: {table['message'][i]}", file=sys.stderr)
+    if len(bad) > 5:
+        print(f"mrs-tf: warning: {len(bad) - 5} more poor fits (status column)", file=sys.stderr)
+
+
 def _fit(args) -> None:
     from . import quest
     from .basis import BasisSet
-    from .io import read_data
     from .table import ResultTable
 
     _refuse_existing(args, args.out, args.plot)
     if args.water and len(args.data) > 1:
         raise MRSError("--water scales one data file: run one fit per file with its own water reference")
-    dwell = _dwell(args)
-    datasets = [read_data(p, field_mhz=args.field_mhz, dwell_s=dwell) for p in args.data]
+    options = _fit_options(args)
+    datasets = [_read_scan(args, p) for p in args.data]
     first = datasets[0]
     for path, d in zip(args.data[1:], datasets[1:]):
         if d["fids"].shape[1] != first["fids"].shape[1] or abs(d["dwell_s"] - first["dwell_s"]) > 1e-9:
             raise MRSError(f"{path}: points/dwell differ from {args.data[0]}; fit them in separate runs")
     basis = BasisSet.load(args.basis, field_mhz=first["field_mhz"], unknown="keep")
-    if args.resample_basis:
-        basis = basis.resample(dwell_s=first["dwell_s"], n_points=first["fids"].shape[1])
+    te_data = first.get("te_ms")
+    te_basis = basis.protocol.get("te_ms")
+    if te_data and te_basis and abs(float(te_data) - float(te_basis)) > 0.5:
+        raise MRSError(f"{args.basis} is for TE {float(te_basis):g} ms, {args.data[0]} has TE {float(te_data):g} ms: "
+                       f"simulate a basis for the data's TE (mrs-tf basis simulate --te-ms {float(te_data):g} ...)")
+    if args.no_basis_hygiene:
+        basis = basis.resample(dwell_s=first["dwell_s"], n_points=first["fids"].shape[1]) if (
+            basis.n_points != first["fids"].shape[1] or abs(basis.dwell_s - first["dwell_s"]) > 1e-12) else basis
+    else:
+        from .basis_prep import prepare_basis
+
+        basis = prepare_basis(basis, n_points=first["fids"].shape[1], dwell_s=first["dwell_s"]).basis
     from .water import basis_amplitude_per_proton
 
     per_proton = _basis_norm(args, lambda: basis_amplitude_per_proton(basis))  # before the fits: fail early
     fids = np.concatenate([d["fids"] for d in datasets])
     labels = [lab for d in datasets for lab in d["labels"]]
-    options = quest.QuestOptions(background=args.background, truncate_ms=args.truncate_ms,
-                                 water_ppm=tuple(args.water_ppm) if args.water_ppm else None)
     table = quest.fit(fids, basis, n_jobs=args.n_jobs, options=options, dwell_s=first["dwell_s"],
                       field_mhz=first["field_mhz"])
     table = ResultTable({"spectrum": np.array(labels, dtype=object), **table})
+    for key in first["steps"]:
+        table[key] = np.concatenate([d["steps"][key] for d in datasets])
+    table["water_removed_ppm"] = np.array([("%g-%g" % tuple(options.water_ppm)) if options.water_ppm else ""]
+                                          * len(labels), dtype=object)
     from .crlb import combination_rows
 
     names = list(basis.names) + list(combination_rows(basis.names))
@@ -339,6 +436,7 @@ def _fit(args) -> None:
     table.to_csv(args.out, overwrite=args.overwrite)
     counts = {s: int(np.sum(table["status"] == s)) for s in dict.fromkeys(table["status"])}
     print(f"wrote {args.out}: {len(fids)} spectra, status {counts}")
+    _warn_poor_fits(table)
     if args.plot:
         _write_plot(quest.fit_one(fids[0], basis, options).figure(title=f"QUEST fit of {labels[0]}"), args.plot,
                     args.overwrite)
@@ -478,16 +576,15 @@ def _quantify(args) -> None:
         if not args.basis:
             raise MRSError("--method quest needs --basis BASIS")
         flags = (("--maps", args.maps), ("--mask", args.mask), ("--resample", args.resample),
-                 ("--reference", args.reference), ("--ecc", args.ecc), ("--combine", args.combine),
-                 ("--backend litert", args.backend != "keras"))
+                 ("--reference", args.reference), ("--backend litert", args.backend != "keras"))
         unsupported = [flag for flag, on in flags if on]
         if unsupported:
             raise MRSError(f"{', '.join(unsupported)} apply to the network; with --method quest use mrs-tf fit's "
-                           f"options (--resample-basis, --water-ppm, --background)")
+                           f"options (--preset, --water-ppm, --ppm-range, --background)")
         fit_args = _parser().parse_args(["fit", "--basis", args.basis, *args.data, "--out", args.out])
         fit_args.plot = args.report  # QUEST's report: the fit of the first spectrum, self-contained HTML
         for key in ("water", "water_conc_mm", "metab_relax_factor", "tr_ms", "te_ms", "tissue", "overwrite",
-                    "field_mhz", "bandwidth_hz", "basis_amplitude_per_proton"):
+                    "field_mhz", "bandwidth_hz", "basis_amplitude_per_proton", "combine", "align", "ecc"):
             setattr(fit_args, key, getattr(args, key))
         return _fit(fit_args)
     if (args.maps or args.mask) and len(args.data) != 1:
@@ -500,26 +597,13 @@ def _quantify(args) -> None:
     dwell = _dwell(args)
     rows, labels, voxels, all_fids = [], [], [], []
     for path in args.data:
-        d = read_data(path, field_mhz=args.field_mhz, dwell_s=dwell, combine=args.combine)
+        d = _read_scan(args, path)
         if args.resample and (d["fids"].shape[1] != q.n_points or abs(d["dwell_s"] - q.dwell_s) > 1e-9):
             from .preprocess import resample_fids
 
             print(f"{path}: resampling {d['fids'].shape[1]} points at {1 / d['dwell_s']:g} Hz to {q.n_points} at "
                   f"{1 / q.dwell_s:g} Hz")
             d = {**d, "fids": resample_fids(d["fids"], d["dwell_s"], q.dwell_s, q.n_points), "dwell_s": q.dwell_s}
-        if args.ecc:
-            if not args.water:
-                raise MRSError("--ecc needs the water reference: --water FILE")
-            from .preprocess import eddy_current_correction
-            from .water import check_water_protocol
-
-            water = read_data(args.water, field_mhz=args.field_mhz, dwell_s=dwell)
-            check_water_protocol(water, d)
-            if len(water["fids"]) not in (1, len(d["fids"])):
-                raise MRSError(f"{args.water}: {len(water['fids'])} water FIDs for {len(d['fids'])} spectra")
-            d = {**d, "fids": np.concatenate([eddy_current_correction(d["fids"][i:i + 1],
-                                                                      water["fids"][min(i, len(water["fids"]) - 1)])
-                                              for i in range(len(d["fids"]))])}
         keep = np.any(d["fids"] != 0, axis=1)  # MRSI: voxels outside the excitation hold zeros
         offsets = np.full(len(keep), np.nan)
         if args.reference:
@@ -542,6 +626,7 @@ def _quantify(args) -> None:
             full[k][keep] = v
         if args.reference:
             full["reference_offset_ppm"] = offsets
+        full.update(d["steps"])
         rows.append(full)
         all_fids.append(d["fids"])
         labels += d["labels"]

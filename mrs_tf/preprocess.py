@@ -6,7 +6,7 @@ import numpy as np
 from .basis import lagrange_interpolate, ppm_axis
 
 __all__ = ["DEFAULT_PPM_RANGE", "as_fid_matrix", "crop_slice", "cropped_spectrum", "full_spectrum", "resample_fids",
-           "frequency_reference", "eddy_current_correction"]
+           "frequency_reference", "eddy_current_correction", "spectral_registration"]
 
 #: Metabolite range that the networks see (ppm), high to low as the spectrum array runs.
 DEFAULT_PPM_RANGE = (0.2, 4.2)
@@ -108,11 +108,14 @@ def frequency_reference(fids, basis, search_ppm: float = 0.5) -> tuple[np.ndarra
     return arr * np.exp(-2j * np.pi * shifts[:, None] * t[None, :]), shifts
 
 
-def eddy_current_correction(fids, water_fid) -> np.ndarray:
+def eddy_current_correction(fids, water_fid, reliable: float = 0.05) -> np.ndarray:
     """Klose's eddy-current correction: every FID multiplied by ``exp(-i phase_w(t))``, the unwrapped phase of the
     unsuppressed water reference acquired with the same gradients. It removes time-varying phase from eddy currents
     together with the zero-order phase and puts water exactly at the reference frequency (4.65 ppm), so it also
-    frequency-references the data to water. The water FID must share the data's points and dwell time."""
+    frequency-references the data to water. Where the water signal has decayed below ``reliable`` of its start the
+    phase is noise: from there on it is continued as a straight line fitted to the last reliable tenth (a constant
+    frequency), so that the water's noise does not enter the metabolites' tail. The water FID must share the data's
+    points and dwell time."""
     from .errors import ProtocolError
 
     arr = as_fid_matrix(fids)
@@ -120,4 +123,40 @@ def eddy_current_correction(fids, water_fid) -> np.ndarray:
     if water.shape[0] != arr.shape[1]:
         raise ProtocolError(f"water reference has {water.shape[0]} points, the data {arr.shape[1]}")
     phase = np.unwrap(np.angle(water))
+    mag = np.abs(water)
+    below = np.flatnonzero(mag < reliable * mag[:8].mean())
+    end = int(below[0]) if len(below) else len(water)
+    if 16 <= end < len(water):
+        k = np.arange(len(water))
+        fit_from = max(end - max(end // 10, 8), 0)
+        slope, icpt = np.polyfit(k[fit_from:end], phase[fit_from:end], 1)
+        phase[end:] = icpt + slope * k[end:]
     return arr * np.exp(-1j * phase)[None, :]
+
+
+def spectral_registration(fids, dwell_s: float, window_s: float = 0.2, iterations: int = 2,
+                          reference=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frequency and phase alignment of transients before averaging (spectral registration, Near et al. MRM 2015):
+    each FID ``x_k`` is fitted to the reference over its first ``window_s`` seconds as
+    ``x_k(t) exp(i (2 pi f_k t + phi_k))`` (least squares in the time domain), then corrected. The reference is the
+    mean of the transients (or ``reference``), re-formed from the aligned ones ``iterations`` times.
+
+    Returns (aligned FIDs (n, points), f_k in Hz, phi_k in degrees)."""
+    import scipy.optimize
+
+    arr = as_fid_matrix(fids).astype(complex)
+    n_win = max(8, min(arr.shape[1], int(round(window_s / dwell_s))))
+    t = np.arange(arr.shape[1]) * dwell_s
+    freqs, phases = np.zeros(len(arr)), np.zeros(len(arr))
+    for _ in range(max(1, iterations)):
+        ref = (np.asarray(reference).reshape(-1) if reference is not None
+               else (arr * np.exp(1j * (2 * np.pi * freqs[:, None] * t + phases[:, None]))).mean(0))[:n_win]
+        scale = np.abs(ref).max() or 1.0
+        for k, x in enumerate(arr[:, :n_win]):
+            def resid(p, x=x):
+                d = ref - x * np.exp(1j * (2 * np.pi * p[0] * t[:n_win] + p[1]))
+                return np.concatenate([d.real, d.imag]) / scale
+
+            freqs[k], phases[k] = scipy.optimize.least_squares(resid, [freqs[k], phases[k]], method="lm").x
+    aligned = arr * np.exp(1j * (2 * np.pi * freqs[:, None] * t + phases[:, None]))
+    return aligned, freqs, np.rad2deg((phases + np.pi) % (2 * np.pi) - np.pi)

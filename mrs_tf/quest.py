@@ -43,14 +43,17 @@ from .table import ResultTable
 
 __all__ = ["QuestOptions", "QuestResult", "fit", "fit_one", "check_protocol"]
 
-STATUSES = ("ok", "max_iterations", "no_signal", "nan_input", "failed")
+STATUSES = ("ok", "poor_fit", "max_iterations", "no_signal", "nan_input", "failed")
+
+#: limits of a fit that describes its data (beyond them: status poor_fit, CRLB columns NaN, a warning)
+POOR_FIT_LIMITS = {"chi2": 10.0, "baseline_over_signal": 1.0, "residual_structure": 8.0}
 
 
 @dataclass(frozen=True)
 class QuestOptions:
     """Prior knowledge and settings of a QUEST fit (units in the names)."""
 
-    background: str = "subtract"          # 'subtract' | 'include' | 'truncate' | 'none'
+    background: str = "subtract"          # 'subtract' | 'include' | 'truncate' | 'none' | 'spline'
     truncate_ms: float = 10.0             # FID start left out of stages 1-2 (background)
     background_window_ms: float = 60.0    # residual span decomposed by HLSVD for the background
     background_components: int = 12       # HLSVD model order for the background
@@ -70,13 +73,26 @@ class QuestOptions:
     nonnegative: bool = False             # metabolite amplitudes >= 0 (QUEST: free; unbiased at low SNR)
     noise_sd: float | None = None         # noise sigma per real/imag part; None: from the residual's last quarter
     max_nfev: int = 200                   # evaluations per stage
+    baseline_knot_ppm: float = 0.1        # 'spline': spacing of the cubic B-spline baseline's knots (ppm)
+    baseline_stiffness: float = 1.0       # 'spline': weight of the baseline's second differences (per noise sigma)
 
     def __post_init__(self):
-        if self.background not in ("subtract", "include", "truncate", "none"):
-            raise MRSError(f"background must be subtract, include, truncate or none, got {self.background!r}")
+        if self.background not in ("subtract", "include", "truncate", "none", "spline"):
+            raise MRSError(f"background must be subtract, include, truncate, none or spline, got {self.background!r}")
+        if self.background == "spline" and not self.baseline_knot_ppm > 0:
+            raise MRSError(f"baseline_knot_ppm must be > 0, got {self.baseline_knot_ppm}")
         if self.truncate_ms < 0 or self.background_window_ms <= self.truncate_ms and self.background in (
                 "subtract", "include"):
             raise MRSError("need 0 <= truncate_ms < background_window_ms")
+
+    @classmethod
+    def in_vivo(cls, **changes) -> "QuestOptions":
+        """Settings for in vivo scans (``mrs-tf fit``'s default): residual water removed by HLSVD (4.2-5.2 ppm), the
+        final fit over 0.2-4.0 ppm of the spectrum with a smooth spline baseline (LCModel's habit), amplitudes
+        >= 0. Measured against LCModel on two Philips PRESS scans: ``benchmarks/invivo_vs_lcmodel.py``."""
+        preset = dict(water_ppm=(4.2, 5.2), background="spline", ppm_range=(0.2, 4.0), nonnegative=True,
+                      baseline_knot_ppm=0.1, baseline_stiffness=2.0)
+        return cls(**{**preset, **changes})
 
     def with_(self, **changes) -> "QuestOptions":
         return replace(self, **changes)
@@ -140,6 +156,7 @@ class QuestResult:
     data: np.ndarray = field(repr=False)          # corrected data (water removed)
     contributions: np.ndarray = field(repr=False)  # (M, N) a_m * Phi_m
     background: np.ndarray = field(repr=False)
+    quality: dict = field(default_factory=dict)   # fit diagnostics (see fit_quality)
 
     @property
     def fit(self) -> np.ndarray:
@@ -181,8 +198,11 @@ def _row(res: QuestResult) -> dict:
     else:
         row.update({f"{nm}_lorentz_hz": v for nm, v in zip(res.names, res.lorentz_hz)})
     row.update({f"{nm}_shift_hz": v for nm, v in zip(res.names, res.metabolite_shift_hz)})
-    row.update(noise_sd=res.noise_sd, snr=res.snr, chi2=res.chi2, nfev=res.nfev, seconds=res.seconds,
-               status=res.status, message=res.message)
+    row.update(noise_sd=res.noise_sd, snr=res.snr, chi2=res.chi2, **res.quality, nfev=res.nfev,
+               seconds=res.seconds, status=res.status, message=res.message)
+    if res.status == "poor_fit":  # a bound of a model that does not describe the data is no error bar
+        for key in [k for k in row if k.endswith("_crlb") or k.endswith("_crlb_pct")]:
+            row[key] = np.nan
     return row
 
 
@@ -222,6 +242,30 @@ def check_protocol(fids: np.ndarray, basis: BasisSet, dwell_s: float | None = No
 def _tail_sd(residual: np.ndarray) -> float:
     tail = residual[-max(16, len(residual) // 4):]
     return float(np.sqrt(np.mean(np.abs(tail) ** 2) / 2))
+
+
+#: spectral regions without 1H brain signals (ppm), where the noise is measured
+NOISE_REGIONS_PPM = ((-4.0, -1.0), (9.0, 13.0))
+
+
+def spectral_noise_sd(y: np.ndarray, basis: BasisSet, min_bins: int = 32) -> float | None:
+    """Noise sigma per real/imaginary part (time-domain units) measured in the signal-free regions of the spectrum
+    (:data:`NOISE_REGIONS_PPM`, each detrended by a straight line so that broad tails do not count); None when the
+    spectral width leaves fewer than ``min_bins`` such bins."""
+    n = len(y)
+    ppm = basis.ref_ppm - np.fft.fftfreq(n, basis.dwell_s) / basis.field_mhz
+    spec = np.fft.fft(y) / np.sqrt(n)
+    parts = []
+    for lo, hi in NOISE_REGIONS_PPM:
+        sel = np.flatnonzero((ppm > lo) & (ppm < hi))
+        if len(sel) < 8:
+            continue
+        x = ppm[sel]
+        for v in (spec[sel].real, spec[sel].imag):
+            parts.append(v - np.polyval(np.polyfit(x, v, 1), x))
+    if sum(len(p) for p in parts) < 2 * min_bins:
+        return None
+    return float(np.std(np.concatenate(parts)))
 
 
 def _initial_shift(y: np.ndarray, basis: BasisSet, prior: np.ndarray, search_ppm: float) -> float:
@@ -315,11 +359,11 @@ def _fit_one(fid: np.ndarray, basis: BasisSet, opts: QuestOptions) -> QuestResul
     phase0, phase1 = pivot_phase, 0.0  # phase1 starts at 0 around the pivot
 
     # stage 2: real amplitudes, all nonlinear parameters, truncated FID
-    def real_model(obs, extra=None, data=y):
+    def real_model(obs, extra=None, data=y, penalty=None):
         return SignalModel(basis.fids, dwell, field_mhz, damping_groups=dgroups, shift_groups=sgroups,
                            gaussian=opts.gaussian, fit_phase1=opts.phase1, observation=obs, extra=extra,
                            shift_sd_hz=opts.shift_sd_hz, nonnegative=opts.nonnegative,
-                           pivot_ppm_rel=pivot).bind(data, sigma)
+                           pivot_ppm_rel=pivot, extra_penalty=penalty).bind(data, sigma)
 
     m2 = real_model(trunc)
     start2 = m2.pack(phase0=phase0, phase1=phase1, lorentz=p1["lorentz"][0], gauss=p1["gauss"], shift=p1["shift"])
@@ -383,6 +427,15 @@ def _fit_one(fid: np.ndarray, basis: BasisSet, opts: QuestOptions) -> QuestResul
         nfev += sol.nfev
         if opts.background == "subtract":
             background = broad.signal(t)  # in the stage-2 frame, which the final frame matches closely
+    elif opts.background == "spline":
+        # LCModel-style: the final fit over a band of the spectrum (ppm_range, default 0.2-4.2 ppm) with a smooth
+        # complex baseline of cubic B-splines (knots every baseline_knot_ppm) as free linear terms
+        band = _band(basis, opts.ppm_range or (0.2, 4.2))
+        splines = spline_baseline(basis, band.band, opts.baseline_knot_ppm)
+        model = real_model(band, extra=splines,
+                           penalty=opts.baseline_stiffness * np.diff(np.eye(len(splines)), 2, axis=0))
+        sol = _least_squares(model, sol.x, lo, hi, opts.max_nfev)
+        nfev += sol.nfev
     elif opts.background == "none" and opts.ppm_range is not None:
         model.observe(_band(basis, opts.ppm_range))
         sol = _least_squares(model, sol.x, lo, hi, opts.max_nfev)
@@ -398,7 +451,12 @@ def _fit_one(fid: np.ndarray, basis: BasisSet, opts: QuestOptions) -> QuestResul
         fitted = fitted + background
     data = y2 + (background if opts.background == "subtract" else 0)
     resid = y2 - fitted
-    sigma = float(opts.noise_sd) if opts.noise_sd else _tail_sd(resid)
+    if opts.noise_sd:
+        sigma = float(opts.noise_sd)
+    elif opts.background == "spline":  # a band fit: the FID's tail holds what lies outside the band
+        sigma = spectral_noise_sd(y2, basis) or _tail_sd(resid)
+    else:
+        sigma = _tail_sd(resid)
     model.sigma = sigma
     first = opts.bound_first_point(dwell, n)
     if first:
@@ -416,8 +474,17 @@ def _fit_one(fid: np.ndarray, basis: BasisSet, opts: QuestOptions) -> QuestResul
     energy = float(np.sum(np.abs(model.obs(contributions.sum(0))) ** 2) / sigma ** 2) if sigma > 0 else 0.0
     n_par = len(names) + len(sol.x)
     snr = _snr(basis, contributions, sigma)
+    fitted_part = resid.copy()
+    if opts.background == "truncate":  # the first points were left to the (unmodelled) background
+        fitted_part[:opts.first_point(dwell, n)] = 0
+    quality = fit_quality(basis, contributions, background if model.extra is not None else None, fitted_part, sigma,
+                          opts.ppm_range or (0.2, 4.2))
+    tcr = float(amp[tcr_rows(names)].sum()) if len(tcr_rows(names)) else np.nan
+    problems = _poor_fit_problems(quality, chi2, tcr)
     if not _above_noise(energy, n_par):
         status, message = "no_signal", f"fitted signal energy {energy:.0f} sigma^2 is at the noise level"
+    elif problems:
+        status, message = "poor_fit", "; ".join(problems)
     elif sol.status == 0:
         status, message = "max_iterations", f"stopped after {opts.max_nfev} evaluations"
     else:
@@ -431,7 +498,49 @@ def _fit_one(fid: np.ndarray, basis: BasisSet, opts: QuestOptions) -> QuestResul
         metabolite_shift_hz=np.broadcast_to(model.metabolite_shifts(pdict), (len(names),)).astype(float),
         noise_sd=sigma, snr=snr, chi2=chi2, status=status, message=message, nfev=int(nfev),
         seconds=time.perf_counter() - start, dwell_s=dwell, field_mhz=field_mhz, ref_ppm=basis.ref_ppm,
-        data=data, contributions=contributions, background=background)
+        data=data, contributions=contributions, background=background, quality=quality)
+
+
+def fit_quality(basis: BasisSet, contributions: np.ndarray, baseline: np.ndarray | None, resid: np.ndarray,
+                sigma: float, ppm_range=(0.2, 4.2)) -> dict:
+    """Diagnostics of a fit over ``ppm_range`` of the spectrum (unshifted FFT / sqrt(n), the noise's scale):
+
+    * ``baseline_over_signal``: the fitted baseline's largest magnitude over the metabolites' (a baseline taller
+      than the metabolite peaks means the fit traded metabolites against it, e.g. under a residual-water tail);
+    * ``residual_structure``: RMS of the residual smoothed over 0.1 ppm, in units of what white noise of ``sigma``
+      leaves after the same smoothing (about 1 for a residual that is noise; large when it is unfitted signal)."""
+    band = _band(basis, ppm_range).band
+    n = basis.n_points
+    spec = lambda v: np.fft.fft(v)[band] / np.sqrt(n)  # noqa: E731
+    met = np.abs(spec(contributions.sum(0))).max() if len(band) else 0.0
+    out = {"baseline_over_signal": float(np.abs(spec(baseline)).max() / met) if baseline is not None and met > 0
+           else 0.0}
+    width = max(int(round(0.1 * basis.field_mhz * n * basis.dwell_s)), 1)
+    r = spec(resid)
+    if sigma > 0 and len(r) > width:
+        smooth = np.convolve(r, np.ones(width) / width, mode="valid")
+        out["residual_structure"] = float(np.sqrt(np.mean(np.abs(smooth) ** 2) / 2) * np.sqrt(width) / sigma)
+    else:
+        out["residual_structure"] = float("nan")
+    return out
+
+
+def _poor_fit_problems(quality: dict, chi2: float, tcr: float) -> list[str]:
+    """Why a fit does not describe its data (empty: it does), against :data:`POOR_FIT_LIMITS`."""
+    lim = POOR_FIT_LIMITS
+    out = []
+    if chi2 > lim["chi2"]:
+        out.append(f"reduced chi2 {chi2:.1f} > {lim['chi2']:g}: the model does not describe the data (unremoved "
+                   f"water or lipids? a basis of another protocol?)")
+    if quality.get("baseline_over_signal", 0) > lim["baseline_over_signal"]:
+        out.append(f"the baseline is {quality['baseline_over_signal']:.1f}x taller than the metabolite signals "
+                   f"(residual water not removed?)")
+    if quality.get("residual_structure", 0) > lim["residual_structure"]:
+        out.append(f"the residual is mostly structure ({quality['residual_structure']:.1f}x the noise after "
+                   f"0.1 ppm smoothing)")
+    if np.isfinite(tcr) and tcr <= 0:
+        out.append(f"total creatine (Cr+PCr) is {tcr:.3g} <= 0: no brain spectrum fits so")
+    return out
 
 
 def _snr(basis: BasisSet, contributions: np.ndarray, sigma: float) -> float:
@@ -458,6 +567,26 @@ def _band(basis: BasisSet, ppm_range) -> Observation:
     ppm = basis.ref_ppm - np.fft.fftfreq(basis.n_points, basis.dwell_s) / basis.field_mhz
     lo, hi = sorted(ppm_range)
     return Observation(band=np.flatnonzero((ppm >= lo) & (ppm <= hi)))
+
+
+def spline_baseline(basis: BasisSet, band: np.ndarray, knot_ppm: float) -> np.ndarray:
+    """(K, n) time-domain signals whose spectra (unshifted FFT / sqrt(n), the observation's scaling) are cubic
+    B-splines in ppm over the bins ``band`` (knots every ``knot_ppm``, zero outside): a smooth baseline basis."""
+    from scipy.interpolate import BSpline
+
+    ppm = basis.ref_ppm - np.fft.fftfreq(basis.n_points, basis.dwell_s) / basis.field_mhz
+    x = ppm[band]
+    lo, hi = float(x.min()), float(x.max())
+    n_inner = max(int(np.ceil((hi - lo) / knot_ppm)), 1)
+    inner = np.linspace(lo, hi, n_inner + 1)
+    knots = np.concatenate([[lo] * 3, inner, [hi] * 3])
+    n_basis = len(knots) - 4
+    spec = np.zeros((n_basis, basis.n_points))
+    for k in range(n_basis):
+        coef = np.zeros(n_basis)
+        coef[k] = 1.0
+        spec[k, band] = BSpline(knots, coef, 3, extrapolate=False)(x)
+    return np.fft.ifft(np.nan_to_num(spec), axis=1) * np.sqrt(basis.n_points)
 
 
 def _safe_row(fid, basis, options) -> dict:

@@ -65,7 +65,7 @@ class SignalModel:
                  gaussian: bool = True, fit_phase0: bool = True, fit_phase1: bool = True, phase0: float = 0.0,
                  phase1: float = 0.0, gauss_hz: float = 0.0, complex_amplitudes: bool = False,
                  extra: np.ndarray | None = None, observation: Observation = Observation(), shift_sd_hz: float = 2.0,
-                 nonnegative: bool = False, pivot_ppm_rel: float = 0.0):
+                 nonnegative: bool = False, pivot_ppm_rel: float = 0.0, extra_penalty: np.ndarray | None = None):
         self.basis = np.asarray(basis_fids, complex)
         self.n_met, self.n = self.basis.shape
         self.dwell_s, self.field_mhz = float(dwell_s), float(field_mhz)
@@ -78,6 +78,9 @@ class SignalModel:
         self.fixed_phase0, self.fixed_phase1, self.fixed_gauss = phase0, phase1, gauss_hz
         self.complex_amplitudes = complex_amplitudes
         self.extra = None if extra is None or len(extra) == 0 else np.asarray(extra, complex)
+        # roughness penalty on the extra (baseline) amplitudes: rows R @ c, in data units, for the real and the
+        # imaginary parts alike (a Gaussian prior on R c with sigma = the noise sigma)
+        self.extra_penalty = None if self.extra is None or extra_penalty is None else np.asarray(extra_penalty, float)
         self.obs = observation
         self.shift_sd_hz = float(shift_sd_hz)
         self.nonnegative = nonnegative
@@ -183,6 +186,17 @@ class SignalModel:
             cols += [self.extra, 1j * self.extra]
         return np.concatenate(cols, axis=0)
 
+    def penalty_rows(self, n_linear: int) -> np.ndarray:
+        """(2R, n_linear) rows of the baseline roughness penalty over the linear amplitudes (zero rows: none)."""
+        if self.extra_penalty is None:
+            return np.zeros((0, n_linear))
+        k = len(self.extra)
+        start = 2 * self.n_met if self.complex_amplitudes else self.n_met
+        rows = np.zeros((2 * len(self.extra_penalty), n_linear))
+        rows[:len(self.extra_penalty), start:start + k] = self.extra_penalty
+        rows[len(self.extra_penalty):, start + k:start + 2 * k] = self.extra_penalty
+        return rows
+
     def metabolite_amplitudes(self, lin: np.ndarray) -> np.ndarray:
         """Complex (M,) metabolite amplitudes from the linear solution."""
         m = self.n_met
@@ -218,6 +232,9 @@ class SignalModel:
         lin_cols = self.linear_columns(phi)
         a_mat = stack(self.obs(lin_cols)).T / self.sigma           # (2K, n_linear)
         b = stack(self.obs(y2)) / self.sigma
+        pen = self.penalty_rows(a_mat.shape[1])
+        if len(pen):
+            a_mat, b = np.vstack([a_mat, pen / self.sigma]), np.concatenate([b, np.zeros(len(pen))])
         if self.nonnegative and not self.complex_amplitudes:
             # metabolite amplitudes >= 0, background amplitudes free (bounded-variable least squares)
             lower = np.full(a_mat.shape[1], -np.inf)
@@ -252,6 +269,8 @@ class SignalModel:
         # residual y'' - Phi a: the data y'' = exp(-i phi0) P1(-phi1) y turn against the phases and the model moves
         # with the shape parameters, so every column is minus the model's derivative (taken at y'' for the phases)
         d_mat = -stack(self.obs(np.array(self.derivative_columns(y2, phi, amp, p)))).T / self.sigma
+        if self.extra_penalty is not None:  # the penalty rows do not depend on theta
+            d_mat = np.vstack([d_mat, np.zeros((len(q) - len(d_mat), d_mat.shape[1]))])
         jac = d_mat - q @ (q.T @ d_mat)
         return np.vstack([jac, self._prior(theta)[1]])
 
@@ -262,8 +281,13 @@ class SignalModel:
         p = self.unpack(theta)
         phi = self.columns(p)
         amp = self.metabolite_amplitudes(np.asarray(lin, float))
-        cols = list(self.linear_columns(phi)) + self.derivative_columns(amp @ phi, phi, amp, p)
-        return stack(self.obs(np.array(cols))).T / self.sigma
+        lin_cols = self.linear_columns(phi)
+        cols = list(lin_cols) + self.derivative_columns(amp @ phi, phi, amp, p)
+        jac = stack(self.obs(np.array(cols))).T / self.sigma
+        pen = self.penalty_rows(len(lin_cols))
+        if len(pen):  # the baseline prior's information, as rows (no theta dependence)
+            jac = np.vstack([jac, np.hstack([pen, np.zeros((len(pen), len(cols) - len(lin_cols)))]) / self.sigma])
+        return jac
 
     def prior_precision(self, n_linear: int, theta) -> np.ndarray:
         """Diagonal of the soft constraints' information, aligned with :meth:`fisher_jacobian`'s columns."""

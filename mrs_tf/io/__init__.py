@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FileFormatError, ProtocolError
-from . import fslmrs, jmrui, lcmodel, nifti
+from . import fslmrs, jmrui, lcmodel, nifti, vendor
 from ._files import full_suffix, require_file
 
-__all__ = ["read_basis", "write_basis", "basis_format", "read_data", "lcmodel", "jmrui", "fslmrs", "nifti"]
+__all__ = ["read_basis", "write_basis", "basis_format", "read_data", "lcmodel", "jmrui", "fslmrs", "nifti", "vendor"]
 
 
 def basis_format(path: str | os.PathLike, for_writing: bool = False) -> str:
@@ -121,23 +121,31 @@ def write_basis(basis, path, overwrite: bool = False) -> Path:
 AVERAGED_TAGS = ("DIM_DYN", "DIM_MEAS", "DIM_PHASE_CYCLE")
 
 
-def combine_dimensions(data: np.ndarray, dim_tags) -> tuple[np.ndarray, list[str]]:
+def combine_dimensions(data: np.ndarray, dim_tags, align: bool = False, info: dict | None = None
+                       ) -> tuple[np.ndarray, list[str]]:
     """Reduce the higher dimensions (5-7) of NIfTI-MRS ``data`` (x, y, z, points, ...): ``DIM_COIL`` by a
     signal-weighted combination (each coil multiplied by the conjugate of its mean first 4 points: phase-aligned and
     weighted by its signal; divided by the root-sum-of-squares of those, so coils of gains g_c give the signal times
-    sqrt(sum |g_c|^2), phased at t = 0), and the repetition dimensions of :data:`AVERAGED_TAGS` averaged; other
-    dimensions stay. Returns the array and the remaining tags."""
+    sqrt(sum |g_c|^2), phased at t = 0), and the repetition dimensions of :data:`AVERAGED_TAGS` averaged, after
+    frequency and phase alignment of the transients when ``align`` (:func:`mrs_tf.preprocess.spectral_registration`);
+    other dimensions stay. Returns the array and the remaining tags; ``info`` (a dict) receives ``coils``,
+    ``transients`` and, when aligned, ``align_max_hz``/``align_max_deg`` (the largest corrections)."""
     tags = [t for t in list(dim_tags)[: data.ndim - 4]]
     axis = 4
     out = data
     kept = []
+    info = {} if info is None else info
     for tag in tags:
         if tag == "DIM_COIL":
+            info["coils"] = info.get("coils", 1) * out.shape[axis]
             ref = np.mean(np.take(out, range(4), axis=3), axis=3, keepdims=True)
             w = np.conj(ref)  # phase alignment and |signal| weighting in one
             norm = np.sqrt(np.sum(np.abs(ref) ** 2, axis=axis, keepdims=True)) + 1e-30
             out = np.sum(out * w, axis=axis) / np.squeeze(norm, axis=axis)
         elif tag in AVERAGED_TAGS:
+            info["transients"] = info.get("transients", 1) * out.shape[axis]
+            if align and out.shape[axis] > 1:
+                out = _align_along(out, axis, info)
             out = np.mean(out, axis=axis)
         else:
             kept.append(tag)
@@ -145,23 +153,45 @@ def combine_dimensions(data: np.ndarray, dim_tags) -> tuple[np.ndarray, list[str
     return out, kept
 
 
-def read_data(path, *, field_mhz: float | None = None, dwell_s: float | None = None, combine: bool = False) -> dict:
+def _align_along(data: np.ndarray, axis: int, info: dict) -> np.ndarray:
+    """Spectral registration of the transients along ``axis`` of (x, y, z, points, ...), voxel by voxel."""
+    from ..preprocess import spectral_registration
+
+    moved = np.moveaxis(data, (axis, 3), (-2, -1))
+    shape = moved.shape
+    flat = moved.reshape(-1, shape[-2], shape[-1]).copy()
+    dwell = info.get("dwell_s", 1.0)
+    for i in range(len(flat)):
+        if np.any(flat[i]):
+            flat[i], f, p = spectral_registration(flat[i], dwell)
+            info["align_max_hz"] = max(info.get("align_max_hz", 0.0), float(np.abs(f).max()))
+            info["align_max_deg"] = max(info.get("align_max_deg", 0.0), float(np.abs(p).max()))
+    return np.moveaxis(flat.reshape(shape), (-2, -1), (axis, 3))
+
+
+def read_data(path, *, field_mhz: float | None = None, dwell_s: float | None = None, combine: bool = False,
+              role: str = "data", align: bool = True) -> dict:
     """Read measured (or synthesized) spectra for quantification.
 
     Formats by suffix: NIfTI-MRS (``.nii``/``.nii.gz``; every voxel and every higher dimension becomes one row),
-    LCModel ``.RAW``/``.H2O`` (one FID; ``field_mhz``/``dwell_s`` fill in what its header lacks) and jMRUI text
+    the vendors' files through spec2nii (:mod:`mrs_tf.io.vendor`: Philips ``.SDAT``/``.SPAR``, Siemens ``.rda`` and
+    twix ``.dat``, GE P-files ``.7``, Bruker ``fid``/``2dseq`` or scan folders; read like NIfTI-MRS), LCModel ``.RAW``/``.H2O`` (one FID; ``field_mhz``/``dwell_s`` fill in what its header lacks) and jMRUI text
     (``.txt``). Returns ``{"fids": complex (n, n_points), "dwell_s", "field_mhz", "labels": [str, ...],
     "te_ms"}`` in mrs-tf's (NIfTI-MRS) sign convention; NIfTI-MRS adds ``"voxels"`` (n, 3) grid indices of every
     row, ``"grid"`` (x, y, z) and ``"affine"`` (voxel to world). ``combine=True`` combines coils and averages
-    repetitions first (:func:`combine_dimensions`).
+    repetitions first (:func:`combine_dimensions`; transients frequency- and phase-aligned first unless ``align=False``);
+    what it did is in ``"preprocessing"`` (``coils``, ``transients``, ``align_max_hz``, ``align_max_deg``). ``role="water"`` picks the water reference of a file that holds
+    both (GE P-files).
     """
     path = require_file(path)
     suffix = full_suffix(path)
-    if suffix in (".nii", ".nii.gz"):
-        content = nifti.read(path)
+    if suffix in (".nii", ".nii.gz") or vendor.is_vendor_file(path):
+        content = vendor.read(path, role) if vendor.is_vendor_file(path) else nifti.read(path)
         raw = content["data"]
+        steps = {"dwell_s": content["dwell_s"]}
         if combine and raw.ndim > 4:
-            raw, _ = combine_dimensions(raw, content["dim_tags"])
+            raw, _ = combine_dimensions(raw, content["dim_tags"], align=align, info=steps)
+        steps.pop("dwell_s")
         data = np.moveaxis(raw, 3, -1)
         labels = [f"{path.name}[{':'.join(str(i) for i in idx)}]" for idx in np.ndindex(data.shape[:-1])]
         fids = data.reshape(-1, data.shape[-1])
@@ -169,7 +199,7 @@ def read_data(path, *, field_mhz: float | None = None, dwell_s: float | None = N
                "te_ms": content["te_s"] * 1e3 if content["te_s"] else None,
                # MRSI: the voxel (x, y, z) of every row, the grid and its affine (maps are written on it)
                "voxels": np.array([idx[:3] for idx in np.ndindex(data.shape[:-1])], int).reshape(-1, 3),
-               "grid": tuple(int(v) for v in data.shape[:3]), "affine": content["affine"]}
+               "grid": tuple(int(v) for v in data.shape[:3]), "affine": content["affine"], "preprocessing": steps}
     elif suffix in (".raw", ".h2o"):
         content = lcmodel.read_raw(path)
         out = {"fids": content["fid"][None, :], "dwell_s": content["dwell_s"] or dwell_s,
@@ -184,8 +214,8 @@ def read_data(path, *, field_mhz: float | None = None, dwell_s: float | None = N
         out = {"fids": content["fids"], "dwell_s": content["dwell_s"], "field_mhz": content["field_mhz"],
                "labels": labels, "te_ms": None}
     else:
-        raise FileFormatError(f"{path}: unknown data format {suffix!r}; use NIfTI-MRS (.nii.gz), LCModel .RAW or "
-                              f"jMRUI text (.txt)")
+        raise FileFormatError(f"{path}: unknown data format {suffix!r}; use NIfTI-MRS (.nii.gz), Philips .SDAT/.SPAR, "
+                              f"Siemens .rda/.dat, GE .7, Bruker fid/2dseq, LCModel .RAW or jMRUI text (.txt)")
     for key, given in (("dwell_s", dwell_s), ("field_mhz", field_mhz)):
         if given is not None and out[key] is not None and abs(out[key] - given) > 5e-3 * given:
             raise ProtocolError(f"{path}: file says {key} = {out[key]:.6g} but {given:.6g} was given")
