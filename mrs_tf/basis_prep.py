@@ -52,6 +52,9 @@ REFERENCE_SINGLETS = (("NAA", 2.008), ("Cr", 3.027), ("PCr", 3.029))
 NON_METABOLITES = ("h2o", "water", "tms", "dss", "ref")
 
 
+_SAID: set = set()
+
+
 @dataclass
 class PreparedBasis:
     basis: BasisSet
@@ -86,11 +89,46 @@ def _shift(basis: BasisSet, fids: np.ndarray, dppm: float) -> np.ndarray:
     return fids * np.exp(-2j * np.pi * dppm * basis.field_mhz * basis.time)[None, :]
 
 
-def _has_peak(fid: np.ndarray, basis: BasisSet, band, rel: float) -> bool:
-    spec = np.abs(np.fft.fft(fid))
-    ppm = basis.ref_ppm - np.fft.fftfreq(basis.n_points, basis.dwell_s) / basis.field_mhz
-    sel = (ppm >= min(band)) & (ppm <= max(band))
-    return bool(sel.any() and spec[sel].max() > rel * spec.max())
+def remove_reference_peak(fid: np.ndarray, basis: BasisSet, band=(-0.2, 0.2), rel: float = 0.002
+                          ) -> tuple[np.ndarray, bool]:
+    """``fid`` without a reference singlet inside ``band`` (ppm; TMS/DSS at 0 ppm), and whether it had one.
+
+    A peak counts when the magnitude spectrum inside the band reaches ``rel`` of its maximum elsewhere (no brain
+    metabolite has a line there). It is fitted as one Lorentzian line ``A exp((2 pi i f - pi L) t)`` to the band's
+    spectral bins (with a complex constant and slope for the tails of the other lines; ``f`` and ``L`` by nonlinear
+    least squares, the rest linearly) and subtracted from the whole FID: the metabolite's own lines stay
+    untouched."""
+    import scipy.optimize
+
+    n = len(fid)
+    t = basis.time
+    ppm = basis.ref_ppm - np.fft.fftfreq(n, basis.dwell_s) / basis.field_mhz
+    lo, hi = min(band), max(band)
+    inside = np.flatnonzero((ppm >= lo) & (ppm <= hi))
+    spec = np.fft.fft(fid)
+    outside = np.abs(spec[(ppm < lo - 0.1) | (ppm > hi + 0.1)])
+    mag = np.abs(spec[inside]) if len(inside) else np.zeros(1)
+    # a peak: tall against the rest of the spectrum, and standing out of the band's own floor (leakage is flat)
+    if len(inside) < 8 or not len(outside) or mag.max() < rel * outside.max() or mag.max() < 5 * np.median(mag):
+        return fid, False
+    x = (ppm[inside] - ppm[inside].mean())
+
+    def solve(p):
+        line = np.exp((2j * np.pi * p[0] - np.pi * p[1]) * t)
+        cols = np.stack([np.fft.fft(line)[inside], np.ones(len(inside)), x])
+        amp = np.linalg.lstsq(cols.T, spec[inside], rcond=None)[0]
+        return amp, line, spec[inside] - amp @ cols
+
+    def resid(p):
+        r = solve(p)[2]
+        return np.concatenate([r.real, r.imag])
+
+    f0 = (basis.ref_ppm - ppm[inside][np.argmax(np.abs(spec[inside]))]) * basis.field_mhz
+    f_lo, f_hi = sorted((basis.ref_ppm - np.array([lo, hi])) * basis.field_mhz)
+    best = min((scipy.optimize.least_squares(resid, [f0, lw], bounds=([f_lo, 0.0], [f_hi, 10.0]))
+                for lw in (0.5, 3.0)), key=lambda r: r.cost)
+    amp, line, _ = solve(best.x)
+    return fid - amp[0] * line, True
 
 
 def mm_and_lipid_signals(basis: BasisSet, lipids: bool = True, units: float | None = None) -> tuple[list, np.ndarray]:
@@ -134,12 +172,10 @@ def prepare_basis(basis: BasisSet, *, n_points: int | None = None, dwell_s: floa
         names, fids = [names[i] for i in keep], fids[keep]
         actions.append(f"dropped non-metabolite signal(s) {', '.join(drop)}")
     if remove_references:
-        from .hlsvd import remove_band
-
         cleaned = []
         for i, name in enumerate(names):
-            if _has_peak(fids[i], basis, (-0.2, 0.2), 0.002):
-                fids[i] = remove_band(fids[i], basis.dwell_s, basis.field_mhz, (-0.2, 0.2), ref_ppm=basis.ref_ppm)[0]
+            fids[i], found = remove_reference_peak(fids[i], basis)
+            if found:
                 cleaned.append(name)
         if cleaned:
             actions.append(f"removed a reference peak near 0 ppm (TMS/DSS) from {len(cleaned)} signal(s)")
@@ -172,7 +208,10 @@ def prepare_basis(basis: BasisSet, *, n_points: int | None = None, dwell_s: floa
                            f"{units:.3g} FID units per proton")
         else:
             actions.append("no MM added: the basis's units could not be measured (no NAA/Cr/PCr singlet)")
-    out = log if log is not None else (lambda msg: print(f"mrs-tf: basis: {msg}", file=sys.stderr))
     for a in actions:
-        out(a)
+        if log is not None:
+            log(a)
+        elif a not in _SAID:  # each action said once per process (a command prepares the same basis repeatedly)
+            _SAID.add(a)
+            print(f"mrs-tf: basis: {a}", file=sys.stderr)
     return PreparedBasis(work, actions)

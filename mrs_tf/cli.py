@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -476,8 +477,9 @@ def _train(args) -> None:
         settings["basis_path"], settings["protocol_from"] = str(args.basis), args.protocol_from
     cfg = TrainConfig(**settings)
     _, history = train(cfg, args.out, resume=args.resume, strategy=args.strategy, overwrite=args.overwrite)
-    print(f"wrote {args.out}/model.keras after {len(history['loss'])} epochs "
-          f"(val_loss {history['val_loss'][-1]:.4f})")
+    meta = json.loads((Path(args.out) / "quantifier.json").read_text())
+    print(f"wrote {args.out}/model.keras after {meta['training']['epochs_run']} epochs "
+          f"(best val_loss {min(history['val_loss']):.4f})")
     _card(args, history)
 
 
@@ -501,15 +503,40 @@ def _card(args, history) -> None:
     cfg = TrainConfig(**json.loads((Path(args.out) / "train_config.json").read_text()))
     basis = (load_training_basis(cfg.basis_path, cfg.protocol_from) if cfg.basis_path
              else simulate_basis(**cfg.protocol))
-    seconds = json.loads((Path(args.out) / "quantifier.json").read_text())["training"]["seconds"]
-    training = {"minutes": seconds / 60, "epochs": len(history["loss"]), "steps_per_epoch": cfg.steps_per_epoch,
-                "batch_size": cfg.batch_size, "final_val_loss": float(history["val_loss"][-1]),
+    done = json.loads((Path(args.out) / "quantifier.json").read_text())["training"]
+    argv = [a for a in sys.argv[1:] if a != "--resume"]  # the card's command reproduces the whole run
+    training = {"minutes": done["seconds"] / 60, "epochs": done["epochs_run"], "steps_per_epoch": cfg.steps_per_epoch,
+                "batch_size": cfg.batch_size, "final_val_loss": _best_val_loss(Path(args.out), history),
                 "hardware": _hardware(),
-                "command": "mrs-tf " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("mrs-tf") else "mrs-tf train"}
+                "command": "mrs-tf " + " ".join(argv) if sys.argv[0].endswith("mrs-tf") else "mrs-tf train"}
     summary = model_card.measure(args.out, basis, cfg, args.test_size, training)
+    problems = model_card.not_learned(summary)
+    if problems:
+        from .errors import TrainingError
+
+        out = Path(args.out)
+        for name in ("model.keras", "quantifier.json", "metrics.json", "best.keras"):
+            if (out / name).exists():
+                os.replace(out / name, out / f"rejected_{name}")
+        raise TrainingError(f"the network did not learn ({'; '.join(problems)}); nothing was kept as a model in "
+                            f"{out} (its files are renamed rejected_*). Check the basis (units, MM, reference), the "
+                            f"protocol, or train longer")
     card = model_card.write(args.out)
     naa = summary["metrics"].get("NAA", {}).get("mape_pct")
     print(f"wrote {card}" + (f" (test NAA MAPE {naa:.1f} %)" if naa is not None else ""))
+
+
+def _best_val_loss(folder: Path, history) -> float:
+    """The best val_loss of the whole run (log.csv spans every resumed part)."""
+    import csv
+
+    log = folder / "log.csv"
+    if log.exists():
+        with open(log, newline="") as fh:
+            values = [float(r["val_loss"]) for r in csv.DictReader(fh) if r.get("val_loss")]
+        if values:
+            return min(values)
+    return float(min(history["val_loss"]))
 
 
 def _tune(args) -> None:

@@ -28,3 +28,7 @@ class FileFormatError(MRSError):
 
 class OutputExistsError(MRSError):
     """Refusing to overwrite a file or folder that already exists (pass ``overwrite=True``)."""
+
+
+class TrainingError(MRSError):
+    """A training run that did not produce a usable model (it did not learn, or was interrupted)."""

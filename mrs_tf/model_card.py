@@ -46,6 +46,8 @@ def measure(folder, basis, config, n_test: int = 2048, training: dict | None = N
         tr_val = sum(truth[p] for p in name.split("+"))
         sd = table.get(f"{name}_sd")
         results[name] = _metrics(table[name], tr_val, sd)
+        # what knowing nothing gives: every spectrum quantified as the test set's median concentration
+        results[name]["prior_mape_pct"] = float(100 * np.mean(np.abs(np.median(tr_val) - tr_val) / np.abs(tr_val)))
         results[name]["by_snr"] = {f"{lo}-{hi}": _metrics(table[name][sel], tr_val[sel],
                                                           None if sd is None else sd[sel])
                                    for lo, hi in SNR_BANDS for sel in [(snr >= lo) & (snr < hi)]}
@@ -62,6 +64,25 @@ def measure(folder, basis, config, n_test: int = 2048, training: dict | None = N
     tmp.write_text(json.dumps(summary, indent=1))
     os.replace(tmp, path)
     return summary
+
+
+#: outputs that a trained network must have learned, and how well at least
+LEARNED = {"names": ("NAA", "Cr+PCr"), "min_slope": 0.5}
+
+
+def not_learned(summary: dict) -> list[str]:
+    """Why a measured model has not learned (empty: it has): for the major outputs of :data:`LEARNED`, a slope of
+    estimate on truth below ``min_slope`` or a MAPE no better than quoting the median concentration."""
+    out = []
+    for name in LEARNED["names"]:
+        m = summary["metrics"].get(name)
+        if m is None:
+            continue
+        if not m["slope"] >= LEARNED["min_slope"]:
+            out.append(f"{name}: slope {m['slope']:.2f} < {LEARNED['min_slope']}")
+        if "prior_mape_pct" in m and not m["mape_pct"] < m["prior_mape_pct"]:
+            out.append(f"{name}: MAPE {m['mape_pct']:.1f} % is no better than the median's {m['prior_mape_pct']:.1f} %")
+    return out
 
 
 def _row(name: str, m: dict) -> str:

@@ -115,7 +115,6 @@ def load_training_basis(path, protocol_from=None, add_mm: bool = True) -> BasisS
 
     from .errors import ProtocolError
     from .io import read_data
-    from .macromolecules import mm_fid
     from .metabolites import MM_NAME
 
     data = read_data(protocol_from) if protocol_from else None
@@ -125,15 +124,20 @@ def load_training_basis(path, protocol_from=None, add_mm: bool = True) -> BasisS
         if not math.isclose(basis.field_mhz, data["field_mhz"], rel_tol=5e-3):
             raise ProtocolError(f"basis {path} is for {basis.field_mhz:g} MHz, data {protocol_from} for "
                                 f"{data['field_mhz']:g} MHz: simulate a basis for the data's field")
-        if basis.n_points != data["fids"].shape[1] or not math.isclose(basis.dwell_s, data["dwell_s"],
-                                                                       rel_tol=1e-6):
-            basis = basis.resample(dwell_s=data["dwell_s"], n_points=data["fids"].shape[1])
         if data.get("te_ms"):
             protocol["te_ms"] = float(data["te_ms"])
+    from .basis_prep import parametric_mm, prepare_basis
+
+    # the same hygiene as the fit (reference peaks out, ppm re-referenced, resampled to the data); MM below
+    basis = prepare_basis(basis, n_points=data["fids"].shape[1] if data else None,
+                          dwell_s=data["dwell_s"] if data else None, add_mm=False).basis
+    protocol.update({k: v for k, v in basis.protocol.items() if k not in protocol})
     if add_mm and MM_NAME not in basis.names:
-        fids = np.vstack([basis.fids, mm_fid(basis.n_points, basis.dwell_s, basis.field_mhz, basis.ref_ppm)])
+        # in the basis's own units (FID amplitude per proton), like the metabolites: unscaled, a basis in units of
+        # 1e-4 per proton would get MM peaks 10,000x too tall
+        fids = np.vstack([basis.fids, parametric_mm(basis)])
         basis = BasisSet(list(basis.names) + [MM_NAME], fids, basis.dwell_s, basis.field_mhz, basis.ref_ppm,
-                         dict(protocol, mm_model="mrs-tf parametric MM (added)"))
+                         dict(protocol, mm_model="mrs-tf parametric MM (added, scaled to the basis's units)"))
     else:
         basis = BasisSet(list(basis.names), basis.fids, basis.dwell_s, basis.field_mhz, basis.ref_ppm, protocol)
     return basis
@@ -285,9 +289,15 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, st
         compile_model(model, names, cfg.uncertainty, cfg.learning_rate)
     train_ds = _tfds_dataset(cfg, "train", basis.names) if cfg.tfds_config else make_dataset(basis, cfg, seed=cfg.seed)
     _write_json(out / "train_config.json", asdict(cfg))
+    earlier = _earlier_epochs(out) if resume else {"epochs": 0, "best_val_loss": None, "seconds": 0.0}
+    interrupt = _InterruptToStop()
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(backup)),
-        keras.callbacks.ModelCheckpoint(str(out / "best.keras"), monitor="val_loss", save_best_only=True),
+        interrupt,
+        # kept after an interruption (deleted below once the run has finished)
+        keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=False),
+        keras.callbacks.ModelCheckpoint(str(out / "best.keras"), monitor="val_loss", save_best_only=True,
+                                        initial_value_threshold=earlier["best_val_loss"]),
+        _Clock(out / ".training_seconds.json", earlier["seconds"]),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience, restore_best_weights=True),
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(2, cfg.patience // 3)),
         keras.callbacks.CSVLogger(str(out / "log.csv"), append=resume),
@@ -296,25 +306,108 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, st
         callbacks.append(keras.callbacks.TensorBoard(str(out / "tensorboard")))
     callbacks += list(callbacks_extra)
     start = time.perf_counter()
-    history = model.fit(train_ds, epochs=cfg.epochs, steps_per_epoch=cfg.steps_per_epoch,
-                        validation_data=({"spectrum": val_x}, {"concentrations": val_y}),
-                        validation_batch_size=512, callbacks=callbacks, verbose=verbose)
-    seconds = time.perf_counter() - start
+    with interrupt.installed():
+        history = model.fit(train_ds, epochs=cfg.epochs, steps_per_epoch=cfg.steps_per_epoch,
+                            validation_data=({"spectrum": val_x}, {"concentrations": val_y}),
+                            validation_batch_size=512, callbacks=callbacks, verbose=verbose)
+    seconds = earlier["seconds"] + time.perf_counter() - start
+    if interrupt.stopped:
+        from .errors import TrainingError
+
+        raise TrainingError(f"interrupted: the run's state is saved in {backup}; continue it with --resume "
+                            f"(resume=True)")
     final = out / "model.keras"
     tmp = out / ".model.keras.tmp.keras"
+    if (out / "best.keras").exists():  # the best epoch's weights, not the last one's
+        model = keras.saving.load_model(out / "best.keras", compile=False)
     model.save(tmp)
     # ship the network without the optimizer state (Adam's moments would triple the file); best.keras keeps it
     keras.saving.load_model(tmp, compile=False).save(tmp)
     os.replace(tmp, final)
     meta = _quantifier_meta(basis, cfg, model)
-    meta["training"] = {"seconds": seconds, "epochs_run": len(history.history.get("loss", [])),
-                        "spectra_seen": len(history.history.get("loss", [])) * cfg.steps_per_epoch * cfg.batch_size}
+    epochs_run = earlier["epochs"] + len(history.history.get("loss", []))
+    meta["training"] = {"seconds": seconds, "epochs_run": epochs_run,
+                        "spectra_seen": epochs_run * cfg.steps_per_epoch * cfg.batch_size}
     _write_json(out / "quantifier.json", meta)
     if cfg.uncertainty:
         calibrate_sd(out, basis, cfg)
-    if backup.exists():  # BackupAndRestore removes it after a finished fit; be sure
+    if backup.exists():  # a finished run needs no backup
         shutil.rmtree(backup, ignore_errors=True)
+    (out / ".training_seconds.json").unlink(missing_ok=True)
     return model, history.history
+
+
+def _earlier_epochs(out: Path) -> dict:
+    """What an interrupted run had done before ``--resume``: epochs and best val_loss from log.csv, seconds."""
+    import csv
+
+    epochs, best = 0, None
+    log = out / "log.csv"
+    if log.exists():
+        with open(log, newline="") as fh:
+            rows = [r for r in csv.DictReader(fh) if r.get("val_loss")]
+        epochs = len(rows)
+        if rows:
+            best = min(float(r["val_loss"]) for r in rows)
+    clock = out / ".training_seconds.json"
+    seconds = float(json.loads(clock.read_text()).get("seconds", 0.0)) if clock.exists() else 0.0
+    return {"epochs": epochs, "best_val_loss": best, "seconds": seconds}
+
+
+class _Clock:
+    """Keras callback: training seconds so far (with those of earlier, interrupted runs) after every epoch."""
+
+    def __new__(cls, path: Path, earlier: float):
+        import keras
+
+        class Clock(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                self.t0 = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                _write_json(path, {"seconds": earlier + time.perf_counter() - self.t0})
+
+        return Clock()
+
+
+class _InterruptToStop:
+    """Keras callback: Ctrl-C (SIGINT) during training ends the current epoch cleanly (its backup is saved) and
+    stops; ``stopped`` tells the caller. A second Ctrl-C interrupts at once."""
+
+    def __new__(cls):
+        import contextlib
+        import signal
+
+        import keras
+
+        class InterruptToStop(keras.callbacks.Callback):
+            stopped = False
+
+            def _handler(self, signum, frame):
+                if self.stopped:
+                    raise KeyboardInterrupt
+                self.stopped = True
+                print("\nmrs-tf: interrupted: finishing this epoch and saving the run's state (Ctrl-C again to quit "
+                      "at once)", flush=True)
+
+            def on_train_batch_end(self, batch, logs=None):
+                if self.stopped:
+                    self.model.stop_training = True
+
+            @contextlib.contextmanager
+            def installed(self):
+                import threading
+
+                if threading.current_thread() is not threading.main_thread():
+                    yield
+                    return
+                previous = signal.signal(signal.SIGINT, self._handler)
+                try:
+                    yield
+                finally:
+                    signal.signal(signal.SIGINT, previous)
+
+        return InterruptToStop()
 
 
 def calibrate_sd(folder: str | os.PathLike, basis: BasisSet, cfg: TrainConfig, n: int | None = None) -> np.ndarray:

@@ -128,7 +128,7 @@ def test_train_for_your_own_basis_matched_to_a_data_file(tmp_path, capsys):
     out = tmp_path / "saved_models" / "their_press"
     out.parent.mkdir()
     assert main(["train", "--basis", str(tmp_path / "their.BASIS"), "--protocol-from", str(data), "--out", str(out),
-                 "--epochs", "2", "--steps-per-epoch", "4", "--batch-size", "32", "--test-size", "64"]) == 0
+                 "--epochs", "6", "--steps-per-epoch", "25", "--batch-size", "64", "--test-size", "256"]) == 0
     meta = __import__("json").loads((out / "quantifier.json").read_text())
     assert meta["names"] == ["NAA", "Cr", "PCr", "Ins", "GPC", "Xyz", "MM"]
     assert meta["n_points"] == 2048 and meta["dwell_s"] == pytest.approx(1 / 4000)
@@ -320,3 +320,52 @@ def test_quantify_bad_input_exits_2_and_writes_nothing(basis, tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err and out.read_text() == "my results"
     assert main(["quantify", str(good), "--out", str(out), "--overwrite"]) == 0
     assert "NAA" in out.read_text()
+
+
+def test_train_basis_in_foreign_units_with_a_reference_peak_learns(tmp_path, capsys):
+    """A basis in units of 1e-4 per proton with a TMS singlet in every signal (LCModel's habit): the added MM is
+    scaled to those units and the peak removed, so a short run learns; a run that cannot learn is refused."""
+    import json
+
+    from mrs_tf import BasisSet, simulate_basis
+
+    own = simulate_basis(metabolites=["NAA", "Cr", "PCr", "Ins", "GPC", "Glu"], n_points=4096, bandwidth_hz=5000)
+    tms = np.exp(2j * np.pi * 4.65 * own.field_mhz * own.time)
+    BasisSet(own.names, (own.fids + 0.5 * tms) * 1e-4, own.dwell_s, own.field_mhz,
+             protocol={"te_ms": 30.0}).save(tmp_path / "tiny.BASIS")
+    data = tmp_path / "scan.nii.gz"
+    assert main(["synth", "--n", "2", "--snr", "60", "--out", str(data)]) == 0
+    out = tmp_path / "m"
+    args = ["train", "--basis", str(tmp_path / "tiny.BASIS"), "--protocol-from", str(data), "--test-size", "256",
+            "--batch-size", "64"]
+    assert main([*args, "--out", str(out), "--epochs", "6", "--steps-per-epoch", "25"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())["metrics"]
+    assert metrics["NAA"]["slope"] > 0.5 and metrics["Cr+PCr"]["slope"] > 0.5, metrics
+    assert json.loads((out / "quantifier.json").read_text())["basis_amplitude_per_proton"] == pytest.approx(1e-4,
+                                                                                                          rel=0.01)
+    assert "reference peak near 0 ppm" in capsys.readouterr().err
+    # one step cannot learn: exit 2, the files renamed rejected_*, no model.keras left to load by mistake
+    bad = tmp_path / "bad"
+    assert main([*args, "--out", str(bad), "--epochs", "1", "--steps-per-epoch", "1"]) == 2
+    assert "did not learn" in capsys.readouterr().err
+    assert not (bad / "model.keras").exists() and (bad / "rejected_model.keras").exists()
+
+
+def test_a_reference_peak_in_the_basis_does_not_change_the_fit(basis):
+    """TMS/DSS singlets at 0 ppm in every basis signal are removed on preparation: the same amplitudes (1 %)."""
+    from mrs_tf import BasisSet, quest
+    from mrs_tf.basis_prep import prepare_basis
+
+    fids, _ = synthesize(basis, 3, snr=80, seed=41)
+    tms = 0.3 * np.exp(2j * np.pi * 4.65 * basis.field_mhz * basis.time)
+    with_tms = BasisSet(basis.names, basis.fids + np.where(np.arange(len(basis.names))[:, None] < 20, tms, 0),
+                        basis.dwell_s, basis.field_mhz, basis.ref_ppm, dict(basis.protocol))
+    said = []
+    clean = prepare_basis(with_tms, log=said.append).basis
+    assert any("reference peak near 0 ppm" in s for s in said)
+    plain = quest.fit(fids, basis, n_jobs=1, progress=False)
+    fixed = quest.fit(fids, clean, n_jobs=1, progress=False)
+    raw = quest.fit(fids, with_tms, n_jobs=1, progress=False)
+    for name in ("NAA", "Cr", "Ins", "Glu", "GPC"):
+        np.testing.assert_allclose(fixed[name], plain[name], rtol=0.01, err_msg=name)
+    assert np.max(np.abs(raw["Ins"] / plain["Ins"] - 1)) > 0.01  # without the removal the peak does change it

@@ -1,0 +1,68 @@
+"""Real scans: two healthy volunteers, Philips 3 T PRESS TE 35 (Osprey's public example data, ../shared/data), read
+straight from the vendor's SDAT/SPAR files and fitted with the matching vendor-pulse basis (no MM in it)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mrs_tf.cli import main
+from mrs_tf.table import ResultTable
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "osprey"
+SCANS = SHARED / "invivo_philips_press35"
+BASIS = SHARED / "basis" / "3T_PRESS_Philips_35ms_noMM.BASIS"
+pytestmark = pytest.mark.skipif(not BASIS.exists(), reason=f"reference data not found at {SHARED}")
+
+#: LCModel 6.3-1N on the same scans and basis (its default brain settings, 0.2-4.0 ppm, no water reference), ratios to
+#: Cr+PCr; measured with benchmarks/invivo_vs_lcmodel.py
+LCMODEL = {"sub-01": {"NAA+NAAG": 1.28, "GPC+PCh": 0.17, "Ins": 0.86, "Glu": 1.13},
+           "sub-02": {"NAA+NAAG": 1.43, "GPC+PCh": 0.16, "Ins": 0.79, "Glu": 1.22}}
+#: the issue's targets: within 10 % of LCModel (15 % for Glu)
+TOLERANCE = {"NAA+NAAG": 0.10, "GPC+PCh": 0.10, "Ins": 0.10, "Glu": 0.15}
+
+
+def _act(sub: str) -> Path:
+    return SCANS / f"{sub}_PRESS_35_act.sdat"
+
+
+def test_philips_sdat_is_read_in_the_nifti_mrs_convention():
+    from mrs_tf.io import read_data
+
+    d = read_data(_act("sub-01"))
+    assert d["fids"].shape == (1, 2048) and d["dwell_s"] == pytest.approx(1 / 2000)
+    assert d["field_mhz"] == pytest.approx(127.750896) and d["te_ms"] == pytest.approx(35)
+    spec = np.fft.fftshift(np.fft.fft(d["fids"][0]))
+    ppm = 4.65 - np.fft.fftshift(np.fft.fftfreq(2048, d["dwell_s"])) / d["field_mhz"]
+    metab = (ppm > 1.0) & (ppm < 3.5)  # the residual water tail rises above 3.5 ppm
+    naa = ppm[metab][np.argmax(np.abs(spec[metab]))]
+    assert abs(naa - 2.01) < 0.03, naa  # mirrored data would put the tallest metabolite peak near 7.3 ppm
+    # the .SPAR name works as well and gives the same data
+    np.testing.assert_array_equal(read_data(_act("sub-01").with_suffix(".spar"))["fids"], d["fids"])
+
+
+def test_quest_on_the_in_vivo_scans_agrees_with_lcmodel(tmp_path, capsys):
+    out = tmp_path / "r.csv"
+    assert main(["fit", "--basis", str(BASIS), str(_act("sub-01")), str(_act("sub-02")), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "shifted by +0.030 ppm" in err and "added MM09" in err
+    table = ResultTable.read_csv(out)
+    assert list(table["status"]) == ["ok", "ok"], list(table["message"])
+    for i, sub in enumerate(("sub-01", "sub-02")):
+        for name, ref in LCMODEL[sub].items():
+            value = float(table[f"{name}_over_tCr"][i])
+            assert abs(value / ref - 1) < TOLERANCE[name], (sub, name, value, ref)
+        assert 0 < float(table["NAA_crlb_pct"][i]) < 10
+    assert list(table["water_removed_ppm"]) == ["4.2-5.2", "4.2-5.2"]
+
+
+def test_without_residual_water_removal_the_fit_is_flagged(tmp_path, capsys):
+    for preset in ("in-vivo", "classic"):
+        out = tmp_path / f"{preset}.csv"
+        assert main(["fit", "--basis", str(BASIS), str(_act("sub-01")), str(_act("sub-02")), "--preset", preset,
+                     "--no-water-removal", "--out", str(out)]) == 0
+        table = ResultTable.read_csv(out)
+        assert list(table["status"]) == ["poor_fit", "poor_fit"], (preset, list(table["status"]))
+        assert np.all(np.isnan(np.asarray(table["NAA_crlb"], float)))  # no error bar on a model that does not fit
+        assert "poor fit" in capsys.readouterr().err
