@@ -230,6 +230,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="with --method quest: the basis set to fit; with the network: the basis for the report's "
                           "reconstruction and --reference (must hold every metabolite the model quantifies)")
     _add_preprocessing(qnt)
+    qnt.add_argument("--water-ppm", type=float, nargs=2, default=[4.2, 5.2], metavar=("LOW", "HIGH"),
+                     help="residual water removed in this band by HLSVD before the network (default 4.2 5.2)")
+    qnt.add_argument("--no-water-removal", action="store_true", help="give the network the data as they are")
     qnt.add_argument("--reference", action="store_true",
                      help="frequency-reference each spectrum on its metabolite peaks first (offsets up to 0.5 ppm)")
     qnt.add_argument("--resample", action="store_true",
@@ -351,6 +354,16 @@ def _synth(args) -> None:
     print(f"wrote {args.out} ({args.n} spectra) and {truth_path}")
     if args.plot:
         _write_plot(spectrum_figure(fids[:5], basis.ppm, title="Synthesised spectra"), args.plot, args.overwrite)
+
+
+def _remove_water(d: dict, band) -> dict:
+    """HLSVD removal of residual water in ``band`` (ppm) from every non-zero FID of ``d``."""
+    from .hlsvd import remove_band
+
+    fids = d["fids"].astype(complex, copy=True)
+    for i in np.flatnonzero(np.any(fids != 0, axis=1)):
+        fids[i] = remove_band(fids[i], d["dwell_s"], d["field_mhz"], tuple(band))[0]
+    return {**d, "fids": fids}
 
 
 def _read_scan(args, path) -> dict:
@@ -611,26 +624,43 @@ def _quantify(args) -> None:
         fit_args = _parser().parse_args(["fit", "--basis", args.basis, *args.data, "--out", args.out])
         fit_args.plot = args.report  # QUEST's report: the fit of the first spectrum, self-contained HTML
         for key in ("water", "water_conc_mm", "metab_relax_factor", "tr_ms", "te_ms", "tissue", "overwrite",
-                    "field_mhz", "bandwidth_hz", "basis_amplitude_per_proton", "combine", "align", "ecc"):
+                    "field_mhz", "bandwidth_hz", "basis_amplitude_per_proton", "combine", "align", "ecc",
+                    "no_water_removal"):
             setattr(fit_args, key, getattr(args, key))
+        fit_args.water_ppm = args.water_ppm
         return _fit(fit_args)
     if (args.maps or args.mask) and len(args.data) != 1:
         raise MRSError("--maps/--mask take one MRSI file")
     _refuse_existing(args, args.maps, args.report)
+    # every file read and checked against the model's protocol before TensorFlow and the network load
+    meta_only = Quantifier.read_meta(args.model)
+    scans = []
+    for path in args.data:
+        d = _read_scan(args, path)
+        mismatch = meta_only.protocol_mismatch(d["fids"].shape[1], d["dwell_s"], d["field_mhz"], d.get("te_ms"),
+                                               resample=args.resample)
+        if mismatch:
+            from .errors import ProtocolError
+
+            raise ProtocolError(f"{path}: model {args.model}: {mismatch}")
+        scans.append((path, d))
     q = Quantifier.load(args.model, backend=args.backend, tflite=args.tflite, basis=args.basis)
     if args.report or args.reference:
         q.basis()  # a training basis file that changed since training is refused now, before anything is written
     per_proton = _basis_norm(args, q.amplitude_per_proton)
     dwell = _dwell(args)
     rows, labels, voxels, all_fids = [], [], [], []
-    for path in args.data:
-        d = _read_scan(args, path)
+    for path, d in scans:
         if args.resample and (d["fids"].shape[1] != q.n_points or abs(d["dwell_s"] - q.dwell_s) > 1e-9):
             from .preprocess import resample_fids
 
             print(f"{path}: resampling {d['fids'].shape[1]} points at {1 / d['dwell_s']:g} Hz to {q.n_points} at "
                   f"{1 / q.dwell_s:g} Hz")
             d = {**d, "fids": resample_fids(d["fids"], d["dwell_s"], q.dwell_s, q.n_points), "dwell_s": q.dwell_s}
+        if not args.no_water_removal:
+            d = _remove_water(d, args.water_ppm)
+        d["steps"]["water_removed_ppm"] = np.array([("" if args.no_water_removal else "%g-%g" % tuple(
+            args.water_ppm))] * len(d["fids"]), dtype=object)
         keep = np.any(d["fids"] != 0, axis=1)  # MRSI: voxels outside the excitation hold zeros
         offsets = np.full(len(keep), np.nan)
         if args.reference:
@@ -681,7 +711,11 @@ def _quantify(args) -> None:
     if args.report:
         from .report import scan_report
 
-        scan_report(args.report, table, np.concatenate(all_fids), labels, q, q.basis(), overwrite=args.overwrite)
+        from .quest import QuestOptions
+
+        # the reconstruction's fit: the in vivo settings, on the FIDs the network saw (water already removed)
+        scan_report(args.report, table, np.concatenate(all_fids), labels, q, q.basis(), overwrite=args.overwrite,
+                    fit_options=QuestOptions.in_vivo(water_ppm=None))
         print(f"wrote {args.report}")
 
 

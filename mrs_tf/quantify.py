@@ -48,29 +48,14 @@ class Quantifier:
         flatbuffer ``path/<tflite>`` (``backend="litert"``; e.g. ``tflite="model_int8.tflite"``), same columns.
         ``basis``: a :class:`~mrs_tf.basis.BasisSet` or basis file for reconstructions and references instead of
         the training basis (see :meth:`use_basis`; checked before the network is loaded)."""
-        import keras
-
-        from . import layers  # noqa: F401  (registers the custom layers and losses)
-
-        folder = Path(path)
-        if not folder.exists() and not folder.is_absolute():  # e.g. "saved_models/press3t_te30" outside the checkout
-            shipped = Path(__file__).resolve().parents[1] / folder
-            folder = shipped if shipped.exists() else folder
         if backend not in ("keras", "litert"):
             raise MRSError(f"unknown backend {backend!r}; use keras or litert")
+        folder = cls._folder(path)
         model_file = folder / ("model.keras" if backend == "keras" else tflite)
-        meta_file = folder / "quantifier.json"
-        for f in (model_file, meta_file):
-            if not f.is_file():
-                raise FileFormatError(f"{folder}: no {f.name}; a quantifier folder holds model.keras and "
-                                      f"quantifier.json (written by mrs-tf train)")
-        try:
-            meta = json.loads(meta_file.read_text())
-        except json.JSONDecodeError as exc:
-            raise FileFormatError(f"{meta_file}: not valid JSON ({exc})") from None
-        for key in ("names", "n_points", "dwell_s", "field_mhz", "ppm_range"):
-            if key not in meta:
-                raise FileFormatError(f"{meta_file}: no {key!r}; not a quantifier written by mrs-tf train")
+        if not model_file.is_file():
+            raise FileFormatError(f"{folder}: no {model_file.name}; a quantifier folder holds model.keras and "
+                                  f"quantifier.json (written by mrs-tf train)")
+        meta = cls.read_meta(folder).meta
         if basis is not None:  # a bad basis fails before the (slow) model load
             user_basis = cls(None, meta, folder=folder).check_basis(basis)
         if backend == "litert":
@@ -78,6 +63,10 @@ class Quantifier:
 
             q = cls(None, meta, runner=LiteRTModel(model_file, num_threads=num_threads), folder=folder)
         else:
+            import keras
+
+            from . import layers  # noqa: F401  (registers the custom layers and losses)
+
             try:
                 model = keras.saving.load_model(model_file)
             except Exception as exc:  # zip/h5 errors of a corrupt or truncated file
@@ -202,25 +191,72 @@ class Quantifier:
             raise MRSError(f"spectra {np.flatnonzero(zero)[:10].tolist()} are all zeros")
         return arr
 
-    def check_protocol(self, n_points: int, dwell_s: float, field_mhz: float, te_ms: float | None = None) -> None:
+    def check_protocol(self, n_points: int, dwell_s: float, field_mhz: float, te_ms: float | None = None,
+                       resample: bool = False) -> None:
         """ProtocolError when data of ``n_points`` points, dwell ``dwell_s`` (s), field ``field_mhz`` (MHz) and echo
-        time ``te_ms`` (ms, where known) do not match the model's protocol; the message names both."""
-        expected = f"this model expects {self.protocol_text()}"
+        time ``te_ms`` (ms, where known) do not match the model's protocol; the message lists every mismatch at
+        once, each with its way out. ``resample``: points and a wider bandwidth are fine (they will be resampled)."""
+        message = self.protocol_mismatch(n_points, dwell_s, field_mhz, te_ms, resample)
+        if message:
+            raise ProtocolError(message)
+
+    def protocol_mismatch(self, n_points: int, dwell_s: float, field_mhz: float, te_ms: float | None = None,
+                          resample: bool = False) -> str:
+        """Every mismatch between the data's protocol and the model's, and the way out, in one message ('' when
+        they match)."""
+        out, retrain = [], False
         model_te = self.meta.get("protocol", {}).get("te_ms")
         if te_ms is not None and model_te is not None and abs(float(te_ms) - float(model_te)) > 0.5:
-            raise ProtocolError(f"data echo time {te_ms:g} ms; {expected}. Metabolite signals change with TE (J "
-                                f"evolution): train a model for your protocol (mrs-tf train --basis YOUR_BASIS "
-                                f"--protocol-from YOUR_DATA) or use QUEST with a matching basis (mrs-tf fit)")
-        if n_points != self.n_points:
-            raise ProtocolError(f"data have {n_points} points; {expected} (mrs-tf quantify --resample "
-                                f"resamples data of the same field and TE)")
-        if dwell_s is None or field_mhz is None:
-            raise ProtocolError(f"give dwell_s and field_mhz of the data; {expected}")
-        if not math.isclose(dwell_s, self.dwell_s, rel_tol=1e-3):
-            raise ProtocolError(f"data dwell time {dwell_s:.6g} s ({1 / dwell_s:g} Hz); {expected}")
-        if not math.isclose(field_mhz, self.field_mhz, rel_tol=5e-3):
-            raise ProtocolError(f"data field {field_mhz:g} MHz; {expected}. Train a model for your protocol: mrs-tf "
-                                f"train --basis YOUR_BASIS --protocol-from YOUR_DATA")
+            out.append(f"echo time {te_ms:g} ms (the model's: {float(model_te):g} ms; metabolite signals change with "
+                       f"TE, J evolution)")
+            retrain = True
+        if field_mhz is None or dwell_s is None:
+            out.append("field and dwell time unknown: give them (--field-mhz, --bandwidth-hz; field_mhz=, dwell_s=)")
+        else:
+            if not math.isclose(field_mhz, self.field_mhz, rel_tol=5e-3):
+                out.append(f"field {field_mhz:g} MHz (the model's: {self.field_mhz:g} MHz)")
+                retrain = True
+            wider = dwell_s < self.dwell_s * (1 + 1e-3)
+            if not math.isclose(dwell_s, self.dwell_s, rel_tol=1e-3) and not (resample and wider):
+                out.append(f"bandwidth {1 / dwell_s:g} Hz (the model's: {1 / self.dwell_s:g} Hz" +
+                           ("; a narrower bandwidth cannot be resampled up)" if not wider else ")"))
+                retrain |= not wider
+        if n_points != self.n_points and not resample:
+            out.append(f"{n_points} points (the model's: {self.n_points})")
+        if not out:
+            return ""
+        way = ("train a model for your protocol (mrs-tf train --basis YOUR_BASIS --protocol-from YOUR_DATA) or fit "
+               "with a matching basis (mrs-tf fit --basis YOUR_BASIS)" if retrain else
+               "resample the data (mrs-tf quantify --resample; in Python mrs_tf.preprocess.resample_fids)")
+        return (f"this model expects {self.protocol_text()}; the data differ: {'; '.join(out)}. Way out: {way}")
+
+    @classmethod
+    def read_meta(cls, path) -> "Quantifier":
+        """The folder's protocol and outputs without the network (no TensorFlow): for checks before loading."""
+        folder = cls._folder(path)
+        meta_file = folder / "quantifier.json"
+        if not (folder / "model.keras").is_file() and not any(folder.glob("*.tflite")):
+            raise FileFormatError(f"{folder}: no model.keras; a quantifier folder holds model.keras and "
+                                  f"quantifier.json (written by mrs-tf train)")
+        if not meta_file.is_file():
+            raise FileFormatError(f"{folder}: no quantifier.json; a quantifier folder holds model.keras and "
+                                  f"quantifier.json (written by mrs-tf train)")
+        try:
+            meta = json.loads(meta_file.read_text())
+        except json.JSONDecodeError as exc:
+            raise FileFormatError(f"{meta_file}: not valid JSON ({exc})") from None
+        for key in ("names", "n_points", "dwell_s", "field_mhz", "ppm_range"):
+            if key not in meta:
+                raise FileFormatError(f"{meta_file}: no {key!r}; not a quantifier written by mrs-tf train")
+        return cls(None, meta, folder=folder)
+
+    @staticmethod
+    def _folder(path) -> Path:
+        folder = Path(path)
+        if not folder.exists() and not folder.is_absolute():  # e.g. "saved_models/press3t_te30" outside the checkout
+            shipped = Path(__file__).resolve().parents[1] / folder
+            folder = shipped if shipped.exists() else folder
+        return folder
 
     def _infer(self, x: np.ndarray) -> np.ndarray:
         """The network on one batch of cropped spectra, through a compiled graph (no per-call Keras overhead)."""

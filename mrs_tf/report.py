@@ -213,10 +213,17 @@ def scan_warnings(result, training: dict | None = None) -> list[str]:
     return out
 
 
-def scan_report(path, table, fids, labels, quantifier, basis, overwrite: bool = False, max_spectra: int = 8):
+def _num(v: float) -> str:
+    """A value in a table, readable at any scale (basis units may be 1e-4 or 1e4): four significant digits."""
+    return f"{v:.4g}" if np.isfinite(v) else "NaN"
+
+
+def scan_report(path, table, fids, labels, quantifier, basis, overwrite: bool = False, max_spectra: int = 8,
+                fit_options=None):
     """Self-contained HTML report of one quantification run: a table of every spectrum (amplitudes with sd, ratios
     to Cr+PCr, mM when water-scaled), warnings, and for the first ``max_spectra`` spectra the data with the
-    network's reconstruction (its amplitudes on the lineshape, shifts and phases of a QUEST fit) and residual."""
+    network's reconstruction (its amplitudes on the lineshape, shifts and phases of a QUEST fit with
+    ``fit_options``, the same preprocessing as the numbers: give the FIDs the network saw) and residual."""
     import json
     from pathlib import Path
 
@@ -234,13 +241,13 @@ def scan_report(path, table, fids, labels, quantifier, basis, overwrite: bool = 
         for n in names:
             v = table[n][i]
             sd = table.get(f"{n}_sd")
-            row[n] = f"{v:.2f}" + (f" ± {sd[i]:.2f}" if sd is not None else "")
+            row[n] = _num(v) + (f" ± {_num(sd[i])}" if sd is not None else "")
             if f"{n}_over_tCr" in table and n != "Cr+PCr":
                 row[f"{n}/tCr"] = f"{table[f'{n}_over_tCr'][i]:.3f}"
             if f"{n}_mM" in table:
                 row[f"{n} mM"] = f"{table[f'{n}_mM'][i]:.2f}"
         if i < max_spectra and np.any(fids[i]):
-            result = quest.fit_one(fids[i], basis)
+            result = quest.fit_one(fids[i], basis, fit_options)
             warn = scan_warnings(result, training)
             all_warnings += [f"{labels[i]}: {w}" for w in warn]
             row["QUEST SNR"] = f"{result.snr:.1f}"

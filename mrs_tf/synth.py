@@ -369,7 +369,8 @@ def synthesize(basis: BasisSet, n: int = 1000, snr=(10.0, 100.0), seed: int | np
     max_shift = float(config.metab_shift_hz)
     ja = _jacobi_anger(max_shift, basis.n_points, basis.dwell_s) if max_shift > 0 else np.ones((1, basis.n_points),
                                                                                              np.complex64)
-    shifted = _shifted_basis(basis.fids, ja)
+    with threadpool_limits(1, user_api="blas"):
+        shifted = _shifted_basis(basis.fids, ja)
     t32 = t.astype(np.float32)
     starts = list(range(0, n, chunk_size))
     rngs = [np.random.default_rng(s) for s in noise_seq.spawn(len(starts))]
@@ -385,13 +386,15 @@ def synthesize(basis: BasisSet, n: int = 1000, snr=(10.0, 100.0), seed: int | np
                                                     config.baseline_components, mm_row)
 
     n_jobs = n_jobs or min(2, os.cpu_count() or 1)
-    if n_jobs > 1 and len(starts) > 1:
-        # one BLAS thread per worker: nested BLAS threads would fight over the same cores
-        with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(n_jobs) as pool:
-            list(pool.map(work, range(len(starts))))
-    else:
-        for i in range(len(starts)):
-            work(i)
+    # one BLAS thread, always: nested BLAS threads would fight over the cores, and a threaded BLAS sums in another
+    # order, so the same seed would not give the same bits with and without workers (or on another machine)
+    with threadpool_limits(1, user_api="blas"):
+        if n_jobs > 1 and len(starts) > 1:
+            with ThreadPoolExecutor(n_jobs) as pool:
+                list(pool.map(work, range(len(starts))))
+        else:
+            for i in range(len(starts)):
+                work(i)
     truth["noise_sd"] = sd
     truth["naa_height"] = height
     return fids, truth

@@ -66,3 +66,19 @@ def test_without_residual_water_removal_the_fit_is_flagged(tmp_path, capsys):
         assert list(table["status"]) == ["poor_fit", "poor_fit"], (preset, list(table["status"]))
         assert np.all(np.isnan(np.asarray(table["NAA_crlb"], float)))  # no error bar on a model that does not fit
         assert "poor fit" in capsys.readouterr().err
+
+
+def test_a_model_of_another_protocol_names_every_mismatch_before_tensorflow_loads(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; from mrs_tf.cli import main; "
+            f"rc = main(['quantify', {str(_act('sub-01'))!r}, '--out', {str(tmp_path / 'r.csv')!r}]); "
+            "print('tensorflow' in sys.modules); sys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout.strip() == "False"  # refused before TensorFlow (and the network) were loaded
+    for part in ("echo time 35 ms", "field 127.751 MHz", "bandwidth 2000 Hz", "cannot be resampled up",
+                 "mrs-tf train --basis"):
+        assert part in proc.stderr, part
+    assert not (tmp_path / "r.csv").exists()

@@ -113,13 +113,13 @@ def test_quantifier_refuses_mismatched_or_bad_data(tmp_path, basis):
     model = seed_cnn(filters=(4,), dense_units=8)
     q = Quantifier(model, _quantifier_meta(basis, TrainConfig(), model))
     fids, _ = synthesize(basis, 2, snr=50, seed=1)
-    with pytest.raises(ProtocolError, match="1024 points; this model expects PRESS.*123.2 MHz, 2048 points"):
+    with pytest.raises(ProtocolError, match="this model expects PRESS.*123.2 MHz, 2048 points.*1024 points .the model.s: 2048.*--resample"):
         q.quantify(fids[:, :1024], dwell_s=basis.dwell_s, field_mhz=basis.field_mhz)
-    with pytest.raises(ProtocolError, match="dwell time.*4000 Hz bandwidth"):
+    with pytest.raises(ProtocolError, match="bandwidth 5000 Hz .the model.s: 4000 Hz.*resample"):
         q.quantify(fids, dwell_s=1 / 5000, field_mhz=basis.field_mhz)
-    with pytest.raises(ProtocolError, match="297.2 MHz; this model expects"):
+    with pytest.raises(ProtocolError, match="field 297.2 MHz .the model.s: 123.2 MHz.*mrs-tf train --basis"):
         q.quantify(fids, dwell_s=basis.dwell_s, field_mhz=297.2)
-    with pytest.raises(ProtocolError, match="give dwell_s and field_mhz"):
+    with pytest.raises(ProtocolError, match="field and dwell time unknown"):
         q.quantify(fids)
     bad = fids.copy()
     bad[1, 5] = np.inf
