@@ -76,6 +76,7 @@ def main() -> None:
     parser.add_argument("--fast", action="store_true", help="CI: a short network training (6 x 25 steps of 64)")
     parser.add_argument("--lcmodel", default=None, help="LCModel binary (default: $LCMODEL, PATH, or build it)")
     parser.add_argument("--lcmodel-include", default=None, help="folder with LCModel's .inc files for the build")
+    parser.add_argument("--epochs", type=int, default=None, help="network training epochs (default: the command's 40)")
     parser.add_argument("--work", default=None, help="folder for the files (default: a temporary one)")
     args = parser.parse_args()
     if not BASIS.exists():
@@ -114,6 +115,8 @@ def main() -> None:
     train = ["train", "--basis", str(BASIS), "--protocol-from", str(scans[0]), "--out", str(model), "--overwrite"]
     if args.fast:
         train += ["--epochs", "6", "--steps-per-epoch", "25", "--batch-size", "64", "--test-size", "256"]
+    elif args.epochs:
+        train += ["--epochs", str(args.epochs)]
     t0 = time.perf_counter()
     code = cli(train)
     train_min = (time.perf_counter() - t0) / 60

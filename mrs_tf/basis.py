@@ -240,7 +240,7 @@ class BasisSet:
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, field_mhz: float | None = None, dwell_s: float | None = None,
-             n_points: int | None = None, unknown: str = "error", conjugate: bool | None = None) -> "BasisSet":
+             n_points: int | None = None, unknown: str = "keep", conjugate: bool | None = None) -> "BasisSet":
         """Read a basis set from LCModel ``.BASIS``, a ``.RAW`` file or folder of them, an FSL-MRS JSON folder,
         jMRUI text (``.txt``) or NIfTI-MRS (``.nii``/``.nii.gz``).
 
@@ -249,7 +249,8 @@ class BasisSet:
                 file where it does (mismatch > 0.5 %: :class:`ProtocolError`).
             dwell_s, n_points: resample to these (band-limited) after reading; ``dwell_s`` also stands in for a
                 missing dwell in ``.RAW`` files.
-            unknown: what to do with names that are not mrs-tf metabolites: ``error``, ``keep`` or ``drop``.
+            unknown: what to do with names that are not mrs-tf metabolites: ``keep`` (default: a user's basis may
+                hold signals mrs-tf does not simulate; they are fitted like any other), ``error`` or ``drop``.
             conjugate: ``True`` conjugates the data after the format's own conversion, for files written with the
                 opposite sign convention (spectra that come out mirrored about 4.65 ppm).
         """
@@ -263,10 +264,19 @@ def normalise_names(names: Seq[str], unknown: str = "error") -> tuple[list[str],
     """Map names read from a file to canonical names; returns (names, rows kept)."""
     if unknown not in ("error", "keep", "drop"):
         raise ValueError(f"unknown must be 'error', 'keep' or 'drop', got {unknown!r}")
+    def _is_mm(name) -> bool:
+        try:
+            return canonical_name(name) == MM_NAME
+        except MetaboliteError:
+            return False
+
+    # several macromolecule components (MM09, MM12, ...) keep their own names rather than collide as one "MM"
+    keep_mm_names = sum(_is_mm(n) for n in names) > 1
     out, rows, bad = [], [], []
     for i, name in enumerate(names):
         try:
-            out.append(canonical_name(name))
+            canon = canonical_name(name)
+            out.append(str(name).strip() if keep_mm_names and canon == MM_NAME else canon)
             rows.append(i)
         except MetaboliteError:
             if unknown == "keep":

@@ -233,8 +233,11 @@ def _parser() -> argparse.ArgumentParser:
     qnt.add_argument("--water-ppm", type=float, nargs=2, default=[4.2, 5.2], metavar=("LOW", "HIGH"),
                      help="residual water removed in this band by HLSVD before the network (default 4.2 5.2)")
     qnt.add_argument("--no-water-removal", action="store_true", help="give the network the data as they are")
-    qnt.add_argument("--reference", action="store_true",
-                     help="frequency-reference each spectrum on its metabolite peaks first (offsets up to 0.5 ppm)")
+    qnt.add_argument("--reference", dest="reference", action="store_true", default=True,
+                     help="(default) frequency-reference each spectrum on its metabolite peaks first (offsets up to "
+                          "0.5 ppm, column reference_offset_ppm)")
+    qnt.add_argument("--no-reference", dest="reference", action="store_false",
+                     help="give the network the spectra at the frequency they were acquired")
     qnt.add_argument("--resample", action="store_true",
                      help="resample data whose points/dwell differ from the model's (same field and TE)")
     qnt.add_argument("--report", default=None, help="self-contained HTML report (spectra, fits, warnings)")
@@ -616,7 +619,7 @@ def _quantify(args) -> None:
         if not args.basis:
             raise MRSError("--method quest needs --basis BASIS")
         flags = (("--maps", args.maps), ("--mask", args.mask), ("--resample", args.resample),
-                 ("--reference", args.reference), ("--backend litert", args.backend != "keras"))
+                 ("--backend litert", args.backend != "keras"))
         unsupported = [flag for flag, on in flags if on]
         if unsupported:
             raise MRSError(f"{', '.join(unsupported)} apply to the network; with --method quest use mrs-tf fit's "

@@ -252,7 +252,7 @@ def _mm_lines(t, truth, rows, field_mhz, ref_ppm) -> np.ndarray:
 
 
 def _chunk(shifted, t, ppm_rel, truth, rows, names, n_terms, max_shift, ref_amp, naa_row, field_mhz, ref_ppm, rng,
-           n_baseline, mm_row=None):
+           n_baseline, mm_row=None, mm_scale=1.0):
     n = len(rows)
     conc = np.stack([truth[nm][rows] for nm in names], axis=1)
     if mm_row is not None:  # the MM with its own shape per spectrum, added below; not the basis row
@@ -269,7 +269,7 @@ def _chunk(shifted, t, ppm_rel, truth, rows, names, n_terms, max_shift, ref_amp,
         weights = conc.astype(np.float32)
     fid = (weights @ shifted).view(np.complex64)
     if mm_row is not None:
-        fid += _mm_lines(t, truth, rows, field_mhz, ref_ppm) * mm_conc[:, None].astype(np.float32)
+        fid += _mm_lines(t, truth, rows, field_mhz, ref_ppm) * (mm_scale * mm_conc[:, None]).astype(np.float32)
         conc[:, mm_row] = mm_conc
     # common lineshape, global shift and zero-order phase (float32 exp/cos/sin)
     lor = truth["lw_lorentz_hz"][rows, None].astype(np.float32)
@@ -315,16 +315,20 @@ def _chunk(shifted, t, ppm_rel, truth, rows, names, n_terms, max_shift, ref_amp,
     return fid.astype(np.complex64, copy=False), sd, height
 
 
-def _parametric_mm_row(basis: BasisSet) -> int | None:
-    """Row of the basis's MM signal when it is mrs-tf's parametric one (whose shape can be varied), else None: a
-    measured or foreign MM keeps its shape."""
+def _parametric_mm_row(basis: BasisSet) -> tuple[int, float] | None:
+    """(row, scale) of the basis's MM signal when it is mrs-tf's parametric one times ``scale`` (whose shape can be
+    varied), else None: a measured or foreign MM keeps its shape."""
     if MM_NAME not in basis.names:
         return None
     from .macromolecules import mm_fid
 
     row = basis.index(MM_NAME)
     ours = mm_fid(basis.n_points, basis.dwell_s, basis.field_mhz, basis.ref_ppm)
-    return row if np.allclose(basis.fids[row], ours, rtol=0, atol=1e-4 * np.abs(ours).max()) else None
+    # ours in any units: a foreign basis gets it scaled to its own (mrs_tf.basis_prep.parametric_mm)
+    scale = float(np.real(np.vdot(ours, basis.fids[row])) / np.vdot(ours, ours).real)
+    if scale > 0 and np.allclose(basis.fids[row], scale * ours, rtol=0, atol=1e-4 * scale * np.abs(ours).max()):
+        return row, scale
+    return None
 
 
 def synthesize(basis: BasisSet, n: int = 1000, snr=(10.0, 100.0), seed: int | np.random.SeedSequence = 0,
@@ -358,7 +362,8 @@ def synthesize(basis: BasisSet, n: int = 1000, snr=(10.0, 100.0), seed: int | np
     config = config or SynthesisConfig()
     seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(int(seed))
     param_seq, noise_seq = seq.spawn(2)
-    mm_row = _parametric_mm_row(basis) if config.varies_mm else None
+    mm = _parametric_mm_row(basis) if config.varies_mm else None
+    mm_row, mm_scale = mm if mm is not None else (None, 1.0)
     truth = _draw_parameters(basis, n, snr, config, np.random.default_rng(param_seq), concentrations,
                              vary_mm=mm_row is not None)
     names = basis.names
@@ -383,7 +388,7 @@ def synthesize(basis: BasisSet, n: int = 1000, snr=(10.0, 100.0), seed: int | np
         fids[rows], sd[rows], height[rows] = _chunk(shifted, t32, ppm_rel, truth, rows, names, len(ja),
                                                     max_shift or 1.0,
                                                     ref_amp, naa_row, basis.field_mhz, basis.ref_ppm, rngs[i],
-                                                    config.baseline_components, mm_row)
+                                                    config.baseline_components, mm_row, mm_scale)
 
     n_jobs = n_jobs or min(2, os.cpu_count() or 1)
     # one BLAS thread, always: nested BLAS threads would fight over the cores, and a threaded BLAS sums in another

@@ -84,9 +84,13 @@ def test_foreign_names_and_aliases(tmp_path):
     path = jmrui.write_text(tmp_path / "b.txt", np.vstack([b.fids, b.fids, b.fids]), b.dwell_s, b.field_mhz,
                             names=["PCho", "sIns", "Ace"])
     with pytest.raises(MetaboliteError, match="Ace"):
-        BasisSet.load(path)
+        BasisSet.load(path, unknown="error")
     assert BasisSet.load(path, unknown="drop").names == ["PCh", "Scyllo"]
-    assert BasisSet.load(path, unknown="keep").names == ["PCh", "Scyllo", "Ace"]
+    assert BasisSet.load(path).names == ["PCh", "Scyllo", "Ace"]  # kept by default
+    # LCModel-style MM components keep their names instead of colliding as "MM"
+    mm = jmrui.write_text(tmp_path / "mm.txt", np.vstack([b.fids] * 3), b.dwell_s, b.field_mhz,
+                          names=["NAA", "MM09", "MM12"])
+    assert BasisSet.load(mm).names == ["NAA", "MM09", "MM12"]
     assert canonical_name("mI") == "Ins" and canonical_name("Mac") == "MM" and canonical_name("MMBL") == "MM"
     assert canonical_name("Mac_3T") == "MM"
     with pytest.raises(MetaboliteError, match="sum of metabolites"):

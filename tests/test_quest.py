@@ -234,7 +234,7 @@ def test_low_snr_broad_lines_do_not_settle_in_the_negative_phase_branch(basis):
     from mrs_tf.train import TRAINING_SYNTHESIS
 
     fids, truth = synthesize(basis, 40, snr=(10, 100), seed=np.random.SeedSequence([0, 4001]),
-                             config=TRAINING_SYNTHESIS.with_(priors={}))
+                             config=TRAINING_SYNTHESIS.with_(priors={}, lipid_amp=(0.0, 0.0), baseline_amp=(-0.15, 0.15)))
     i = int(np.argmin(np.abs(truth["lw_lorentz_hz"] - 10.6) + np.abs(truth["snr"] - 10)))
     assert truth["snr"][i] < 11 and truth["lw_gauss_hz"][i] > 12
     res = quest.fit_one(fids[i], basis)

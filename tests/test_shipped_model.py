@@ -10,7 +10,7 @@ pytest.importorskip("keras")
 
 import mrs_tf  # noqa: E402
 from mrs_tf import synthesize  # noqa: E402
-from mrs_tf.train import TRAINING_SYNTHESIS, evaluation_synthesis  # noqa: E402
+from mrs_tf.train import evaluation_synthesis  # noqa: E402
 
 FOLDER = Path(__file__).resolve().parents[1] / "saved_models" / "press3t_te30"
 
@@ -23,8 +23,10 @@ def shipped():
 
 @pytest.fixture(scope="module")
 def test_set(basis):
+    # the model's own training nuisance ranges (its train_config.json), nominal MM, as the model was trained
+    own = mrs_tf.Quantifier.read_meta(FOLDER).train_config().synthesis_config()
     return synthesize(basis, 256, snr=(30, 100), seed=np.random.SeedSequence([99, 5]),
-                      config=evaluation_synthesis(TRAINING_SYNTHESIS))  # nominal MM, as the model was trained
+                      config=evaluation_synthesis(own))
 
 
 def _mape(table, truth, name):

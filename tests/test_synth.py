@@ -153,6 +153,14 @@ def test_varied_mm_shape_keeps_its_total_and_moves_its_lines(basis):
     peak = basis.ppm[window][np.argmax(spec[:, window], axis=1)]
     assert np.corrcoef(peak, truth["mm_ppm_0"])[0, 1] > 0.8  # the line sits where the truth says
     assert np.std(np.abs(fids[:, 200])) > 0.05 * np.abs(fids[:, 200]).mean()  # shapes differ
-    measured = BasisSet(only_mm.names, only_mm.fids * np.array([[1.0], [1.01]]), basis.dwell_s, basis.field_mhz)
+    from mrs_tf.macromolecules import mm_fid
+
+    other_mm = mm_fid(basis.n_points, basis.dwell_s, basis.field_mhz, components=MM_COMPONENTS[:5])  # another shape
+    measured = BasisSet(only_mm.names, np.vstack([only_mm.fids[0], other_mm]), basis.dwell_s, basis.field_mhz)
     _, truth = synthesize(measured, n=2, snr=None, concentrations=c[:2], config=spread)
     assert "mm_amp_0" not in truth
+    # mrs-tf's MM in another basis's units (basis_prep.parametric_mm) is still varied, in those units
+    scaled = BasisSet(only_mm.names, only_mm.fids * 1e-4, basis.dwell_s, basis.field_mhz)
+    fids, truth = synthesize(scaled, n=20, snr=None, concentrations=c[:20], config=spread, seed=5)
+    assert "mm_amp_0" in truth
+    np.testing.assert_allclose(fids[:, 0].real, 2.0 * total * 1e-4, rtol=1e-4)

@@ -60,7 +60,7 @@ def _read_raw_basis(path: Path, field_mhz, dwell_s) -> dict:
     return {"names": names, "fids": np.array(fids), "dwell_s": dwells[0], "field_mhz": fields[0]}
 
 
-def read_basis(path, *, field_mhz=None, dwell_s=None, n_points=None, unknown="error", conjugate=None):
+def read_basis(path, *, field_mhz=None, dwell_s=None, n_points=None, unknown="keep", conjugate=None):
     """Read a basis set file into a :class:`~mrs_tf.basis.BasisSet` (see ``BasisSet.load``)."""
     from ..basis import BasisSet, normalise_names
 
