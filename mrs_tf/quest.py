@@ -534,7 +534,7 @@ def _poor_fit_problems(quality: dict, chi2: float, tcr: float) -> list[str]:
                    f"water or lipids? a basis of another protocol?)")
     if quality.get("baseline_over_signal", 0) > lim["baseline_over_signal"]:
         out.append(f"the baseline is {quality['baseline_over_signal']:.1f}x taller than the metabolite signals "
-                   f"(residual water not removed?)")
+                   f"(residual water not removed? frequency-mirrored data? a basis of another protocol?)")
     if quality.get("residual_structure", 0) > lim["residual_structure"]:
         out.append(f"the residual is mostly structure ({quality['residual_structure']:.1f}x the noise after "
                    f"0.1 ppm smoothing)")
