@@ -3,7 +3,7 @@ data in ../shared/data/osprey/invivo_philips_press35), with the matching vendor-
 3T_PRESS_Philips_35ms_noMM.BASIS, no macromolecules).
 
     python benchmarks/invivo_vs_lcmodel.py               # QUEST + a network trained with train --basis (defaults)
-    python benchmarks/invivo_vs_lcmodel.py --fast        # CI: the network trained 6 x 25 steps (shows the path)
+    python benchmarks/invivo_vs_lcmodel.py --fast        # CI: the network trained 12 x 40 steps of 64 (shows the path)
     python benchmarks/invivo_vs_lcmodel.py --lcmodel /path/to/lcmodel
 
 Routes, all through the command line as a user runs them, reading the SDAT files directly:
@@ -73,7 +73,7 @@ def ratios_from(table, i) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--fast", action="store_true", help="CI: a short network training (6 x 25 steps of 64)")
+    parser.add_argument("--fast", action="store_true", help="CI: a short network training (12 x 40 steps of 64)")
     parser.add_argument("--lcmodel", default=None, help="LCModel binary (default: $LCMODEL, PATH, or build it)")
     parser.add_argument("--lcmodel-include", default=None, help="folder with LCModel's .inc files for the build")
     parser.add_argument("--epochs", type=int, default=None, help="network training epochs (default: the command's 40)")
@@ -114,7 +114,7 @@ def main() -> None:
     model = work / "net_philips_te35"
     train = ["train", "--basis", str(BASIS), "--protocol-from", str(scans[0]), "--out", str(model), "--overwrite"]
     if args.fast:
-        train += ["--epochs", "6", "--steps-per-epoch", "25", "--batch-size", "64", "--test-size", "256"]
+        train += ["--epochs", "12", "--steps-per-epoch", "40", "--batch-size", "64", "--test-size", "256"]
     elif args.epochs:
         train += ["--epochs", str(args.epochs)]
     t0 = time.perf_counter()

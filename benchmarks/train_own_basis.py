@@ -2,7 +2,7 @@
 is worth.
 
     python benchmarks/train_own_basis.py                 # the command's defaults: 40 epochs x 200 steps x 128
-    python benchmarks/train_own_basis.py --fast          # CI: 6 epochs x 25 steps of 64
+    python benchmarks/train_own_basis.py --fast          # CI: 12 epochs x 40 steps of 64
 
 The "user's" basis stands in for one from elsewhere: PRESS TE 35 ms (TE1 12, TE2 23) at 3 T, 4096 points at 5 kHz,
 no macromolecules, scaled to 0.2 FID units per proton, written as an LCModel .BASIS; the "scan" is 32 spectra of
@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--fast", action="store_true", help="6 epochs x 25 steps of 64 (CI; enough to learn)")
+    parser.add_argument("--fast", action="store_true", help="12 epochs x 40 steps of 64 (CI; enough to learn)")
     parser.add_argument("--epochs", type=int, default=None, help="default: the command's (40)")
     parser.add_argument("--steps-per-epoch", type=int, default=None, help="default: the command's (200)")
     parser.add_argument("--work", default=None, help="folder for the files (default: a temporary one)")
@@ -64,7 +64,7 @@ def main() -> None:
     cmd = ["train", "--basis", str(work / "their_press_te35.BASIS"), "--protocol-from", str(work / "scan.nii.gz"),
            "--out", str(out), "--overwrite"]
     if args.fast:
-        cmd += ["--epochs", "6", "--steps-per-epoch", "25", "--batch-size", "64", "--test-size", "256"]
+        cmd += ["--epochs", "12", "--steps-per-epoch", "40", "--batch-size", "64", "--test-size", "256"]
     else:
         cmd += [f"--epochs={args.epochs}"] if args.epochs else []
         cmd += [f"--steps-per-epoch={args.steps_per_epoch}"] if args.steps_per_epoch else []
