@@ -43,6 +43,13 @@ def main() -> None:
         simulate_basis(sequence=sequence, **kw)
         print(f"basis simulation, {sequence} {kw}: {time.perf_counter() - t0:.2f} s")
 
+    from mrs_tf import crlb
+
+    fids64, truth64 = synthesize(basis, n=64, seed=2)
+    t0 = time.perf_counter()
+    crlb.from_truth(basis, truth64)
+    print(f"crlb.from_truth, 64 spectra (default BLAS threads outside; one inside): {time.perf_counter() - t0:.2f} s")
+
     synthesize(basis, n=256, seed=0)  # warm-up
     for jobs in (1, 2):
         t0 = time.perf_counter()

@@ -128,6 +128,15 @@ def from_truth(basis, truth: dict, options=None, rows=None) -> dict[str, np.ndar
                         gaussian=options.gaussian, fit_phase1=options.phase1, shift_sd_hz=options.shift_sd_hz,
                         observation=Observation(first_point=first))
     out = {nm: np.empty(len(rows)) for nm in names}
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, user_api="blas"):  # small matrices: threads cost more than they bring
+        _bounds_at_truth(model, truth, names, rows, sgroups, n_total, out)
+    return out
+
+
+def _bounds_at_truth(model, truth, names, rows, sgroups, n_total, out) -> None:
+    """Fill ``out`` with the CRLB of every row of ``truth`` (see :func:`from_truth`)."""
     for j, i in enumerate(rows):
         conc = np.array([truth[nm][i] for nm in names], float)
         met_shift = np.array([truth.get(f"{nm}_shift_hz", np.zeros(n_total))[i] for nm in names])
@@ -146,4 +155,3 @@ def from_truth(basis, truth: dict, options=None, rows=None) -> dict[str, np.ndar
             out[nm][j] = crlb[k]
         for combo, (_, bound) in combined(names, conc, cov).items():
             out.setdefault(combo, np.empty(len(rows)))[j] = bound
-    return out
