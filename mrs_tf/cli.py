@@ -741,9 +741,11 @@ def _write_maps(folder, table, names, d, overwrite: bool = False) -> list:
     where no voxel was quantified. Written into a new folder, renamed into place at the end."""
     import nibabel as nib
 
-    from .io._files import atomic_output
+    from .io._files import atomic_output, safe_filename
 
     written = []
+    for name in names:
+        safe_filename(name, "metabolite name")
     with atomic_output(folder, overwrite=overwrite, directory=True) as tmp:
         tmp.mkdir(parents=True, exist_ok=True)
         v = d["voxels"]

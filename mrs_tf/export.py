@@ -133,19 +133,21 @@ def to_tflite(quantifier, out: str | os.PathLike, quantize: str = "none", n_repr
 def to_saved_model(quantifier, out: str | os.PathLike, overwrite: bool = False) -> Path:
     """Write a TensorFlow SavedModel (TF Serving) whose ``serving_default`` signature maps ``spectrum``
     (B, n_points, 2) to ``concentrations``; ``quantifier.json`` is copied beside it."""
-    import shutil
+    from .io._files import atomic_output
 
     out = Path(out)
     _refuse(out, overwrite)
     q = _load(quantifier)
     model = inference_model(q)
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.export(str(tmp), format="tf_saved_model", verbose=False)
-    (tmp / "quantifier.json").write_text(json.dumps(q.meta, indent=2))
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    # built beside, then moved in entry by entry: --overwrite into a folder holding other files (even the
+    # quantifier being exported) replaces only the SavedModel's own entries
+    with atomic_output(out, overwrite, directory=True) as tmp:
+        staging = tmp / "export"
+        model.export(str(staging), format="tf_saved_model", verbose=False)
+        for entry in list(staging.iterdir()):
+            os.replace(entry, tmp / entry.name)
+        staging.rmdir()
+        (tmp / "quantifier.json").write_text(json.dumps(q.meta, indent=2))
     return out
 
 

@@ -116,3 +116,38 @@ def test_quantify_with_a_trained_folder(tmp_path, capsys, basis):
     capsys.readouterr()
     assert main(["quantify", str(data), "--model", str(tmp_path), "--out", str(tmp_path / "x.csv")]) == 2
     assert "no model.keras" in capsys.readouterr().err
+
+
+def test_overwrite_into_a_folder_replaces_only_what_the_command_writes(tmp_path, basis):
+    """--overwrite into a folder holding other files (the input scan, the model being exported) keeps them."""
+    import shutil
+
+    from mrs_tf import BasisSet, synthesize
+    from mrs_tf.errors import FileFormatError
+    from mrs_tf.io import nifti
+
+    study = tmp_path / "study"
+    study.mkdir()
+    fids, _ = synthesize(basis, 2, snr=60, seed=3)
+    scan = study / "scan.nii.gz"
+    nifti.write(scan, fids.reshape(2, 1, 1, -1).astype(np.complex128), basis.dwell_s, basis.field_mhz, te_s=0.03)
+    (study / "notes.txt").write_text("mine")
+    assert main(["quantify", str(scan), "--out", str(tmp_path / "m.csv"), "--maps", str(study), "--overwrite"]) == 0
+    assert scan.exists() and (study / "notes.txt").read_text() == "mine" and (study / "NAA.nii.gz").exists()
+    # a basis folder: the user's own file stays
+    folder = tmp_path / "fsl"
+    folder.mkdir()
+    (folder / "README").write_text("mine")
+    assert main(["basis", "simulate", "--metabolites", "NAA", "Cr", "--out", str(folder), "--overwrite"]) == 0
+    assert (folder / "README").read_text() == "mine" and (folder / "NAA.json").exists()
+    # the model being exported survives a SavedModel export into its own folder
+    model = tmp_path / "mc"
+    shutil.copytree("saved_models/press3t_te30", model)
+    assert main(["export", str(model), "--format", "saved_model", "--out", str(model), "--overwrite"]) == 0
+    assert (model / "model.keras").exists() and (model / "model_card.md").exists()
+    assert (model / "saved_model.pb").exists()
+    # a metabolite name that is a path would write outside the folder: refused, nothing written
+    evil = BasisSet(["NAA", "../../evil"], basis.fids[:2], basis.dwell_s, basis.field_mhz)
+    with pytest.raises(FileFormatError, match="cannot be a file name"):
+        evil.save(tmp_path / "out" / "b")
+    assert not (tmp_path / "evil.json").exists() and not (tmp_path / "out").exists()

@@ -43,14 +43,19 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = False, directory: b
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=parent)
         os.close(fd)
         tmp = Path(name)
+    if directory and path.exists() and not path.is_dir():
+        raise FileFormatError(f"{path} exists and is not a folder")
     try:
         yield tmp
         if directory and path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=parent))
-            os.rmdir(old)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
+            # --overwrite into an existing folder replaces only what this command wrote, entry by entry: the
+            # folder may hold the user's other files (the input scan, the model being exported)
+            for entry in sorted(tmp.iterdir()):
+                dst = path / entry.name
+                if dst.is_dir() and not dst.is_symlink():
+                    shutil.rmtree(dst)
+                os.replace(entry, dst)
+            os.rmdir(tmp)
         else:
             umask = os.umask(0)
             os.umask(umask)
@@ -62,6 +67,15 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = False, directory: b
         elif tmp.exists():
             tmp.unlink()
         raise
+
+
+def safe_filename(name: str, what: str = "name") -> str:
+    """``name`` if it can be a file name inside an output folder; FileFormatError for a path (``/``, ``\\``,
+    ``..``) or a hidden name, which would write outside the folder or hide the file."""
+    text = str(name)
+    if not text or "/" in text or "\\" in text or text in (".", "..") or text.startswith(".") or "\0" in text:
+        raise FileFormatError(f"{what} {text!r} cannot be a file name in an output folder (no paths, no leading dot)")
+    return text
 
 
 def require_file(path: str | os.PathLike) -> Path:

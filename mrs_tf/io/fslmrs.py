@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FileFormatError
-from ._files import atomic_output, require_file
+from ._files import atomic_output, safe_filename, require_file
 
 _REQUIRED = ("basis_re", "basis_im", "basis_dwell", "basis_centre")
 
@@ -62,6 +62,8 @@ def read_folder(path) -> dict:
 def write_folder(path, names, fids, dwell_s: float, field_mhz: float, meta: dict | None = None,
                  overwrite: bool = False) -> Path:
     """Write one ``<name>.json`` per metabolite into the folder ``path`` (created atomically)."""
+    for name in names:
+        safe_filename(name, "metabolite name")
     with atomic_output(path, overwrite, directory=True) as tmp:
         for index, (name, fid) in enumerate(zip(names, np.asarray(fids))):
             content = {"basis": {"basis_re": fid.real.tolist(), "basis_im": fid.imag.tolist(),
