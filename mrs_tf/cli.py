@@ -280,6 +280,9 @@ def _refuse_existing(args, *targets) -> None:
     for target in targets:
         if target and Path(target).exists() and not args.overwrite:
             raise MRSError(f"{target} already exists; refusing to overwrite it (use --overwrite)")
+        parent = Path(target).parent if target else None
+        if parent is not None and not parent.is_dir():  # found now, not after the first output was written
+            raise MRSError(f"cannot write {target}: folder {parent} does not exist")
 
 
 def _dwell(args) -> float | None:
@@ -398,6 +401,18 @@ def _read_scan(args, path) -> dict:
     return d
 
 
+#: signals of a brain spectrum whose absence from a basis biases its neighbours (what takes their signal)
+_EXPECTED = {"NAA": "NAAG, the baseline", "Cr": "PCr, MM", "Glu": "Gln, GABA, GSH", "Gln": "Glu, GABA, GSH",
+             "Ins": "Gly, Tau", "GPC": "PCh", "PCh": "GPC"}
+
+
+def _warn_missing_metabolites(basis, source) -> None:
+    missing = [n for n in _EXPECTED if n not in basis.names]
+    for name in missing:
+        print(f"mrs-tf: warning: {source} has no {name}: its signal goes to its neighbours ({_EXPECTED[name]}), "
+              f"which come out too high", file=sys.stderr)
+
+
 def _warn_poor_fits(table) -> None:
     status = np.asarray(table["status"])
     bad = np.flatnonzero(status == "poor_fit")
@@ -427,6 +442,7 @@ def _fit(args) -> None:
     if te_data and te_basis and abs(float(te_data) - float(te_basis)) > 0.5:
         raise MRSError(f"{args.basis} is for TE {float(te_basis):g} ms, {args.data[0]} has TE {float(te_data):g} ms: "
                        f"simulate a basis for the data's TE (mrs-tf basis simulate --te-ms {float(te_data):g} ...)")
+    _warn_missing_metabolites(basis, args.basis)
     if args.no_basis_hygiene:
         basis = basis.resample(dwell_s=first["dwell_s"], n_points=first["fids"].shape[1]) if (
             basis.n_points != first["fids"].shape[1] or abs(basis.dwell_s - first["dwell_s"]) > 1e-12) else basis

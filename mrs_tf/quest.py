@@ -473,7 +473,10 @@ def _fit_one(fid: np.ndarray, basis: BasisSet, opts: QuestOptions) -> QuestResul
     # significance of the fitted metabolite signal against pure noise
     energy = float(np.sum(np.abs(model.obs(contributions.sum(0))) ** 2) / sigma ** 2) if sigma > 0 else 0.0
     n_par = len(names) + len(sol.x)
-    snr = _snr(basis, contributions, sigma)
+    pdict = model.unpack(sol.x)
+    naa_shift = float(np.broadcast_to(model.metabolite_shifts(pdict), (len(names),))[names.index("NAA")]) \
+        if "NAA" in names else 0.0
+    snr = _snr(basis, contributions, sigma, naa_shift)
     fitted_part = resid.copy()
     if opts.background == "truncate":  # the first points were left to the (unmodelled) background
         fitted_part[:opts.first_point(dwell, n)] = 0
@@ -489,7 +492,6 @@ def _fit_one(fid: np.ndarray, basis: BasisSet, opts: QuestOptions) -> QuestResul
         status, message = "max_iterations", f"stopped after {opts.max_nfev} evaluations"
     else:
         status, message = "ok", ""
-    pdict = model.unpack(sol.x)
     return QuestResult(
         names=names, amplitudes=amp, crlb=crlb, covariance=cov, combinations=combined(names, amp, cov),
         phase0_deg=float(np.rad2deg((pdict["phase0"] + np.pi) % (2 * np.pi) - np.pi)),
@@ -543,13 +545,16 @@ def _poor_fit_problems(quality: dict, chi2: float, tcr: float) -> list[str]:
     return out
 
 
-def _snr(basis: BasisSet, contributions: np.ndarray, sigma: float) -> float:
+def _snr(basis: BasisSet, contributions: np.ndarray, sigma: float, naa_shift_hz: float = 0.0) -> float:
     """mrs-tf's SNR (see :mod:`mrs_tf.synth`): height of the fitted NAA singlet (1.9-2.1 ppm; without NAA, the
     tallest peak of the fitted metabolites in 0.2-4.2 ppm) over the sigma of the real spectral noise."""
     if not sigma > 0:
         return np.inf
     if "NAA" in basis.names:
-        spec, band = np.fft.fft(contributions[basis.index("NAA")]).real, _band(basis, (1.9, 2.1)).band
+        # where the fitted NAA singlet is: 2.008 ppm moved by its fitted shift (not a fixed band, which misses a
+        # shifted spectrum and reports a false low SNR)
+        at = 2.008 - naa_shift_hz / basis.field_mhz
+        spec, band = np.fft.fft(contributions[basis.index("NAA")]).real, _band(basis, (at - 0.1, at + 0.1)).band
     else:
         spec, band = np.fft.fft(contributions.sum(0)).real, _band(basis, (0.2, 4.2)).band
     return float(np.abs(spec[band]).max() / (sigma * np.sqrt(basis.n_points)))

@@ -151,3 +151,20 @@ def test_overwrite_into_a_folder_replaces_only_what_the_command_writes(tmp_path,
     with pytest.raises(FileFormatError, match="cannot be a file name"):
         evil.save(tmp_path / "out" / "b")
     assert not (tmp_path / "evil.json").exists() and not (tmp_path / "out").exists()
+
+
+def test_a_refused_run_writes_nothing_and_a_basis_without_glu_is_warned_about(tmp_path, capsys, basis):
+    from mrs_tf import synthesize
+    from mrs_tf.io import nifti
+
+    fids, _ = synthesize(basis, 1, snr=60, seed=4)
+    data = tmp_path / "d.nii.gz"
+    nifti.write(data, fids.reshape(1, 1, 1, -1).astype(np.complex128), basis.dwell_s, basis.field_mhz, te_s=0.03)
+    # the report's folder does not exist: refused before the CSV is written, so the rerun is not blocked
+    assert main(["quantify", str(data), "--out", str(tmp_path / "r.csv"), "--report",
+                 str(tmp_path / "missing" / "r.html")]) == 2
+    assert "does not exist" in capsys.readouterr().err and not (tmp_path / "r.csv").exists()
+    basis.subset([n for n in basis.names if n != "Glu"]).save(tmp_path / "noglu.BASIS")
+    assert main(["fit", "--basis", str(tmp_path / "noglu.BASIS"), str(data), "--out", str(tmp_path / "q.csv"),
+                 "--n-jobs", "1"]) == 0
+    assert "has no Glu" in capsys.readouterr().err
