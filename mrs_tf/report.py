@@ -163,7 +163,9 @@ def load_test_data(quantifier, data, truth_csv=None, tfds_dir=None):
         if conc.shape[1] != len(names):
             raise BasisError(f"tfds:{config}: {conc.shape[1]} concentrations per example for {len(names)} names")
         truth = {nm: conc[:, j] for j, nm in enumerate(names)}
-        truth["snr"] = np.array([e["nuisance"]["snr"] for e in exs], float)
+        # every stored nuisance parameter (linewidths, shift, phases, noise): the CRLB at the truth needs them
+        for key in exs[0]["nuisance"]:
+            truth[key] = np.array([e["nuisance"][key] for e in exs], float)
         return quantifier.basis(), fids, truth
     if truth_csv is None:
         raise MRSError("evaluating files needs their ground truth: --truth TRUTH.csv (a column per metabolite and "

@@ -162,6 +162,14 @@ def test_evaluate_on_a_tfds_split_checks_protocol_and_names(tiny_dir):
     ds = load("tiny", "test", tiny_dir)
     first = min(ds.as_numpy_iterator(), key=lambda e: int(e["index"]))
     assert truth["NAA"][0] == pytest.approx(float(first["concentrations"][list(mrs_tf.ALL_NAMES).index("NAA")]))
+    # the bound at the truth (what mrs-tf evaluate --data tfds:... computes) has every parameter it needs, and agrees
+    # with the bound stored in the data set (which also knew the per-metabolite shifts)
+    from mrs_tf.crlb import from_truth
+    from mrs_tf.quest import QuestOptions
+
+    bound = from_truth(basis, truth, QuestOptions(background="none"), rows=[0])
+    stored = float(first["crlb"][list(mrs_tf.ALL_NAMES).index("NAA")])
+    assert bound["NAA"][0] == pytest.approx(stored, rel=0.15)  # (without the per-metabolite shifts: 7 % here)
     with pytest.raises(ProtocolError, match="297.2 MHz"):
         load_test_data(Quantifier(None, {**meta, "field_mhz": 297.2}), ["tfds:tiny:test"], tfds_dir=tiny_dir)
     with pytest.raises(BasisError, match="no ground truth for Xyz"):
