@@ -94,8 +94,10 @@ def _add_preprocessing(p: argparse.ArgumentParser) -> None:
                    "transients")
     g.add_argument("--no-align", dest="align", action="store_false", default=True,
                    help="average transients without frequency/phase alignment (spectral registration)")
-    g.add_argument("--ecc", action="store_true",
-                   help="eddy-current (and zero-order phase) correction from the --water reference (Klose)")
+    g.add_argument("--ecc", dest="ecc", action="store_true", default=None,
+                   help="eddy-current (and zero-order phase) correction from the --water reference (Klose; the "
+                        "default when --water is given)")
+    g.add_argument("--no-ecc", dest="ecc", action="store_false", help="no eddy-current correction")
 
 
 def _fit_options(args):
@@ -382,7 +384,7 @@ def _read_scan(args, path) -> dict:
     n = len(d["fids"])
     steps = {"coils_combined": np.full(n, pre.get("coils", 1)), "transients_averaged": np.full(n, pre.get(
         "transients", 1)), "align_max_hz": np.full(n, pre.get("align_max_hz", np.nan))}
-    ecc = bool(args.ecc)
+    ecc = bool(args.water) if args.ecc is None else bool(args.ecc)
     if ecc:
         if not args.water:
             raise MRSError("--ecc needs the water reference: --water FILE")
