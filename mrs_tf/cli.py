@@ -628,7 +628,6 @@ def _export(args) -> None:
 
 
 def _quantify(args) -> None:
-    from .io import read_data
     from .quantify import Quantifier
     from .table import ResultTable
 
@@ -669,7 +668,6 @@ def _quantify(args) -> None:
     if args.report or args.reference:
         q.basis()  # a training basis file that changed since training is refused now, before anything is written
     per_proton = _basis_norm(args, q.amplitude_per_proton)
-    dwell = _dwell(args)
     rows, labels, voxels, all_fids = [], [], [], []
     for path, d in scans:
         if args.resample and (d["fids"].shape[1] != q.n_points or abs(d["dwell_s"] - q.dwell_s) > 1e-9):
