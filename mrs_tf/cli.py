@@ -247,7 +247,8 @@ def _parser() -> argparse.ArgumentParser:
     qnt.add_argument("--mask", default=None, help="MRSI: NIfTI mask; voxels where it is 0 are not quantified")
     qnt.add_argument("--backend", choices=["keras", "litert"], default="keras",
                      help="run model.keras (default) or a TFLite file with the LiteRT interpreter")
-    qnt.add_argument("--tflite", default="model.tflite", help="with --backend litert: file in the model folder")
+    qnt.add_argument("--tflite", default="model.tflite",
+                     help="with --backend litert: the .tflite file (as given if it exists, else in the model folder)")
     qnt.add_argument("--overwrite", action="store_true")
     evl = sub.add_parser("evaluate", help="network vs QUEST vs CRLB on a test set: metrics CSV and an HTML report")
     evl.add_argument("--model", default="saved_models/press3t_te30", help="quantifier folder")

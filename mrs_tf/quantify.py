@@ -45,13 +45,19 @@ class Quantifier:
     def load(cls, path: str | os.PathLike, backend: str = "keras", tflite: str = "model.tflite",
              num_threads: int | None = None, basis=None) -> "Quantifier":
         """Load ``path/quantifier.json`` and the network: ``path/model.keras`` (``backend="keras"``) or the LiteRT
-        flatbuffer ``path/<tflite>`` (``backend="litert"``; e.g. ``tflite="model_int8.tflite"``), same columns.
+        flatbuffer ``tflite`` (``backend="litert"``; a file as given, absolute or relative to the working folder,
+        else ``path/<tflite>``, e.g. ``tflite="model_int8.tflite"``), same columns.
         ``basis``: a :class:`~mrs_tf.basis.BasisSet` or basis file for reconstructions and references instead of
         the training basis (see :meth:`use_basis`; checked before the network is loaded)."""
         if backend not in ("keras", "litert"):
             raise MRSError(f"unknown backend {backend!r}; use keras or litert")
         folder = cls._folder(path)
-        model_file = folder / ("model.keras" if backend == "keras" else tflite)
+        model_file = folder / "model.keras"
+        if backend == "litert":
+            # a tflite path that exists as given (absolute, or relative to the working folder: the file just
+            # exported) wins over the model folder's file of the same name
+            given = Path(tflite)
+            model_file = given if given.is_file() else folder / tflite
         if not model_file.is_file():
             raise FileFormatError(f"{folder}: no {model_file.name}; a quantifier folder holds model.keras and "
                                   f"quantifier.json (written by mrs-tf train)")

@@ -1,4 +1,5 @@
 """TFLite/LiteRT and SavedModel export: the exported graph gives the Keras numbers; bad input is refused."""
+from pathlib import Path
 import numpy as np
 import pytest
 
@@ -103,3 +104,19 @@ def test_saved_model_signature_and_cli(folder, basis, tmp_path, capsys):
     capsys.readouterr()
     assert main(["export", str(folder), "--format", "saved_model", "--out", str(out)]) == 2
     assert "exists" in capsys.readouterr().err
+
+
+def test_a_relative_tflite_path_means_the_file_just_exported(tmp_path, monkeypatch):
+    """The README's export-then-load: `model.tflite` written in the working folder is the one loaded, not the model
+    folder's file of the same name; a bare name that is not there still means the folder's file."""
+    import shutil
+
+    from mrs_tf.quantify import Quantifier
+
+    shipped = Path("saved_models/press3t_te30").resolve()
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(shipped / "model_int8.tflite", tmp_path / "model.tflite")  # "just exported", differs from the folder's
+    q = Quantifier.load(shipped, backend="litert", tflite="model.tflite")
+    assert q.runner.path.resolve() == (tmp_path / "model.tflite").resolve()
+    q = Quantifier.load(shipped, backend="litert", tflite="model_int8.tflite")
+    assert q.runner.path.resolve() == (shipped / "model_int8.tflite").resolve()
