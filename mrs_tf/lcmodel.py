@@ -120,14 +120,14 @@ def _read_csv(path: Path) -> tuple[dict, dict]:
 
 
 def _table_value(text: str, key: str) -> float:
-    for line in text.splitlines():
-        if key in line:
-            for part in line.replace("=", " ").split():
-                try:
-                    return float(part)
-                except ValueError:
-                    continue
-    return float("nan")
+    """The number right after ``key =`` in LCModel's table (e.g. ``FWHM = 0.038 ppm    S/N =  42``)."""
+    import re
+
+    match = re.search(re.escape(key) + r"\s*=\s*([-+0-9.eE]+)", text)
+    try:
+        return float(match.group(1)) if match else float("nan")
+    except ValueError:
+        return float("nan")
 
 
 def run(fid, basis_file: str | os.PathLike, *, dwell_s: float, field_mhz: float, binary=None,

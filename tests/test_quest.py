@@ -249,3 +249,12 @@ def test_snr_is_measured_where_the_naa_peak_is(basis):
     fids, truth = synthesize(basis, 2, snr=50, seed=71, config=SynthesisConfig(shift_ppm=(0.2, 0.2)))
     table = quest.fit(fids, basis, n_jobs=1, progress=False)
     np.testing.assert_allclose(table["snr"], truth["snr"], rtol=0.25)
+
+
+def test_lcmodel_table_values_are_read_after_their_key():
+    """LCModel prints FWHM and S/N on one line; each is the number after its own key."""
+    from mrs_tf.lcmodel import _table_value
+
+    table = "  FWHM = 0.038 ppm    S/N =  42                     \n"
+    assert _table_value(table, "FWHM") == 0.038 and _table_value(table, "S/N") == 42.0
+    assert np.isnan(_table_value(table, "Data shift"))
