@@ -125,6 +125,11 @@ class BasisSet:
         return ppm_axis(self.n_points, self.dwell_s, self.field_mhz, self.ref_ppm)
 
     @property
+    def fft_ppm(self) -> np.ndarray:
+        """ppm of each bin of the unshifted ``np.fft.fft(fid)`` (the order the fits observe bands in)."""
+        return self.ref_ppm - np.fft.fftfreq(self.n_points, self.dwell_s) / self.field_mhz
+
+    @property
     def spectra(self) -> np.ndarray:
         """``np.fft.fftshift(np.fft.fft(fids), axes=-1)``."""
         return np.fft.fftshift(np.fft.fft(self.fids, axis=-1), axes=-1)

@@ -46,8 +46,6 @@ LIPID_COMPONENTS: dict[str, tuple] = {
     "Lip13": ((1.28, 0.15, 2.0), (1.28, 0.089, 2.0)),
     "Lip20": ((2.04, 0.15, 1.33), (2.25, 0.15, 0.67), (2.80, 0.20, 0.87)),
 }
-#: (name, ppm, protons) of the singlets that fix a basis's ppm reference
-REFERENCE_SINGLETS = (("NAA", 2.008), ("Cr", 3.027), ("PCr", 3.029))
 #: signals that are not metabolites: dropped from a basis before fitting
 NON_METABOLITES = ("h2o", "water", "tms", "dss", "ref")
 
@@ -76,7 +74,9 @@ def _singlet_ppm(fid: np.ndarray, basis: BasisSet, ppm0: float, window: float = 
 def reference_offset_ppm(basis: BasisSet) -> float | None:
     """Median (measured - published) ppm of the NAA and Cr/PCr CH3 singlets; None when the basis has none."""
     offsets = []
-    for name, ppm0 in REFERENCE_SINGLETS:
+    from .water import REFERENCE_SINGLETS  # (name, ppm, protons): the singlets that also fix the basis's units
+
+    for name, ppm0, _ in REFERENCE_SINGLETS:
         if name in basis.names:
             found = _singlet_ppm(basis[name], basis, ppm0)
             if found is not None:
@@ -100,9 +100,8 @@ def remove_reference_peak(fid: np.ndarray, basis: BasisSet, band=(-0.2, 0.2), re
     untouched."""
     import scipy.optimize
 
-    n = len(fid)
     t = basis.time
-    ppm = basis.ref_ppm - np.fft.fftfreq(n, basis.dwell_s) / basis.field_mhz
+    ppm = basis.fft_ppm
     lo, hi = min(band), max(band)
     inside = np.flatnonzero((ppm >= lo) & (ppm <= hi))
     spec = np.fft.fft(fid)
@@ -166,7 +165,7 @@ def prepare_basis(basis: BasisSet, *, n_points: int | None = None, dwell_s: floa
     names = list(basis.names)
     fids = basis.fids.copy()
     protocol = dict(basis.protocol)
-    drop = [n for n in names if n.lower() in NON_METABOLITES]
+    drop = [n for n in names if n.lower() in NON_METABOLITES] if remove_references else []
     if drop:
         keep = [i for i, n in enumerate(names) if n not in drop]
         names, fids = [names[i] for i in keep], fids[keep]

@@ -69,8 +69,8 @@ def _water_scale(args, table, names, data: dict, te_ms: float | None, per_proton
     from .io import read_data
     from .water import WaterScaling, check_water_protocol, scale_table, water_amplitude
 
-    water = read_data(args.water, field_mhz=args.field_mhz, dwell_s=_dwell(args), combine=True,
-                      role="water")  # what the data got, no more
+    water = data.get("water") or read_data(args.water, field_mhz=args.field_mhz, dwell_s=_dwell(args), combine=True,
+                                           role="water")  # what the data got, no more
     check_water_protocol(water, data)
     n = len(data["fids"])
     if len(water["fids"]) not in (1, n):
@@ -394,6 +394,7 @@ def _read_scan(args, path) -> dict:
 
         water = read_data(args.water, field_mhz=args.field_mhz, dwell_s=_dwell(args), combine=True, role="water")
         check_water_protocol(water, d)
+        d["water"] = water  # read once: the water scaling uses it too
         if len(water["fids"]) not in (1, n):
             raise MRSError(f"{args.water}: {len(water['fids'])} water FIDs for {n} spectra")
         d = {**d, "fids": np.concatenate([eddy_current_correction(d["fids"][i:i + 1],
@@ -446,13 +447,11 @@ def _fit(args) -> None:
         raise MRSError(f"{args.basis} is for TE {float(te_basis):g} ms, {args.data[0]} has TE {float(te_data):g} ms: "
                        f"simulate a basis for the data's TE (mrs-tf basis simulate --te-ms {float(te_data):g} ...)")
     _warn_missing_metabolites(basis, args.basis)
-    if args.no_basis_hygiene:
-        basis = basis.resample(dwell_s=first["dwell_s"], n_points=first["fids"].shape[1]) if (
-            basis.n_points != first["fids"].shape[1] or abs(basis.dwell_s - first["dwell_s"]) > 1e-12) else basis
-    else:
-        from .basis_prep import prepare_basis
+    from .basis_prep import prepare_basis
 
-        basis = prepare_basis(basis, n_points=first["fids"].shape[1], dwell_s=first["dwell_s"]).basis
+    hygiene = not args.no_basis_hygiene  # without it, only the resampling to the data
+    basis = prepare_basis(basis, n_points=first["fids"].shape[1], dwell_s=first["dwell_s"],
+                          remove_references=hygiene, reference=hygiene, add_mm=hygiene).basis
     from .water import basis_amplitude_per_proton
 
     per_proton = _basis_norm(args, lambda: basis_amplitude_per_proton(basis))  # before the fits: fail early
@@ -533,15 +532,17 @@ def _card(args, history) -> None:
     """metrics.json and model_card.md for a freshly trained folder."""
     from . import model_card
     from .basis import simulate_basis
-    from .train import TrainConfig, load_training_basis
+    from .train import TrainConfig, load_training_basis, logged_run
 
     cfg = TrainConfig(**json.loads((Path(args.out) / "train_config.json").read_text()))
     basis = (load_training_basis(cfg.basis_path, cfg.protocol_from) if cfg.basis_path
              else simulate_basis(**cfg.protocol))
     done = json.loads((Path(args.out) / "quantifier.json").read_text())["training"]
+    best = logged_run(args.out)["best_val_loss"]  # log.csv spans every resumed part
     argv = [a for a in sys.argv[1:] if a != "--resume"]  # the card's command reproduces the whole run
     training = {"minutes": done["seconds"] / 60, "epochs": done["epochs_run"], "steps_per_epoch": cfg.steps_per_epoch,
-                "batch_size": cfg.batch_size, "final_val_loss": _best_val_loss(Path(args.out), history),
+                "batch_size": cfg.batch_size,
+                "final_val_loss": best if best is not None else float(min(history["val_loss"])),
                 "hardware": _hardware(),
                 "command": "mrs-tf " + " ".join(argv) if sys.argv[0].endswith("mrs-tf") else "mrs-tf train"}
     summary = model_card.measure(args.out, basis, cfg, args.test_size, training)
@@ -559,19 +560,6 @@ def _card(args, history) -> None:
     card = model_card.write(args.out)
     naa = summary["metrics"].get("NAA", {}).get("mape_pct")
     print(f"wrote {card}" + (f" (test NAA MAPE {naa:.1f} %)" if naa is not None else ""))
-
-
-def _best_val_loss(folder: Path, history) -> float:
-    """The best val_loss of the whole run (log.csv spans every resumed part)."""
-    import csv
-
-    log = folder / "log.csv"
-    if log.exists():
-        with open(log, newline="") as fh:
-            values = [float(r["val_loss"]) for r in csv.DictReader(fh) if r.get("val_loss")]
-        if values:
-            return min(values)
-    return float(min(history["val_loss"]))
 
 
 def _tune(args) -> None:

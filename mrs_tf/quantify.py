@@ -164,9 +164,9 @@ class Quantifier:
             if not math.isclose(factor, 1.0, rel_tol=1e-3):
                 fids, protocol["rescaled_by"] = fids * factor, factor
         if MM_NAME in self.names and MM_NAME not in names:
-            from .macromolecules import mm_fid
+            from .basis_prep import parametric_mm
 
-            fids = np.vstack([fids, mm_fid(basis.n_points, basis.dwell_s, basis.field_mhz, basis.ref_ppm) * units])
+            fids = np.vstack([fids, parametric_mm(basis, units)])
             names.append(MM_NAME)
             protocol["mm_model"] = "mrs-tf parametric MM (added)"
         return BasisSet(names, fids, basis.dwell_s, basis.field_mhz, basis.ref_ppm, protocol).subset(self.names)

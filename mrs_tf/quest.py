@@ -253,7 +253,7 @@ def spectral_noise_sd(y: np.ndarray, basis: BasisSet, min_bins: int = 32) -> flo
     (:data:`NOISE_REGIONS_PPM`, each detrended by a straight line so that broad tails do not count); None when the
     spectral width leaves fewer than ``min_bins`` such bins."""
     n = len(y)
-    ppm = basis.ref_ppm - np.fft.fftfreq(n, basis.dwell_s) / basis.field_mhz
+    ppm = basis.fft_ppm
     spec = np.fft.fft(y) / np.sqrt(n)
     parts = []
     for lo, hi in NOISE_REGIONS_PPM:
@@ -569,7 +569,7 @@ def _pivot(basis: BasisSet, amps: np.ndarray, phi: np.ndarray) -> float:
 
 
 def _band(basis: BasisSet, ppm_range) -> Observation:
-    ppm = basis.ref_ppm - np.fft.fftfreq(basis.n_points, basis.dwell_s) / basis.field_mhz
+    ppm = basis.fft_ppm
     lo, hi = sorted(ppm_range)
     return Observation(band=np.flatnonzero((ppm >= lo) & (ppm <= hi)))
 
@@ -579,19 +579,13 @@ def spline_baseline(basis: BasisSet, band: np.ndarray, knot_ppm: float) -> np.nd
     B-splines in ppm over the bins ``band`` (knots every ``knot_ppm``, zero outside): a smooth baseline basis."""
     from scipy.interpolate import BSpline
 
-    ppm = basis.ref_ppm - np.fft.fftfreq(basis.n_points, basis.dwell_s) / basis.field_mhz
-    x = ppm[band]
+    x = basis.fft_ppm[band]
     lo, hi = float(x.min()), float(x.max())
     n_inner = max(int(np.ceil((hi - lo) / knot_ppm)), 1)
-    inner = np.linspace(lo, hi, n_inner + 1)
-    knots = np.concatenate([[lo] * 3, inner, [hi] * 3])
-    n_basis = len(knots) - 4
-    spec = np.zeros((n_basis, basis.n_points))
-    for k in range(n_basis):
-        coef = np.zeros(n_basis)
-        coef[k] = 1.0
-        spec[k, band] = BSpline(knots, coef, 3, extrapolate=False)(x)
-    return np.fft.ifft(np.nan_to_num(spec), axis=1) * np.sqrt(basis.n_points)
+    knots = np.concatenate([[lo] * 3, np.linspace(lo, hi, n_inner + 1), [hi] * 3])
+    spec = np.zeros((len(knots) - 4, basis.n_points))
+    spec[:, band] = BSpline.design_matrix(x, knots, 3).toarray().T
+    return np.fft.ifft(spec, axis=1) * np.sqrt(basis.n_points)
 
 
 def _safe_row(fid, basis, options) -> dict:

@@ -293,15 +293,15 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, st
         compile_model(model, names, cfg.uncertainty, cfg.learning_rate)
     train_ds = _tfds_dataset(cfg, "train", basis.names) if cfg.tfds_config else make_dataset(basis, cfg, seed=cfg.seed)
     _write_json(out / "train_config.json", asdict(cfg))
-    earlier = _earlier_epochs(out) if resume else {"epochs": 0, "best_val_loss": None, "seconds": 0.0}
-    interrupt = _InterruptToStop()
+    earlier = logged_run(out) if resume else {"epochs": 0, "best_val_loss": None, "seconds": 0.0}
+    interrupt = _interrupt_callback()
     callbacks = [
         interrupt,
         # kept after an interruption (deleted below once the run has finished)
         keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=False),
         keras.callbacks.ModelCheckpoint(str(out / "best.keras"), monitor="val_loss", save_best_only=True,
                                         initial_value_threshold=earlier["best_val_loss"]),
-        _Clock(out / ".training_seconds.json", earlier["seconds"]),
+        _clock_callback(out / ".training_seconds.json", earlier["seconds"]),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience, restore_best_weights=True),
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(2, cfg.patience // 3)),
         keras.callbacks.CSVLogger(str(out / "log.csv"), append=resume),
@@ -341,8 +341,10 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, st
     return model, history.history
 
 
-def _earlier_epochs(out: Path) -> dict:
-    """What an interrupted run had done before ``--resume``: epochs and best val_loss from log.csv, seconds."""
+def logged_run(out: str | os.PathLike) -> dict:
+    """What a run in ``out`` has done so far, every resumed part included: ``epochs`` and ``best_val_loss`` from
+    log.csv (None without one), ``seconds`` of an unfinished run (its clock file; 0 once finished)."""
+    out = Path(out)
     import csv
 
     epochs, best = 0, None
@@ -358,60 +360,56 @@ def _earlier_epochs(out: Path) -> dict:
     return {"epochs": epochs, "best_val_loss": best, "seconds": seconds}
 
 
-class _Clock:
-    """Keras callback: training seconds so far (with those of earlier, interrupted runs) after every epoch."""
+def _clock_callback(path: Path, earlier: float):
+    """Keras callback: training seconds so far (with those of earlier, interrupted runs) written after every epoch."""
+    import keras
 
-    def __new__(cls, path: Path, earlier: float):
-        import keras
+    class Clock(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.t0 = time.perf_counter()
 
-        class Clock(keras.callbacks.Callback):
-            def on_train_begin(self, logs=None):
-                self.t0 = time.perf_counter()
+        def on_epoch_end(self, epoch, logs=None):
+            _write_json(path, {"seconds": earlier + time.perf_counter() - self.t0})
 
-            def on_epoch_end(self, epoch, logs=None):
-                _write_json(path, {"seconds": earlier + time.perf_counter() - self.t0})
-
-        return Clock()
+    return Clock()
 
 
-class _InterruptToStop:
+def _interrupt_callback():
     """Keras callback: Ctrl-C (SIGINT) during training ends the current epoch cleanly (its backup is saved) and
-    stops; ``stopped`` tells the caller. A second Ctrl-C interrupts at once."""
+    stops; ``stopped`` tells the caller, ``installed()`` holds the handler for the fit. A second Ctrl-C interrupts at
+    once."""
+    import contextlib
+    import signal
+    import threading
 
-    def __new__(cls):
-        import contextlib
-        import signal
+    import keras
 
-        import keras
+    class InterruptToStop(keras.callbacks.Callback):
+        stopped = False
 
-        class InterruptToStop(keras.callbacks.Callback):
-            stopped = False
+        def _handler(self, signum, frame):
+            if self.stopped:
+                raise KeyboardInterrupt
+            self.stopped = True
+            print("\nmrs-tf: interrupted: finishing this epoch and saving the run's state (Ctrl-C again to quit "
+                  "at once)", flush=True)
 
-            def _handler(self, signum, frame):
-                if self.stopped:
-                    raise KeyboardInterrupt
-                self.stopped = True
-                print("\nmrs-tf: interrupted: finishing this epoch and saving the run's state (Ctrl-C again to quit "
-                      "at once)", flush=True)
+        def on_train_batch_end(self, batch, logs=None):
+            if self.stopped:
+                self.model.stop_training = True
 
-            def on_train_batch_end(self, batch, logs=None):
-                if self.stopped:
-                    self.model.stop_training = True
+        @contextlib.contextmanager
+        def installed(self):
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            previous = signal.signal(signal.SIGINT, self._handler)
+            try:
+                yield
+            finally:
+                signal.signal(signal.SIGINT, previous)
 
-            @contextlib.contextmanager
-            def installed(self):
-                import threading
-
-                if threading.current_thread() is not threading.main_thread():
-                    yield
-                    return
-                previous = signal.signal(signal.SIGINT, self._handler)
-                try:
-                    yield
-                finally:
-                    signal.signal(signal.SIGINT, previous)
-
-        return InterruptToStop()
+    return InterruptToStop()
 
 
 def calibrate_sd(folder: str | os.PathLike, basis: BasisSet, cfg: TrainConfig, n: int | None = None) -> np.ndarray:

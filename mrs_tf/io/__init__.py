@@ -121,15 +121,15 @@ def write_basis(basis, path, overwrite: bool = False) -> Path:
 AVERAGED_TAGS = ("DIM_DYN", "DIM_MEAS", "DIM_PHASE_CYCLE")
 
 
-def combine_dimensions(data: np.ndarray, dim_tags, align: bool = False, info: dict | None = None
-                       ) -> tuple[np.ndarray, list[str]]:
+def combine_dimensions(data: np.ndarray, dim_tags, align: bool = False, info: dict | None = None,
+                       dwell_s: float | None = None) -> tuple[np.ndarray, list[str]]:
     """Reduce the higher dimensions (5-7) of NIfTI-MRS ``data`` (x, y, z, points, ...): ``DIM_COIL`` by a
     signal-weighted combination (each coil multiplied by the conjugate of its mean first 4 points: phase-aligned and
     weighted by its signal; divided by the root-sum-of-squares of those, so coils of gains g_c give the signal times
     sqrt(sum |g_c|^2), phased at t = 0), and the repetition dimensions of :data:`AVERAGED_TAGS` averaged, after
-    frequency and phase alignment of the transients when ``align`` (:func:`mrs_tf.preprocess.spectral_registration`);
-    other dimensions stay. Returns the array and the remaining tags; ``info`` (a dict) receives ``coils``,
-    ``transients`` and, when aligned, ``align_max_hz``/``align_max_deg`` (the largest corrections)."""
+    frequency and phase alignment of the transients when ``align`` (:func:`mrs_tf.preprocess.spectral_registration`,
+    which needs ``dwell_s``); other dimensions stay. Returns the array and the remaining tags; ``info`` (a dict)
+    receives ``coils``, ``transients`` and, when aligned, ``align_max_hz``/``align_max_deg`` (the largest corrections)."""
     tags = [t for t in list(dim_tags)[: data.ndim - 4]]
     axis = 4
     out = data
@@ -145,7 +145,9 @@ def combine_dimensions(data: np.ndarray, dim_tags, align: bool = False, info: di
         elif tag in AVERAGED_TAGS:
             info["transients"] = info.get("transients", 1) * out.shape[axis]
             if align and out.shape[axis] > 1:
-                out = _align_along(out, axis, info)
+                if dwell_s is None:
+                    raise ValueError("aligning transients needs dwell_s")
+                out = _align_along(out, axis, dwell_s, info)
             out = np.mean(out, axis=axis)
         else:
             kept.append(tag)
@@ -153,17 +155,16 @@ def combine_dimensions(data: np.ndarray, dim_tags, align: bool = False, info: di
     return out, kept
 
 
-def _align_along(data: np.ndarray, axis: int, info: dict) -> np.ndarray:
+def _align_along(data: np.ndarray, axis: int, dwell_s: float, info: dict) -> np.ndarray:
     """Spectral registration of the transients along ``axis`` of (x, y, z, points, ...), voxel by voxel."""
     from ..preprocess import spectral_registration
 
     moved = np.moveaxis(data, (axis, 3), (-2, -1))
     shape = moved.shape
     flat = moved.reshape(-1, shape[-2], shape[-1]).copy()
-    dwell = info.get("dwell_s", 1.0)
     for i in range(len(flat)):
         if np.any(flat[i]):
-            flat[i], f, p = spectral_registration(flat[i], dwell)
+            flat[i], f, p = spectral_registration(flat[i], dwell_s)
             info["align_max_hz"] = max(info.get("align_max_hz", 0.0), float(np.abs(f).max()))
             info["align_max_deg"] = max(info.get("align_max_deg", 0.0), float(np.abs(p).max()))
     return np.moveaxis(flat.reshape(shape), (-2, -1), (axis, 3))
@@ -175,23 +176,25 @@ def read_data(path, *, field_mhz: float | None = None, dwell_s: float | None = N
 
     Formats by suffix: NIfTI-MRS (``.nii``/``.nii.gz``; every voxel and every higher dimension becomes one row),
     the vendors' files through spec2nii (:mod:`mrs_tf.io.vendor`: Philips ``.SDAT``/``.SPAR``, Siemens ``.rda`` and
-    twix ``.dat``, GE P-files ``.7``, Bruker ``fid``/``2dseq`` or scan folders; read like NIfTI-MRS), LCModel ``.RAW``/``.H2O`` (one FID; ``field_mhz``/``dwell_s`` fill in what its header lacks) and jMRUI text
+    twix ``.dat``, GE P-files ``.7``, Bruker ``fid``/``2dseq`` or scan folders; read like NIfTI-MRS), LCModel
+    ``.RAW``/``.H2O`` (one FID; ``field_mhz``/``dwell_s`` fill in what its header lacks) and jMRUI text
     (``.txt``). Returns ``{"fids": complex (n, n_points), "dwell_s", "field_mhz", "labels": [str, ...],
     "te_ms"}`` in mrs-tf's (NIfTI-MRS) sign convention; NIfTI-MRS adds ``"voxels"`` (n, 3) grid indices of every
     row, ``"grid"`` (x, y, z) and ``"affine"`` (voxel to world). ``combine=True`` combines coils and averages
-    repetitions first (:func:`combine_dimensions`; transients frequency- and phase-aligned first unless ``align=False``);
-    what it did is in ``"preprocessing"`` (``coils``, ``transients``, ``align_max_hz``, ``align_max_deg``). ``role="water"`` picks the water reference of a file that holds
-    both (GE P-files).
+    repetitions first (:func:`combine_dimensions`; transients frequency- and phase-aligned first unless
+    ``align=False``); what it did is in ``"preprocessing"`` (``coils``, ``transients``, ``align_max_hz``,
+    ``align_max_deg``). ``role="water"`` picks the water reference of a file that holds both (GE P-files).
     """
     path = require_file(path)
     suffix = full_suffix(path)
-    if suffix in (".nii", ".nii.gz") or vendor.is_vendor_file(path):
-        content = vendor.read(path, role) if vendor.is_vendor_file(path) else nifti.read(path)
+    from_vendor = vendor.is_vendor_file(path)
+    if suffix in (".nii", ".nii.gz") or from_vendor:
+        content = vendor.read(path, role) if from_vendor else nifti.read(path)
         raw = content["data"]
-        steps = {"dwell_s": content["dwell_s"]}
+        steps: dict = {}
         if combine and raw.ndim > 4:
-            raw, _ = combine_dimensions(raw, content["dim_tags"], align=align, info=steps)
-        steps.pop("dwell_s")
+            raw, _ = combine_dimensions(raw, content["dim_tags"], align=align, info=steps,
+                                        dwell_s=content["dwell_s"])
         data = np.moveaxis(raw, 3, -1)
         labels = [f"{path.name}[{':'.join(str(i) for i in idx)}]" for idx in np.ndindex(data.shape[:-1])]
         fids = data.reshape(-1, data.shape[-1])
