@@ -18,7 +18,7 @@ import numpy as np
 
 from .errors import MRSError
 
-__all__ = ["covariance", "bounds", "COMBINATIONS", "combination_rows", "tcr_rows", "combined",
+__all__ = ["covariance", "fisher_covariance", "bounds", "COMBINATIONS", "combination_rows", "tcr_rows", "combined",
            "lorentzian_amplitude_crlb", "from_truth"]
 
 #: Sums reported next to their parts (LCModel's names), when every part is in the basis.
@@ -40,6 +40,12 @@ def covariance(jacobian: np.ndarray, prior_precision: np.ndarray | None = None) 
     fisher = jac.T @ jac
     if prior_precision is not None:
         fisher = fisher + np.diag(prior_precision)
+    return fisher_covariance(fisher)
+
+
+def fisher_covariance(fisher: np.ndarray) -> np.ndarray:
+    """Inverse of a Fisher information matrix (equilibrated; undetermined directions get an infinite variance)."""
+    fisher = np.asarray(fisher, float)
     scale = np.sqrt(np.clip(np.diag(fisher), 1e-300, None))
     normed = fisher / np.outer(scale, scale)  # equilibrate before inverting
     w, v = np.linalg.eigh(normed)
