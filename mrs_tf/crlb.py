@@ -18,7 +18,7 @@ import numpy as np
 
 from .errors import MRSError
 
-__all__ = ["covariance", "fisher_covariance", "bounds", "COMBINATIONS", "combination_rows", "tcr_rows", "combined",
+__all__ = ["covariance", "fisher_covariance", "bounds", "ratio_bounds", "COMBINATIONS", "combination_rows", "tcr_rows", "combined",
            "lorentzian_amplitude_crlb", "from_truth"]
 
 #: Sums reported next to their parts (LCModel's names), when every part is in the basis.
@@ -88,6 +88,28 @@ def combined(names, amplitudes: np.ndarray, cov: np.ndarray) -> dict[str, tuple[
     return out
 
 
+def ratio_bounds(names, amplitudes: np.ndarray, cov: np.ndarray) -> dict[str, float]:
+    """``{<name>_over_tCr: CRLB}`` of every signal's and every combination's ratio to Cr+PCr, from the amplitudes'
+    covariance by the delta method (``g^T C g`` with ``g`` the ratio's gradient: ``1/tCr`` on the numerator's rows,
+    ``-ratio/tCr`` on Cr's and PCr's), so that correlations between numerator and tCr count."""
+    names = list(names)
+    amplitudes = np.asarray(amplitudes, float)
+    ref = tcr_rows(names)
+    if not ref:
+        return {}
+    tcr = float(amplitudes[ref].sum())
+    groups = {nm: [i] for i, nm in enumerate(names)}
+    groups.update(combination_rows(names))
+    cov = np.asarray(cov, float)[:len(names), :len(names)]
+    out = {}
+    for name, rows in groups.items():
+        grad = np.zeros(len(names))
+        grad[rows] += 1.0 / tcr
+        grad[ref] -= float(amplitudes[rows].sum()) / tcr ** 2
+        out[f"{name}_over_tCr"] = float(np.sqrt(max(grad @ cov @ grad, 0.0)))
+    return out
+
+
 def lorentzian_amplitude_crlb(noise_sd: float, fwhm_hz: float, dwell_s: float, n_points: int) -> float:
     """Exact CRLB of the amplitude ``a`` of ``a exp(i phi) exp((-pi fwhm + 2 pi i f) t)`` sampled at
     ``t = k dwell_s`` (k < n_points) in complex white noise (sigma per part), all of a, phi, fwhm, f unknown.
@@ -118,8 +140,9 @@ def from_truth(basis, truth: dict, options=None, rows=None) -> dict[str, np.ndar
         rows: indices of the spectra (default: all).
 
     Returns:
-        ``{<metabolite>: crlb}`` plus every combination of :data:`COMBINATIONS` (basis units, e.g. mM), each an
-        array over ``rows``. The smooth baseline of the synthesis is taken as known (it is not a model parameter).
+        ``{<metabolite>: crlb}`` plus every combination of :data:`COMBINATIONS` (basis units, e.g. mM) and the bound
+        of every ratio to Cr+PCr (``<name>_over_tCr``, :func:`ratio_bounds`), each an array over ``rows``. The
+        smooth baseline of the synthesis is taken as known (it is not a model parameter).
     """
     from .quest import QuestOptions, _groups
     from .signal_model import Observation, SignalModel
@@ -161,3 +184,5 @@ def _bounds_at_truth(model, truth, names, rows, sgroups, n_total, out) -> None:
             out[nm][j] = crlb[k]
         for combo, (_, bound) in combined(names, conc, cov).items():
             out.setdefault(combo, np.empty(len(rows)))[j] = bound
+        for ratio, bound in ratio_bounds(names, conc, cov).items():
+            out.setdefault(ratio, np.empty(len(rows)))[j] = bound

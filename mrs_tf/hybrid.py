@@ -112,14 +112,14 @@ class _Problem:
             penalty = o.baseline_stiffness * np.diff(np.eye(splines.shape[1]), 2, axis=0)
             search = final = bound = _View(band=band, splines=splines, penalty=penalty)
         else:
-            search = _View(first=k0)
-            if band is not None:
-                final = _View(band=band)
-            else:  # truncate and none fit the search's view to the end
-                final = _View(first=0) if o.background == "subtract" else search
+            # the search in the metabolite band of the (truncated) FID's spectrum: 16x fewer points than the FID
+            search = _View(band=_band(basis, (0.2, 4.2)).band, first=k0)
+            if band is not None:  # truncate: the band of the truncated FID's spectrum
+                final = _View(band=band, first=k0 if o.background == "truncate" else 0)
+            else:
+                final = _View(first=k0 if o.background == "truncate" else 0)
             first = o.bound_first_point(dwell, n)
-            bound = final if (band is None and final.first == first) or (band is not None and not first) else \
-                search if first == k0 else _View(first=first)
+            bound = final if final.first == first else _View(first=first)
         sel = (prel + basis.ref_ppm > 0.2) & (prel + basis.ref_ppm < 4.2)
         return cls(basis, o, o.shift == "per_metabolite", float(np.mean(prel[sel])), prel, search, final, bound,
                    splines_td)
@@ -145,6 +145,9 @@ class _Problem:
     def observe(self, v: np.ndarray, view: _View) -> np.ndarray:
         """The part of time-domain signals ``v`` (..., N) that ``view`` fits."""
         if view.band is not None:
+            if view.first:
+                v = v.copy()
+                v[..., :view.first] = 0
             return scipy.fft.fft(v, axis=-1, workers=-1)[..., view.band] / np.sqrt(v.shape[-1])
         return v[..., view.first:]
 
@@ -192,46 +195,73 @@ def initial_parameters(fids: np.ndarray, prob: _Problem, amplitudes: np.ndarray)
     return theta
 
 
-def _rdot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Batched ``Re(a^H b)`` for complex (B, R, p) and (B, R, q): the real inner products of stacked columns."""
-    return np.matmul(np.swapaxes(a.conj(), 1, 2), b).real
+def _real(v: np.ndarray) -> np.ndarray:
+    """Complex (..., R) -> real (..., 2R), real parts then imaginary parts: ``Re(a^H b) = _real(a) . _real(b)``."""
+    return np.concatenate([v.real, v.imag], axis=-1)
+
+
+def _gram(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Batched ``a @ b^T`` of real (B, p, R) and (B, q, R)."""
+    return np.matmul(a, np.swapaxes(b, 1, 2))
+
+
+def _signals(basis: BasisSet, theta: np.ndarray, per_met: bool, apod_hz: float = 0.0) -> np.ndarray:
+    """(B, M, N) damped, shifted basis signals ``b_m(t) exp((-pi L + 2 pi i (F + d_m)) t - (pi G t)^2 / 4 ln 2)``;
+    the exponentials by a running product (one complex multiply per point instead of an exponential)."""
+    b, m, n = len(theta), basis.n_metabolites, basis.n_points
+    dev = theta[:, 5:] if per_met else np.zeros((b, m))
+    rate = -np.pi * (theta[:, LORENTZ, None] + apod_hz) + 2j * np.pi * (theta[:, SHIFT, None] + dev)  # (B, M)
+    step = np.exp(rate * basis.dwell_s)
+    powers = np.empty((b, m, n), complex)
+    powers[..., 0] = 1.0
+    powers[..., 1:] = step[..., None]
+    np.cumprod(powers, axis=-1, out=powers)
+    gauss = np.exp(-(np.pi * theta[:, GAUSS, None] * basis.time) ** 2 / _LN2x4)              # (B, N)
+    powers *= gauss[:, None, :]
+    powers *= basis.fids[None]
+    return powers
 
 
 class _Batch:
     """The VARPRO functional of a chunk of spectra at ``theta`` in one view: cost, gradient and Gauss-Newton matrix
-    of the nonlinear parameters (amplitudes projected out through their normal equations), the amplitudes."""
+    of the nonlinear parameters (amplitudes projected out through their normal equations), the amplitudes. Every
+    inner product is one stacked real matrix product over the view's points."""
 
     def __init__(self, prob: _Problem, view: _View, yf: np.ndarray, sigma: np.ndarray, theta: np.ndarray,
                  apod_hz: float = 0.0):
-        self.theta = theta
+        self.theta, self.view = theta, view
         basis, m = prob.basis, prob.n_met
         t = basis.time
-        lor, gau, shift = theta[:, LORENTZ] + apod_hz, theta[:, GAUSS], theta[:, SHIFT]
-        dev = theta[:, 5:] if prob.per_met else np.zeros((len(theta), m))
-        phi_td = basis.fids[None] * (_envelope(t, lor, gau, shift)[:, None, :]
-                                     * np.exp(2j * np.pi * dev[:, :, None] * t))        # (B, M, N)
+        gau = theta[:, GAUSS]
+        phi_td = _signals(basis, theta, prob.per_met, apod_hz)                            # (B, M, N)
         phi = prob.observe(phi_td, view)                                                 # (B, M, R)
         tphi = prob.observe(phi_td * t, view)
         spec = prob.rotation(theta) * yf                                                 # corrected spectrum
         turn = -1j * DEG * (prob.prel - prob.pivot) * spec                               # its d/d(phase1)
-        if view.band is not None:
+        if view.band is not None and not view.first:
             scale = 1 / np.sqrt(yf.shape[-1])
             data, dphase1 = spec[:, view.band] * scale, turn[:, view.band] * scale
+        elif view.band is not None:
+            both = prob.observe(scipy.fft.ifft(np.stack([spec, turn]), axis=-1, workers=-1), view)
+            data, dphase1 = both[0], both[1]
         else:
             both = scipy.fft.ifft(np.stack([spec, turn]), axis=-1, workers=-1)[..., view.first:]
             data, dphase1 = both[0], both[1]
-        cols = np.swapaxes(phi, 1, 2)                                                    # (B, R, M)
+        lin_rows = _real(phi)                                                            # (B, L, 2R)
         if view.splines is not None:
-            s = np.broadcast_to(view.splines.astype(complex), (len(theta),) + view.splines.shape)
-            cols = np.concatenate([cols, s, 1j * s], axis=2)
+            k, j = view.splines.shape
+            extra = np.zeros((2 * j, 2 * k))
+            extra[:j, :k] = view.splines.T        # real coefficients: the spline itself
+            extra[j:, k:] = view.splines.T        # imaginary coefficients: i x the spline
+            lin_rows = np.concatenate([lin_rows, np.broadcast_to(extra, (len(theta),) + extra.shape)], axis=1)
         inv_var = 1.0 / sigma[:, None, None] ** 2
-        gram = _rdot(cols, cols) * inv_var
+        d_real = _real(data)[:, None, :]                                                 # (B, 1, 2R)
+        gram = _gram(lin_rows, lin_rows) * inv_var
         if view.penalty is not None:
-            j = view.splines.shape[1]
             pen = view.penalty.T @ view.penalty
             gram[:, m:m + j, m:m + j] += pen * inv_var
             gram[:, m + j:, m + j:] += pen * inv_var
-        rhs = _rdot(cols, data[..., None])[..., 0] * inv_var[..., 0]
+        rhs = _gram(lin_rows, d_real)[..., 0] * inv_var[..., 0]
         norm = np.sqrt(np.maximum(np.einsum("bii->bi", gram), 1e-300))                  # equilibrate the solve
         gram_n = gram / norm[:, :, None] / norm[:, None, :]
         lin = np.linalg.solve(gram_n, (rhs / norm)[..., None])[..., 0] / norm
@@ -240,60 +270,50 @@ class _Batch:
         t2met = prob.observe(np.einsum("bm,bmn->bn", amp, phi_td) * t ** 2, view)
         # d(residual)/d(theta), amplitudes held (Kaufman): the data turn with the phases, the model moves with the
         # shape parameters
-        dres = [-1j * data, dphase1, np.pi * tmet, np.pi ** 2 * 2 * gau[:, None] / _LN2x4 * t2met,
-                -2j * np.pi * tmet]
-        dres = np.stack(dres, axis=2)
+        dres = np.stack([-1j * data, dphase1, np.pi * tmet, np.pi ** 2 * 2 * gau[:, None] / _LN2x4 * t2met,
+                         -2j * np.pi * tmet], axis=1)                                    # (B, 5, R)
         if prob.per_met:
-            dres = np.concatenate([dres, np.swapaxes(-2j * np.pi * amp[:, :, None] * tphi, 1, 2)], axis=2)
-        cross = _rdot(cols, dres) * inv_var                                              # (B, n_lin, P)
-        jtj = _rdot(dres, dres) * inv_var
-        jtb = _rdot(dres, data[..., None])[..., 0] * inv_var[..., 0]
+            dres = np.concatenate([dres, -2j * np.pi * amp[:, :, None] * tphi], axis=1)
+        d_rows = _real(dres)                                                             # (B, P, 2R)
+        cross = _gram(lin_rows, d_rows) * inv_var                                        # (B, L, P)
+        jtj = _gram(d_rows, d_rows) * inv_var
+        jtb = _gram(d_rows, d_real)[..., 0] * inv_var[..., 0]
         solved = np.linalg.solve(gram_n, cross / norm[:, :, None]) / norm[:, :, None]
         self.hess = jtj - np.matmul(np.swapaxes(cross, 1, 2), solved)
         self.grad = jtb - np.einsum("blp,bl->bp", cross, lin)
         data_sq = np.sum(np.abs(data) ** 2, axis=1) / sigma ** 2
         self.cost = 0.5 * np.maximum(data_sq - np.einsum("bl,bl->b", lin, rhs), 0.0)
         if prob.per_met:  # the soft constraint on each deviation
-            sd = prob.options.shift_sd_hz
+            dev, sd = theta[:, 5:], prob.options.shift_sd_hz
             self.cost = self.cost + 0.5 * np.sum((dev / sd) ** 2, axis=1)
             self.grad[:, 5:] += dev / sd ** 2
             self.hess[:, 5 + np.arange(m), 5 + np.arange(m)] += 1 / sd ** 2
         self.lin = lin
-        self.parts = (cols, phi_td, tphi, t2met, data, gram, inv_var)
+        self.parts = (lin_rows, phi_td, phi, tphi, gram, inv_var)
 
     def fisher(self, prob: _Problem, amp: np.ndarray) -> np.ndarray:
         """(B, n_lin + P, n_lin + P) Fisher information of the model (no data) at ``theta`` with amplitudes ``amp``
-        (the final fit's), in this view: the amplitude block, the model's derivatives, the soft constraints."""
-        cols, phi_td, tphi, _, _, gram, inv_var = self.parts
-        view_t = prob.basis.time
+        (the final fit's), in this view: the amplitude block (with the baseline's penalty), the model's
+        derivatives, the soft constraints."""
+        lin_rows, phi_td, phi, tphi, gram, inv_var = self.parts
+        t, view = prob.basis.time, self.view
         met_td = np.einsum("bm,bmn->bn", amp, phi_td)
-        met = np.einsum("bm,bmr->br", amp, np.swapaxes(cols[:, :, :prob.n_met], 1, 2))
+        met = np.einsum("bm,bmr->br", amp, phi)
         tmet = np.einsum("bm,bmr->br", amp, tphi)
-        gau = self.theta[:, GAUSS]
-        spec = scipy.fft.fft(met_td, axis=-1)
-        dphase1 = scipy.fft.ifft(1j * DEG * (prob.prel - prob.pivot) * spec, axis=-1)
-        view = self.view
-        dmod = [1j * met, prob.observe(dphase1, view), -np.pi * tmet,
-                -np.pi ** 2 * 2 * gau[:, None] / _LN2x4 * prob.observe(met_td * view_t ** 2, view),
-                2j * np.pi * tmet]
-        dmod = np.stack(dmod, axis=2)
+        turned = scipy.fft.ifft(1j * DEG * (prob.prel - prob.pivot) * scipy.fft.fft(met_td, axis=-1), axis=-1)
+        dmod = np.stack([1j * met, prob.observe(turned, view), -np.pi * tmet,
+                         -np.pi ** 2 * 2 * self.theta[:, GAUSS, None] / _LN2x4 * prob.observe(met_td * t ** 2, view),
+                         2j * np.pi * tmet], axis=1)
         if prob.per_met:
-            dmod = np.concatenate([dmod, np.swapaxes(2j * np.pi * amp[:, :, None] * tphi, 1, 2)], axis=2)
-        full = np.concatenate([cols, dmod], axis=2)
-        info = _rdot(full, full) * inv_var
-        n_lin = cols.shape[2]
+            dmod = np.concatenate([dmod, 2j * np.pi * amp[:, :, None] * tphi], axis=1)
+        rows = np.concatenate([lin_rows, _real(dmod)], axis=1)
+        info = _gram(rows, rows) * inv_var
+        n_lin = lin_rows.shape[1]
         info[:, :n_lin, :n_lin] = gram  # keeps the baseline penalty
         if prob.per_met:
-            sd = prob.options.shift_sd_hz
             idx = n_lin + 5 + np.arange(prob.n_met)
-            info[:, idx, idx] += 1 / sd ** 2
+            info[:, idx, idx] += 1 / prob.options.shift_sd_hz ** 2
         return info
-
-
-def _batch(prob, view, yf, sigma, theta, apod_hz=0.0) -> _Batch:
-    out = _Batch(prob, view, yf, sigma, theta, apod_hz)
-    out.view = view
-    return out
 
 
 def _levenberg_marquardt(prob: _Problem, view: _View, yf, sigma, theta, lo, hi, max_iterations: int, tol: float,
@@ -301,7 +321,7 @@ def _levenberg_marquardt(prob: _Problem, view: _View, yf, sigma, theta, lo, hi, 
     """Batched LM on the VARPRO functional. Returns (theta (B, P), iterations per spectrum, converged per spectrum).
     ``free``: which parameters move; ``apod_hz``: the model broadened by this Lorentzian (``yf`` already is)."""
     theta = np.clip(theta, lo, hi)
-    cur = _batch(prob, view, yf, sigma, theta, apod_hz)
+    cur = _Batch(prob, view, yf, sigma, theta, apod_hz)
     lam = np.full(len(theta), 1e-3)
     iters = np.zeros(len(theta), int)
     done = np.zeros(len(theta), bool)
@@ -320,7 +340,7 @@ def _levenberg_marquardt(prob: _Problem, view: _View, yf, sigma, theta, lo, hi, 
             g[:, frozen] = 0.0
         step = -np.linalg.solve(damped, g[..., None])[..., 0]
         trial_theta = np.clip(theta[active] + step, lo[active], hi[active])
-        trial = _batch(prob, view, yf[active], sigma[active], trial_theta, apod_hz)
+        trial = _Batch(prob, view, yf[active], sigma[active], trial_theta, apod_hz)
         better = trial.cost < cost
         iters[active] += 1
         gain = (cost - trial.cost) / np.maximum(cost, 1e-300)
@@ -339,7 +359,7 @@ def _background(prob: _Problem, yf: np.ndarray, sigma, theta) -> tuple[np.ndarra
     residual of the search fit. Returns (background in the corrected frame (B, N), data spectra without it)."""
     o, basis = prob.options, prob.basis
     n, dwell = basis.n_points, basis.dwell_s
-    search = _batch(prob, prob.search, yf, sigma, theta)
+    search = _Batch(prob, prob.search, yf, sigma, theta)
     phi_td = search.parts[1]
     data = scipy.fft.ifft(prob.rotation(theta) * yf, axis=-1)  # corrected, whole FID
     resid = data - np.einsum("bm,bmn->bn", search.lin[:, :prob.n_met], phi_td)
@@ -397,10 +417,10 @@ def fit_results(fids, basis: BasisSet, initial: np.ndarray | None = None, option
                 theta, it2, done = _levenberg_marquardt(prob, prob.final, yf, sigma, theta, lo, hi, max_iterations,
                                                         tol)
                 iters += it2
-            final = _batch(prob, prob.final, yf, sigma, theta)
-            bound = final if prob.bound is prob.final else _batch(prob, prob.bound, yf, sigma, theta)
+            final = _Batch(prob, prob.final, yf, sigma, theta)
+            bound = final if prob.bound is prob.final else _Batch(prob, prob.bound, yf, sigma, theta)
             info = bound.fisher(prob, final.lin[:, :prob.n_met])
-            _, phi_td, _, _, _, _, _ = final.parts
+            phi_td = final.parts[1]
             full = scipy.fft.ifft(prob.rotation(theta) * yf, axis=-1)  # corrected data, whole FID
             share = (time.perf_counter() - t0) / len(ys)
             for i in range(len(ys)):

@@ -68,7 +68,7 @@ def compare(quantifier, basis, fids, truth, n_jobs: int = 2, quest: bool = True,
         estimates["QUEST"] = quest_mod.fit(fids, basis, n_jobs=n_jobs, progress=progress)
         seconds["QUEST"] = (time.perf_counter() - t0) / len(fids)
     bounds = from_truth(basis, truth, QuestOptions(background="none"))
-    table = evaluate(truth, estimates, names=list(basis.names) + [c for c in bounds if "+" in c],
+    table = evaluate(truth, estimates, names=list(basis.names) + [c for c in bounds if "+" in c and not c.endswith("_over_tCr")],
                      snr_bands=snr_bands or DEFAULT_SNR_BANDS, crlb=bounds)
     return Comparison(fids, truth, estimates, bounds, table, seconds, description, basis, quantifier)
 
