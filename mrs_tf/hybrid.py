@@ -13,20 +13,24 @@ phase) and the background handling of :class:`~mrs_tf.quest.QuestOptions` (``sub
 2. Levenberg-Marquardt on the variable-projection functional (Kaufman's Jacobian, written with the normal
    equations of the linear amplitudes so that only small inner-product matrices are formed), vectorised over a
    chunk of spectra (one set of exponentials and FFTs for all; stacked solves), each spectrum with its own damping
-   factor, until its cost stops falling. First the global parameters on data and model broadened alike by
-   :data:`_START_APOD_HZ` (a smooth cost far from the minimum), then every parameter; with ``subtract`` the broad
-   background is then taken from the HLSVD of the early residual, as QUEST does, and the whole FID refitted;
+   factor, until its cost stops falling; the phase derivatives are taken on the model, not the de-phased data
+   (the same gradient, without the noise's energy in the curvature), so it converges in a few steps. With
+   ``subtract`` the broad background is then taken from the HLSVD of the early residual, as QUEST does, and the
+   whole FID refitted;
 3. the same result object, table row, CRLB (Fisher information of the final model, :mod:`mrs_tf.crlb`), fit
    diagnostics and statuses as QUEST (:class:`~mrs_tf.quest.QuestResult`): identical columns, plus ``method``;
 4. spectra whose refined fit is poor (status ``poor_fit`` or ``max_iterations``, :data:`mrs_tf.quest.POOR_FIT_LIMITS`)
    are fitted again by the full QUEST search (``fallback=True``); the better fit (lower reduced chi2) is kept and
    ``method`` says which (``hybrid`` or ``quest_fallback``).
 
+Default model (:data:`HYBRID_OPTIONS`): QUEST's, with the first 7.5 ms of the FID left to the background
+(``background="truncate"``), measured nearest to the Cramér-Rao bound of the variants in ``benchmarks/estimators.py``.
 Supported: ``damping="common"``, ``shift`` ``"common"`` or ``"per_metabolite"``, free-sign amplitudes (QUEST's
 unbiased default; ``nonnegative=True`` and ``background="include"`` are refused, not ignored).
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict, dataclass
 
@@ -44,15 +48,15 @@ from .quest import (QuestOptions, QuestResult, _above_noise, _band, _failed_row,
 from .signal_model import DEG
 from .table import ResultTable
 
-__all__ = ["fit", "fit_results", "initial_parameters"]
+__all__ = ["HYBRID_OPTIONS", "fit", "fit_results", "initial_parameters"]
 
 _LN2x4 = 4 * np.log(2)
 
+#: the hybrid's default model: QUEST's signal model on the FID from 7.5 ms on (the broad background decays before)
+HYBRID_OPTIONS = QuestOptions(background="truncate", truncate_ms=7.5)
+
 #: (Lorentzian, Gaussian) FWHM pairs (Hz) tried for the starting model
 _WIDTH_GRID = [(lor, gau) for lor in (1.0, 3.0, 6.0, 10.0) for gau in (3.0, 7.0, 12.0)]
-#: the first Levenberg-Marquardt steps: global parameters only, data and model broadened by this much (Hz)
-_START_APOD_HZ = 6.0
-_START_ITERATIONS = 10
 #: index of each global parameter in theta
 PSI, PHASE1, LORENTZ, GAUSS, SHIFT = range(5)
 
@@ -204,12 +208,12 @@ def _gram(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.matmul(a, np.swapaxes(b, 1, 2))
 
 
-def _signals(basis: BasisSet, theta: np.ndarray, per_met: bool, apod_hz: float = 0.0) -> np.ndarray:
+def _signals(basis: BasisSet, theta: np.ndarray, per_met: bool) -> np.ndarray:
     """(B, M, N) damped, shifted basis signals ``b_m(t) exp((-pi L + 2 pi i (F + d_m)) t - (pi G t)^2 / 4 ln 2)``;
     the exponentials by a running product (one complex multiply per point instead of an exponential)."""
     b, m, n = len(theta), basis.n_metabolites, basis.n_points
     dev = theta[:, 5:] if per_met else np.zeros((b, m))
-    rate = -np.pi * (theta[:, LORENTZ, None] + apod_hz) + 2j * np.pi * (theta[:, SHIFT, None] + dev)  # (B, M)
+    rate = -np.pi * theta[:, LORENTZ, None] + 2j * np.pi * (theta[:, SHIFT, None] + dev)  # (B, M)
     step = np.exp(rate * basis.dwell_s)
     powers = np.empty((b, m, n), complex)
     powers[..., 0] = 1.0
@@ -219,6 +223,11 @@ def _signals(basis: BasisSet, theta: np.ndarray, per_met: bool, apod_hz: float =
     powers *= gauss[:, None, :]
     powers *= basis.fids[None]
     return powers
+
+
+def _combine(amp: np.ndarray, signals: np.ndarray) -> np.ndarray:
+    """(B, R) ``sum_m amp[b, m] signals[b, m]`` as a stacked matrix product (BLAS, not an einsum loop)."""
+    return np.matmul(amp[:, None, :].astype(signals.dtype), signals)[:, 0]
 
 
 def _turned(prob: _Problem, met_td: np.ndarray, met: np.ndarray, view: _View) -> np.ndarray:
@@ -235,13 +244,12 @@ class _Batch:
     of the nonlinear parameters (amplitudes projected out through their normal equations), the amplitudes. Every
     inner product is one stacked real matrix product over the view's points."""
 
-    def __init__(self, prob: _Problem, view: _View, yf: np.ndarray, sigma: np.ndarray, theta: np.ndarray,
-                 apod_hz: float = 0.0):
+    def __init__(self, prob: _Problem, view: _View, yf: np.ndarray, sigma: np.ndarray, theta: np.ndarray):
         self.theta, self.view = theta, view
         basis, m = prob.basis, prob.n_met
         t = basis.time
         gau = theta[:, GAUSS]
-        phi_td = _signals(basis, theta, prob.per_met, apod_hz)                            # (B, M, N)
+        phi_td = _signals(basis, theta, prob.per_met)                            # (B, M, N)
         phi = prob.observe(phi_td, view)                                                 # (B, M, R)
         tphi = prob.observe(phi_td * t, view)
         spec = prob.rotation(theta) * yf                                                 # corrected spectrum
@@ -268,9 +276,7 @@ class _Batch:
         gram_n = gram / norm[:, :, None] / norm[:, None, :]
         lin = np.linalg.solve(gram_n, (rhs / norm)[..., None])[..., 0] / norm
         amp = lin[:, :m]
-        met = np.einsum("bm,bmr->br", amp, phi)
-        tmet = np.einsum("bm,bmr->br", amp, tphi)
-        met_td = np.einsum("bm,bmn->bn", amp, phi_td)
+        met, tmet, met_td = _combine(amp, phi), _combine(amp, tphi), _combine(amp, phi_td)
         t2met = prob.observe(met_td * t ** 2, view)
         # d(residual)/d(theta), amplitudes held (Kaufman). The phases turn the data, but their derivative is taken
         # on the model turned the other way (the same gradient, since Re<i r, r> = 0): the data's own derivative
@@ -284,21 +290,8 @@ class _Batch:
         cross = _gram(lin_rows, d_rows) * inv_var                                        # (B, L, P)
         jtj = _gram(d_rows, d_rows) * inv_var
         jtb = _gram(d_rows, d_real)[..., 0] * inv_var[..., 0]
-        # Golub-Pereyra's full Jacobian adds -Phi G^-1 w, w_p = (dPhi/dp)^T rho, orthogonal to Kaufman's part: the
-        # Gauss-Newton matrix gains w^T G^-1 w (without it the steps fall short by up to 2x near the minimum)
-        rho = data - met
-        c = np.einsum("bmr,br->bm", tphi.conj(), rho) * inv_var[..., 0]
-        e = np.einsum("bmr,br->bm", prob.observe(phi_td * t ** 2, view).conj(), rho) * inv_var[..., 0]
-        w = np.zeros(cross.shape)
-        w[:, :m, LORENTZ] = -np.pi * c.real
-        w[:, :m, GAUSS] = -np.pi ** 2 * 2 * gau[:, None] / _LN2x4 * e.real
-        w[:, :m, SHIFT] = 2 * np.pi * c.imag
-        if prob.per_met:
-            w[:, np.arange(m), 5 + np.arange(m)] = 2 * np.pi * c.imag
-        solved = np.linalg.solve(gram_n, np.concatenate([cross, w], axis=2) / norm[:, :, None]) / norm[:, :, None]
-        p_count = cross.shape[2]
-        self.hess = jtj - np.matmul(np.swapaxes(cross, 1, 2), solved[..., :p_count]) \
-            + np.matmul(np.swapaxes(w, 1, 2), solved[..., p_count:])
+        solved = np.linalg.solve(gram_n, cross / norm[:, :, None]) / norm[:, :, None]
+        self.hess = jtj - np.matmul(np.swapaxes(cross, 1, 2), solved)
         self.grad = jtb - np.einsum("blp,bl->bp", cross, lin)
         data_sq = np.sum(np.abs(data) ** 2, axis=1) / sigma ** 2
         self.cost = 0.5 * np.maximum(data_sq - np.einsum("bl,bl->b", lin, rhs), 0.0)
@@ -316,9 +309,7 @@ class _Batch:
         derivatives, the soft constraints."""
         lin_rows, phi_td, phi, tphi, gram, inv_var = self.parts
         t, view = prob.basis.time, self.view
-        met_td = np.einsum("bm,bmn->bn", amp, phi_td)
-        met = np.einsum("bm,bmr->br", amp, phi)
-        tmet = np.einsum("bm,bmr->br", amp, tphi)
+        met, tmet, met_td = _combine(amp, phi), _combine(amp, tphi), _combine(amp, phi_td)
         dmod = np.stack([1j * met, _turned(prob, met_td, met, view), -np.pi * tmet,
                          -np.pi ** 2 * 2 * self.theta[:, GAUSS, None] / _LN2x4 * prob.observe(met_td * t ** 2, view),
                          2j * np.pi * tmet], axis=1)
@@ -334,16 +325,14 @@ class _Batch:
         return info
 
 
-def _levenberg_marquardt(prob: _Problem, view: _View, yf, sigma, theta, lo, hi, max_iterations: int, tol: float,
-                         free: np.ndarray | None = None, apod_hz: float = 0.0):
-    """Batched LM on the VARPRO functional. Returns (theta (B, P), iterations per spectrum, converged per spectrum).
-    ``free``: which parameters move; ``apod_hz``: the model broadened by this Lorentzian (``yf`` already is)."""
+def _levenberg_marquardt(prob: _Problem, view: _View, yf, sigma, theta, lo, hi, max_iterations: int, tol: float):
+    """Batched LM on the VARPRO functional, each spectrum with its own damping factor and stop. Returns (theta
+    (B, P), iterations per spectrum, converged per spectrum)."""
     theta = np.clip(theta, lo, hi)
-    cur = _Batch(prob, view, yf, sigma, theta, apod_hz)
+    cur = _Batch(prob, view, yf, sigma, theta)
     lam = np.full(len(theta), 1e-3)
     iters = np.zeros(len(theta), int)
     done = np.zeros(len(theta), bool)
-    frozen = np.zeros(theta.shape[1], bool) if free is None else ~np.asarray(free, bool)
     active = np.arange(len(theta))
     hess, grad, cost = cur.hess, cur.grad, cur.cost
     for _ in range(max_iterations):
@@ -351,14 +340,9 @@ def _levenberg_marquardt(prob: _Problem, view: _View, yf, sigma, theta, lo, hi, 
             break
         diag = np.einsum("bjj->bj", hess)
         damped = hess + (lam[active, None] * np.maximum(diag, 1e-12))[:, :, None] * np.eye(hess.shape[1])
-        g = grad.copy()
-        if frozen.any():
-            damped[:, frozen, :], damped[:, :, frozen] = 0.0, 0.0
-            damped[:, frozen, frozen] = 1.0
-            g[:, frozen] = 0.0
-        step = -np.linalg.solve(damped, g[..., None])[..., 0]
+        step = -np.linalg.solve(damped, grad[..., None])[..., 0]
         trial_theta = np.clip(theta[active] + step, lo[active], hi[active])
-        trial = _Batch(prob, view, yf[active], sigma[active], trial_theta, apod_hz)
+        trial = _Batch(prob, view, yf[active], sigma[active], trial_theta)
         better = trial.cost < cost
         iters[active] += 1
         drop = cost - trial.cost
@@ -396,13 +380,13 @@ def fit_results(fids, basis: BasisSet, initial: np.ndarray | None = None, option
                 max_iterations: int = 40, tol: float = 1e-6, chunk: int = 32):
     """Refined fits (no fallback) of every FID, one :class:`~mrs_tf.quest.QuestResult` at a time (a generator, so
     that a long batch does not hold every fit's arrays); see :func:`fit`."""
-    opts = options or QuestOptions()
+    opts = options or HYBRID_OPTIONS
     prob = _Problem.build(basis, opts)
     arr = check_protocol(fids, basis)
     bad = ~np.all(np.isfinite(arr), axis=1)
     if bad.any():
         raise MRSError(f"spectra {np.flatnonzero(bad)[:10].tolist()} contain NaN or Inf")
-    n, t = len(arr), basis.time
+    n = len(arr)
     initial = np.tile(prior_means(basis.names), (n, 1)) if initial is None else np.array(initial, float)
     if initial.shape != (n, prob.n_met):
         raise MRSError(f"initial amplitudes have shape {initial.shape}; expected ({n}, {prob.n_met}) in the order "
@@ -410,9 +394,6 @@ def fit_results(fids, basis: BasisSet, initial: np.ndarray | None = None, option
     # the template only guides shift, width and phase: negative (noisy) estimates would distort it
     initial = np.clip(initial, 0, None)
     initial[initial.sum(1) <= 0] = prior_means(basis.names)
-    free = np.zeros(prob.n_theta, bool)
-    free[[PSI, LORENTZ, GAUSS, SHIFT]] = True
-    apod = np.exp(-np.pi * _START_APOD_HZ * t)
     with threadpool_limits(1, user_api="blas"):  # small stacked matrices: BLAS threads cost more than they bring
         for start in range(0, n, chunk):
             t0 = time.perf_counter()
@@ -426,10 +407,8 @@ def fit_results(fids, basis: BasisSet, initial: np.ndarray | None = None, option
             sigma = np.where(sigma > 0, sigma, np.abs(ys).max(axis=1) * 1e-6 + 1e-300)
             theta = initial_parameters(ys, prob, initial[start:start + chunk])
             lo, hi = prob.bounds(theta[:, SHIFT])
-            theta, it0, _ = _levenberg_marquardt(prob, prob.search, scipy.fft.fft(ys * apod, axis=-1), sigma, theta,
-                                                 lo, hi, _START_ITERATIONS, 1e-3, free=free, apod_hz=_START_APOD_HZ)
-            theta, it1, done = _levenberg_marquardt(prob, prob.search, yf, sigma, theta, lo, hi, max_iterations, tol)
-            iters = it0 + it1
+            theta, iters, done = _levenberg_marquardt(prob, prob.search, yf, sigma, theta, lo, hi, max_iterations,
+                                                      tol)
             background = np.zeros_like(ys)
             if prob.final is not prob.search:
                 if opts.background == "subtract":
@@ -497,7 +476,7 @@ def _result(prob: _Problem, y2, sigma, theta, lin, phi_td, info, background, con
 
 
 def fit(fids, basis: BasisSet, initial: np.ndarray | None = None, options: QuestOptions | None = None, *,
-        fallback: bool = True, max_iterations: int = 40, tol: float = 1e-6, chunk: int = 32,
+        fallback: bool = True, n_jobs: int | None = 2, max_iterations: int = 40, tol: float = 1e-6, chunk: int = 32,
         progress: bool = False) -> ResultTable:
     """Network-initialised fit of every FID: one row per spectrum with :func:`mrs_tf.quest.fit`'s columns and
     ``method`` (``hybrid`` or ``quest_fallback``).
@@ -507,16 +486,56 @@ def fit(fids, basis: BasisSet, initial: np.ndarray | None = None, options: Quest
         basis: a :class:`~mrs_tf.basis.BasisSet` with the data's points, dwell time and field.
         initial: (n_spectra, n_met) amplitudes in basis units, in the basis's order (the network's estimate); the
             prior means when None.
-        options: :class:`~mrs_tf.quest.QuestOptions` (QUEST's defaults when None): the same model as QUEST's.
+        options: :class:`~mrs_tf.quest.QuestOptions` (:data:`HYBRID_OPTIONS` when None).
         fallback: refit spectra whose refined fit is poor with the full QUEST search (same options).
+        n_jobs: worker processes (default 2: both cores here); 1 fits in this process.
         max_iterations, tol: each stage stops per spectrum when a step lowers the cost by less than ``tol``
             (relative) or after ``max_iterations``.
         chunk: spectra per vectorised batch (memory about chunk x n_met x n_points x 64 bytes).
         progress: a progress bar (tqdm).
     """
-    opts = options or QuestOptions()
+    opts = options or HYBRID_OPTIONS
     _Problem.build(basis, opts)  # unsupported options fail before any work
     arr = check_protocol(fids, basis)
+    n = len(arr)
+    init = None if initial is None else np.asarray(initial, float)
+    if init is not None and init.shape != (n, basis.n_metabolites):
+        raise MRSError(f"initial amplitudes have shape {init.shape}; expected ({n}, {basis.n_metabolites}) in the "
+                       f"order of the basis ({', '.join(basis.names[:4])}, ...)")
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=n, desc="hybrid", unit="spectrum", disable=not progress)
+    rows: list = [None] * n
+    n_jobs = max(1, min(int(n_jobs or 1), os.cpu_count() or 1, -(-n // chunk)))
+    tasks = [(s, arr[s:s + chunk], None if init is None else init[s:s + chunk]) for s in range(0, n, chunk)]
+    try:
+        if n_jobs == 1:
+            for task in tasks:
+                s, part = _rows(task, basis, opts, fallback, max_iterations, tol)
+                rows[s:s + len(part)] = part
+                bar.update(len(part))
+        else:
+            from concurrent.futures import ProcessPoolExecutor
+
+            from .quest import _context
+
+            state = dict(names=basis.names, fids=basis.fids, dwell_s=basis.dwell_s, field_mhz=basis.field_mhz,
+                         ref_ppm=basis.ref_ppm, protocol=basis.protocol)
+            with ProcessPoolExecutor(n_jobs, mp_context=_context(), initializer=_init_worker,
+                                     initargs=(state, opts, fallback, max_iterations, tol)) as pool:
+                for s, part in pool.map(_work, tasks):
+                    rows[s:s + len(part)] = part
+                    bar.update(len(part))
+    finally:
+        bar.close()
+    table = ResultTable.from_rows([{"index": i, **r} for i, r in enumerate(rows)])
+    table.options = asdict(opts)
+    return table
+
+
+def _rows(task, basis: BasisSet, opts: QuestOptions, fallback: bool, max_iterations: int, tol: float):
+    """(start, rows) of one chunk: bad spectra as statuses, the others refined, poor refined fits by QUEST."""
+    start, arr, init = task
     rows: list = [None] * len(arr)
     finite = np.all(np.isfinite(arr), axis=1)
     good = finite & np.any(arr, axis=1)
@@ -525,12 +544,11 @@ def fit(fids, basis: BasisSet, initial: np.ndarray | None = None, options: Quest
             ("nan_input", "the FID contains NaN or Inf")
         rows[i] = {**_failed_row(basis.names, status, message), "method": "hybrid"}
     idx = np.flatnonzero(good)
-    init = None if initial is None else np.asarray(initial, float)[idx]
-    from tqdm.auto import tqdm
-
-    results = fit_results(arr[idx], basis, init, opts, max_iterations=max_iterations, tol=tol, chunk=chunk) \
-        if len(idx) else iter(())
-    for i, res in tqdm(zip(idx, results), total=len(idx), desc="hybrid", unit="spectrum", disable=not progress):
+    if not len(idx):
+        return start, rows
+    results = fit_results(arr[idx], basis, None if init is None else init[idx], opts,
+                          max_iterations=max_iterations, tol=tol, chunk=len(idx))
+    for i, res in zip(idx, results):
         method = "hybrid"
         if fallback and res.status in ("poor_fit", "max_iterations"):
             try:
@@ -541,6 +559,16 @@ def fit(fids, basis: BasisSet, initial: np.ndarray | None = None, options: Quest
                 full.seconds += res.seconds
                 res, method = full, "quest_fallback"
         rows[i] = {**res.row(), "method": method}
-    table = ResultTable.from_rows([{"index": i, **r} for i, r in enumerate(rows)])
-    table.options = asdict(opts)
-    return table
+    return start, rows
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(basis_state: dict, options: QuestOptions, fallback: bool, max_iterations: int, tol: float) -> None:
+    _WORKER.update(basis=BasisSet(**basis_state), args=(options, fallback, max_iterations, tol))
+    threadpool_limits(1)
+
+
+def _work(task):
+    return _rows(task, _WORKER["basis"], *_WORKER["args"])
