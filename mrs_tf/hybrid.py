@@ -488,7 +488,7 @@ def fit(fids, basis: BasisSet, initial: np.ndarray | None = None, options: Quest
             prior means when None.
         options: :class:`~mrs_tf.quest.QuestOptions` (:data:`HYBRID_OPTIONS` when None).
         fallback: refit spectra whose refined fit is poor with the full QUEST search (same options).
-        n_jobs: worker processes (default 2: both cores here); 1 fits in this process.
+        n_jobs: worker threads (default 2: both cores here); 1 fits in the calling thread.
         max_iterations, tol: each stage stops per spectrum when a step lowers the cost by less than ``tol``
             (relative) or after ``max_iterations``.
         chunk: spectra per vectorised batch (memory about chunk x n_met x n_points x 64 bytes).
@@ -515,15 +515,12 @@ def fit(fids, basis: BasisSet, initial: np.ndarray | None = None, options: Quest
                 rows[s:s + len(part)] = part
                 bar.update(len(part))
         else:
-            from concurrent.futures import ProcessPoolExecutor
+            # threads, not processes: the work is numpy and FFTs on whole chunks, which release the GIL, and
+            # threads need no __main__ guard and are safe beside TensorFlow (a spawned process is not)
+            from concurrent.futures import ThreadPoolExecutor
 
-            from .quest import _context
-
-            state = dict(names=basis.names, fids=basis.fids, dwell_s=basis.dwell_s, field_mhz=basis.field_mhz,
-                         ref_ppm=basis.ref_ppm, protocol=basis.protocol)
-            with ProcessPoolExecutor(n_jobs, mp_context=_context(), initializer=_init_worker,
-                                     initargs=(state, opts, fallback, max_iterations, tol)) as pool:
-                for s, part in pool.map(_work, tasks):
+            with ThreadPoolExecutor(n_jobs) as pool:
+                for s, part in pool.map(lambda task: _rows(task, basis, opts, fallback, max_iterations, tol), tasks):
                     rows[s:s + len(part)] = part
                     bar.update(len(part))
     finally:
@@ -560,15 +557,3 @@ def _rows(task, basis: BasisSet, opts: QuestOptions, fallback: bool, max_iterati
                 res, method = full, "quest_fallback"
         rows[i] = {**res.row(), "method": method}
     return start, rows
-
-
-_WORKER: dict = {}
-
-
-def _init_worker(basis_state: dict, options: QuestOptions, fallback: bool, max_iterations: int, tol: float) -> None:
-    _WORKER.update(basis=BasisSet(**basis_state), args=(options, fallback, max_iterations, tol))
-    threadpool_limits(1)
-
-
-def _work(task):
-    return _rows(task, _WORKER["basis"], *_WORKER["args"])

@@ -302,11 +302,26 @@ class Quantifier:
         return pred, None
 
     def quantify(self, fids, dwell_s: float | None = None, field_mhz: float | None = None,
-                 batch_size: int = 4096, te_ms: float | None = None) -> ResultTable:
-        """Table with ``<met>`` (basis units, mM for mrs-tf's basis), ``<met>_sd`` (the network's sigma, when it has
-        one), ``<met>_over_tCr``, and the same for NAA+NAAG, Cr+PCr, GPC+PCh, Glu+Gln: the value is the sum of the
-        parts; its sd is the network's own sigma for the sum where the model outputs one (the parts' errors are
-        correlated), else the parts' sigmas in quadrature."""
+                 batch_size: int = 4096, te_ms: float | None = None, *, method: str = "network", basis=None,
+                 options=None, n_jobs: int | None = 2, fallback: bool = True) -> ResultTable:
+        """Quantify every FID.
+
+        ``method="network"`` (default): the table has ``<met>`` (basis units, mM for mrs-tf's basis), ``<met>_sd``
+        (the network's sigma, when it has one), ``<met>_over_tCr``, and the same for NAA+NAAG, Cr+PCr, GPC+PCh,
+        Glu+Gln: the value is the sum of the parts; its sd is the network's own sigma for the sum where the model
+        outputs one (the parts' errors are correlated), else the parts' sigmas in quadrature.
+
+        ``method="hybrid"``: the network's amplitudes start a short fit of QUEST's signal model with ``basis`` (a
+        :class:`~mrs_tf.basis.BasisSet` or file, checked by :meth:`check_basis`; default: the basis set by
+        :meth:`use_basis` or the training basis) and ``options`` (:data:`mrs_tf.hybrid.HYBRID_OPTIONS` by
+        default): :func:`mrs_tf.hybrid.fit`, QUEST's columns (CRLBs, fit diagnostics, ``status``) and ``method``
+        per spectrum (``hybrid``, or ``quest_fallback`` where the refined fit was poor and QUEST's full search
+        did better). ``n_jobs`` worker processes; ``fallback=False`` keeps every refined fit.
+        """
+        if method not in ("network", "hybrid"):
+            raise MRSError(f"unknown method {method!r}; use network or hybrid (mrs_tf.quest.fit for QUEST)")
+        if method == "hybrid":
+            return self._hybrid(fids, dwell_s, field_mhz, batch_size, te_ms, basis, options, n_jobs, fallback)
         mean, sd = self.predict(fids, dwell_s, field_mhz, batch_size, te_ms)
         names = self.names
         parts = tcr_rows(names)
@@ -332,3 +347,14 @@ class Quantifier:
                 combo_sd = np.sqrt((sd[:, idx] ** 2).sum(1))
             add(combo, mean[:, idx].sum(1), combo_sd)
         return table
+
+    def _hybrid(self, fids, dwell_s, field_mhz, batch_size, te_ms, basis, options, n_jobs, fallback) -> ResultTable:
+        """The network's amplitudes as the start of :func:`mrs_tf.hybrid.fit` (see :meth:`quantify`)."""
+        from . import hybrid
+
+        basis = self.check_basis(basis) if basis is not None else self.basis()
+        arr = self.check(fids, dwell_s, field_mhz, te_ms)
+        mean, _ = self.predict(arr, dwell_s, field_mhz, batch_size, te_ms)
+        initial = np.stack([mean[:, self.names.index(n)] if n in self.names else np.zeros(len(mean))
+                            for n in basis.names], axis=1)
+        return hybrid.fit(arr, basis, initial=initial, options=options, fallback=fallback, n_jobs=n_jobs)
