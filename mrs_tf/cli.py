@@ -226,11 +226,14 @@ def _parser() -> argparse.ArgumentParser:
     qnt.add_argument("--field-mhz", type=float, default=None, help="for .RAW data without a header")
     qnt.add_argument("--bandwidth-hz", type=float, default=None, help="for .RAW data without a header")
     _add_water(qnt)
-    qnt.add_argument("--method", choices=["network", "quest"], default="network",
-                     help="network (default, --model) or quest (--basis; the same as mrs-tf fit)")
+    qnt.add_argument("--method", choices=["network", "hybrid", "quest"], default="network",
+                     help="network (default, --model); hybrid: the network's answer starts a short fit of QUEST's "
+                          "model with --basis (or the model's training basis), QUEST's columns with CRLBs; quest "
+                          "(--basis; the same as mrs-tf fit)")
     qnt.add_argument("--basis", default=None,
-                     help="with --method quest: the basis set to fit; with the network: the basis for the report's "
-                          "reconstruction and --reference (must hold every metabolite the model quantifies)")
+                     help="with --method quest: the basis set to fit; with hybrid: the basis the fit uses; with the "
+                          "network: the basis for the report's reconstruction and --reference (must hold every "
+                          "metabolite the model quantifies)")
     _add_preprocessing(qnt)
     qnt.add_argument("--water-ppm", type=float, nargs=2, default=[4.2, 5.2], metavar=("LOW", "HIGH"),
                      help="residual water removed in this band by HLSVD before the network (default 4.2 5.2)")
@@ -683,10 +686,12 @@ def _quantify(args) -> None:
         if not keep.any():
             raise MRSError(f"{path}: no voxel to quantify (all zero or masked out)")
         try:
-            part = q.quantify(d["fids"][keep], dwell_s=d["dwell_s"], field_mhz=d["field_mhz"], te_ms=d.get("te_ms"))
+            part = q.quantify(d["fids"][keep], dwell_s=d["dwell_s"], field_mhz=d["field_mhz"], te_ms=d.get("te_ms"),
+                              method=args.method)
         except MRSError as exc:  # name the file: with several inputs, "data have 1021 points" alone is a riddle
             raise type(exc)(f"{path}: {exc}") from None
-        full = {k: np.full(len(keep), np.nan) for k in part}
+        full = {k: np.full(len(keep), "" if v.dtype == object else np.nan, dtype=v.dtype if v.dtype == object
+                           else float) for k, v in part.items()}
         for k, v in part.items():
             full[k][keep] = v
         if args.reference:

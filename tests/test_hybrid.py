@@ -1,0 +1,121 @@
+"""The network-initialised fit (mrs_tf.hybrid): QUEST's model and bound, found in a few vectorised steps."""
+import numpy as np
+import pytest
+
+from mrs_tf import hybrid, quest, synthesize
+from mrs_tf.crlb import ratio_bounds
+from mrs_tf.errors import MRSError
+
+QUIET = dict(baseline_amp=(0.0, 0.0))
+
+
+@pytest.fixture(scope="module")
+def spectra(basis):
+    from mrs_tf.synth import SynthesisConfig
+
+    cfg = SynthesisConfig(lorentz_hz=(2.0, 8.0), gauss_hz=(3.0, 8.0), phase0_deg=(-180, 180), shift_ppm=(-0.1, 0.1))
+    return synthesize(basis, 12, snr=(20.0, 60.0), seed=11, config=cfg)
+
+
+def test_noise_free_spectra_are_recovered_from_the_prior_means(basis):
+    from mrs_tf.synth import SynthesisConfig
+
+    cfg = SynthesisConfig(baseline_amp=(0.0, 0.0), metab_shift_hz=0.0, phase0_deg=(-170, 170))
+    fids, truth = synthesize(basis, 3, snr=1e9, seed=3, config=cfg)
+    table = hybrid.fit(fids, basis, options=hybrid.HYBRID_OPTIONS.with_(shift="common"), n_jobs=1)
+    for name in ("NAA", "Cr", "Glu", "Ins", "GPC", "MM"):
+        np.testing.assert_allclose(table[name], truth[name], rtol=2e-3, atol=2e-3)
+    assert list(table["status"]) == ["ok"] * 3 and list(table["method"]) == ["hybrid"] * 3
+
+
+def test_same_estimates_and_bounds_as_quest_with_the_same_options(basis, spectra):
+    fids, truth = spectra
+    opts = quest.QuestOptions(background="truncate", truncate_ms=7.5)
+    hyb = hybrid.fit(fids, basis, options=opts, n_jobs=1, fallback=False)
+    qst = quest.fit(fids, basis, options=opts, n_jobs=1, progress=False)
+    assert set(qst) <= set(hyb) and set(hyb) - set(qst) == {"method"}
+    for name in ("NAA+NAAG", "Cr+PCr", "GPC+PCh", "Glu", "Ins"):
+        # the same minimum of the same cost: differences far inside the error bar, the same bound
+        assert np.median(np.abs(hyb[name] - qst[name]) / qst[f"{name}_crlb"]) < 0.05, name
+        # the same bound per unit noise (the hybrid measures sigma in the signal-free regions, QUEST here in the
+        # residual's tail)
+        np.testing.assert_allclose(hyb[f"{name}_crlb"] / hyb["noise_sd"], qst[f"{name}_crlb"] / qst["noise_sd"],
+                                   rtol=0.03)
+    # residual energy (chi2 x sigma^2): as low as QUEST's
+    assert np.all(hyb["chi2"] * hyb["noise_sd"] ** 2 <= qst["chi2"] * qst["noise_sd"] ** 2 * 1.01)
+
+
+def test_converges_in_a_few_steps(basis, spectra):
+    # the phase derivatives are the model's: with the de-phased data's, the noise's energy entered the curvature
+    # and low-SNR fits crawled for 15-40 steps
+    fids, _ = spectra
+    table = hybrid.fit(fids, basis, n_jobs=1, fallback=False)
+    assert np.median(table["nfev"]) <= 10 and np.max(table["nfev"]) < 40
+    assert set(table["status"]) == {"ok"}
+
+
+def test_threads_give_the_same_table(basis, spectra):
+    fids, _ = spectra
+    one = hybrid.fit(fids, basis, n_jobs=1, chunk=4)
+    two = hybrid.fit(fids, basis, n_jobs=2, chunk=4)
+    np.testing.assert_allclose(one["NAA"], two["NAA"], rtol=1e-10)
+
+
+def test_a_poor_refined_fit_falls_back_to_quest(basis, spectra):
+    fids, _ = spectra
+    table = hybrid.fit(fids[:2], basis, n_jobs=1, max_iterations=1)  # stopped before converging
+    assert set(table["method"]) == {"quest_fallback"} and set(table["status"]) == {"ok"}
+    kept = hybrid.fit(fids[:2], basis, n_jobs=1, max_iterations=1, fallback=False)
+    assert set(kept["status"]) == {"max_iterations"}
+
+
+def test_bad_input(basis, spectra):
+    fids, _ = spectra
+    bad = fids[:3].copy()
+    bad[0, 5] = np.nan
+    bad[1] = 0
+    table = hybrid.fit(bad, basis, n_jobs=1)
+    assert list(table["status"]) == ["nan_input", "no_signal", "ok"] and np.isnan(table["NAA"][0])
+    with pytest.raises(MRSError, match="nonnegative"):
+        hybrid.fit(fids[:1], basis, options=quest.QuestOptions(nonnegative=True))
+    with pytest.raises(MRSError, match="initial amplitudes have shape"):
+        hybrid.fit(fids[:2], basis, initial=np.ones((2, 3)))
+
+
+def test_ratio_bound_is_the_delta_method(basis):
+    names = ["Cr", "PCr", "NAA"]
+    amp = np.array([4.0, 3.0, 10.0])
+    cov = np.array([[0.2, -0.15, 0.01], [-0.15, 0.25, 0.0], [0.01, 0.0, 0.3]])
+    out = ratio_bounds(names, amp, cov)
+    rng = np.random.default_rng(0)
+    draws = rng.multivariate_normal(amp, cov * 1e-4, 200_000)  # small errors: the linearisation is exact
+    ratio = draws[:, 2] / draws[:, :2].sum(1)
+    assert out["NAA_over_tCr"] == pytest.approx(np.std(ratio) * 100, rel=0.01)
+    assert out["Cr+PCr_over_tCr"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_quantifier_and_cli_hybrid(basis, spectra, tmp_path):
+    from mrs_tf import Quantifier
+    from mrs_tf.cli import main
+    from mrs_tf.io import nifti
+    from mrs_tf.table import ResultTable
+
+    fids, truth = spectra
+    q = Quantifier.load("saved_models/press3t_te30")
+    table = q.quantify(fids[:4], dwell_s=basis.dwell_s, field_mhz=basis.field_mhz, method="hybrid", n_jobs=1)
+    tcr = truth["Cr"][:4] + truth["PCr"][:4]
+    naa = (truth["NAA"][:4] + truth["NAAG"][:4]) / tcr
+    assert np.all(np.abs(table["NAA+NAAG_over_tCr"] / naa - 1) < 4 * table["NAA+NAAG_crlb_pct"] / 100 + 0.02)
+    assert "Glu_crlb" in table and set(table["method"]) == {"hybrid"}
+    with pytest.raises(MRSError, match="unknown method"):
+        q.quantify(fids[:1], dwell_s=basis.dwell_s, field_mhz=basis.field_mhz, method="quest")
+    data = tmp_path / "d.nii.gz"
+    nifti.write(data, fids[:2].reshape(2, 1, 1, -1).astype(np.complex128), basis.dwell_s, basis.field_mhz,
+                te_s=0.03)
+    out = tmp_path / "h.csv"
+    assert main(["quantify", str(data), "--method", "hybrid", "--out", str(out)]) == 0
+    rows = ResultTable.read_csv(out) if hasattr(ResultTable, "read_csv") else None
+    text = out.read_text().splitlines()
+    header = text[0].split(",")
+    assert {"NAA_crlb", "status", "method", "reference_offset_ppm"} <= set(header) and len(text) == 3
+    assert rows is None or list(rows["method"]) == ["hybrid", "hybrid"]
