@@ -506,7 +506,8 @@ def fit(fids, basis: BasisSet, initial: np.ndarray | None = None, options: Quest
 
     bar = tqdm(total=n, desc="hybrid", unit="spectrum", disable=not progress)
     rows: list = [None] * n
-    n_jobs = max(1, min(int(n_jobs or 1), os.cpu_count() or 1, -(-n // chunk)))
+    n_jobs = max(1, min(int(n_jobs or 1), os.cpu_count() or 1, n))
+    chunk = max(1, min(chunk, -(-n // n_jobs)))  # every worker gets work, even for a few spectra
     tasks = [(s, arr[s:s + chunk], None if init is None else init[s:s + chunk]) for s in range(0, n, chunk)]
     try:
         if n_jobs == 1:
