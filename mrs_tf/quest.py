@@ -624,6 +624,22 @@ def _context():
     return mp.get_context("spawn")
 
 
+def _spawn_would_rerun_main(ctx) -> bool:
+    """Whether spawned workers would re-run the user's script: a spawn start imports ``__main__`` from its file, and
+    a script without an ``if __name__ == "__main__":`` guard then runs again in every worker (which dies trying to
+    start its own pool; the parent would wait forever)."""
+    if ctx.get_start_method() == "fork":
+        return False
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    if not path:  # interactive session or notebook: nothing is re-run
+        return False
+    try:
+        source = open(path, encoding="utf-8", errors="replace").read()
+    except OSError:
+        return False
+    return "__main__" not in source
+
+
 def fit(fids, basis: BasisSet, n_jobs: int | None = 2, options: QuestOptions | None = None, *,
         progress: bool = True, dwell_s: float | None = None, field_mhz: float | None = None,
         **option_changes) -> ResultTable:
@@ -665,11 +681,27 @@ def fit(fids, basis: BasisSet, n_jobs: int | None = 2, options: QuestOptions | N
             tasks = [(s, arr[s:s + chunk]) for s in range(0, n, chunk)]
             state = dict(names=basis.names, fids=basis.fids, dwell_s=basis.dwell_s, field_mhz=basis.field_mhz,
                          ref_ppm=basis.ref_ppm, protocol=basis.protocol)
-            with ProcessPoolExecutor(n_jobs, mp_context=_context(), initializer=_init_worker,
-                                     initargs=(state, options)) as pool:
-                for s, chunk_rows in pool.map(_work, tasks):
-                    rows[s:s + len(chunk_rows)] = chunk_rows
-                    bar.update(len(chunk_rows))
+            ctx = _context()
+            if _spawn_would_rerun_main(ctx):
+                print("mrs-tf: QUEST fits in this process: worker processes would re-run this script (TensorFlow is "
+                      "loaded, so they must be spawned); put the script's code under if __name__ == \"__main__\": "
+                      "to use them", file=sys.stderr)
+            else:
+                from concurrent.futures.process import BrokenProcessPool
+
+                try:
+                    with ProcessPoolExecutor(n_jobs, mp_context=ctx, initializer=_init_worker,
+                                             initargs=(state, options)) as pool:
+                        for s, chunk_rows in pool.map(_work, tasks):
+                            rows[s:s + len(chunk_rows)] = chunk_rows
+                            bar.update(len(chunk_rows))
+                except BrokenProcessPool as exc:  # a worker died: never a hang; the rest is fitted here
+                    print(f"mrs-tf: a QUEST worker process died ({exc}); fitting the rest in this process",
+                          file=sys.stderr)
+            with threadpool_limits(1):
+                for i in [i for i in range(n) if rows[i] is None]:
+                    rows[i] = _safe_row(arr[i], basis, options)
+                    bar.update(1)
     finally:
         bar.close()
     table = ResultTable.from_rows([{"index": i, **r} for i, r in enumerate(rows)])

@@ -258,3 +258,23 @@ def test_lcmodel_table_values_are_read_after_their_key():
     table = "  FWHM = 0.038 ppm    S/N =  42                     \n"
     assert _table_value(table, "FWHM") == 0.038 and _table_value(table, "S/N") == 42.0
     assert np.isnan(_table_value(table, "Data shift"))
+
+
+def test_a_pool_after_tensorflow_in_an_unguarded_script_does_not_hang(tmp_path):
+    # spawned workers would re-run this script (no main guard) and die; the parent used to wait forever
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import numpy as np\nimport tensorflow  # noqa: F401  (spawned workers from here on)\n"
+        "from mrs_tf import quest, simulate_basis, synthesize\n"
+        "b = simulate_basis(metabolites=['NAA', 'Cr', 'PCr'])\n"
+        "fids, truth = synthesize(b, 6, snr=50, seed=1)\n"
+        "t = quest.fit(fids, b, n_jobs=2, progress=False)\n"
+        "print('DONE', list(t['status']).count('ok'), float(np.median(t['NAA'] / truth['NAA'])))\n")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    done = proc.stdout.split("DONE")[1].split()
+    assert int(done[0]) == 6 and abs(float(done[1]) - 1) < 0.05
+    assert "fits in this process" in proc.stderr
