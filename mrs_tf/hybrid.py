@@ -23,8 +23,11 @@ phase) and the background handling of :class:`~mrs_tf.quest.QuestOptions` (``sub
    are fitted again by the full QUEST search (``fallback=True``); the better fit (lower reduced chi2) is kept and
    ``method`` says which (``hybrid`` or ``quest_fallback``).
 
-Default model (:data:`HYBRID_OPTIONS`): QUEST's, with the first 7.5 ms of the FID left to the background
-(``background="truncate"``), measured nearest to the Cramér-Rao bound of the variants in ``benchmarks/estimators.py``.
+Default model (:data:`HYBRID_OPTIONS`): QUEST's, the first 7.5 ms of the FID left to the background
+(``background="truncate"``), measured nearest to the Cramér-Rao bound of the variants in ``benchmarks/estimators.py``
+at SNR 10-100. At SNR 100-200 with a broad baseline its CRLBs under-cover (standardised errors up to 2.4: part of
+the baseline stays in the fitted FID, and a few fits settle in a nearby minimum of the Lorentzian/Gaussian trade-off
+that QUEST's staged search avoids); ``quest.fit`` is the honest choice there.
 Supported: ``damping="common"``, ``shift`` ``"common"`` or ``"per_metabolite"``, free-sign amplitudes (QUEST's
 unbiased default; ``nonnegative=True`` and ``background="include"`` are refused, not ignored).
 """
