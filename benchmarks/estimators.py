@@ -87,8 +87,10 @@ def run_lcmodel(exe, fids, basis, work: Path):
     for combo, idx in combination_rows(names).items():
         table[combo] = sum(table[names[i]] for i in idx)
     tcr = table["Cr"] + table["PCr"]
+    failed = ~(tcr > 0.1 * np.nanmedian(tcr))  # tCr near 0 (or missing): a failed fit, not a ratio
     for key in list(table):
-        table[f"{key}_over_tCr"] = table[key] / tcr
+        table[f"{key}_over_tCr"] = np.where(failed, np.nan, table[key] / np.where(failed, 1.0, tcr))
+    table["failed"] = failed
     return table
 
 
@@ -117,6 +119,8 @@ def one_set(label, basis, fids, truth, q, exe, work, n_jobs):
         t0 = time.perf_counter()
         estimates["LCModel 6.3"] = run_lcmodel(exe, fids, basis, work)
         rate["LCModel 6.3"] = len(fids) / (time.perf_counter() - t0)
+        print(f"LCModel: {int(estimates['LCModel 6.3']['failed'].sum())} of {len(fids)} fits with tCr near 0 "
+              f"(< 0.1 x the median) left out of its figures")
     out = {name: metrics(est, truth, bounds) for name, est in estimates.items()}
     fallback = int(np.sum(estimates["hybrid"]["method"] == "quest_fallback"))
     print(f"\n## {label}: {len(fids)} spectra (hybrid: {fallback} fell back to QUEST; statuses "
