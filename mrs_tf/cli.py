@@ -786,6 +786,11 @@ _COMMANDS = {("basis", "simulate"): _basis_simulate, ("basis", "info"): _basis_i
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in ("train", "tune", "evaluate", "export") or (args.command, getattr(args, "action", None)) == (
+            "data", "build"):
+        from .quiet import import_tensorflow
+
+        import_tensorflow()  # these load TensorFlow anyway: without its start-up lines on stderr
     try:
         _COMMANDS[(args.command, getattr(args, "action", None))](args)
     except MRSError as exc:

@@ -69,12 +69,16 @@ class Quantifier:
 
             q = cls(None, meta, runner=LiteRTModel(model_file, num_threads=num_threads), folder=folder)
         else:
+            from .quiet import import_tensorflow, quiet_stderr
+
+            import_tensorflow()  # without its C++ start-up lines on stderr
             import keras
 
             from . import layers  # noqa: F401  (registers the custom layers and losses)
 
             try:
-                model = keras.saving.load_model(model_file)
+                with quiet_stderr():  # TensorFlow's device start-up ("failed call to cuInit" on a CPU machine)
+                    model = keras.saving.load_model(model_file)
             except Exception as exc:  # zip/h5 errors of a corrupt or truncated file
                 raise FileFormatError(f"{model_file}: cannot load the Keras model ({type(exc).__name__}: "
                                       f"{exc})") from None

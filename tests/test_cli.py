@@ -168,3 +168,13 @@ def test_a_refused_run_writes_nothing_and_a_basis_without_glu_is_warned_about(tm
     assert main(["fit", "--basis", str(tmp_path / "noglu.BASIS"), str(data), "--out", str(tmp_path / "q.csv"),
                  "--n-jobs", "1"]) == 0
     assert "has no Glu" in capsys.readouterr().err
+
+
+def test_loading_a_model_keeps_tensorflows_start_up_lines_off_stderr():
+    # TensorFlow 2.21 writes oneDNN/CUDA notices from C++ before logging is set up; TF_CPP_MIN_LOG_LEVEL misses them
+    proc = subprocess.run([sys.executable, "-c", "from mrs_tf import Quantifier; "
+                           "Quantifier.load('saved_models/press3t_te30'); print('loaded')"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "loaded" in proc.stdout, proc.stderr[-1500:]
+    for noise in ("oneDNN", "cuda drivers", "cuInit", "absl::InitializeLog"):
+        assert noise not in proc.stderr, proc.stderr[-1500:]
