@@ -42,12 +42,12 @@ import scipy.fft
 from threadpoolctl import threadpool_limits
 
 from .basis import BasisSet
-from .crlb import combined, fisher_covariance, tcr_rows
+from .crlb import combined, fisher_covariance
 from .errors import MRSError
 from .hlsvd import hlsvd, remove_band
 from .metabolites import prior_means
-from .quest import (QuestOptions, QuestResult, _above_noise, _band, _failed_row, _poor_fit_problems, _snr, _tail_sd,
-                    check_protocol, fit_one, fit_quality, spectral_noise_sd, spline_baseline)
+from .quest import (QuestOptions, QuestResult, _band, _failed_row, _snr, _tail_sd, check_protocol, fit_one, fit_quality,
+                    fit_status, spectral_noise_sd, spline_baseline)
 from .signal_model import DEG
 from .table import ResultTable
 
@@ -457,16 +457,8 @@ def _result(prob: _Problem, y2, sigma, theta, lin, phi_td, info, background, con
     snr = _snr(basis, contributions, sigma, float(shifts[names.index("NAA")]) if "NAA" in names else 0.0)
     quality = fit_quality(basis, contributions, background if prob.splines_td is not None else None, resid, sigma,
                           opts.ppm_range or (0.2, 4.2))
-    tcr = float(amp[tcr_rows(names)].sum()) if len(tcr_rows(names)) else np.nan
-    problems = _poor_fit_problems(quality, chi2, tcr)
-    if not _above_noise(energy, m + len(theta)):
-        status, message = "no_signal", f"fitted signal energy {energy:.0f} sigma^2 is at the noise level"
-    elif problems:
-        status, message = "poor_fit", "; ".join(problems)
-    elif not converged:
-        status, message = "max_iterations", f"stopped after {n_iter} iterations"
-    else:
-        status, message = "ok", ""
+    status, message = fit_status(names, amp, energy, m + len(theta), quality, chi2,
+                                 None if converged else f"stopped after {n_iter} iterations")
     phase0 = theta[PSI] - DEG * theta[PHASE1] * prob.pivot
     return QuestResult(
         names=names, amplitudes=amp.copy(), crlb=crlb, covariance=cov, combinations=combined(names, amp, cov),

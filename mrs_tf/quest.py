@@ -488,16 +488,8 @@ def _fit_one(fid: np.ndarray, basis: BasisSet, opts: QuestOptions) -> QuestResul
         fitted_part[:opts.first_point(dwell, n)] = 0
     quality = fit_quality(basis, contributions, background if model.extra is not None else None, fitted_part, sigma,
                           opts.ppm_range or (0.2, 4.2))
-    tcr = float(amp[tcr_rows(names)].sum()) if len(tcr_rows(names)) else np.nan
-    problems = _poor_fit_problems(quality, chi2, tcr)
-    if not _above_noise(energy, n_par):
-        status, message = "no_signal", f"fitted signal energy {energy:.0f} sigma^2 is at the noise level"
-    elif problems:
-        status, message = "poor_fit", "; ".join(problems)
-    elif sol.status == 0:
-        status, message = "max_iterations", f"stopped after {opts.max_nfev} evaluations"
-    else:
-        status, message = "ok", ""
+    status, message = fit_status(names, amp, energy, n_par, quality, chi2,
+                                 f"stopped after {opts.max_nfev} evaluations" if sol.status == 0 else None)
     return QuestResult(
         names=names, amplitudes=amp, crlb=crlb, covariance=cov, combinations=combined(names, amp, cov),
         phase0_deg=float(np.rad2deg((pdict["phase0"] + np.pi) % (2 * np.pi) - np.pi)),
@@ -531,6 +523,22 @@ def fit_quality(basis: BasisSet, contributions: np.ndarray, baseline: np.ndarray
     else:
         out["residual_structure"] = float("nan")
     return out
+
+
+def fit_status(names, amplitudes, energy: float, n_par: int, quality: dict, chi2: float,
+               stopped: str | None) -> tuple[str, str]:
+    """(status, message) of a fit: ``no_signal`` (fitted energy at the noise level), ``poor_fit`` (see
+    :data:`POOR_FIT_LIMITS`), ``max_iterations`` (``stopped`` says why; None when it converged) or ``ok``."""
+    rows = tcr_rows(names)
+    tcr = float(np.asarray(amplitudes)[rows].sum()) if rows else np.nan
+    problems = _poor_fit_problems(quality, chi2, tcr)
+    if not _above_noise(energy, n_par):
+        return "no_signal", f"fitted signal energy {energy:.0f} sigma^2 is at the noise level"
+    if problems:
+        return "poor_fit", "; ".join(problems)
+    if stopped:
+        return "max_iterations", stopped
+    return "ok", ""
 
 
 def _poor_fit_problems(quality: dict, chi2: float, tcr: float) -> list[str]:
