@@ -51,7 +51,7 @@ from .quest import (QuestOptions, QuestResult, _band, _failed_row, _snr, _tail_s
 from .signal_model import DEG
 from .table import ResultTable
 
-__all__ = ["HYBRID_OPTIONS", "fit", "fit_results", "initial_parameters"]
+__all__ = ["HYBRID_OPTIONS", "fit", "fit_results"]
 
 _LN2x4 = 4 * np.log(2)
 
@@ -73,10 +73,6 @@ class _View:
     first: int = 0
     splines: np.ndarray | None = None
     penalty: np.ndarray | None = None
-
-    @property
-    def n_extra(self) -> int:
-        return 0 if self.splines is None else 2 * self.splines.shape[1]
 
 
 @dataclass
