@@ -98,6 +98,9 @@ def _add_preprocessing(p: argparse.ArgumentParser) -> None:
                    help="eddy-current (and zero-order phase) correction from the --water reference (Klose; the "
                         "default when --water is given)")
     g.add_argument("--no-ecc", dest="ecc", action="store_false", help="no eddy-current correction")
+    g.add_argument("--conjugate", action="store_true",
+                   help="the file uses the other frequency sign convention (peaks mirrored about the carrier): "
+                        "conjugate the FIDs (and the --water reference) first")
 
 
 def _fit_options(args):
@@ -384,6 +387,8 @@ def _read_scan(args, path) -> dict:
     from .io import read_data
 
     d = read_data(path, field_mhz=args.field_mhz, dwell_s=_dwell(args), combine=args.combine, align=args.align)
+    if getattr(args, "conjugate", False):
+        d = {**d, "fids": np.conj(d["fids"])}
     pre = d.get("preprocessing", {})
     n = len(d["fids"])
     steps = {"coils_combined": np.full(n, pre.get("coils", 1)), "transients_averaged": np.full(n, pre.get(
@@ -396,6 +401,8 @@ def _read_scan(args, path) -> dict:
         from .water import check_water_protocol
 
         water = read_data(args.water, field_mhz=args.field_mhz, dwell_s=_dwell(args), combine=True, role="water")
+        if getattr(args, "conjugate", False):
+            water = {**water, "fids": np.conj(water["fids"])}
         check_water_protocol(water, d)
         d["water"] = water  # read once: the water scaling uses it too
         if len(water["fids"]) not in (1, n):
@@ -673,6 +680,7 @@ def _quantify(args) -> None:
         d["steps"]["water_removed_ppm"] = np.array([("" if args.no_water_removal else "%g-%g" % tuple(
             args.water_ppm))] * len(d["fids"]), dtype=object)
         keep = np.any(d["fids"] != 0, axis=1)  # MRSI: voxels outside the excitation hold zeros
+        _refuse_mirrored(path, d["fids"][keep], q.basis())
         offsets = np.full(len(keep), np.nan)
         if args.reference:
             from .preprocess import frequency_reference
@@ -730,6 +738,22 @@ def _quantify(args) -> None:
         scan_report(args.report, table, np.concatenate(all_fids), labels, q, q.basis(), overwrite=args.overwrite,
                     fit_options=QuestOptions.in_vivo(water_ppm=None))
         print(f"wrote {args.report}")
+
+
+def _refuse_mirrored(path, fids, basis) -> None:
+    """MRSError when the spectra match the basis far better conjugated than as they are (the file's frequency sign
+    convention is the other one): quantified as they are, every number would be nonsense (NAA -90 %)."""
+    from .preprocess import mirror_scores
+
+    if not len(fids):
+        return
+    as_is, conj = mirror_scores(fids, basis)
+    mirrored = (conj > 0.4) & (conj > as_is + 0.2)
+    if mirrored.any():
+        raise MRSError(f"{path}: {int(mirrored.sum())} of {len(fids)} spectra look frequency-mirrored (their magnitude "
+                       f"spectrum matches the basis {np.median(conj[mirrored]):.2f} conjugated against "
+                       f"{np.median(as_is[mirrored]):.2f} as they are: peaks at 2 x 4.65 ppm - their place, NAA near "
+                       f"7.3 ppm); the file uses the other frequency sign convention: run again with --conjugate")
 
 
 def _mask_rows(mask_path, d) -> np.ndarray:

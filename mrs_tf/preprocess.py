@@ -108,6 +108,33 @@ def frequency_reference(fids, basis, search_ppm: float = 0.5) -> tuple[np.ndarra
     return arr * np.exp(-2j * np.pi * shifts[:, None] * t[None, :]), shifts
 
 
+def mirror_scores(fids, basis, search_ppm: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """How well each spectrum matches the basis as it is and frequency-mirrored: the best normalised correlation
+    (over shifts within +-``search_ppm``) of its magnitude spectrum with the prior-weighted basis's, for the FID and
+    for its complex conjugate (the other sign convention: every peak at ``2 ref_ppm - ppm``, NAA near 7.3 ppm).
+    Returns ``(as_is, conjugated)``, each (n,) in [-1, 1]."""
+    from .metabolites import prior_means
+
+    arr = as_fid_matrix(fids)
+    n = arr.shape[1]
+    t = np.arange(n) * basis.dwell_s
+    template = prior_means(basis.names) @ basis.fids
+    ref = np.abs(np.fft.fft(template * np.exp(-np.pi * 6.0 * t), 2 * n))
+    hz_per_bin = 1.0 / (2 * n * basis.dwell_s)
+    max_lag = int(search_ppm * basis.field_mhz / hz_per_bin)
+    lags = np.r_[0:max_lag + 1, -max_lag:0]
+    ref = ref - ref.mean()
+    ref_f = np.conj(np.fft.fft(ref / np.linalg.norm(ref)))
+    out = []
+    for data in (arr, np.conj(arr)):
+        dat = np.abs(np.fft.fft(data * np.exp(-np.pi * 4.0 * t), 2 * n, axis=-1))
+        dat = dat - dat.mean(axis=1, keepdims=True)
+        dat /= np.maximum(np.linalg.norm(dat, axis=1, keepdims=True), 1e-300)
+        corr = np.fft.ifft(np.fft.fft(dat, axis=-1) * ref_f, axis=-1).real
+        out.append(corr[:, lags].max(axis=1))
+    return out[0], out[1]
+
+
 def eddy_current_correction(fids, water_fid, reliable: float = 0.05) -> np.ndarray:
     """Klose's eddy-current correction: every FID multiplied by ``exp(-i phase_w(t))``, the unwrapped phase of the
     unsuppressed water reference acquired with the same gradients. It removes time-varying phase from eddy currents

@@ -178,3 +178,25 @@ def test_loading_a_model_keeps_tensorflows_start_up_lines_off_stderr():
     assert proc.returncode == 0 and "loaded" in proc.stdout, proc.stderr[-1500:]
     for noise in ("oneDNN", "cuda drivers", "cuInit", "absl::InitializeLog"):
         assert noise not in proc.stderr, proc.stderr[-1500:]
+
+
+def test_frequency_mirrored_data_are_refused_with_the_way_out(tmp_path, capsys, basis):
+    # a file in the other sign convention gave NAA -90 % with exit 0; now: exit 2 naming it, --conjugate reads it
+    from mrs_tf import synthesize
+    from mrs_tf.io import nifti
+
+    fids, truth = synthesize(basis, 2, snr=40, seed=8)
+    data = tmp_path / "mirrored.nii.gz"
+    nifti.write(data, np.conj(fids).reshape(2, 1, 1, -1).astype(np.complex128), basis.dwell_s, basis.field_mhz,
+                te_s=0.03)
+    out = tmp_path / "m.csv"
+    assert main(["quantify", str(data), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "2 of 2 spectra look frequency-mirrored" in err and "--conjugate" in err and not out.exists()
+    assert main(["quantify", str(data), "--conjugate", "--out", str(out)]) == 0
+    import csv
+
+    with open(out, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    naa = np.array([float(r["NAA+NAAG"]) for r in rows])
+    np.testing.assert_allclose(naa, truth["NAA"] + truth["NAAG"], rtol=0.15)
