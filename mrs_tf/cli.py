@@ -243,7 +243,7 @@ def _parser() -> argparse.ArgumentParser:
     qnt.add_argument("--no-water-removal", action="store_true", help="give the network the data as they are")
     qnt.add_argument("--reference", dest="reference", action="store_true", default=True,
                      help="(default) frequency-reference each spectrum on its metabolite peaks first (offsets up to "
-                          "0.5 ppm, column reference_offset_ppm)")
+                          "0.5 ppm, column reference_offset_ppm: + = the peaks sat at higher ppm)")
     qnt.add_argument("--no-reference", dest="reference", action="store_false",
                      help="give the network the spectra at the frequency they were acquired")
     qnt.add_argument("--resample", action="store_true",
@@ -688,7 +688,7 @@ def _quantify(args) -> None:
             fixed, shifts = frequency_reference(d["fids"][keep], q.basis())
             d = {**d, "fids": d["fids"].copy()}
             d["fids"][keep] = fixed
-            offsets[keep] = shifts / d["field_mhz"]
+            offsets[keep] = -shifts / d["field_mhz"]  # ppm where the peaks sat, + = higher ppm (as shift_ppm)
         if args.mask:
             keep &= _mask_rows(args.mask, d)
         if not keep.any():

@@ -205,7 +205,7 @@ def scan_warnings(result, training: dict | None = None) -> list[str]:
     if syn.get("gauss_hz") and result.gauss_hz > float(syn["gauss_hz"][1]) * 1.1:
         out.append(f"Gaussian linewidth {result.gauss_hz:.1f} Hz beyond the training range "
                    f"(up to {syn['gauss_hz'][1]} Hz)")
-    shift_ppm = result.shift_hz / result.field_mhz
+    shift_ppm = -result.shift_hz / result.field_mhz  # + = the peaks sit at higher ppm (QUEST's shift_ppm column)
     if syn.get("shift_ppm") and abs(shift_ppm) > max(abs(v) for v in syn["shift_ppm"]):
         out.append(f"frequency offset {shift_ppm:+.2f} ppm beyond the training range")
     if result.chi2 > 1.5:

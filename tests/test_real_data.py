@@ -210,8 +210,9 @@ def test_frequency_referencing_rescues_an_offset_beyond_the_training_range(basis
         table = ResultTable.read_csv(out)
         errs[not flag] = np.mean(np.abs(np.asarray(table["NAA"], float) - truth["NAA"]) / truth["NAA"])
     offsets = np.asarray(table["reference_offset_ppm"], float)
-    # the offsets found are the synthesised ones (shift_hz > 0: towards lower ppm), within a bin or two
-    np.testing.assert_allclose(offsets, truth["shift_hz"] / basis.field_mhz, atol=0.01)
+    # the offsets found are the synthesised ones in ppm (shift_hz > 0 moves peaks to lower ppm: a negative offset),
+    # within a bin or two
+    np.testing.assert_allclose(offsets, -truth["shift_hz"] / basis.field_mhz, atol=0.01)
     assert errs[True] < 0.06 and errs[True] < 0.75 * errs[False], errs
 
 
