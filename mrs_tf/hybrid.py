@@ -48,6 +48,7 @@ from .hlsvd import hlsvd, remove_band
 from .metabolites import prior_means
 from .quest import (QuestOptions, QuestResult, _band, _failed_row, _snr, _tail_sd, check_protocol, fit_one, fit_quality,
                     fit_status, spectral_noise_sd, spline_baseline)
+from .preprocess import magnitude_correlation
 from .signal_model import DEG
 from .table import ResultTable
 
@@ -168,18 +169,11 @@ def initial_parameters(fids: np.ndarray, prob: _Problem, amplitudes: np.ndarray)
     """(B, P) starting parameters from the template ``amplitudes @ basis`` (B, M): global shift by magnitude
     cross-correlation (+-search_ppm), then the (Lorentzian, Gaussian) pair of :data:`_WIDTH_GRID` and the zero-order
     phase of the template's best complex match over 0.2-4.2 ppm; first-order phase and deviations 0."""
-    basis, n = prob.basis, prob.basis.n_points
+    basis = prob.basis
     t = basis.time
     template = amplitudes @ basis.fids                                                     # (B, N)
-    ref = np.abs(scipy.fft.fft(template * np.exp(-np.pi * 6.0 * t - (np.pi * 6.0 * t) ** 2 / 2.77), 2 * n, axis=-1))
-    dat = np.abs(scipy.fft.fft(fids * np.exp(-np.pi * 4.0 * t), 2 * n, axis=-1))
-    ref -= ref.mean(axis=1, keepdims=True)
-    dat -= dat.mean(axis=1, keepdims=True)
-    corr = scipy.fft.ifft(scipy.fft.fft(dat, axis=-1) * np.conj(scipy.fft.fft(ref, axis=-1)), axis=-1).real
-    hz_per_bin = 1.0 / (2 * n * basis.dwell_s)
-    max_lag = int(prob.options.search_ppm * basis.field_mhz / hz_per_bin)
-    lags = np.r_[0:max_lag + 1, -max_lag:0]
-    shift = lags[np.argmax(corr[:, lags], axis=1)] * hz_per_bin
+    corr, shift_hz = magnitude_correlation(fids, template, basis.dwell_s, basis.field_mhz, prob.options.search_ppm)
+    shift = shift_hz[np.argmax(corr, axis=1)]
     sel = _band(basis, (0.2, 4.2)).band
     data = scipy.fft.fft(fids, axis=-1)[:, sel]
     best = np.full(len(fids), -np.inf)

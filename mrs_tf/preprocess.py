@@ -99,40 +99,49 @@ def frequency_reference(fids, basis, search_ppm: float = 0.5) -> tuple[np.ndarra
     the rest together, phase-independent) within +-``search_ppm``, removed from the FID. Returns (corrected FIDs,
     offsets in Hz). For offsets beyond what a network was trained on (+-0.2 ppm for mrs-tf's)."""
     from .metabolites import prior_means
-    from .quest import _initial_shift
 
     arr = as_fid_matrix(fids)
-    prior = prior_means(basis.names)
-    shifts = np.array([_initial_shift(fid, basis, prior, search_ppm) for fid in arr])
+    corr, shift_hz = magnitude_correlation(arr, prior_means(basis.names) @ basis.fids, basis.dwell_s,
+                                           basis.field_mhz, search_ppm)
+    shifts = shift_hz[np.argmax(corr, axis=1)]
     t = np.arange(arr.shape[1]) * basis.dwell_s
     return arr * np.exp(-2j * np.pi * shifts[:, None] * t[None, :]), shifts
 
 
+def magnitude_correlation(fids, templates, dwell_s: float, field_mhz: float,
+                          search_ppm: float) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised cross-correlation of magnitude spectra (zero-filled x2; data apodised by 4 Hz, templates by a 6 Hz
+    Voigt), phase-independent: ``(corr (n, L) in [-1, 1], shift_hz (L,))`` for every shift within +-``search_ppm``
+    (Hz; positive = the data sit towards lower ppm than the template). ``templates``: one FID (N,) for every spectrum
+    or one per spectrum (n, N). The frequency search of QUEST, the hybrid's start and :func:`frequency_reference`."""
+    arr = as_fid_matrix(fids)
+    n = arr.shape[1]
+    t = np.arange(n) * dwell_s
+    ref = np.abs(np.fft.fft(np.atleast_2d(templates) * np.exp(-np.pi * 6.0 * t - (np.pi * 6.0 * t) ** 2 / 2.77),
+                            2 * n, axis=-1))
+    dat = np.abs(np.fft.fft(arr * np.exp(-np.pi * 4.0 * t), 2 * n, axis=-1))
+    ref = ref - ref.mean(axis=1, keepdims=True)
+    dat = dat - dat.mean(axis=1, keepdims=True)
+    ref /= np.maximum(np.linalg.norm(ref, axis=1, keepdims=True), 1e-300)
+    dat /= np.maximum(np.linalg.norm(dat, axis=1, keepdims=True), 1e-300)
+    corr = np.fft.ifft(np.fft.fft(dat, axis=-1) * np.conj(np.fft.fft(ref, axis=-1)), axis=-1).real  # [lag]: dat[k+lag]
+    hz_per_bin = 1.0 / (2 * n * dwell_s)
+    max_lag = int(search_ppm * field_mhz / hz_per_bin)
+    lags = np.r_[0:max_lag + 1, -max_lag:0]
+    return corr[:, lags], lags * hz_per_bin
+
+
 def mirror_scores(fids, basis, search_ppm: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     """How well each spectrum matches the basis as it is and frequency-mirrored: the best normalised correlation
-    (over shifts within +-``search_ppm``) of its magnitude spectrum with the prior-weighted basis's, for the FID and
-    for its complex conjugate (the other sign convention: every peak at ``2 ref_ppm - ppm``, NAA near 7.3 ppm).
-    Returns ``(as_is, conjugated)``, each (n,) in [-1, 1]."""
+    (over shifts within +-``search_ppm``, :func:`magnitude_correlation`) of its magnitude spectrum with the
+    prior-weighted basis's, for the FID and for its complex conjugate (the other sign convention: every peak at
+    ``2 ref_ppm - ppm``, NAA near 7.3 ppm). Returns ``(as_is, conjugated)``, each (n,) in [-1, 1]."""
     from .metabolites import prior_means
 
     arr = as_fid_matrix(fids)
-    n = arr.shape[1]
-    t = np.arange(n) * basis.dwell_s
     template = prior_means(basis.names) @ basis.fids
-    ref = np.abs(np.fft.fft(template * np.exp(-np.pi * 6.0 * t), 2 * n))
-    hz_per_bin = 1.0 / (2 * n * basis.dwell_s)
-    max_lag = int(search_ppm * basis.field_mhz / hz_per_bin)
-    lags = np.r_[0:max_lag + 1, -max_lag:0]
-    ref = ref - ref.mean()
-    ref_f = np.conj(np.fft.fft(ref / np.linalg.norm(ref)))
-    out = []
-    for data in (arr, np.conj(arr)):
-        dat = np.abs(np.fft.fft(data * np.exp(-np.pi * 4.0 * t), 2 * n, axis=-1))
-        dat = dat - dat.mean(axis=1, keepdims=True)
-        dat /= np.maximum(np.linalg.norm(dat, axis=1, keepdims=True), 1e-300)
-        corr = np.fft.ifft(np.fft.fft(dat, axis=-1) * ref_f, axis=-1).real
-        out.append(corr[:, lags].max(axis=1))
-    return out[0], out[1]
+    return tuple(magnitude_correlation(data, template, basis.dwell_s, basis.field_mhz, search_ppm)[0].max(axis=1)
+                 for data in (arr, np.conj(arr)))
 
 
 def eddy_current_correction(fids, water_fid, reliable: float = 0.05) -> np.ndarray:

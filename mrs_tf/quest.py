@@ -41,7 +41,7 @@ from .crlb import combination_rows, combined, covariance, tcr_rows
 from .errors import MRSError, ProtocolError
 from .hlsvd import hlsvd, remove_band
 from .metabolites import prior_means
-from .preprocess import as_fid_matrix
+from .preprocess import as_fid_matrix, magnitude_correlation
 from .signal_model import Observation, SignalModel
 from .table import ResultTable
 
@@ -274,19 +274,8 @@ def spectral_noise_sd(y: np.ndarray, basis: BasisSet, min_bins: int = 32) -> flo
 
 def _initial_shift(y: np.ndarray, basis: BasisSet, prior: np.ndarray, search_ppm: float) -> float:
     """Global shift (Hz) maximising the correlation of magnitude spectra (zero-filled x2) within +-search_ppm."""
-    n = basis.n_points
-    t = basis.time
-    apod = np.exp(-np.pi * 4.0 * t)
-    ref = np.abs(np.fft.fft((prior @ basis.fids) * np.exp(-np.pi * 6.0 * t - (np.pi * 6.0 * t) ** 2 / 2.77), 2 * n))
-    dat = np.abs(np.fft.fft(y * apod, 2 * n))
-    hz_per_bin = 1.0 / (2 * n * basis.dwell_s)
-    max_lag = int(search_ppm * basis.field_mhz / hz_per_bin)
-    ref = ref - ref.mean()
-    dat = dat - dat.mean()
-    corr = np.fft.ifft(np.fft.fft(dat) * np.conj(np.fft.fft(ref))).real  # corr[lag] = sum dat[k+lag] ref[k]
-    lags = np.r_[0:max_lag + 1, -max_lag:0]
-    best = lags[np.argmax(corr[lags])]
-    return float(best * hz_per_bin)
+    corr, shift_hz = magnitude_correlation(y, prior @ basis.fids, basis.dwell_s, basis.field_mhz, search_ppm)
+    return float(shift_hz[np.argmax(corr[0])])
 
 
 def _above_noise(energy: float, n_par: int) -> bool:
