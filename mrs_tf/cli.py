@@ -743,12 +743,12 @@ def _quantify(args) -> None:
 def _refuse_mirrored(path, fids, basis) -> None:
     """MRSError when the spectra match the basis far better conjugated than as they are (the file's frequency sign
     convention is the other one): quantified as they are, every number would be nonsense (NAA -90 %)."""
-    from .preprocess import mirror_scores
+    from .preprocess import looks_mirrored, mirror_scores
 
     if not len(fids):
         return
     as_is, conj = mirror_scores(fids, basis)
-    mirrored = (conj > 0.4) & (conj > as_is + 0.2)
+    mirrored = looks_mirrored(as_is, conj)
     if mirrored.any():
         raise MRSError(f"{path}: {int(mirrored.sum())} of {len(fids)} spectra look frequency-mirrored (their magnitude "
                        f"spectrum matches the basis {np.median(conj[mirrored]):.2f} conjugated against "

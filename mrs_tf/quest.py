@@ -476,7 +476,7 @@ def _fit_one(fid: np.ndarray, basis: BasisSet, opts: QuestOptions) -> QuestResul
     if opts.background == "truncate":  # the first points were left to the (unmodelled) background
         fitted_part[:opts.first_point(dwell, n)] = 0
     quality = fit_quality(basis, contributions, background if model.extra is not None else None, fitted_part, sigma,
-                          opts.ppm_range or (0.2, 4.2))
+                          opts.ppm_range or (0.2, 4.2), data=data)
     status, message = fit_status(names, amp, energy, n_par, quality, chi2,
                                  f"stopped after {opts.max_nfev} evaluations" if sol.status == 0 else None)
     return QuestResult(
@@ -491,13 +491,16 @@ def _fit_one(fid: np.ndarray, basis: BasisSet, opts: QuestOptions) -> QuestResul
 
 
 def fit_quality(basis: BasisSet, contributions: np.ndarray, baseline: np.ndarray | None, resid: np.ndarray,
-                sigma: float, ppm_range=(0.2, 4.2)) -> dict:
+                sigma: float, ppm_range=(0.2, 4.2), data: np.ndarray | None = None) -> dict:
     """Diagnostics of a fit over ``ppm_range`` of the spectrum (unshifted FFT / sqrt(n), the noise's scale):
 
     * ``baseline_over_signal``: the fitted baseline's largest magnitude over the metabolites' (a baseline taller
       than the metabolite peaks means the fit traded metabolites against it, e.g. under a residual-water tail);
     * ``residual_structure``: RMS of the residual smoothed over 0.1 ppm, in units of what white noise of ``sigma``
-      leaves after the same smoothing (about 1 for a residual that is noise; large when it is unfitted signal)."""
+      leaves after the same smoothing (about 1 for a residual that is noise; large when it is unfitted signal);
+    * with ``data`` (the fitted FID): ``basis_match`` and ``mirrored_match``, the magnitude-spectrum match of the
+      data with the basis as they are and conjugated (:func:`mrs_tf.preprocess.mirror_scores`; frequency-mirrored
+      data fit to plausible-looking nonsense with a good chi2)."""
     band = _band(basis, ppm_range).band
     n = basis.n_points
     spec = lambda v: np.fft.fft(v)[band] / np.sqrt(n)  # noqa: E731
@@ -511,6 +514,11 @@ def fit_quality(basis: BasisSet, contributions: np.ndarray, baseline: np.ndarray
         out["residual_structure"] = float(np.sqrt(np.mean(np.abs(smooth) ** 2) / 2) * np.sqrt(width) / sigma)
     else:
         out["residual_structure"] = float("nan")
+    if data is not None:
+        from .preprocess import mirror_scores
+
+        as_is, conj = mirror_scores(data, basis)
+        out["basis_match"], out["mirrored_match"] = float(as_is[0]), float(conj[0])
     return out
 
 
@@ -543,6 +551,13 @@ def _poor_fit_problems(quality: dict, chi2: float, tcr: float) -> list[str]:
     if quality.get("residual_structure", 0) > lim["residual_structure"]:
         out.append(f"the residual is mostly structure ({quality['residual_structure']:.1f}x the noise after "
                    f"0.1 ppm smoothing)")
+    if "mirrored_match" in quality:
+        from .preprocess import looks_mirrored
+
+        if looks_mirrored(quality["basis_match"], quality["mirrored_match"]):
+            out.append(f"the spectrum matches the basis frequency-mirrored ({quality['mirrored_match']:.2f} against "
+                       f"{quality['basis_match']:.2f} as it is): the other sign convention; conjugate the data "
+                       f"(--conjugate)")
     if np.isfinite(tcr) and tcr <= 0:
         out.append(f"total creatine (Cr+PCr) is {tcr:.3g} <= 0: no brain spectrum fits so")
     return out

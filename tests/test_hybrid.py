@@ -117,3 +117,16 @@ def test_quantifier_and_cli_hybrid(basis, spectra, tmp_path):
         rows = list(csv.DictReader(fh))
     assert len(rows) == 2 and {"NAA_crlb", "status", "method", "reference_offset_ppm"} <= set(rows[0])
     assert [r["method"] for r in rows] == ["hybrid", "hybrid"] and [r["status"] for r in rows] == ["ok", "ok"]
+
+
+def test_mirrored_spectra_are_poor_fits_not_ok(basis, spectra):
+    # the other frequency sign convention fitted to tNAA -112 % with status ok (truncated model, good chi2)
+    fids, _ = spectra
+    for table in (hybrid.fit(np.conj(fids[:3]), basis, n_jobs=1),
+                  quest.fit(np.conj(fids[:3]), basis, options=hybrid.HYBRID_OPTIONS, n_jobs=1, progress=False)):
+        status = np.asarray(table["status"])
+        assert set(status) <= {"poor_fit", "no_signal"} and "poor_fit" in set(status)  # flagged, never ok
+        assert all("frequency-mirrored" in m for m, s in zip(table["message"], status) if s == "poor_fit")
+        assert np.all(np.isnan(table["NAA_crlb"][status == "poor_fit"]))
+    ok = hybrid.fit(fids[:3], basis, n_jobs=1)
+    assert set(ok["status"]) == {"ok"} and np.all(ok["basis_match"] > 0.6)
