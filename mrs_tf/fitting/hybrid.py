@@ -1,0 +1,544 @@
+"""Network-initialised fit: QUEST's signal model, solved for a batch of spectra at once from the network's answer.
+
+``table = mrs_tf.hybrid.fit(fids, basis, initial=network_amplitudes)`` fits every FID with the model of
+:mod:`mrs_tf.signal_model` (real amplitudes by variable projection, a common Lorentzian and Gaussian FWHM in Hz, a
+common shift in Hz with per-metabolite deviations held near 0 by a Gaussian soft constraint, zero- and first-order
+phase) and the background handling of :class:`~mrs_tf.quest.QuestOptions` (``subtract``, ``truncate``, ``none`` or
+``spline``), as :func:`mrs_tf.quest.fit` does. It differs in how it gets there:
+
+1. a starting model from ``initial`` (amplitudes in basis units, e.g. the network's; prior means otherwise): the
+   global shift from the cross-correlation of magnitude spectra with that template, then the (Lorentzian, Gaussian)
+   pair of a small grid and the zero-order phase of the template's best complex match. The template has the right
+   sign, so there is no 180-degree ambiguity and none of QUEST's staged search or restarts;
+2. Levenberg-Marquardt on the variable-projection functional (Kaufman's Jacobian, written with the normal
+   equations of the linear amplitudes so that only small inner-product matrices are formed), vectorised over a
+   chunk of spectra (one set of exponentials and FFTs for all; stacked solves), each spectrum with its own damping
+   factor, until its cost stops falling; the phase derivatives are taken on the model, not the de-phased data
+   (the same gradient, without the noise's energy in the curvature), so it converges in a few steps. With
+   ``subtract`` the broad background is then taken from the HLSVD of the early residual, as QUEST does, and the
+   whole FID refitted;
+3. the same result object, table row, CRLB (Fisher information of the final model, :mod:`mrs_tf.crlb`), fit
+   diagnostics and statuses as QUEST (:class:`~mrs_tf.quest.QuestResult`): identical columns, plus ``method``;
+4. spectra whose refined fit is poor (status ``poor_fit`` or ``max_iterations``, :data:`mrs_tf.quest.POOR_FIT_LIMITS`)
+   are fitted again by the full QUEST search (``fallback=True``); the better fit (lower reduced chi2) is kept and
+   ``method`` says which (``hybrid`` or ``quest_fallback``).
+
+Default model (:data:`HYBRID_OPTIONS`): QUEST's, the first 7.5 ms of the FID left to the background
+(``background="truncate"``), measured nearest to the Cramér-Rao bound of the variants in ``benchmarks/estimators.py``
+at SNR 10-100. At SNR 100-200 with a broad baseline its CRLBs under-cover (standardised errors up to 2.4: part of
+the baseline stays in the fitted FID, and a few fits settle in a nearby minimum of the Lorentzian/Gaussian trade-off
+that QUEST's staged search avoids); ``quest.fit`` is the honest choice there.
+Supported: ``damping="common"``, ``shift`` ``"common"`` or ``"per_metabolite"``, free-sign amplitudes (QUEST's
+unbiased default; ``nonnegative=True`` and ``background="include"`` are refused, not ignored).
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import scipy.fft
+from threadpoolctl import threadpool_limits
+
+from mrs_tf.physics.basis import BasisSet
+from mrs_tf.fitting.crlb import combined, fisher_covariance
+from mrs_tf.core.errors import MRSError
+from mrs_tf.preprocess.hlsvd import hlsvd, remove_band
+from mrs_tf.physics.metabolites import prior_means
+from mrs_tf.fitting.quest import QuestOptions, QuestResult, _band, _failed_row, _snr, _tail_sd, check_protocol, fit_one, fit_quality, fit_status, spectral_noise_sd, spline_baseline
+from mrs_tf.preprocess.spectra import magnitude_correlation
+from mrs_tf.fitting.signal_model import DEG
+from mrs_tf.core.table import ResultTable
+
+__all__ = ["HYBRID_OPTIONS", "fit", "fit_results"]
+
+_LN2x4 = 4 * np.log(2)
+
+#: the hybrid's default model: QUEST's signal model on the FID from 7.5 ms on (the broad background decays before)
+HYBRID_OPTIONS = QuestOptions(background="truncate", truncate_ms=7.5)
+
+#: (Lorentzian, Gaussian) FWHM pairs (Hz) tried for the starting model
+_WIDTH_GRID = [(lor, gau) for lor in (1.0, 3.0, 6.0, 10.0) for gau in (3.0, 7.0, 12.0)]
+#: index of each global parameter in theta
+PSI, PHASE1, LORENTZ, GAUSS, SHIFT = range(5)
+
+
+@dataclass(frozen=True, eq=False)
+class _View:
+    """Which part of the corrected FID a stage fits: FFT bins ``band`` (scaled by 1/sqrt(n), with an optional
+    spline baseline ``splines`` (K, J) and its roughness ``penalty``), or time points from ``first`` on."""
+
+    band: np.ndarray | None = None
+    first: int = 0
+    splines: np.ndarray | None = None
+    penalty: np.ndarray | None = None
+
+
+@dataclass
+class _Problem:
+    """What every spectrum of a fit shares: the basis, the options, the views of each stage."""
+
+    basis: BasisSet
+    options: QuestOptions
+    per_met: bool             # per-metabolite shift deviations
+    pivot: float              # ppm - ref_ppm where the fitted zero-order phase applies
+    prel: np.ndarray          # ppm - ref_ppm of every unshifted FFT bin
+    search: _View             # stages 1-2 (broadened, then all parameters)
+    final: _View              # the last stage (after the background, if any)
+    bound: _View              # whose information enters the CRLB
+    splines_td: np.ndarray | None = None   # (J, N) the spline baseline's time-domain signals
+
+    @classmethod
+    def build(cls, basis: BasisSet, options: QuestOptions) -> "_Problem":
+        o = options
+        if o.damping != "common":
+            raise MRSError("the hybrid fit supports damping='common' only")
+        if o.shift not in ("common", "per_metabolite"):
+            raise MRSError("the hybrid fit supports shift='common' or 'per_metabolite' only")
+        if o.nonnegative:
+            raise MRSError("the hybrid fit solves free-sign amplitudes (QUEST's unbiased default); use "
+                           "nonnegative=False, or quest.fit for a nonnegative fit")
+        if o.background == "include":
+            raise MRSError("the hybrid fit supports background subtract, truncate, none or spline (not include)")
+        n, dwell = basis.n_points, basis.dwell_s
+        k0 = o.first_point(dwell, n)
+        prel = basis.fft_ppm - basis.ref_ppm
+        band = None if o.ppm_range is None and o.background != "spline" else \
+            _band(basis, o.ppm_range or (0.2, 4.2)).band
+        if band is not None and len(band) < 16:
+            raise MRSError(f"the fit band {o.ppm_range} holds only {len(band)} spectral points")
+        splines_td = None
+        if o.background == "spline":
+            splines_td = spline_baseline(basis, band, o.baseline_knot_ppm)
+            splines = (scipy.fft.fft(splines_td, axis=-1)[:, band] / np.sqrt(n)).real.T
+            penalty = o.baseline_stiffness * np.diff(np.eye(splines.shape[1]), 2, axis=0)
+            search = final = bound = _View(band=band, splines=splines, penalty=penalty)
+        else:
+            search = _View(first=k0)
+            if band is not None:  # truncate: the band of the truncated FID's spectrum
+                final = _View(band=band, first=k0 if o.background == "truncate" else 0)
+            else:
+                final = _View(first=0) if o.background == "subtract" else search
+            first = o.bound_first_point(dwell, n)
+            bound = final if final.first == first else search if first == k0 else _View(first=first)
+        sel = (prel + basis.ref_ppm > 0.2) & (prel + basis.ref_ppm < 4.2)
+        return cls(basis, o, o.shift == "per_metabolite", float(np.mean(prel[sel])), prel, search, final, bound,
+                   splines_td)
+
+    @property
+    def n_met(self) -> int:
+        return self.basis.n_metabolites
+
+    @property
+    def n_theta(self) -> int:
+        return 5 + (self.n_met if self.per_met else 0)
+
+    def bounds(self, shift0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(B, P) lower and upper bounds, QUEST's (:func:`mrs_tf.quest._bounds`)."""
+        o, b, extra = self.options, len(shift0), self.n_theta - 5
+        half = max(0.05 * self.basis.field_mhz, 5.0)
+        lo = np.tile([-np.inf, -o.phase1_max_deg_per_ppm, 0.0, 0.0, 0.0] + [-o.shift_bound_hz] * extra, (b, 1))
+        hi = np.tile([np.inf, o.phase1_max_deg_per_ppm, o.lorentz_max_hz, o.gauss_max_hz, 0.0]
+                     + [o.shift_bound_hz] * extra, (b, 1))
+        lo[:, SHIFT], hi[:, SHIFT] = shift0 - half, shift0 + half
+        return lo, hi
+
+    def observe(self, v: np.ndarray, view: _View) -> np.ndarray:
+        """The part of time-domain signals ``v`` (..., N) that ``view`` fits."""
+        if view.band is not None:
+            if view.first:
+                v = v.copy()
+                v[..., :view.first] = 0
+            return scipy.fft.fft(v, axis=-1, workers=-1)[..., view.band] / np.sqrt(v.shape[-1])
+        return v[..., view.first:]
+
+    def rotation(self, theta: np.ndarray) -> np.ndarray:
+        """(B, N) ``exp(-i (psi + phi1 (ppm - ref_ppm - pivot)))`` on the unshifted FFT bins: the de-phasing."""
+        return np.exp(-1j * (theta[:, PSI, None] + DEG * theta[:, PHASE1, None] * (self.prel - self.pivot)))
+
+
+def _envelope(time_s, lorentz, gauss, shift) -> np.ndarray:
+    """(B, N) common Voigt damping and shift ``exp(-pi L t - (pi G t)^2 / 4 ln 2 + 2 pi i F t)``."""
+    return np.exp(-np.pi * lorentz[:, None] * time_s - (np.pi * gauss[:, None] * time_s) ** 2 / _LN2x4
+                  + 2j * np.pi * shift[:, None] * time_s)
+
+
+def initial_parameters(fids: np.ndarray, prob: _Problem, amplitudes: np.ndarray) -> np.ndarray:
+    """(B, P) starting parameters from the template ``amplitudes @ basis`` (B, M): global shift by magnitude
+    cross-correlation (+-search_ppm), then the (Lorentzian, Gaussian) pair of :data:`_WIDTH_GRID` and the zero-order
+    phase of the template's best complex match over 0.2-4.2 ppm; first-order phase and deviations 0."""
+    basis = prob.basis
+    t = basis.time
+    template = amplitudes @ basis.fids                                                     # (B, N)
+    corr, shift_hz = magnitude_correlation(fids, template, basis.dwell_s, basis.field_mhz, prob.options.search_ppm)
+    shift = shift_hz[np.argmax(corr, axis=1)]
+    sel = _band(basis, (0.2, 4.2)).band
+    data = scipy.fft.fft(fids, axis=-1)[:, sel]
+    best = np.full(len(fids), -np.inf)
+    theta = np.zeros((len(fids), prob.n_theta))
+    theta[:, SHIFT] = shift
+    ones = np.ones(len(fids))
+    for lor, gau in _WIDTH_GRID:
+        model = scipy.fft.fft(template * _envelope(t, lor * ones, gau * ones, shift), axis=-1)[:, sel]
+        inner = np.sum(np.conj(model) * data, axis=1)
+        score = np.abs(inner) ** 2 / np.maximum(np.sum(np.abs(model) ** 2, axis=1), 1e-300)
+        better = score > best
+        best[better] = score[better]
+        theta[better, PSI] = np.angle(inner[better])
+        theta[better, LORENTZ], theta[better, GAUSS] = lor, gau
+    return theta
+
+
+def _real(v: np.ndarray) -> np.ndarray:
+    """Complex (..., R) -> real (..., 2R), real parts then imaginary parts: ``Re(a^H b) = _real(a) . _real(b)``."""
+    return np.concatenate([v.real, v.imag], axis=-1)
+
+
+def _gram(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Batched ``a @ b^T`` of real (B, p, R) and (B, q, R)."""
+    return np.matmul(a, np.swapaxes(b, 1, 2))
+
+
+def _signals(basis: BasisSet, theta: np.ndarray, per_met: bool) -> np.ndarray:
+    """(B, M, N) damped, shifted basis signals ``b_m(t) exp((-pi L + 2 pi i (F + d_m)) t - (pi G t)^2 / 4 ln 2)``;
+    the exponentials by a running product (one complex multiply per point instead of an exponential)."""
+    b, m, n = len(theta), basis.n_metabolites, basis.n_points
+    dev = theta[:, 5:] if per_met else np.zeros((b, m))
+    rate = -np.pi * theta[:, LORENTZ, None] + 2j * np.pi * (theta[:, SHIFT, None] + dev)  # (B, M)
+    step = np.exp(rate * basis.dwell_s)
+    powers = np.empty((b, m, n), complex)
+    powers[..., 0] = 1.0
+    powers[..., 1:] = step[..., None]
+    np.cumprod(powers, axis=-1, out=powers)
+    gauss = np.exp(-(np.pi * theta[:, GAUSS, None] * basis.time) ** 2 / _LN2x4)              # (B, N)
+    powers *= gauss[:, None, :]
+    powers *= basis.fids[None]
+    return powers
+
+
+def _combine(amp: np.ndarray, signals: np.ndarray) -> np.ndarray:
+    """(B, R) ``sum_m amp[b, m] signals[b, m]`` as a stacked matrix product (BLAS, not an einsum loop)."""
+    return np.matmul(amp[:, None, :].astype(signals.dtype), signals)[:, 0]
+
+
+def _turned(prob: _Problem, met_td: np.ndarray, met: np.ndarray, view: _View) -> np.ndarray:
+    """d/d(phase1) of the model turned by the first-order phase, in the view: ``i (ppm - ref - pivot) deg`` times
+    its spectrum (``met_td`` the model's FID, ``met`` its view)."""
+    ramp = 1j * DEG * (prob.prel - prob.pivot)
+    if view.band is not None and not view.first:
+        return ramp[view.band] * met
+    return prob.observe(scipy.fft.ifft(ramp * scipy.fft.fft(met_td, axis=-1, workers=-1), axis=-1, workers=-1), view)
+
+
+class _Batch:
+    """The VARPRO functional of a chunk of spectra at ``theta`` in one view: cost, gradient and Gauss-Newton matrix
+    of the nonlinear parameters (amplitudes projected out through their normal equations), the amplitudes. Every
+    inner product is one stacked real matrix product over the view's points."""
+
+    def __init__(self, prob: _Problem, view: _View, yf: np.ndarray, sigma: np.ndarray, theta: np.ndarray):
+        self.theta, self.view = theta, view
+        basis, m = prob.basis, prob.n_met
+        t = basis.time
+        gau = theta[:, GAUSS]
+        phi_td = _signals(basis, theta, prob.per_met)                            # (B, M, N)
+        phi = prob.observe(phi_td, view)                                                 # (B, M, R)
+        tphi = prob.observe(phi_td * t, view)
+        spec = prob.rotation(theta) * yf                                                 # corrected spectrum
+        if view.band is not None and not view.first:
+            data = spec[:, view.band] / np.sqrt(yf.shape[-1])
+        else:
+            data = prob.observe(scipy.fft.ifft(spec, axis=-1, workers=-1), view)
+        lin_rows = _real(phi)                                                            # (B, L, 2R)
+        if view.splines is not None:
+            k, j = view.splines.shape
+            extra = np.zeros((2 * j, 2 * k))
+            extra[:j, :k] = view.splines.T        # real coefficients: the spline itself
+            extra[j:, k:] = view.splines.T        # imaginary coefficients: i x the spline
+            lin_rows = np.concatenate([lin_rows, np.broadcast_to(extra, (len(theta),) + extra.shape)], axis=1)
+        inv_var = 1.0 / sigma[:, None, None] ** 2
+        d_real = _real(data)[:, None, :]                                                 # (B, 1, 2R)
+        gram = _gram(lin_rows, lin_rows) * inv_var
+        if view.penalty is not None:
+            pen = view.penalty.T @ view.penalty
+            gram[:, m:m + j, m:m + j] += pen * inv_var
+            gram[:, m + j:, m + j:] += pen * inv_var
+        rhs = _gram(lin_rows, d_real)[..., 0] * inv_var[..., 0]
+        norm = np.sqrt(np.maximum(np.einsum("bii->bi", gram), 1e-300))                  # equilibrate the solve
+        gram_n = gram / norm[:, :, None] / norm[:, None, :]
+        lin = np.linalg.solve(gram_n, (rhs / norm)[..., None])[..., 0] / norm
+        amp = lin[:, :m]
+        met, tmet, met_td = _combine(amp, phi), _combine(amp, tphi), _combine(amp, phi_td)
+        t2met = prob.observe(met_td * t ** 2, view)
+        # d(residual)/d(theta), amplitudes held (Kaufman). The phases turn the data, but their derivative is taken
+        # on the model turned the other way (the same gradient, since Re<i r, r> = 0): the data's own derivative
+        # would add the noise's energy to the Gauss-Newton curvature and shorten every phase step (at low SNR by
+        # more than half: dozens of iterations instead of a few)
+        dres = np.stack([-1j * met, -_turned(prob, met_td, met, view), np.pi * tmet,
+                         np.pi ** 2 * 2 * gau[:, None] / _LN2x4 * t2met, -2j * np.pi * tmet], axis=1)  # (B, 5, R)
+        if prob.per_met:
+            dres = np.concatenate([dres, -2j * np.pi * amp[:, :, None] * tphi], axis=1)
+        d_rows = _real(dres)                                                             # (B, P, 2R)
+        cross = _gram(lin_rows, d_rows) * inv_var                                        # (B, L, P)
+        jtj = _gram(d_rows, d_rows) * inv_var
+        jtb = _gram(d_rows, d_real)[..., 0] * inv_var[..., 0]
+        solved = np.linalg.solve(gram_n, cross / norm[:, :, None]) / norm[:, :, None]
+        self.hess = jtj - np.matmul(np.swapaxes(cross, 1, 2), solved)
+        self.grad = jtb - np.einsum("blp,bl->bp", cross, lin)
+        data_sq = np.sum(np.abs(data) ** 2, axis=1) / sigma ** 2
+        self.cost = 0.5 * np.maximum(data_sq - np.einsum("bl,bl->b", lin, rhs), 0.0)
+        if prob.per_met:  # the soft constraint on each deviation
+            dev, sd = theta[:, 5:], prob.options.shift_sd_hz
+            self.cost = self.cost + 0.5 * np.sum((dev / sd) ** 2, axis=1)
+            self.grad[:, 5:] += dev / sd ** 2
+            self.hess[:, 5 + np.arange(m), 5 + np.arange(m)] += 1 / sd ** 2
+        self.lin = lin
+        self.parts = (lin_rows, phi_td, phi, tphi, gram, inv_var)
+
+    def fisher(self, prob: _Problem, amp: np.ndarray) -> np.ndarray:
+        """(B, n_lin + P, n_lin + P) Fisher information of the model (no data) at ``theta`` with amplitudes ``amp``
+        (the final fit's), in this view: the amplitude block (with the baseline's penalty), the model's
+        derivatives, the soft constraints."""
+        lin_rows, phi_td, phi, tphi, gram, inv_var = self.parts
+        t, view = prob.basis.time, self.view
+        met, tmet, met_td = _combine(amp, phi), _combine(amp, tphi), _combine(amp, phi_td)
+        dmod = np.stack([1j * met, _turned(prob, met_td, met, view), -np.pi * tmet,
+                         -np.pi ** 2 * 2 * self.theta[:, GAUSS, None] / _LN2x4 * prob.observe(met_td * t ** 2, view),
+                         2j * np.pi * tmet], axis=1)
+        if prob.per_met:
+            dmod = np.concatenate([dmod, 2j * np.pi * amp[:, :, None] * tphi], axis=1)
+        rows = np.concatenate([lin_rows, _real(dmod)], axis=1)
+        info = _gram(rows, rows) * inv_var
+        n_lin = lin_rows.shape[1]
+        info[:, :n_lin, :n_lin] = gram  # keeps the baseline penalty
+        if prob.per_met:
+            idx = n_lin + 5 + np.arange(prob.n_met)
+            info[:, idx, idx] += 1 / prob.options.shift_sd_hz ** 2
+        return info
+
+
+def _levenberg_marquardt(prob: _Problem, view: _View, yf, sigma, theta, lo, hi, max_iterations: int, tol: float):
+    """Batched LM on the VARPRO functional, each spectrum with its own damping factor and stop. Returns (theta
+    (B, P), iterations per spectrum, converged per spectrum)."""
+    theta = np.clip(theta, lo, hi)
+    cur = _Batch(prob, view, yf, sigma, theta)
+    lam = np.full(len(theta), 1e-3)
+    iters = np.zeros(len(theta), int)
+    done = np.zeros(len(theta), bool)
+    active = np.arange(len(theta))
+    hess, grad, cost = cur.hess, cur.grad, cur.cost
+    for _ in range(max_iterations):
+        if not len(active):
+            break
+        diag = np.einsum("bjj->bj", hess)
+        damped = hess + (lam[active, None] * np.maximum(diag, 1e-12))[:, :, None] * np.eye(hess.shape[1])
+        step = -np.linalg.solve(damped, grad[..., None])[..., 0]
+        trial_theta = np.clip(theta[active] + step, lo[active], hi[active])
+        trial = _Batch(prob, view, yf[active], sigma[active], trial_theta)
+        better = trial.cost < cost
+        iters[active] += 1
+        drop = cost - trial.cost
+        gain = drop / np.maximum(cost, 1e-300)
+        lam[active] = np.where(better, np.maximum(lam[active] / 3, 1e-9), lam[active] * 4)
+        theta[active[better]] = trial_theta[better]
+        hess[better], grad[better], cost[better] = trial.hess[better], trial.grad[better], trial.cost[better]
+        # converged: a step that lowers the cost by less than tol (relative) or 0.005 (chi-square 0.01: nothing)
+        finished = (better & ((gain < tol) | (drop < 0.005))) | (lam[active] > 1e8)
+        done[active[finished]] = True
+        keep = ~finished
+        active, hess, grad, cost = active[keep], hess[keep], grad[keep], cost[keep]
+    return theta, iters, done
+
+
+def _background(prob: _Problem, yf: np.ndarray, sigma, theta) -> tuple[np.ndarray, np.ndarray]:
+    """QUEST's background (``subtract``): the broad HLSVD components (FWHM >= background_min_fwhm_hz) of the early
+    residual of the search fit. Returns (background in the corrected frame (B, N), data spectra without it)."""
+    o, basis = prob.options, prob.basis
+    n, dwell = basis.n_points, basis.dwell_s
+    search = _Batch(prob, prob.search, yf, sigma, theta)
+    phi_td = search.parts[1]
+    data = scipy.fft.ifft(prob.rotation(theta) * yf, axis=-1)  # corrected, whole FID
+    resid = data - np.einsum("bm,bmn->bn", search.lin[:, :prob.n_met], phi_td)
+    window = min(n, max(int(round(o.background_window_ms * 1e-3 / dwell)), 4 * o.background_components))
+    out = np.zeros_like(resid)
+    for i, r in enumerate(resid):
+        comps = hlsvd(r, dwell, o.background_components, window)
+        out[i] = comps.select((comps.fwhm_hz >= o.background_min_fwhm_hz) & (comps.damping > 0)).signal(basis.time)
+    # back to the acquisition frame, then off the data
+    return out, yf - scipy.fft.fft(out, axis=-1) / prob.rotation(theta)
+
+
+def fit_results(fids, basis: BasisSet, initial: np.ndarray | None = None, options: QuestOptions | None = None, *,
+                max_iterations: int = 40, tol: float = 1e-6, chunk: int = 32):
+    """Refined fits (no fallback) of every FID, one :class:`~mrs_tf.quest.QuestResult` at a time (a generator, so
+    that a long batch does not hold every fit's arrays); see :func:`fit`."""
+    opts = options or HYBRID_OPTIONS
+    prob = _Problem.build(basis, opts)
+    arr = check_protocol(fids, basis)
+    bad = ~np.all(np.isfinite(arr), axis=1)
+    if bad.any():
+        raise MRSError(f"spectra {np.flatnonzero(bad)[:10].tolist()} contain NaN or Inf")
+    n = len(arr)
+    initial = np.tile(prior_means(basis.names), (n, 1)) if initial is None else np.array(initial, float)
+    if initial.shape != (n, prob.n_met):
+        raise MRSError(f"initial amplitudes have shape {initial.shape}; expected ({n}, {prob.n_met}) in the order "
+                       f"of the basis ({', '.join(basis.names[:4])}, ...)")
+    # the template only guides shift, width and phase: negative (noisy) estimates would distort it
+    initial = np.clip(initial, 0, None)
+    initial[initial.sum(1) <= 0] = prior_means(basis.names)
+    with threadpool_limits(1, user_api="blas"):  # small stacked matrices: BLAS threads cost more than they bring
+        for start in range(0, n, chunk):
+            t0 = time.perf_counter()
+            ys = arr[start:start + chunk]
+            if opts.water_ppm is not None:
+                ys = np.array([remove_band(y, basis.dwell_s, basis.field_mhz, opts.water_ppm,
+                                           ref_ppm=basis.ref_ppm)[0] for y in ys])
+            yf = scipy.fft.fft(ys, axis=-1, workers=-1)
+            # sigma of the soft constraints: the spectral noise (signal-free regions), else the FID's tail
+            sigma = np.array([spectral_noise_sd(y, basis) or _tail_sd(y) for y in ys])
+            sigma = np.where(sigma > 0, sigma, np.abs(ys).max(axis=1) * 1e-6 + 1e-300)
+            theta = initial_parameters(ys, prob, initial[start:start + chunk])
+            lo, hi = prob.bounds(theta[:, SHIFT])
+            theta, iters, done = _levenberg_marquardt(prob, prob.search, yf, sigma, theta, lo, hi, max_iterations,
+                                                      tol)
+            background = np.zeros_like(ys)
+            if prob.final is not prob.search:
+                if opts.background == "subtract":
+                    background, yf = _background(prob, yf, sigma, theta)
+                theta, it2, done = _levenberg_marquardt(prob, prob.final, yf, sigma, theta, lo, hi, max_iterations,
+                                                        tol)
+                iters += it2
+            final = _Batch(prob, prob.final, yf, sigma, theta)
+            bound = final if prob.bound is prob.final else _Batch(prob, prob.bound, yf, sigma, theta)
+            info = bound.fisher(prob, final.lin[:, :prob.n_met])
+            phi_td = final.parts[1]
+            full = scipy.fft.ifft(prob.rotation(theta) * yf, axis=-1)  # corrected data, whole FID
+            share = (time.perf_counter() - t0) / len(ys)
+            for i in range(len(ys)):
+                yield _result(prob, full[i], float(sigma[i]), theta[i], final.lin[i], phi_td[i], info[i],
+                              background[i], bool(done[i]), int(iters[i]), share)
+
+
+def _result(prob: _Problem, y2, sigma, theta, lin, phi_td, info, background, converged, n_iter, seconds):
+    """One spectrum's :class:`~mrs_tf.quest.QuestResult`: CRLB from ``info``, diagnostics and status as QUEST's."""
+    basis, opts = prob.basis, prob.options
+    names, m = list(basis.names), prob.n_met
+    amp = lin[:m]
+    contributions = amp[:, None] * phi_td
+    if prob.splines_td is not None:
+        j = prob.splines_td.shape[0]
+        background = (lin[m:m + j] + 1j * lin[m + j:]) @ prob.splines_td
+        resid = y2 - contributions.sum(0) - background
+        data = y2
+    else:
+        resid = y2 - contributions.sum(0)   # the background was subtracted from y2
+        data = y2 + background
+    if opts.background == "truncate":
+        resid[:opts.first_point(basis.dwell_s, basis.n_points)] = 0
+    cov = fisher_covariance(info)
+    crlb = np.sqrt(np.diag(cov)[:m])
+    observed = prob.observe(resid, prob.final)
+    dof = max(2 * observed.size - len(lin) - len(theta), 1)
+    chi2 = float(np.sum(np.abs(observed) ** 2) / sigma ** 2 / dof)
+    energy = float(np.sum(np.abs(prob.observe(contributions.sum(0), prob.final)) ** 2) / sigma ** 2)
+    dev = theta[5:] if prob.per_met else np.zeros(m)
+    shifts = theta[SHIFT] + dev
+    snr = _snr(basis, contributions, sigma, float(shifts[names.index("NAA")]) if "NAA" in names else 0.0)
+    quality = fit_quality(basis, contributions, background if prob.splines_td is not None else None, resid, sigma,
+                          opts.ppm_range or (0.2, 4.2), data=data)
+    status, message = fit_status(names, amp, energy, m + len(theta), quality, chi2,
+                                 None if converged else f"stopped after {n_iter} iterations")
+    phase0 = theta[PSI] - DEG * theta[PHASE1] * prob.pivot
+    return QuestResult(
+        names=names, amplitudes=amp.copy(), crlb=crlb, covariance=cov, combinations=combined(names, amp, cov),
+        phase0_deg=float(np.rad2deg((phase0 + np.pi) % (2 * np.pi) - np.pi)),
+        phase1_deg_per_ppm=float(theta[PHASE1]), lorentz_hz=np.array([theta[LORENTZ]]),
+        gauss_hz=float(theta[GAUSS]), shift_hz=float(theta[SHIFT]), metabolite_shift_hz=np.asarray(shifts, float),
+        noise_sd=sigma, snr=snr, chi2=chi2, status=status, message=message, nfev=int(n_iter), seconds=seconds,
+        dwell_s=basis.dwell_s, field_mhz=basis.field_mhz, ref_ppm=basis.ref_ppm, data=data,
+        contributions=contributions, background=background, quality=quality)
+
+
+def fit(fids, basis: BasisSet, initial: np.ndarray | None = None, options: QuestOptions | None = None, *,
+        fallback: bool = True, n_jobs: int | None = 2, max_iterations: int = 40, tol: float = 1e-6, chunk: int = 32,
+        progress: bool = False) -> ResultTable:
+    """Network-initialised fit of every FID: one row per spectrum with :func:`mrs_tf.quest.fit`'s columns and
+    ``method`` (``hybrid`` or ``quest_fallback``).
+
+    Args:
+        fids: complex (n_spectra, n_points) or (n_points,) FIDs, mrs-tf's (NIfTI-MRS) sign convention.
+        basis: a :class:`~mrs_tf.basis.BasisSet` with the data's points, dwell time and field.
+        initial: (n_spectra, n_met) amplitudes in basis units, in the basis's order (the network's estimate); the
+            prior means when None.
+        options: :class:`~mrs_tf.quest.QuestOptions` (:data:`HYBRID_OPTIONS` when None).
+        fallback: refit spectra whose refined fit is poor with the full QUEST search (same options).
+        n_jobs: worker threads (default 2: both cores here); 1 fits in the calling thread.
+        max_iterations, tol: each stage stops per spectrum when a step lowers the cost by less than ``tol``
+            (relative) or after ``max_iterations``.
+        chunk: spectra per vectorised batch (memory about chunk x n_met x n_points x 64 bytes).
+        progress: a progress bar (tqdm).
+    """
+    opts = options or HYBRID_OPTIONS
+    _Problem.build(basis, opts)  # unsupported options fail before any work
+    arr = check_protocol(fids, basis)
+    n = len(arr)
+    init = None if initial is None else np.asarray(initial, float)
+    if init is not None and init.shape != (n, basis.n_metabolites):
+        raise MRSError(f"initial amplitudes have shape {init.shape}; expected ({n}, {basis.n_metabolites}) in the "
+                       f"order of the basis ({', '.join(basis.names[:4])}, ...)")
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=n, desc="hybrid", unit="spectrum", disable=not progress)
+    rows: list = [None] * n
+    n_jobs = max(1, min(int(n_jobs or 1), os.cpu_count() or 1, n))
+    chunk = max(1, min(chunk, -(-n // n_jobs)))  # every worker gets work, even for a few spectra
+    tasks = [(s, arr[s:s + chunk], None if init is None else init[s:s + chunk]) for s in range(0, n, chunk)]
+    try:
+        if n_jobs == 1:
+            for task in tasks:
+                s, part = _rows(task, basis, opts, fallback, max_iterations, tol)
+                rows[s:s + len(part)] = part
+                bar.update(len(part))
+        else:
+            # threads, not processes: the work is numpy and FFTs on whole chunks, which release the GIL, and
+            # threads need no __main__ guard and are safe beside TensorFlow (a spawned process is not)
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(n_jobs) as pool:
+                for s, part in pool.map(lambda task: _rows(task, basis, opts, fallback, max_iterations, tol), tasks):
+                    rows[s:s + len(part)] = part
+                    bar.update(len(part))
+    finally:
+        bar.close()
+    table = ResultTable.from_rows([{"index": i, **r} for i, r in enumerate(rows)])
+    table.options = asdict(opts)
+    return table
+
+
+def _rows(task, basis: BasisSet, opts: QuestOptions, fallback: bool, max_iterations: int, tol: float):
+    """(start, rows) of one chunk: bad spectra as statuses, the others refined, poor refined fits by QUEST."""
+    start, arr, init = task
+    rows: list = [None] * len(arr)
+    finite = np.all(np.isfinite(arr), axis=1)
+    good = finite & np.any(arr, axis=1)
+    for i in np.flatnonzero(~good):
+        status, message = ("no_signal", "the FID is all zeros") if finite[i] else \
+            ("nan_input", "the FID contains NaN or Inf")
+        rows[i] = {**_failed_row(basis.names, status, message), "method": "hybrid"}
+    idx = np.flatnonzero(good)
+    if not len(idx):
+        return start, rows
+    results = fit_results(arr[idx], basis, None if init is None else init[idx], opts,
+                          max_iterations=max_iterations, tol=tol, chunk=len(idx))
+    for i, res in zip(idx, results):
+        method = "hybrid"
+        if fallback and res.status in ("poor_fit", "max_iterations"):
+            try:
+                full = fit_one(arr[i], basis, opts)
+            except (np.linalg.LinAlgError, ValueError, FloatingPointError):
+                full = None
+            if full is not None and (full.chi2 < res.chi2 or res.status == "max_iterations" and full.status == "ok"):
+                full.seconds += res.seconds
+                res, method = full, "quest_fallback"
+        rows[i] = {**res.row(), "method": method}
+    return start, rows

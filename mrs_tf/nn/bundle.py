@@ -1,0 +1,241 @@
+"""A trained network's folder on disk: ``model.keras`` (or a LiteRT flatbuffer) and ``quantifier.json`` (the protocol
+it was trained for, its output names, the ppm crop, the sigma calibration), as written by :func:`mrs_tf.train.train`
+and shipped in ``saved_models/``. :class:`ModelBundle` loads it, knows its training basis and units, and runs the
+network on spectra already in its protocol; :class:`mrs_tf.Quantifier` adds the checks and the tables."""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from mrs_tf.core.errors import BasisError, FileFormatError, MRSError, ProtocolError
+from mrs_tf.preprocess.spectra import cropped_spectrum, full_spectrum
+
+__all__ = ["ModelBundle"]
+
+
+class ModelBundle:
+    """A trained network and the protocol it belongs to."""
+
+    def __init__(self, model, meta: dict, runner=None, folder=None):
+        self.model = model
+        self.folder = folder  # where it was loaded from (train_config.json may be there)
+        self.runner = runner  # a LiteRTModel (backend="litert"): takes full spectra
+        self.meta = dict(meta)
+        self.names = list(meta["names"])
+        self.outputs = list(meta.get("outputs", self.names))  # names, then combinations with their own sigma
+        self.n_points = int(meta["n_points"])
+        self.dwell_s = float(meta["dwell_s"])
+        self.field_mhz = float(meta["field_mhz"])
+        self.ref_ppm = float(meta.get("ref_ppm", 4.65))
+        self.ppm_range = tuple(meta["ppm_range"])
+        self.uncertainty = bool(meta.get("uncertainty", False))
+        self._graph = None
+        self._basis = None
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, backend: str = "keras", tflite: str = "model.tflite",
+             num_threads: int | None = None, basis=None) -> "ModelBundle":
+        """Load ``path/quantifier.json`` and the network: ``path/model.keras`` (``backend="keras"``) or the LiteRT
+        flatbuffer ``tflite`` (``backend="litert"``; a file as given, absolute or relative to the working folder,
+        else ``path/<tflite>``, e.g. ``tflite="model_int8.tflite"``), same columns.
+        ``basis``: a :class:`~mrs_tf.basis.BasisSet` or basis file for reconstructions and references instead of
+        the training basis (see :meth:`use_basis`; checked before the network is loaded)."""
+        if backend not in ("keras", "litert"):
+            raise MRSError(f"unknown backend {backend!r}; use keras or litert")
+        folder = cls._folder(path)
+        model_file = folder / "model.keras"
+        if backend == "litert":
+            # a tflite path that exists as given (absolute, or relative to the working folder: the file just
+            # exported) wins over the model folder's file of the same name
+            given = Path(tflite)
+            model_file = given if given.is_file() else folder / tflite
+        if not model_file.is_file():
+            raise FileFormatError(f"{folder}: no {model_file.name}; a quantifier folder holds model.keras and "
+                                  f"quantifier.json (written by mrs-tf train)")
+        meta = cls.read_meta(folder).meta
+        if basis is not None:  # a bad basis fails before the (slow) model load
+            user_basis = cls(None, meta, folder=folder).check_basis(basis)
+        if backend == "litert":
+            from mrs_tf.nn.litert import LiteRTModel
+
+            q = cls(None, meta, runner=LiteRTModel(model_file, num_threads=num_threads), folder=folder)
+        else:
+            from mrs_tf.core.quiet import import_tensorflow, quiet_stderr
+
+            import_tensorflow()  # without its C++ start-up lines on stderr
+            import keras
+
+            from mrs_tf.nn import layers  # noqa: F401  (registers the custom layers and losses)
+
+            try:
+                with quiet_stderr():  # TensorFlow's device start-up ("failed call to cuInit" on a CPU machine)
+                    model = keras.saving.load_model(model_file)
+            except Exception as exc:  # zip/h5 errors of a corrupt or truncated file
+                raise FileFormatError(f"{model_file}: cannot load the Keras model ({type(exc).__name__}: "
+                                      f"{exc})") from None
+            q = cls(model, meta, folder=folder)
+        if basis is not None:
+            q._basis = user_basis
+        return q
+
+    @classmethod
+    def read_meta(cls, path) -> "ModelBundle":
+        """The folder's protocol and outputs without the network (no TensorFlow): for checks before loading."""
+        folder = cls._folder(path)
+        meta_file = folder / "quantifier.json"
+        if not (folder / "model.keras").is_file() and not any(folder.glob("*.tflite")):
+            raise FileFormatError(f"{folder}: no model.keras; a quantifier folder holds model.keras and "
+                                  f"quantifier.json (written by mrs-tf train)")
+        if not meta_file.is_file():
+            raise FileFormatError(f"{folder}: no quantifier.json; a quantifier folder holds model.keras and "
+                                  f"quantifier.json (written by mrs-tf train)")
+        try:
+            meta = json.loads(meta_file.read_text())
+        except json.JSONDecodeError as exc:
+            raise FileFormatError(f"{meta_file}: not valid JSON ({exc})") from None
+        for key in ("names", "n_points", "dwell_s", "field_mhz", "ppm_range"):
+            if key not in meta:
+                raise FileFormatError(f"{meta_file}: no {key!r}; not a quantifier written by mrs-tf train")
+        return cls(None, meta, folder=folder)
+
+    @staticmethod
+    def _folder(path) -> Path:
+        folder = Path(path)
+        if not folder.exists() and not folder.is_absolute():  # e.g. "saved_models/press3t_te30" outside the checkout
+            shipped = Path(__file__).resolve().parents[2] / folder
+            folder = shipped if shipped.exists() else folder
+        return folder
+
+    def train_config(self):
+        """The :class:`~mrs_tf.train.TrainConfig` of the folder's ``train_config.json`` (None without one)."""
+        from mrs_tf.nn.config import TrainConfig
+
+        path = Path(self.folder) / "train_config.json" if self.folder else None
+        if path is None or not path.exists():
+            return None
+        return TrainConfig(**json.loads(path.read_text()))
+
+    def basis(self):
+        """The basis set the model was trained on (cached): the user's (``mrs-tf train --basis``) or mrs-tf's
+        simulated basis for the model's protocol, points and dwell time. Test sets, references and reports use it."""
+        if self._basis is None:
+            from mrs_tf.physics.basis import simulate_basis
+            from mrs_tf.nn.config import load_training_basis
+
+            cfg = self.train_config()
+            if cfg is not None and cfg.basis_path:  # the user's file, which may have changed since training
+                self._basis = self.check_basis(load_training_basis(cfg.basis_path, cfg.protocol_from),
+                                               source=cfg.basis_path, normalise=False)
+            else:
+                proto = {k: v for k, v in self.meta.get("protocol", {}).items()
+                         if k in ("sequence", "field_mhz", "te_ms", "te1_ms", "te2_ms", "tm_ms", "n_refocus")}
+                self._basis = simulate_basis(**proto, n_points=self.n_points, bandwidth_hz=1 / self.dwell_s)
+        return self._basis
+
+    def amplitude_per_proton(self) -> tuple[float, dict]:
+        """FID amplitude per proton per unit concentration of the units the network reports in (the training
+        basis's normalisation; see :func:`mrs_tf.water.basis_amplitude_per_proton`): ``(value, {source: value})``."""
+        stored = self.meta.get("basis_amplitude_per_proton")
+        if stored:
+            return float(stored), {"quantifier.json": float(stored)}
+        cfg = self.train_config()
+        if cfg is None or not cfg.basis_path:
+            return 1.0, {"mrs-tf basis": 1.0}
+        from mrs_tf.fitting.water import basis_amplitude_per_proton
+
+        return basis_amplitude_per_proton(self.basis())
+
+    def check_basis(self, basis, source: str | None = None, normalise: bool = True):
+        """A basis set (``BasisSet`` or file) made fit for this model, or a clear error: it must hold every
+        metabolite the model quantifies (:class:`BasisError` naming the missing ones), be for the model's field
+        and, where both are known, echo time (:class:`ProtocolError`); other points or dwell time are resampled to
+        the model's. Returns the subset in the model's order, scaled (``normalise``) to the model's units when both
+        normalisations can be measured."""
+        from mrs_tf.physics.basis import BasisSet
+
+        if not isinstance(basis, BasisSet):
+            source = source or str(basis)
+            basis = BasisSet.load(basis, unknown="keep", field_mhz=self.field_mhz)
+        from mrs_tf.physics.metabolites import MM_NAME
+
+        source = source or "the basis set"
+        missing = [n for n in self.names if n not in basis.names and n != MM_NAME]  # MM: mrs-tf's is added
+        if missing:
+            raise BasisError(f"{source} lacks {', '.join(missing)}, which this model quantifies (it needs "
+                             f"{', '.join(self.names)}; the basis holds {', '.join(basis.names)}). Use a basis with "
+                             f"all of them (mrs-tf basis simulate writes mrs-tf's), or train a model for yours: "
+                             f"mrs-tf train --basis YOUR_BASIS --protocol-from YOUR_DATA")
+        expected = f"this model expects {self.protocol_text()}"
+        if not math.isclose(basis.field_mhz, self.field_mhz, rel_tol=5e-3):
+            raise ProtocolError(f"{source} is for {basis.field_mhz:g} MHz; {expected}")
+        te, model_te = basis.protocol.get("te_ms"), self.meta.get("protocol", {}).get("te_ms")
+        if te and model_te and abs(float(te) - float(model_te)) > 0.5:
+            raise ProtocolError(f"{source} is for TE {float(te):g} ms; {expected}")
+        if basis.n_points != self.n_points or not math.isclose(basis.dwell_s, self.dwell_s, rel_tol=1e-6):
+            basis = basis.resample(dwell_s=self.dwell_s, n_points=self.n_points)
+        basis = basis.subset([n for n in self.names if n in basis.names])
+        names, fids, protocol = list(basis.names), basis.fids, dict(basis.protocol)
+        units = 1.0  # the model's FID amplitude per proton (mrs-tf's MM is added in these units)
+        if normalise:
+            from mrs_tf.fitting.water import basis_amplitude_per_proton
+
+            units = self.amplitude_per_proton()[0]
+            try:
+                factor = units / basis_amplitude_per_proton(basis)[0]
+            except BasisError:  # no reference singlet to compare: keep the basis as it is
+                factor = 1.0
+            if not math.isclose(factor, 1.0, rel_tol=1e-3):
+                fids, protocol["rescaled_by"] = fids * factor, factor
+        if MM_NAME in self.names and MM_NAME not in names:
+            from mrs_tf.fitting.basis_prep import parametric_mm
+
+            fids = np.vstack([fids, parametric_mm(basis, units)])
+            names.append(MM_NAME)
+            protocol["mm_model"] = "mrs-tf parametric MM (added)"
+        return BasisSet(names, fids, basis.dwell_s, basis.field_mhz, basis.ref_ppm, protocol).subset(self.names)
+
+    def protocol_text(self) -> str:
+        proto = self.meta.get("protocol", {})
+        seq = proto.get("sequence", "")
+        te = f" TE {proto['te_ms']:g} ms" if proto.get("te_ms") else ""
+        return (f"{seq.upper()}{te}, {self.field_mhz:g} MHz, {self.n_points} points, "
+                f"{1 / self.dwell_s:g} Hz bandwidth (dwell {self.dwell_s:.6g} s)")
+
+    def _infer(self, x: np.ndarray) -> np.ndarray:
+        """The network on one batch of cropped spectra, through a compiled graph (no per-call Keras overhead)."""
+        if self._graph is None:
+            import tensorflow as tf
+
+            model = self.model
+
+            @tf.function(reduce_retracing=True)
+            def graph(spectrum):
+                out = model({"spectrum": spectrum}, training=False)
+                return out["concentrations"] if isinstance(out, dict) else out
+
+            self._graph = graph
+        return np.asarray(self._graph(x))
+
+    def infer(self, arr: np.ndarray, batch_size: int = 4096):
+        """The network on FIDs already in its protocol (complex (n, n_points); no checks): (mean (n, M), sd (n, M)
+        or None) in basis units, sd with the calibration of ``quantifier.json`` applied."""
+        parts = []
+        for start in range(0, len(arr), batch_size):
+            chunk = arr[start:start + batch_size].astype(np.complex64)
+            if self.runner is not None:
+                parts.append(self.runner.predict(full_spectrum(chunk)))
+                continue
+            parts.append(self._infer(cropped_spectrum(chunk, self.dwell_s, self.field_mhz, self.ppm_range,
+                                                      self.ref_ppm)))
+        pred = np.concatenate(parts).astype(float)
+        if pred.shape[-1] != len(self.outputs):
+            raise FileFormatError(f"the model has {pred.shape[-1]} outputs but quantifier.json lists "
+                                  f"{len(self.outputs)} ({', '.join(self.outputs[:4])}, ...)")
+        if pred.ndim == 3:
+            scale = np.asarray(self.meta.get("sd_scale", np.ones(pred.shape[-1])), float)  # see train.calibrate_sd
+            return pred[:, 0], pred[:, 1] * scale
+        return pred, None

@@ -1,0 +1,155 @@
+"""What a training run is, without TensorFlow: :class:`TrainConfig`, the synthesis ranges of training and
+evaluation, the user's basis prepared for training, and the network's outputs. :mod:`mrs_tf.nn.train` runs it;
+:mod:`mrs_tf.nn.bundle` reads it back from a model's folder."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from mrs_tf.physics.basis import DEFAULT_PROTOCOL, BasisSet
+from mrs_tf.physics.metabolites import prior_means
+from mrs_tf.physics.synth import SynthesisConfig
+from mrs_tf.preprocess.spectra import DEFAULT_PPM_RANGE
+
+__all__ = ["TrainConfig", "TRAINING_SYNTHESIS", "TRAINING_PRIOR_WIDENING", "prior_scale", "output_names",
+           "combination_matrix", "load_training_basis", "UNKNOWN_PRIOR_MM", "healthy_priors", "evaluation_synthesis"]
+
+#: Training concentrations are drawn from the healthy-brain priors widened to [low * a, high * b]: networks then do
+#: not pull abnormal values (tumour, stroke, low-NAA) toward healthy ones, and shrink less toward the prior mean.
+TRAINING_PRIOR_WIDENING = (0.5, 1.3)
+
+
+def _widened_priors(widening=TRAINING_PRIOR_WIDENING) -> dict:
+    from mrs_tf.physics.metabolites import MM_NAME, METABOLITES, PRIORS_MM
+
+    lo, hi = widening
+    ranges = {name: m.prior_mm for name, m in METABOLITES.items()}
+    ranges[MM_NAME] = PRIORS_MM
+    return {name: (float(r[0]) * lo, float(r[1]) * hi) for name, r in ranges.items()}
+
+
+#: Broad nuisance ranges for training (the sim-to-real gap: linewidth variability matters most), the parametric MM's
+#: shape varied per spectrum (component amplitudes +-30 %, positions +-0.04 ppm, widths +-25 %, Gaussian to
+#: Lorentzian: the spread between published MM parametrisations), lipid signals (0.9, 1.3, 2.0 ppm) up to the NAA
+#: singlet's height and baselines up to +-0.3 of it (in vivo scans have both: with them a network trained on the
+#: Philips basis moved from -13/-20 % to -2/-5 % on Ins/Glu of a real scan, benchmarks/invivo_vs_lcmodel.py), and
+#: widened priors.
+TRAINING_SYNTHESIS = SynthesisConfig(lorentz_hz=(1.0, 12.0), gauss_hz=(2.0, 14.0), shift_ppm=(-0.2, 0.2),
+                                     phase0_deg=(-180.0, 180.0), phase1_deg_per_ppm=(-5.0, 5.0),
+                                     baseline_amp=(-0.3, 0.3), lipid_amp=(0.0, 1.0),
+                                     mm_amp_spread=0.3, mm_ppm_spread=0.04,
+                                     mm_width_spread=0.25, mm_lorentz_fraction=(0.0, 1.0), priors=_widened_priors())
+
+
+@dataclass
+class TrainConfig:
+    """What to train and how (units in the names; every random path seeded by ``seed``)."""
+
+    model: str = "seed_cnn"
+    model_kwargs: dict = field(default_factory=dict)
+    uncertainty: bool = True
+    batch_size: int = 128
+    steps_per_epoch: int = 200
+    epochs: int = 40
+    learning_rate: float = 1e-3
+    snr: tuple = (5.0, 200.0)
+    synthesis: dict = field(default_factory=lambda: asdict(TRAINING_SYNTHESIS))
+    ppm_range: tuple = DEFAULT_PPM_RANGE
+    val_size: int = 2048
+    seed: int = 0
+    patience: int = 8
+    tensorboard: bool = False
+    protocol: dict = field(default_factory=lambda: dict(DEFAULT_PROTOCOL))
+    tfds_config: str | None = None  # train on mrs_brain_sim/<config> instead of streaming
+    combinations: bool = True  # also output NAA+NAAG, Cr+PCr, GPC+PCh, Glu+Gln (their own calibrated sigma)
+    basis_path: str | None = None     # train on this basis file/folder instead of simulating ``protocol``
+    protocol_from: str | None = None  # a data file whose points, dwell, field (and TE) the basis is matched to
+
+    def synthesis_config(self) -> SynthesisConfig:
+        syn = dict(self.synthesis)
+        for key, value in syn.items():
+            if isinstance(value, list):
+                syn[key] = tuple(value)
+        return SynthesisConfig(**syn)
+
+
+#: concentration prior (mM) of a foreign basis's signals that mrs-tf does not know (override in synthesis priors)
+UNKNOWN_PRIOR_MM = (0.0, 2.0)
+
+
+def evaluation_synthesis(syn: SynthesisConfig) -> SynthesisConfig:
+    """Test and calibration sets: ``syn``'s nuisance ranges with healthy-brain priors (:func:`healthy_priors`) and
+    the fixed parametric MM shape, the one QUEST's basis and the CRLB assume (so that network, QUEST and bound are
+    compared on the same signal model; ``benchmarks/sim_to_real.py`` measures varied and foreign MM shapes)."""
+    return healthy_priors(syn).with_(mm_amp_spread=0.0, mm_ppm_spread=0.0, mm_width_spread=0.0,
+                                     mm_lorentz_fraction=(0.0, 0.0))
+
+
+def healthy_priors(syn: SynthesisConfig) -> SynthesisConfig:
+    """``syn`` with the default (healthy-brain) concentration priors wherever mrs-tf has one; priors of a foreign
+    basis's extra signals are kept. Test and calibration sets are drawn with it."""
+    from mrs_tf.physics.metabolites import ALL_NAMES
+
+    return syn.with_(priors={k: v for k, v in syn.priors.items() if k not in ALL_NAMES})
+
+
+def load_training_basis(path, protocol_from=None, add_mm: bool = True) -> BasisSet:
+    """A user's basis set for training: read (any format, unknown signals kept), matched to a data file's protocol
+    when ``protocol_from`` is given (resampled to its points and dwell time; a different field is an error; the
+    data's TE recorded), and given mrs-tf's parametric MM signal when it has none (real spectra always contain
+    one)."""
+    import math
+
+    from mrs_tf.core.errors import ProtocolError
+    from mrs_tf.io import read_data
+    from mrs_tf.physics.metabolites import MM_NAME
+
+    data = read_data(protocol_from) if protocol_from else None
+    basis = BasisSet.load(path, unknown="keep", field_mhz=data["field_mhz"] if data else None)
+    protocol = dict(basis.protocol)
+    if data is not None:
+        if not math.isclose(basis.field_mhz, data["field_mhz"], rel_tol=5e-3):
+            raise ProtocolError(f"basis {path} is for {basis.field_mhz:g} MHz, data {protocol_from} for "
+                                f"{data['field_mhz']:g} MHz: simulate a basis for the data's field")
+        if data.get("te_ms"):
+            protocol["te_ms"] = float(data["te_ms"])
+    from mrs_tf.fitting.basis_prep import parametric_mm, prepare_basis
+
+    # the same hygiene as the fit (reference peaks out, ppm re-referenced, resampled to the data); MM below
+    basis = prepare_basis(basis, n_points=data["fids"].shape[1] if data else None,
+                          dwell_s=data["dwell_s"] if data else None, add_mm=False).basis
+    protocol.update({k: v for k, v in basis.protocol.items() if k not in protocol})
+    if add_mm and MM_NAME not in basis.names:
+        # in the basis's own units (FID amplitude per proton), like the metabolites: unscaled, a basis in units of
+        # 1e-4 per proton would get MM peaks 10,000x too tall
+        fids = np.vstack([basis.fids, parametric_mm(basis)])
+        basis = BasisSet(list(basis.names) + [MM_NAME], fids, basis.dwell_s, basis.field_mhz, basis.ref_ppm,
+                         dict(protocol, mm_model="mrs-tf parametric MM (added, scaled to the basis's units)"))
+    else:
+        basis = BasisSet(list(basis.names), basis.fids, basis.dwell_s, basis.field_mhz, basis.ref_ppm, protocol)
+    return basis
+
+
+def prior_scale(names) -> np.ndarray:
+    """Typical value of each output (prior mid-point, mM; a combination "A+B": the sum of its parts'): the loss
+    weighs each output by 1/scale^2."""
+    return np.array([prior_means(name.split("+")).sum() for name in names])
+
+
+def output_names(names, combinations: bool = True) -> list[str]:
+    """The network's outputs: the basis ``names``, then each of :data:`mrs_tf.crlb.COMBINATIONS` whose parts are
+    all present (a sum's sigma cannot be had from the parts' sigmas: Cr and PCr errors are anti-correlated)."""
+    from mrs_tf.fitting.crlb import combination_rows
+
+    return list(names) + (list(combination_rows(names)) if combinations else [])
+
+
+def combination_matrix(names, outputs) -> np.ndarray:
+    """(len(names), len(outputs)) float32 matrix: ``concentrations @ C`` = the outputs' targets."""
+    names = list(names)
+    mat = np.zeros((len(names), len(outputs)), np.float32)
+    for j, out in enumerate(outputs):
+        for part in out.split("+"):
+            mat[names.index(part), j] = 1.0
+    return mat

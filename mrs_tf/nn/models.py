@@ -1,0 +1,142 @@
+"""Keras 3 functional models that regress metabolite amplitudes from a cropped spectrum.
+
+Every builder is a plain function returning a ``keras.Model`` with
+
+* input ``"spectrum"``: float32 (B, K, 2), real and imaginary parts of ``np.fft.fftshift(np.fft.fft(fid))`` cropped to
+  the metabolite range (:func:`mrs_tf.preprocess.cropped_spectrum`; K = 252 for 0.2-4.2 ppm at the default protocol),
+  at any absolute scale and zero-order phase: :class:`~mrs_tf.layers.PhaseAlignment` (``align_phase=True``) rotates
+  it to near absorption mode, :class:`~mrs_tf.layers.SpectrumNormalization` divides it by its RMS and
+  :class:`~mrs_tf.layers.RestoreScale` multiplies the outputs back;
+* optional input ``"fid"``: float32 (B, T, 2), the first T time-domain points (``time_points=T``);
+* output ``"concentrations"``: (B, M) amplitudes in basis units (mM), or (B, 2, M) mean and standard deviation
+  with ``uncertainty=True`` (train with :class:`~mrs_tf.layers.GaussianNLL`);
+* optional output ``"nuisance"``: (B, P) (e.g. linewidths and shift, ``n_nuisance=P``).
+
+Families: :func:`seed_cnn` (stacked Conv1D + pooling + dense head, the seed work's design), :func:`resnet_cnn`
+(residual blocks) and :func:`dilated_cnn` (inception-style parallel dilated convolutions).
+"""
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from mrs_tf.nn.layers import GaussianHead, MagnitudeChannel, PhaseAlignment, RestoreScale, SpectrumNormalization
+
+__all__ = ["seed_cnn", "resnet_cnn", "dilated_cnn", "BUILDERS", "build_model"]
+
+
+def _inputs(input_points: int, magnitude: bool, time_points: int, align_phase: bool = True):
+    spectrum = keras.Input((input_points, 2), name="spectrum")
+    x = PhaseAlignment(name="align_phase")(spectrum) if align_phase else spectrum
+    normalised, rms = SpectrumNormalization(name="normalise")(x)
+    x = MagnitudeChannel(name="magnitude")(normalised) if magnitude else normalised
+    inputs, extra = [spectrum], None
+    if time_points:
+        fid = keras.Input((time_points, 2), name="fid")
+        fid_n, _ = SpectrumNormalization(name="normalise_fid")(fid)
+        inputs.append(fid)
+        extra = fid_n
+    return inputs, x, rms, extra
+
+
+def _head(features, rms, n_outputs: int, output_scale, dense_units: int, dropout: float, uncertainty: bool,
+          n_nuisance: int):
+    x = layers.Dense(dense_units, activation="relu", name="dense")(features)
+    if dropout:
+        x = layers.Dropout(dropout, name="dropout")(x)
+    scale = [1.0] * n_outputs if output_scale is None else list(output_scale)
+    if len(scale) != n_outputs:
+        raise ValueError(f"output_scale has {len(scale)} values for {n_outputs} outputs")
+    # the head computes in float32 even under a mixed-precision policy (GPU training)
+    z = GaussianHead(n_outputs, name="gaussian", dtype="float32")(x) if uncertainty else \
+        layers.Dense(n_outputs, name="linear", dtype="float32")(x)
+    outputs = {"concentrations": RestoreScale(scale, name="concentrations", dtype="float32")([z, rms])}
+    if n_nuisance:
+        outputs["nuisance"] = layers.Dense(n_nuisance, name="nuisance", dtype="float32")(x)
+    return outputs
+
+
+def _pool(kind: str, size: int, name: str):
+    """Pooling between stages: ``"max"`` or ``"average"``."""
+    if kind == "max":
+        return layers.MaxPooling1D(size, name=name)
+    if kind == "average":
+        return layers.AveragePooling1D(size, name=name)
+    raise ValueError(f"pooling must be 'max' or 'average', got {kind!r}")
+
+
+def _time_branch(fid, filters: int = 32):
+    y = layers.Conv1D(filters, 9, strides=2, padding="same", activation="relu", name="fid_conv1")(fid)
+    y = layers.Conv1D(filters, 9, strides=2, padding="same", activation="relu", name="fid_conv2")(y)
+    return layers.GlobalAveragePooling1D(name="fid_pool")(y)
+
+
+def _finish(inputs, x, rms, extra, name, n_outputs, output_scale, dense_units, dropout, uncertainty, n_nuisance):
+    features = layers.Flatten(name="flatten")(x)
+    if extra is not None:
+        features = layers.Concatenate(name="features")([features, _time_branch(extra)])
+    outputs = _head(features, rms, n_outputs, output_scale, dense_units, dropout, uncertainty, n_nuisance)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def seed_cnn(input_points: int = 252, n_outputs: int = 21, output_scale=None, *, filters=(16, 32, 64, 64),
+             kernel_size: int = 9, pool_size: int = 2, pooling: str = "max", dense_units: int = 256,
+             dropout: float = 0.1,
+             magnitude: bool = True, align_phase: bool = True, uncertainty: bool = False, n_nuisance: int = 0,
+             time_points: int = 0, name: str = "seed_cnn") -> keras.Model:
+    """Stacked Conv1D (ReLU) + max pooling blocks, flattened into a dense regression head."""
+    inputs, x, rms, extra = _inputs(input_points, magnitude, time_points, align_phase)
+    for i, f in enumerate(filters):
+        x = layers.Conv1D(f, kernel_size, padding="same", activation="relu", name=f"conv{i}")(x)
+        x = _pool(pooling, pool_size, f"pool{i}")(x)
+    return _finish(inputs, x, rms, extra, name, n_outputs, output_scale, dense_units, dropout, uncertainty,
+                   n_nuisance)
+
+
+def resnet_cnn(input_points: int = 252, n_outputs: int = 21, output_scale=None, *, filters=(16, 32, 64, 64),
+               kernel_size: int = 7, pool_size: int = 2, pooling: str = "max", dense_units: int = 256,
+               dropout: float = 0.1,
+               magnitude: bool = True, align_phase: bool = True, uncertainty: bool = False, n_nuisance: int = 0,
+               time_points: int = 0, name: str = "resnet_cnn") -> keras.Model:
+    """Residual blocks (two Conv1D + batch norm, identity or 1x1 projection shortcut), pooled between stages."""
+    inputs, x, rms, extra = _inputs(input_points, magnitude, time_points, align_phase)
+    for i, f in enumerate(filters):
+        shortcut = x if x.shape[-1] == f else layers.Conv1D(f, 1, name=f"proj{i}")(x)
+        y = layers.Conv1D(f, kernel_size, padding="same", name=f"res{i}_a")(x)
+        y = layers.BatchNormalization(name=f"res{i}_bn_a")(y)
+        y = layers.Activation("relu", name=f"res{i}_relu_a")(y)
+        y = layers.Conv1D(f, kernel_size, padding="same", name=f"res{i}_b")(y)
+        y = layers.BatchNormalization(name=f"res{i}_bn_b")(y)
+        x = layers.Activation("relu", name=f"res{i}_out")(layers.Add(name=f"res{i}_add")([shortcut, y]))
+        x = _pool(pooling, pool_size, f"pool{i}")(x)
+    return _finish(inputs, x, rms, extra, name, n_outputs, output_scale, dense_units, dropout, uncertainty,
+                   n_nuisance)
+
+
+def dilated_cnn(input_points: int = 252, n_outputs: int = 21, output_scale=None, *, filters=(16, 32, 64),
+                kernel_size: int = 5, dilations=(1, 2, 4), pool_size: int = 2, dense_units: int = 256,
+                dropout: float = 0.1, magnitude: bool = True, align_phase: bool = True, uncertainty: bool = False,
+                n_nuisance: int = 0, time_points: int = 0, name: str = "dilated_cnn") -> keras.Model:
+    """Inception-style blocks: parallel Conv1D with dilation rates ``dilations`` (wide receptive field at few
+    parameters, for multiplets spread over 0.1-0.3 ppm), concatenated and pooled."""
+    inputs, x, rms, extra = _inputs(input_points, magnitude, time_points, align_phase)
+    for i, f in enumerate(filters):
+        branches = [layers.Conv1D(f, kernel_size, dilation_rate=d, padding="same", activation="relu",
+                                  name=f"block{i}_d{d}")(x) for d in dilations]
+        x = layers.Concatenate(name=f"block{i}_cat")(branches)
+        x = layers.MaxPooling1D(pool_size, name=f"pool{i}")(x)
+    x = layers.Conv1D(filters[-1] // 2, 1, activation="relu", name="squeeze")(x)  # 1x1: fewer dense weights
+    return _finish(inputs, x, rms, extra, name, n_outputs, output_scale, dense_units, dropout, uncertainty,
+                   n_nuisance)
+
+
+BUILDERS = {"seed_cnn": seed_cnn, "resnet_cnn": resnet_cnn, "dilated_cnn": dilated_cnn}
+
+
+def build_model(name: str, **kwargs) -> keras.Model:
+    """``BUILDERS[name](**kwargs)`` with a clear error for an unknown family."""
+    if name not in BUILDERS:
+        from mrs_tf.core.errors import MRSError
+
+        raise MRSError(f"unknown model {name!r}; choose one of {', '.join(BUILDERS)}")
+    return BUILDERS[name](**kwargs)

@@ -1,0 +1,320 @@
+"""Training of mrs-tf's networks on spectra synthesised on the fly (or read from the TFDS data set).
+
+``train(TrainConfig(...), out_dir)`` streams fresh spectra from :func:`mrs_tf.data.synthetic_dataset` (the physics
+core's synthesis, no second copy), crops them with the same code as inference (:mod:`mrs_tf.preprocess`), validates on
+a fixed seeded set, and uses Keras callbacks for everything around the loop: ``BackupAndRestore`` (``resume=True``
+continues an interrupted run from its last finished epoch), ``ModelCheckpoint`` (best validation loss),
+``EarlyStopping``, ``ReduceLROnPlateau``, ``CSVLogger`` and optionally ``TensorBoard``; Keras prints the progress bar.
+
+Output folder (written atomically where it matters; an existing finished model is never overwritten silently):
+``model.keras`` (the best model), ``quantifier.json`` (protocol, names, preprocessing: what
+:class:`mrs_tf.quantify.Quantifier` needs), ``train_config.json``, ``log.csv``, ``backup/`` while running.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from mrs_tf.physics.basis import BasisSet, simulate_basis
+from mrs_tf.core.errors import MRSError, OutputExistsError
+from mrs_tf.preprocess.spectra import crop_slice, cropped_spectrum
+from mrs_tf.physics.synth import concentration_matrix, synthesize
+from mrs_tf.nn.config import (TRAINING_PRIOR_WIDENING, TRAINING_SYNTHESIS, UNKNOWN_PRIOR_MM, TrainConfig,  # noqa: F401
+                              combination_matrix, evaluation_synthesis, healthy_priors, load_training_basis,
+                              output_names, prior_scale)
+
+__all__ = ["TrainConfig", "TRAINING_SYNTHESIS", "TRAINING_PRIOR_WIDENING", "train", "make_dataset", "prior_scale",
+           "output_scale", "output_names", "combination_matrix", "tf_cropped_spectrum", "calibrate_sd",
+           "load_training_basis", "UNKNOWN_PRIOR_MM", "healthy_priors", "evaluation_synthesis"]
+
+def output_scale(spectra: np.ndarray, conc: np.ndarray) -> np.ndarray:
+    """Median of ``concentration / rms(spectrum)`` per output: makes the network's scale-free outputs O(1)."""
+    rms = np.sqrt(np.mean(np.square(spectra), axis=(1, 2)))
+    return np.median(conc / rms[:, None], axis=0)
+
+
+def tf_cropped_spectrum(fids, sl: slice):
+    """TensorFlow twin of :func:`mrs_tf.preprocess.cropped_spectrum` (the same bins, for tf.data pipelines)."""
+    import tensorflow as tf
+
+    n = fids.shape[-1]
+    spec = tf.roll(tf.signal.fft(tf.cast(fids, tf.complex64)), shift=n // 2, axis=-1)[..., sl.start:sl.stop]
+    return tf.stack([tf.math.real(spec), tf.math.imag(spec)], axis=-1)
+
+
+def make_dataset(basis: BasisSet, cfg: TrainConfig, seed: int, n_batches: int | None = None):
+    """Streaming ``tf.data`` of ``({"spectrum": (B, K, 2)}, {"concentrations": (B, M)})`` batches."""
+    from mrs_tf.nn.data import synthetic_dataset
+
+    import tensorflow as tf
+
+    sl = crop_slice(basis.n_points, basis.dwell_s, basis.field_mhz, cfg.ppm_range, basis.ref_ppm)
+    mat = tf.constant(combination_matrix(basis.names, output_names(basis.names, cfg.combinations)))
+    ds = synthetic_dataset(basis, batch_size=cfg.batch_size, seed=seed, snr=tuple(cfg.snr),
+                           config=cfg.synthesis_config(), n_batches=n_batches)
+    return ds.map(lambda b: ({"spectrum": tf_cropped_spectrum(b["fid"], sl)},
+                             {"concentrations": tf.matmul(b["concentrations"], mat)}))
+
+
+def _tfds_dataset(cfg: TrainConfig, split: str, names):
+    """The TFDS split as (inputs, targets); ``names``: the data set's concentration order (its basis's names)."""
+    import tensorflow as tf
+
+    from mrs_tf.nn.data import load
+
+    ds = load(cfg.tfds_config, split=split)
+    mat = tf.constant(combination_matrix(names, output_names(names, cfg.combinations)))
+    ds = ds.map(lambda ex: ({"spectrum": ex["spectrum"]},
+                            {"concentrations": tf.linalg.matvec(mat, ex["concentrations"], transpose_a=True)}))
+    if split == "train":
+        ds = ds.shuffle(10_000, seed=cfg.seed).repeat()
+    return ds.batch(cfg.batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def validation_set(basis: BasisSet, cfg: TrainConfig, n: int | None = None, seed_offset: int = 1):
+    """Fixed, seeded (spectra (n, K, 2), targets (n, outputs), truth) for validation (offset 1) or test (2); the
+    targets are the concentrations and (``cfg.combinations``) their sums, in :func:`output_names` order."""
+    fids, truth = synthesize(basis, n or cfg.val_size, snr=tuple(cfg.snr),
+                             seed=np.random.SeedSequence([cfg.seed, 1000 + seed_offset]),
+                             config=cfg.synthesis_config())
+    spectra = cropped_spectrum(fids, basis.dwell_s, basis.field_mhz, cfg.ppm_range, basis.ref_ppm)
+    mat = combination_matrix(basis.names, output_names(basis.names, cfg.combinations))
+    return spectra, concentration_matrix(truth, basis.names).astype(np.float32) @ mat, truth
+
+
+def _strategy(name: str | None):
+    import tensorflow as tf
+
+    if name in (None, "", "default"):
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":  # needs TF_CONFIG on every worker
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise MRSError(f"unknown strategy {name!r}; use mirrored or multiworker")
+
+
+def compile_model(model, names, uncertainty: bool, learning_rate: float):
+    import keras
+
+    from mrs_tf.nn.layers import GaussianNLL, WeightedMSE
+
+    scale = prior_scale(names)
+    loss = GaussianNLL(scale) if uncertainty else WeightedMSE(scale)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=1.0),
+                  loss={"concentrations": loss})
+    return model
+
+
+def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, strategy: str | None = None,
+          basis: BasisSet | None = None, verbose: int | str = "auto", overwrite: bool = False, callbacks_extra=()):
+    """Train a model; returns ``(model, history_dict)``. See the module docstring for the output folder.
+    ``callbacks_extra``: more Keras callbacks (e.g. a wall-clock budget), after mrs-tf's own."""
+    import keras
+    import tensorflow as tf
+
+    from mrs_tf.nn.models import build_model
+
+    out = Path(out_dir)
+    backup = out / "backup"
+    if (out / "model.keras").exists() and not (resume or overwrite):
+        raise OutputExistsError(f"{out} already holds a trained model; use overwrite=True (--overwrite) or another "
+                                f"folder")
+    if backup.exists() and not resume:
+        raise OutputExistsError(f"{out} holds an interrupted training run; continue it with resume=True (--resume) "
+                                f"or remove {backup}")
+    if resume and (out / "train_config.json").exists():
+        saved = json.loads((out / "train_config.json").read_text())
+        cfg = TrainConfig(**{**saved, "epochs": cfg.epochs})  # the run's own settings; epochs may be extended
+    out.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(cfg.seed)
+    if tf.config.list_physical_devices("GPU"):
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    if basis is None and cfg.basis_path:
+        basis = load_training_basis(cfg.basis_path, cfg.protocol_from)
+    basis = basis or simulate_basis(**cfg.protocol)
+    from mrs_tf.physics.metabolites import METABOLITES, MM_NAME
+
+    unknown = [n for n in basis.names if n not in METABOLITES and n != MM_NAME and n not in cfg.synthesis.get(
+        "priors", {})]
+    if unknown:  # a foreign basis's extra signals need a concentration prior for the synthesis
+        cfg.synthesis = {**cfg.synthesis, "priors": {**cfg.synthesis.get("priors", {}),
+                                                     **{n: UNKNOWN_PRIOR_MM for n in unknown}}}
+    names = output_names(basis.names, cfg.combinations)
+    val_x, val_y, _ = validation_set(basis, cfg)
+    scale_out = output_scale(val_x, val_y)
+    with _strategy(strategy).scope():
+        model = build_model(cfg.model, input_points=val_x.shape[1], n_outputs=len(names),
+                            output_scale=scale_out, uncertainty=cfg.uncertainty, **cfg.model_kwargs)
+        compile_model(model, names, cfg.uncertainty, cfg.learning_rate)
+    train_ds = _tfds_dataset(cfg, "train", basis.names) if cfg.tfds_config else make_dataset(basis, cfg, seed=cfg.seed)
+    _write_json(out / "train_config.json", asdict(cfg))
+    earlier = logged_run(out) if resume else {"epochs": 0, "best_val_loss": None, "seconds": 0.0}
+    interrupt = _interrupt_callback()
+    callbacks = [
+        interrupt,
+        # kept after an interruption (deleted below once the run has finished)
+        keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=False),
+        keras.callbacks.ModelCheckpoint(str(out / "best.keras"), monitor="val_loss", save_best_only=True,
+                                        initial_value_threshold=earlier["best_val_loss"]),
+        _clock_callback(out / ".training_seconds.json", earlier["seconds"]),
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience, restore_best_weights=True),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(2, cfg.patience // 3)),
+        keras.callbacks.CSVLogger(str(out / "log.csv"), append=resume),
+    ]
+    if cfg.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(str(out / "tensorboard")))
+    callbacks += list(callbacks_extra)
+    start = time.perf_counter()
+    with interrupt.installed():
+        history = model.fit(train_ds, epochs=cfg.epochs, steps_per_epoch=cfg.steps_per_epoch,
+                            validation_data=({"spectrum": val_x}, {"concentrations": val_y}),
+                            validation_batch_size=512, callbacks=callbacks, verbose=verbose)
+    seconds = earlier["seconds"] + time.perf_counter() - start
+    if interrupt.stopped:
+        from mrs_tf.core.errors import TrainingError
+
+        raise TrainingError(f"interrupted: the run's state is saved in {backup}; continue it with --resume "
+                            f"(resume=True)")
+    final = out / "model.keras"
+    tmp = out / ".model.keras.tmp.keras"
+    if (out / "best.keras").exists():  # the best epoch's weights, not the last one's
+        model = keras.saving.load_model(out / "best.keras", compile=False)
+    model.save(tmp)
+    # ship the network without the optimizer state (Adam's moments would triple the file); best.keras keeps it
+    keras.saving.load_model(tmp, compile=False).save(tmp)
+    os.replace(tmp, final)
+    meta = _quantifier_meta(basis, cfg, model)
+    epochs_run = earlier["epochs"] + len(history.history.get("loss", []))
+    meta["training"] = {"seconds": seconds, "epochs_run": epochs_run,
+                        "spectra_seen": epochs_run * cfg.steps_per_epoch * cfg.batch_size}
+    _write_json(out / "quantifier.json", meta)
+    if cfg.uncertainty:
+        calibrate_sd(out, basis, cfg)
+    if backup.exists():  # a finished run needs no backup
+        shutil.rmtree(backup, ignore_errors=True)
+    (out / ".training_seconds.json").unlink(missing_ok=True)
+    return model, history.history
+
+
+def logged_run(out: str | os.PathLike) -> dict:
+    """What a run in ``out`` has done so far, every resumed part included: ``epochs`` and ``best_val_loss`` from
+    log.csv (None without one), ``seconds`` of an unfinished run (its clock file; 0 once finished)."""
+    out = Path(out)
+    import csv
+
+    epochs, best = 0, None
+    log = out / "log.csv"
+    if log.exists():
+        with open(log, newline="") as fh:
+            rows = [r for r in csv.DictReader(fh) if r.get("val_loss")]
+        epochs = len(rows)
+        if rows:
+            best = min(float(r["val_loss"]) for r in rows)
+    clock = out / ".training_seconds.json"
+    seconds = float(json.loads(clock.read_text()).get("seconds", 0.0)) if clock.exists() else 0.0
+    return {"epochs": epochs, "best_val_loss": best, "seconds": seconds}
+
+
+def _clock_callback(path: Path, earlier: float):
+    """Keras callback: training seconds so far (with those of earlier, interrupted runs) written after every epoch."""
+    import keras
+
+    class Clock(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            _write_json(path, {"seconds": earlier + time.perf_counter() - self.t0})
+
+    return Clock()
+
+
+def _interrupt_callback():
+    """Keras callback: Ctrl-C (SIGINT) during training ends the current epoch cleanly (its backup is saved) and
+    stops; ``stopped`` tells the caller, ``installed()`` holds the handler for the fit. A second Ctrl-C interrupts at
+    once."""
+    import contextlib
+    import signal
+    import threading
+
+    import keras
+
+    class InterruptToStop(keras.callbacks.Callback):
+        stopped = False
+
+        def _handler(self, signum, frame):
+            if self.stopped:
+                raise KeyboardInterrupt
+            self.stopped = True
+            print("\nmrs-tf: interrupted: finishing this epoch and saving the run's state (Ctrl-C again to quit "
+                  "at once)", flush=True)
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self.stopped:
+                self.model.stop_training = True
+
+        @contextlib.contextmanager
+        def installed(self):
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            previous = signal.signal(signal.SIGINT, self._handler)
+            try:
+                yield
+            finally:
+                signal.signal(signal.SIGINT, previous)
+
+    return InterruptToStop()
+
+
+def calibrate_sd(folder: str | os.PathLike, basis: BasisSet, cfg: TrainConfig, n: int | None = None) -> np.ndarray:
+    """Post-hoc sigma calibration (one factor per output, like temperature scaling): on a fresh calibration set
+    (seed offset 3001; training's nuisance ranges and SNR, :func:`evaluation_synthesis`), the factor that
+    makes the median |error| / sigma equal that of a standard normal (0.6745). Trained on widened priors, the
+    network's raw sigma is the spread for that wider population; brains are narrower. Writes ``sd_scale`` into
+    ``quantifier.json`` (the Quantifier applies it, Keras and LiteRT alike) and returns it."""
+    from mrs_tf.nn.bundle import ModelBundle
+
+    folder = Path(folder)
+    q = ModelBundle.load(folder)
+    q.meta.pop("sd_scale", None)  # measure the raw sigma (predict applies sd_scale from the meta)
+    meta = dict(q.meta)
+    fids, truth = synthesize(basis, n or max(cfg.val_size, 2048), snr=tuple(cfg.snr),
+                             seed=np.random.SeedSequence([cfg.seed, 3001]),
+                             config=evaluation_synthesis(cfg.synthesis_config()))
+    mean, sd = q.infer(fids)
+    target = concentration_matrix(truth, basis.names) @ combination_matrix(basis.names, q.outputs)
+    scale = np.median(np.abs(mean - target) / sd, axis=0) / 0.6745
+    meta["sd_scale"] = [float(v) for v in scale]
+    meta["sd_calibration"] = {"n": int(len(fids)), "seed": [cfg.seed, 3001], "snr": list(cfg.snr),
+                              "priors": "healthy-brain defaults"}
+    _write_json(folder / "quantifier.json", meta)
+    return scale
+
+
+def _quantifier_meta(basis: BasisSet, cfg: TrainConfig, model) -> dict:
+    from mrs_tf.core.errors import BasisError
+    from mrs_tf.fitting.water import basis_amplitude_per_proton
+
+    try:  # the units of the outputs, for water scaling (mrs_tf.water)
+        per_proton = round(basis_amplitude_per_proton(basis)[0], 6)
+    except BasisError:  # a basis without Cr/PCr/NAA: --basis-amplitude-per-proton must say it
+        per_proton = None
+    return {"basis_amplitude_per_proton": per_proton, "names": list(basis.names), "outputs": output_names(basis.names, cfg.combinations),
+            "n_points": basis.n_points, "dwell_s": basis.dwell_s,
+            "field_mhz": basis.field_mhz, "ref_ppm": basis.ref_ppm, "ppm_range": list(cfg.ppm_range),
+            "protocol": {k: v for k, v in basis.protocol.items() if isinstance(v, (int, float, str))},
+            "uncertainty": cfg.uncertainty, "model": cfg.model, "input_points": int(model.inputs[0].shape[1])}
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
+    os.replace(tmp, path)

@@ -1,0 +1,206 @@
+"""Spectral preprocessing shared by the data sets and the networks: spectra and the metabolite-range crop."""
+from __future__ import annotations
+
+import numpy as np
+
+from mrs_tf.physics.basis import lagrange_interpolate, ppm_axis
+
+__all__ = ["DEFAULT_PPM_RANGE", "as_fid_matrix", "crop_slice", "cropped_spectrum", "full_spectrum", "resample_fids",
+           "frequency_reference", "eddy_current_correction", "spectral_registration"]
+
+#: Metabolite range that the networks see (ppm), high to low as the spectrum array runs.
+DEFAULT_PPM_RANGE = (0.2, 4.2)
+
+
+def as_fid_matrix(fids) -> np.ndarray:
+    """``fids`` as a complex (n_spectra, n_points) array (one FID may be 1-D); MRSError for another shape or a
+    real-valued array (a spectrum magnitude or a real part is not a FID)."""
+    from mrs_tf.core.errors import MRSError
+
+    arr = np.asarray(fids)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2:
+        raise MRSError(f"fids must be complex (n_spectra, n_points), got shape {np.shape(fids)}")
+    if not np.iscomplexobj(arr):
+        raise MRSError("fids must be complex FIDs (time domain); got a real array")
+    return arr
+
+
+def crop_slice(n_points: int, dwell_s: float, field_mhz: float, ppm_range=DEFAULT_PPM_RANGE,
+               ref_ppm: float = 4.65) -> slice:
+    """Bins of ``np.fft.fftshift(np.fft.fft(fid))`` whose ppm lies within ``ppm_range`` (a contiguous slice)."""
+    ppm = ppm_axis(n_points, dwell_s, field_mhz, ref_ppm)
+    idx = np.flatnonzero((ppm <= max(ppm_range)) & (ppm >= min(ppm_range)))
+    return slice(int(idx[0]), int(idx[-1]) + 1)
+
+
+def _shifted_spectrum(fids: np.ndarray) -> np.ndarray:
+    """``fftshift(fft(fid))`` along the last axis, in the input's precision, on all cores."""
+    import scipy.fft
+
+    return scipy.fft.fftshift(scipy.fft.fft(fids, axis=-1, workers=-1), axes=-1)
+
+
+def _real_imag(spec: np.ndarray) -> np.ndarray:
+    return np.stack([spec.real, spec.imag], axis=-1).astype(np.float32)
+
+
+def cropped_spectrum(fids: np.ndarray, dwell_s: float, field_mhz: float, ppm_range=DEFAULT_PPM_RANGE,
+                     ref_ppm: float = 4.65) -> np.ndarray:
+    """float32 (n, K, 2): real and imaginary parts of the spectrum within ``ppm_range`` (ppm decreasing along K).
+
+    The FFT runs in the input's precision (complex64 in: single precision, about twice as fast) on all cores."""
+    fids = np.atleast_2d(fids)
+    sl = crop_slice(fids.shape[-1], dwell_s, field_mhz, ppm_range, ref_ppm)
+    return _real_imag(_shifted_spectrum(fids)[..., sl])
+
+
+def full_spectrum(fids) -> np.ndarray:
+    """float32 (n, N, 2): real/imag of ``fftshift(fft(fid))`` over the full width, computed in single precision
+    (the input of exported TFLite/SavedModel graphs)."""
+    return _real_imag(_shifted_spectrum(np.atleast_2d(fids).astype(np.complex64)))
+
+
+def resample_fids(fids, dwell_s: float, new_dwell_s: float, new_n_points: int) -> np.ndarray:
+    """Data FIDs on another sampling (for a model or basis of another bandwidth/points): complex (n, new_n_points).
+
+    A wider acquired bandwidth is first low-passed to the new one in the frequency domain (bins outside
+    +-1/(2 new_dwell) removed, so their noise does not alias in); the new sampling times are then interpolated
+    (degree-7 Lagrange, as :meth:`mrs_tf.BasisSet.resample`); times beyond the acquisition are zero-filled, which
+    only truncates signals that have already decayed (check the data's linewidth). A narrower acquired bandwidth
+    cannot be widened: :class:`~mrs_tf.errors.ProtocolError`.
+    """
+    from mrs_tf.core.errors import ProtocolError
+
+    arr = as_fid_matrix(fids).astype(np.complex128)
+    n = arr.shape[1]
+    if new_dwell_s < dwell_s * (1 - 1e-9):
+        raise ProtocolError(f"data bandwidth {1 / dwell_s:g} Hz is narrower than the {1 / new_dwell_s:g} Hz needed; "
+                            f"it cannot be resampled up")
+    if new_dwell_s > dwell_s * (1 + 1e-9):
+        freq = np.fft.fftfreq(n, dwell_s)
+        spec = np.fft.fft(arr, axis=1)
+        spec[:, np.abs(freq) >= 0.5 / new_dwell_s] = 0
+        arr = np.fft.ifft(spec, axis=1)
+    n_avail = int(np.floor((n - 1) * dwell_s / new_dwell_s)) + 1
+    n_take = min(new_n_points, n_avail)
+    if n_take < 16:
+        raise ProtocolError("too few points after resampling")
+    # the low-passed FID is band-limited: interpolate it like BasisSet.resample does a basis signal
+    out = np.zeros((len(arr), new_n_points), complex)
+    out[:, :n_take] = lagrange_interpolate(arr, dwell_s, np.arange(n_take) * new_dwell_s)
+    return out
+
+
+def frequency_reference(fids, basis, search_ppm: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Put each spectrum's metabolite peaks where the basis has them: the global offset (Hz; positive = towards
+    lower ppm) maximising the correlation of the magnitude spectrum with the prior-weighted basis (NAA, Cr, Cho and
+    the rest together, phase-independent) within +-``search_ppm``, removed from the FID. Returns (corrected FIDs,
+    offsets in Hz). For offsets beyond what a network was trained on (+-0.2 ppm for mrs-tf's)."""
+    from mrs_tf.physics.metabolites import prior_means
+
+    arr = as_fid_matrix(fids)
+    corr, shift_hz = magnitude_correlation(arr, prior_means(basis.names) @ basis.fids, basis.dwell_s,
+                                           basis.field_mhz, search_ppm)
+    shifts = shift_hz[np.argmax(corr, axis=1)]
+    t = np.arange(arr.shape[1]) * basis.dwell_s
+    return arr * np.exp(-2j * np.pi * shifts[:, None] * t[None, :]), shifts
+
+
+def magnitude_correlation(fids, templates, dwell_s: float, field_mhz: float,
+                          search_ppm: float) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised cross-correlation of magnitude spectra (zero-filled x2; data apodised by 4 Hz, templates by a 6 Hz
+    Voigt), phase-independent: ``(corr (n, L) in [-1, 1], shift_hz (L,))`` for every shift within +-``search_ppm``
+    (Hz; positive = the data sit towards lower ppm than the template). ``templates``: one FID (N,) for every spectrum
+    or one per spectrum (n, N). The frequency search of QUEST, the hybrid's start and :func:`frequency_reference`."""
+    arr = as_fid_matrix(fids)
+    n = arr.shape[1]
+    t = np.arange(n) * dwell_s
+    ref = np.abs(np.fft.fft(np.atleast_2d(templates) * np.exp(-np.pi * 6.0 * t - (np.pi * 6.0 * t) ** 2 / 2.77),
+                            2 * n, axis=-1))
+    dat = np.abs(np.fft.fft(arr * np.exp(-np.pi * 4.0 * t), 2 * n, axis=-1))
+    ref = ref - ref.mean(axis=1, keepdims=True)
+    dat = dat - dat.mean(axis=1, keepdims=True)
+    ref /= np.maximum(np.linalg.norm(ref, axis=1, keepdims=True), 1e-300)
+    dat /= np.maximum(np.linalg.norm(dat, axis=1, keepdims=True), 1e-300)
+    corr = np.fft.ifft(np.fft.fft(dat, axis=-1) * np.conj(np.fft.fft(ref, axis=-1)), axis=-1).real  # [lag]: dat[k+lag]
+    hz_per_bin = 1.0 / (2 * n * dwell_s)
+    max_lag = int(search_ppm * field_mhz / hz_per_bin)
+    lags = np.r_[0:max_lag + 1, -max_lag:0]
+    return corr[:, lags], lags * hz_per_bin
+
+
+def mirror_scores(fids, basis, search_ppm: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """How well each spectrum matches the basis as it is and frequency-mirrored: the best normalised correlation
+    (over shifts within +-``search_ppm``, :func:`magnitude_correlation`) of its magnitude spectrum with the
+    prior-weighted basis's, for the FID and for its complex conjugate (the other sign convention: every peak at
+    ``2 ref_ppm - ppm``, NAA near 7.3 ppm). Returns ``(as_is, conjugated)``, each (n,) in [-1, 1]."""
+    from mrs_tf.physics.metabolites import prior_means
+
+    arr = as_fid_matrix(fids)
+    template = prior_means(basis.names) @ basis.fids
+    return tuple(magnitude_correlation(data, template, basis.dwell_s, basis.field_mhz, search_ppm)[0].max(axis=1)
+                 for data in (arr, np.conj(arr)))
+
+
+def looks_mirrored(as_is, conjugated) -> np.ndarray:
+    """The rule on :func:`mirror_scores`: the conjugated data match the basis well (> 0.4) and clearly better (by
+    > 0.2) than the data as they are. Measured: synthetic spectra at SNR 3-100 score >= 0.71 as they are and <= 0.32
+    conjugated (the reverse when mirrored), pure noise <= 0.15, the Philips scans 0.45-0.57 and < 0."""
+    as_is, conjugated = np.asarray(as_is, float), np.asarray(conjugated, float)
+    return (conjugated > 0.4) & (conjugated > as_is + 0.2)
+
+
+def eddy_current_correction(fids, water_fid, reliable: float = 0.05) -> np.ndarray:
+    """Klose's eddy-current correction: every FID multiplied by ``exp(-i phase_w(t))``, the unwrapped phase of the
+    unsuppressed water reference acquired with the same gradients. It removes time-varying phase from eddy currents
+    together with the zero-order phase and puts water exactly at the reference frequency (4.65 ppm), so it also
+    frequency-references the data to water. Where the water signal has decayed below ``reliable`` of its start the
+    phase is noise: from there on it is continued as a straight line fitted to the last reliable tenth (a constant
+    frequency), so that the water's noise does not enter the metabolites' tail. The water FID must share the data's
+    points and dwell time."""
+    from mrs_tf.core.errors import ProtocolError
+
+    arr = as_fid_matrix(fids)
+    water = np.asarray(water_fid).reshape(-1)
+    if water.shape[0] != arr.shape[1]:
+        raise ProtocolError(f"water reference has {water.shape[0]} points, the data {arr.shape[1]}")
+    phase = np.unwrap(np.angle(water))
+    mag = np.abs(water)
+    below = np.flatnonzero(mag < reliable * mag[:8].mean())
+    end = int(below[0]) if len(below) else len(water)
+    if 16 <= end < len(water):
+        k = np.arange(len(water))
+        fit_from = max(end - max(end // 10, 8), 0)
+        slope, icpt = np.polyfit(k[fit_from:end], phase[fit_from:end], 1)
+        phase[end:] = icpt + slope * k[end:]
+    return arr * np.exp(-1j * phase)[None, :]
+
+
+def spectral_registration(fids, dwell_s: float, window_s: float = 0.2, iterations: int = 2,
+                          reference=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frequency and phase alignment of transients before averaging (spectral registration, Near et al. MRM 2015):
+    each FID ``x_k`` is fitted to the reference over its first ``window_s`` seconds as
+    ``x_k(t) exp(i (2 pi f_k t + phi_k))`` (least squares in the time domain), then corrected. The reference is the
+    mean of the transients (or ``reference``), re-formed from the aligned ones ``iterations`` times.
+
+    Returns (aligned FIDs (n, points), f_k in Hz, phi_k in degrees)."""
+    import scipy.optimize
+
+    arr = as_fid_matrix(fids).astype(complex)
+    n_win = max(8, min(arr.shape[1], int(round(window_s / dwell_s))))
+    t = np.arange(arr.shape[1]) * dwell_s
+    freqs, phases = np.zeros(len(arr)), np.zeros(len(arr))
+    for _ in range(max(1, iterations)):
+        ref = (np.asarray(reference).reshape(-1) if reference is not None
+               else (arr * np.exp(1j * (2 * np.pi * freqs[:, None] * t + phases[:, None]))).mean(0))[:n_win]
+        scale = np.abs(ref).max() or 1.0
+        for k, x in enumerate(arr[:, :n_win]):
+            def resid(p, x=x):
+                d = ref - x * np.exp(1j * (2 * np.pi * p[0] * t[:n_win] + p[1]))
+                return np.concatenate([d.real, d.imag]) / scale
+
+            freqs[k], phases[k] = scipy.optimize.least_squares(resid, [freqs[k], phases[k]], method="lm").x
+    aligned = arr * np.exp(1j * (2 * np.pi * freqs[:, None] * t + phases[:, None]))
+    return aligned, freqs, np.rad2deg((phases + np.pi) % (2 * np.pi) - np.pi)

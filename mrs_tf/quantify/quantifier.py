@@ -1,0 +1,97 @@
+"""Quantification with a trained network: ``Quantifier.load(folder).quantify(fids, dwell_s=..., field_mhz=...)``.
+
+A thin facade over small parts: the model's folder (:class:`mrs_tf.nn.bundle.ModelBundle`: files, training basis,
+units, inference), the protocol check (:mod:`mrs_tf.quantify.protocol`: a mismatch in points, dwell time, field or
+echo time is refused with a message naming every difference and the way out, never silently accepted), the table of
+the network's estimates (:mod:`mrs_tf.quantify.tables`) and the network-initialised fit (:mod:`mrs_tf.fitting.hybrid`).
+Water scaling is :mod:`mrs_tf.fitting.water`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from mrs_tf.core.errors import MRSError, ProtocolError
+from mrs_tf.core.table import ResultTable
+from mrs_tf.nn.bundle import ModelBundle
+from mrs_tf.preprocess.spectra import as_fid_matrix
+from mrs_tf.quantify import protocol
+from mrs_tf.quantify.tables import network_table
+
+__all__ = ["Quantifier"]
+
+
+class Quantifier(ModelBundle):
+    """A trained network and the protocol it belongs to (see :class:`~mrs_tf.nn.bundle.ModelBundle` for loading)."""
+
+    def use_basis(self, basis, source: str | None = None) -> "Quantifier":
+        """Reconstruct, reference and report with ``basis`` (checked by :meth:`check_basis`) instead of the
+        training basis; e.g. the basis file a QUEST fit of the same data uses. Returns self."""
+        self._basis = self.check_basis(basis, source)
+        return self
+
+    def check(self, fids, dwell_s: float, field_mhz: float, te_ms: float | None = None) -> np.ndarray:
+        """Validate data against the model's protocol (``te_ms`` where the data's echo time is known); returns
+        complex (n, n_points)."""
+        arr = as_fid_matrix(fids)
+        self.check_protocol(arr.shape[1], dwell_s, field_mhz, te_ms)
+        bad = ~np.all(np.isfinite(arr), axis=1)
+        if bad.any():
+            raise MRSError(f"spectra {np.flatnonzero(bad)[:10].tolist()} contain NaN or Inf")
+        zero = ~np.any(arr, axis=1)
+        if zero.any():
+            raise MRSError(f"spectra {np.flatnonzero(zero)[:10].tolist()} are all zeros")
+        return arr
+
+    def check_protocol(self, n_points: int, dwell_s: float, field_mhz: float, te_ms: float | None = None,
+                       resample: bool = False) -> None:
+        """ProtocolError when data of ``n_points`` points, dwell ``dwell_s`` (s), field ``field_mhz`` (MHz) and echo
+        time ``te_ms`` (ms, where known) do not match the model's protocol; the message lists every mismatch at
+        once, each with its way out. ``resample``: points and a wider bandwidth are fine (they will be resampled)."""
+        message = self.protocol_mismatch(n_points, dwell_s, field_mhz, te_ms, resample)
+        if message:
+            raise ProtocolError(message)
+
+    def protocol_mismatch(self, n_points: int, dwell_s: float, field_mhz: float, te_ms: float | None = None,
+                          resample: bool = False) -> str:
+        """Every mismatch between the data's protocol and the model's, and the way out, in one message ('' when
+        they match); see :func:`mrs_tf.quantify.protocol.mismatch`."""
+        return protocol.mismatch(self, n_points, dwell_s, field_mhz, te_ms, resample)
+
+    def predict(self, fids, dwell_s: float, field_mhz: float, batch_size: int = 4096, te_ms: float | None = None):
+        """(mean (n, M), sd (n, M) or None) in basis units, after :meth:`check`."""
+        return self.infer(self.check(fids, dwell_s, field_mhz, te_ms), batch_size)
+
+    def quantify(self, fids, dwell_s: float | None = None, field_mhz: float | None = None,
+                 batch_size: int = 4096, te_ms: float | None = None, *, method: str = "network", basis=None,
+                 options=None, n_jobs: int | None = 2, fallback: bool = True) -> ResultTable:
+        """Quantify every FID.
+
+        ``method="network"`` (default): the table has ``<met>`` (basis units, mM for mrs-tf's basis), ``<met>_sd``
+        (the network's sigma, when it has one), ``<met>_over_tCr``, and the same for NAA+NAAG, Cr+PCr, GPC+PCh,
+        Glu+Gln: the value is the sum of the parts; its sd is the network's own sigma for the sum where the model
+        outputs one (the parts' errors are correlated), else the parts' sigmas in quadrature.
+
+        ``method="hybrid"``: the network's amplitudes start a short fit of QUEST's signal model with ``basis`` (a
+        :class:`~mrs_tf.basis.BasisSet` or file, checked by :meth:`check_basis`; default: the basis set by
+        :meth:`use_basis` or the training basis) and ``options`` (:data:`mrs_tf.hybrid.HYBRID_OPTIONS` by
+        default): :func:`mrs_tf.hybrid.fit`, QUEST's columns (CRLBs, fit diagnostics, ``status``) and ``method``
+        per spectrum (``hybrid``, or ``quest_fallback`` where the refined fit was poor and QUEST's full search
+        did better). ``n_jobs`` worker processes; ``fallback=False`` keeps every refined fit.
+        """
+        if method not in ("network", "hybrid"):
+            raise MRSError(f"unknown method {method!r}; use network or hybrid (mrs_tf.quest.fit for QUEST)")
+        if method == "hybrid":
+            return self._hybrid(fids, dwell_s, field_mhz, batch_size, te_ms, basis, options, n_jobs, fallback)
+        mean, sd = self.predict(fids, dwell_s, field_mhz, batch_size, te_ms)
+        return network_table(self.names, self.outputs, mean, sd)
+
+    def _hybrid(self, fids, dwell_s, field_mhz, batch_size, te_ms, basis, options, n_jobs, fallback) -> ResultTable:
+        """The network's amplitudes as the start of :func:`mrs_tf.hybrid.fit` (see :meth:`quantify`)."""
+        from mrs_tf.fitting import hybrid
+
+        basis = self.check_basis(basis) if basis is not None else self.basis()
+        arr = self.check(fids, dwell_s, field_mhz, te_ms)
+        mean, _ = self.predict(arr, dwell_s, field_mhz, batch_size, te_ms)
+        initial = np.stack([mean[:, self.names.index(n)] if n in self.names else np.zeros(len(mean))
+                            for n in basis.names], axis=1)
+        return hybrid.fit(arr, basis, initial=initial, options=options, fallback=fallback, n_jobs=n_jobs)
