@@ -1,19 +1,27 @@
-"""The README read as a newcomer runs it: shell blocks in order must not write the same output twice (the second
-command would stop on "already exists; refusing to overwrite")."""
+"""The README and the manual read as a newcomer runs them: shell blocks must not write the same output twice (the
+second command would stop on "already exists; refusing to overwrite"), and the README's Python block runs."""
 import re
 from collections import Counter
 from pathlib import Path
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+PAGES = [README] + sorted((ROOT / "docs").glob("*.md"))
 
 
-def _shell_lines():
-    text = README.read_text()
-    for block in re.findall(r"```(?:bash|sh|shell)\n(.*?)```", text, flags=re.S):
-        for line in block.splitlines():
-            line = line.split("#", 1)[0].strip()
-            if line.startswith("mrs-tf "):
-                yield line
+def _blocks(path: Path, language: str) -> list[str]:
+    return re.findall(rf"```(?:{language})\n(.*?)```", path.read_text(), flags=re.S)
+
+
+def _shell_lines(pages=PAGES):
+    for page in pages:
+        for block in _blocks(page, "bash|sh|shell"):
+            for line in block.splitlines():
+                line = line.split("#", 1)[0].strip()
+                if line.startswith("mrs-tf "):
+                    yield line
 
 
 def test_readme_commands_write_distinct_outputs():
@@ -23,6 +31,28 @@ def test_readme_commands_write_distinct_outputs():
             continue
         for flag, value in re.findall(r"--(out|report|plot|maps)\s+(\S+)", line):
             outputs[value] += 1
-    assert outputs, "no mrs-tf commands found in the README's shell blocks"
+    assert outputs, "no mrs-tf commands found in the README's and docs' shell blocks"
     twice = {name: n for name, n in outputs.items() if n > 1}
-    assert not twice, f"README commands write these more than once: {twice}"
+    assert not twice, f"README and docs commands write these more than once: {twice}"
+
+
+def test_readme_front_page_is_short_and_keeps_the_test_command():
+    """The README is a front page (what, a figure, set-up, the three common tasks, links); the manual is docs/."""
+    text = README.read_text()
+    assert len(text) < 6000
+    assert 'python -m pytest -q -m "not slow"' in text
+    assert (ROOT / "docs" / "img" / "report.png").is_file() and "docs/img/report.png" in text
+    for link in re.findall(r"\]\((docs/[^)]+)\)", text):
+        assert (ROOT / link).is_file(), link
+
+
+def test_readme_python_block_runs(tmp_path, monkeypatch):
+    """The README's Python example, as written: basis, spectra, the shipped network and QUEST on the same spectra."""
+    (block,) = _blocks(README, "python")
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(block, "README.md", "exec"), scope)
+    network, quest = (np.asarray(v, float) for v in eval(block.strip().splitlines()[-1], scope))
+    assert network.shape == (5,) and quest.shape == (5,)
+    # both estimate tNAA/tCr of the same spectra: the healthy-brain range, and close to each other
+    assert np.all((network > 1.0) & (network < 2.2)) and np.all(np.abs(network - quest) < 0.35)

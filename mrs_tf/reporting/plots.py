@@ -190,6 +190,7 @@ def comparison_spectrum_figure(result, network_amplitudes, ppm_range=(4.2, 0.2),
     fig = go.Figure()
     for name, y, colour in (("data", data, "#444"), ("QUEST fit", spec(result.fit), "#d62728"),
                             ("network reconstruction", spec(network_fit), "#1f77b4"),
+                            ("baseline", spec(result.background), "#9467bd"),
                             ("QUEST residual (offset)", data - spec(result.fit) + offset, "#ff9896"),
                             ("network residual (offset)", data - spec(network_fit) + 1.5 * offset, "#aec7e8")):
         fig.add_trace(go.Scatter(x=ppm[sel], y=y, name=name, mode="lines", line=dict(color=colour, width=1.2)))
@@ -205,7 +206,11 @@ def report_html(path, title: str, sections, overwrite: bool = False):
 
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_html.escape(title)}</title>",
              "<style>body{font-family:sans-serif;margin:2em;max-width:1300px}table{border-collapse:collapse;"
-             "font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}</style></head><body>",
+             "font-size:13px}td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}"
+             "th{background:#f4f4f4;position:sticky;top:0}td:first-child{text-align:left}"
+             ".scroll{overflow:auto;max-height:60vh;max-width:100%;border:1px solid #ddd}"
+             ".warnings{background:#fdecea;border-left:6px solid #c62828;color:#7f1d1d;padding:.6em 1em;"
+             "margin:.5em 0}.clean{color:#2e7d32}</style></head><body>",
              f"<h1>{_html.escape(title)}</h1>"]
     first = True
     for heading, item in sections:

@@ -89,7 +89,7 @@ def summary_rows(comp: Comparison, band: str = "all", quantity: str = "amplitude
     return list(out.values())
 
 
-def _html_table(rows: list[dict], columns, fmt="{:.3g}") -> str:
+def _html_table(rows: list[dict], columns, fmt="{:.3g}", table_id: str | None = None) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = []
     for r in rows:
@@ -98,7 +98,8 @@ def _html_table(rows: list[dict], columns, fmt="{:.3g}") -> str:
             v = r.get(c, "")
             cells.append(f"<td>{html.escape(fmt.format(v) if isinstance(v, (float, np.floating)) else str(v))}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+    ident = f" id='{table_id}'" if table_id else ""
+    return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
 def write_report(comp: Comparison, path, overwrite: bool = False):
@@ -221,28 +222,62 @@ def _num(v: float) -> str:
     return f"{v:.4g}" if np.isfinite(v) else "NaN"
 
 
+def metabolite_rows(table, i: int, names) -> list[dict]:
+    """One row per metabolite of spectrum ``i`` (the LCModel/FSL-MRS habit): ``metabolite``, ``concentration``
+    (basis units), the uncertainty the table has (``sd`` and ``sd %`` of a network, ``CRLB`` and ``CRLB %`` of a
+    fit), ``/tCr`` and ``mM`` when the table is water-scaled. ``names``: the metabolites and combinations, in order;
+    those the table lacks are left out."""
+    rows = []
+    for n in names:
+        if n not in table:
+            continue
+        v = float(table[n][i])
+        row = {"metabolite": n, "concentration": _num(v)}
+        for key, label in ((f"{n}_sd", "sd"), (f"{n}_crlb", "CRLB")):
+            if key in table:
+                unc = float(table[key][i])
+                row[label] = _num(unc)
+                row[f"{label} %"] = f"{100 * unc / abs(v):.0f}" if v and np.isfinite(unc) else "NaN"
+        if f"{n}_over_tCr" in table:
+            row["/tCr"] = f"{float(table[f'{n}_over_tCr'][i]):.3f}"
+        if f"{n}_mM" in table:
+            row["mM"] = f"{float(table[f'{n}_mM'][i]):.2f}"
+        rows.append(row)
+    return rows
+
+
+def _warnings_html(warnings: list[str]) -> str:
+    """Warnings first, in a box people notice (or a quiet line saying there are none)."""
+    if not warnings:
+        return "<p class='clean'>No warnings.</p>"
+    items = "".join(f"<li>{html.escape(w)}</li>" for w in warnings)
+    return f"<div class='warnings'><strong>{len(warnings)} warning(s)</strong><ul>{items}</ul></div>"
+
+
 def scan_report(path, table, fids, labels, quantifier, basis, overwrite: bool = False, max_spectra: int = 8,
                 fit_options=None):
-    """Self-contained HTML report of one quantification run: a table of every spectrum (amplitudes with sd, ratios
-    to Cr+PCr, mM when water-scaled), warnings, and for the first ``max_spectra`` spectra the data with the
-    network's reconstruction (its amplitudes on the lineshape, shifts and phases of a QUEST fit with
-    ``fit_options``, the same preprocessing as the numbers: give the FIDs the network saw) and residual."""
+    """Self-contained HTML report of one quantification run. Warnings come first (a coloured box). One spectrum (a
+    single voxel): its figure (data, the network's reconstruction, QUEST's fit, baseline, residuals), then a table
+    with one row per metabolite (concentration, sd or CRLB and its %, ratio to tCr, mM when water-scaled). Several
+    spectra (batches, MRSI): a wide table, one row per spectrum, in a scrolling frame, then the figures of the first
+    ``max_spectra``. The reconstruction puts the network's amplitudes on the lineshape, shifts and phases of a QUEST
+    fit with ``fit_options`` (the same preprocessing as the numbers: give the FIDs the network saw)."""
     import json
     from pathlib import Path
 
-    from mrs_tf.reporting import plots
     from mrs_tf.fitting import quest
+    from mrs_tf.fitting.crlb import combination_rows
+    from mrs_tf.reporting import plots
 
-    names = ["NAA", "Cr+PCr", "GPC+PCh", "Glu", "Ins", "Glu+Gln", "NAA+NAAG", "GABA", "Gln", "GSH", "MM"]
-    names = [n for n in names if n in table]
+    wide = ["NAA", "Cr+PCr", "GPC+PCh", "Glu", "Ins", "Glu+Gln", "NAA+NAAG", "GABA", "Gln", "GSH", "MM"]
+    wide = [n for n in wide if n in table]
     training = {}
     if getattr(quantifier, "folder", None) and (Path(quantifier.folder) / "train_config.json").exists():
         training = json.loads((Path(quantifier.folder) / "train_config.json").read_text()).get("synthesis", {})
-    sections, rows, all_warnings = [], [], []
-    figures = []
+    rows, all_warnings, figures = [], [], []
     for i in range(len(fids)):
         row = {"spectrum": labels[i]}
-        for n in names:
+        for n in wide:
             v = table[n][i]
             sd = table.get(f"{n}_sd")
             row[n] = _num(v) + (f" ± {_num(sd[i])}" if sd is not None else "")
@@ -250,23 +285,29 @@ def scan_report(path, table, fids, labels, quantifier, basis, overwrite: bool = 
                 row[f"{n}/tCr"] = f"{table[f'{n}_over_tCr'][i]:.3f}"
             if f"{n}_mM" in table:
                 row[f"{n} mM"] = f"{table[f'{n}_mM'][i]:.2f}"
+        if "status" in table and str(table["status"][i]) != "ok":
+            all_warnings.append(f"{labels[i]}: status {table['status'][i]}"
+                                + (f" ({table['message'][i]})" if "message" in table else ""))
         if i < max_spectra and np.any(fids[i]):
             result = quest.fit_one(fids[i], basis, fit_options)
             warn = scan_warnings(result, training)
             all_warnings += [f"{labels[i]}: {w}" for w in warn]
             row["QUEST SNR"] = f"{result.snr:.1f}"
             nn = np.array([table[m][i] for m in basis.names])
-            figures.append((f"{labels[i]}: data, network reconstruction, residual",
+            figures.append((f"{labels[i]}: data, network reconstruction, QUEST fit, baseline, residuals",
                             plots.comparison_spectrum_figure(result, nn, title=f"{labels[i]} (SNR {result.snr:.0f})")))
         rows.append(row)
-    columns = list(dict.fromkeys(k for r in rows for k in r))
     desc = (f"<p>Model: {html.escape(str(getattr(quantifier, 'folder', '')))} "
-            f"({html.escape(quantifier.protocol_text())}). Amplitudes in basis units (mM of mrs-tf's basis; "
-            "absolute mM only where a water reference was given), ± the network's sigma.</p>")
-    sections.append(("Run", desc))
-    warn_html = "<ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in all_warnings) + "</ul>" if all_warnings \
-        else "<p>none</p>"
-    sections.append(("Warnings", warn_html))
-    sections.append(("Concentrations", _html_table(rows, columns)))
-    sections += figures
+            f"({html.escape(quantifier.protocol_text())}). Concentrations in basis units (mM of mrs-tf's basis; "
+            "absolute mM only where a water reference was given); sd is the network's sigma, CRLB a fit's bound.</p>")
+    sections = [("Warnings", _warnings_html(all_warnings)), ("Run", desc)]
+    if len(fids) == 1:
+        names = list(quantifier.names) + [c for c in combination_rows(quantifier.names) if c not in quantifier.names]
+        met_rows = metabolite_rows(table, 0, names)
+        columns = list(dict.fromkeys(k for r in met_rows for k in r))
+        sections += figures + [("Concentrations", _html_table(met_rows, columns, table_id="concentrations"))]
+    else:
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+        frame = f"<div class='scroll'>{_html_table(rows, columns, table_id='concentrations')}</div>"
+        sections += [("Concentrations", frame)] + figures
     return plots.report_html(path, "mrs-tf quantification report", sections, overwrite=overwrite)
