@@ -1,0 +1,374 @@
+"""``mrs-tf fit`` and ``mrs-tf quantify``: scans in (read, preprocessed, checked), a table, maps and a report out."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from mrs_tf.cli.common import (add_preprocessing, add_water, basis_norm, dwell_s_from,
+                              fit_options, refuse_existing, water_scale, write_plot)
+from mrs_tf.core.errors import MRSError
+
+
+#: signals of a brain spectrum whose absence from a basis biases its neighbours (what takes their signal)
+_EXPECTED = {"NAA": "NAAG, the baseline", "Cr": "PCr, MM", "Glu": "Gln, GABA, GSH", "Gln": "Glu, GABA, GSH",
+             "Ins": "Gly, Tau", "GPC": "PCh", "PCh": "GPC"}
+
+
+def add_parsers(sub) -> None:
+    """The group's sub-commands on ``sub`` (argparse sub-parsers)."""
+    fit = sub.add_parser("fit", help="quantify spectra (QUEST with CRLBs) into a CSV table")
+    fit.add_argument("data", nargs="+", help="NIfTI-MRS (.nii.gz), LCModel .RAW or jMRUI text (.txt) files")
+    fit.add_argument("--method", choices=["quest"], default="quest", help="quantification method (default quest)")
+    fit.add_argument("--basis", required=True, help="basis set file (.BASIS, .nii.gz, .txt, FSL-MRS folder)")
+    fit.add_argument("--out", required=True, help="output CSV: one row per spectrum")
+    fit.add_argument("--field-mhz", type=float, default=None, help="for .RAW data without a header")
+    fit.add_argument("--bandwidth-hz", type=float, default=None, help="for .RAW data without a header")
+    fit.add_argument("--resample-basis", action="store_true",
+                     help="(always done now: a basis of other points/dwell is resampled to the data)")
+    fit.add_argument("--preset", choices=["in-vivo", "classic"], default="in-vivo",
+                     help="in-vivo (default): residual water removed, 0.2-4.0 ppm with a spline baseline, amplitudes "
+                          ">= 0; classic: QUEST's time-domain fit with HLSVD background subtraction")
+    fit.add_argument("--background", choices=["subtract", "include", "truncate", "none", "spline"], default=None,
+                     help="background handling (default: the preset's; spline for in-vivo, subtract for classic)")
+    fit.add_argument("--truncate-ms", type=float, default=None, help="FID start left to the background (ms)")
+    fit.add_argument("--water-ppm", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                     help="remove residual water in this band by HLSVD first (in-vivo default: 4.2 5.2)")
+    fit.add_argument("--no-water-removal", action="store_true", help="keep residual water (not recommended in vivo)")
+    fit.add_argument("--ppm-range", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                     help="fit this band of the spectrum (in-vivo default: 0.2 4.0)")
+    fit.add_argument("--nonnegative", dest="nonnegative", action="store_true", default=None,
+                     help="metabolite amplitudes >= 0 (in-vivo default)")
+    fit.add_argument("--allow-negative", dest="nonnegative", action="store_false",
+                     help="free amplitudes (classic default)")
+    fit.add_argument("--baseline-stiffness", type=float, default=None,
+                     help="spline baseline: weight of its curvature (default 2; larger = stiffer)")
+    fit.add_argument("--no-basis-hygiene", action="store_true",
+                     help="use the basis as read: no reference-peak removal, ppm re-referencing, MM/lipids added")
+    fit.add_argument("--n-jobs", type=int, default=2, help="worker processes (default 2)")
+    add_preprocessing(fit)
+    add_water(fit)
+    fit.add_argument("--plot", default=None, help="plotly HTML of the first spectrum's fit")
+    fit.add_argument("--overwrite", action="store_true")
+    qnt = sub.add_parser("quantify", help="quantify spectra with a trained network into a CSV table")
+    qnt.add_argument("data", nargs="+", help="NIfTI-MRS (.nii.gz), LCModel .RAW or jMRUI text files")
+    qnt.add_argument("--model", default="saved_models/press3t_te30", help="quantifier folder")
+    qnt.add_argument("--out", required=True, help="output CSV: one row per spectrum")
+    qnt.add_argument("--field-mhz", type=float, default=None, help="for .RAW data without a header")
+    qnt.add_argument("--bandwidth-hz", type=float, default=None, help="for .RAW data without a header")
+    add_water(qnt)
+    qnt.add_argument("--method", choices=["network", "hybrid", "quest"], default="network",
+                     help="network (default, --model); hybrid: the network's answer starts a short fit of QUEST's "
+                          "model with --basis (or the model's training basis), QUEST's columns with CRLBs; quest "
+                          "(--basis; the same as mrs-tf fit)")
+    qnt.add_argument("--basis", default=None,
+                     help="with --method quest: the basis set to fit; with hybrid: the basis the fit uses; with the "
+                          "network: the basis for the report's reconstruction and --reference (must hold every "
+                          "metabolite the model quantifies)")
+    add_preprocessing(qnt)
+    qnt.add_argument("--water-ppm", type=float, nargs=2, default=[4.2, 5.2], metavar=("LOW", "HIGH"),
+                     help="residual water removed in this band by HLSVD before the network (default 4.2 5.2)")
+    qnt.add_argument("--no-water-removal", action="store_true", help="give the network the data as they are")
+    qnt.add_argument("--reference", dest="reference", action="store_true", default=True,
+                     help="(default) frequency-reference each spectrum on its metabolite peaks first (offsets up to "
+                          "0.5 ppm, column reference_offset_ppm: + = the peaks sat at higher ppm)")
+    qnt.add_argument("--no-reference", dest="reference", action="store_false",
+                     help="give the network the spectra at the frequency they were acquired")
+    qnt.add_argument("--resample", action="store_true",
+                     help="resample data whose points/dwell differ from the model's (same field and TE)")
+    qnt.add_argument("--report", default=None, help="self-contained HTML report (spectra, fits, warnings)")
+    qnt.add_argument("--maps", default=None, help="MRSI: folder for one NIfTI map per metabolite (input affine)")
+    qnt.add_argument("--mask", default=None, help="MRSI: NIfTI mask; voxels where it is 0 are not quantified")
+    qnt.add_argument("--backend", choices=["keras", "litert"], default="keras",
+                     help="run model.keras (default) or a TFLite file with the LiteRT interpreter")
+    qnt.add_argument("--tflite", default="model.tflite",
+                     help="with --backend litert: the .tflite file (as given if it exists, else in the model folder)")
+    qnt.add_argument("--overwrite", action="store_true")
+
+
+def _remove_water(d: dict, band) -> dict:
+    """HLSVD removal of residual water in ``band`` (ppm) from every non-zero FID of ``d``."""
+    from mrs_tf.preprocess.hlsvd import remove_band
+
+    fids = d["fids"].astype(complex, copy=True)
+    for i in np.flatnonzero(np.any(fids != 0, axis=1)):
+        fids[i] = remove_band(fids[i], d["dwell_s"], d["field_mhz"], tuple(band))[0]
+    return {**d, "fids": fids}
+
+
+def _read_scan(args, path) -> dict:
+    """Read one data file with the in vivo preprocessing asked for (coil combination, aligned averaging, ECC from
+    --water); ``d["steps"]`` holds the per-row table columns that report what was done."""
+    from mrs_tf.io import read_data
+
+    d = read_data(path, field_mhz=args.field_mhz, dwell_s=dwell_s_from(args), combine=args.combine, align=args.align)
+    if getattr(args, "conjugate", False):
+        d = {**d, "fids": np.conj(d["fids"])}
+    pre = d.get("preprocessing", {})
+    n = len(d["fids"])
+    steps = {"coils_combined": np.full(n, pre.get("coils", 1)), "transients_averaged": np.full(n, pre.get(
+        "transients", 1)), "align_max_hz": np.full(n, pre.get("align_max_hz", np.nan))}
+    ecc = bool(args.water) if args.ecc is None else bool(args.ecc)
+    if ecc:
+        if not args.water:
+            raise MRSError("--ecc needs the water reference: --water FILE")
+        from mrs_tf.preprocess.spectra import eddy_current_correction
+        from mrs_tf.fitting.water import check_water_protocol
+
+        water = read_data(args.water, field_mhz=args.field_mhz, dwell_s=dwell_s_from(args), combine=True, role="water")
+        if getattr(args, "conjugate", False):
+            water = {**water, "fids": np.conj(water["fids"])}
+        check_water_protocol(water, d)
+        d["water"] = water  # read once: the water scaling uses it too
+        if len(water["fids"]) not in (1, n):
+            raise MRSError(f"{args.water}: {len(water['fids'])} water FIDs for {n} spectra")
+        d = {**d, "fids": np.concatenate([eddy_current_correction(d["fids"][i:i + 1],
+                                                                  water["fids"][min(i, len(water["fids"]) - 1)])
+                                          for i in range(n)])}
+    steps["ecc"] = np.full(n, int(ecc))
+    d["steps"] = steps
+    return d
+
+
+def _warn_missing_metabolites(basis, source) -> None:
+    missing = [n for n in _EXPECTED if n not in basis.names]
+    for name in missing:
+        print(f"mrs-tf: warning: {source} has no {name}: its signal goes to its neighbours ({_EXPECTED[name]}), "
+              f"which come out too high", file=sys.stderr)
+
+
+def _warn_poor_fits(table) -> None:
+    status = np.asarray(table["status"])
+    bad = np.flatnonzero(status == "poor_fit")
+    for i in bad[:5]:
+        print(f"mrs-tf: warning: {table['spectrum'][i]}: poor fit: {table['message'][i]}", file=sys.stderr)
+    if len(bad) > 5:
+        print(f"mrs-tf: warning: {len(bad) - 5} more poor fits (status column)", file=sys.stderr)
+
+
+def _fit(args) -> None:
+    from mrs_tf.fitting import quest
+    from mrs_tf.physics.basis import BasisSet
+    from mrs_tf.core.table import ResultTable
+
+    refuse_existing(args, args.out, args.plot)
+    if args.water and len(args.data) > 1:
+        raise MRSError("--water scales one data file: run one fit per file with its own water reference")
+    options = fit_options(args)
+    datasets = [_read_scan(args, p) for p in args.data]
+    first = datasets[0]
+    for path, d in zip(args.data[1:], datasets[1:]):
+        if d["fids"].shape[1] != first["fids"].shape[1] or abs(d["dwell_s"] - first["dwell_s"]) > 1e-9:
+            raise MRSError(f"{path}: points/dwell differ from {args.data[0]}; fit them in separate runs")
+    basis = BasisSet.load(args.basis, field_mhz=first["field_mhz"], unknown="keep")
+    te_data = first.get("te_ms")
+    te_basis = basis.protocol.get("te_ms")
+    if te_data and te_basis and abs(float(te_data) - float(te_basis)) > 0.5:
+        raise MRSError(f"{args.basis} is for TE {float(te_basis):g} ms, {args.data[0]} has TE {float(te_data):g} ms: "
+                       f"simulate a basis for the data's TE (mrs-tf basis simulate --te-ms {float(te_data):g} ...)")
+    _warn_missing_metabolites(basis, args.basis)
+    from mrs_tf.fitting.basis_prep import prepare_basis
+
+    hygiene = not args.no_basis_hygiene  # without it, only the resampling to the data
+    basis = prepare_basis(basis, n_points=first["fids"].shape[1], dwell_s=first["dwell_s"],
+                          remove_references=hygiene, reference=hygiene, add_mm=hygiene).basis
+    from mrs_tf.fitting.water import basis_amplitude_per_proton
+
+    per_proton = basis_norm(args, lambda: basis_amplitude_per_proton(basis))  # before the fits: fail early
+    fids = np.concatenate([d["fids"] for d in datasets])
+    labels = [lab for d in datasets for lab in d["labels"]]
+    table = quest.fit(fids, basis, n_jobs=args.n_jobs, options=options, dwell_s=first["dwell_s"],
+                      field_mhz=first["field_mhz"])
+    table = ResultTable({"spectrum": np.array(labels, dtype=object), **table})
+    for key in first["steps"]:
+        table[key] = np.concatenate([d["steps"][key] for d in datasets])
+    table["water_removed_ppm"] = np.array([("%g-%g" % tuple(options.water_ppm)) if options.water_ppm else ""]
+                                          * len(labels), dtype=object)
+    from mrs_tf.fitting.crlb import combination_rows
+
+    names = list(basis.names) + list(combination_rows(basis.names))
+    water_scale(args, table, names, {**first, "fids": fids}, basis.protocol.get("te_ms"), per_proton)
+    table.to_csv(args.out, overwrite=args.overwrite)
+    counts = {s: int(np.sum(table["status"] == s)) for s in dict.fromkeys(table["status"])}
+    print(f"wrote {args.out}: {len(fids)} spectra, status {counts}")
+    _warn_poor_fits(table)
+    if args.plot:
+        write_plot(quest.fit_one(fids[0], basis, options).figure(title=f"QUEST fit of {labels[0]}"), args.plot,
+                    args.overwrite)
+
+
+def _quantify(args) -> None:
+    from mrs_tf.quantify.quantifier import Quantifier
+    from mrs_tf.core.table import ResultTable
+
+    refuse_existing(args, args.out)
+    if args.method == "quest":
+        if not args.basis:
+            raise MRSError("--method quest needs --basis BASIS")
+        flags = (("--maps", args.maps), ("--mask", args.mask), ("--resample", args.resample),
+                 ("--backend litert", args.backend != "keras"))
+        unsupported = [flag for flag, on in flags if on]
+        if unsupported:
+            raise MRSError(f"{', '.join(unsupported)} apply to the network; with --method quest use mrs-tf fit's "
+                           f"options (--preset, --water-ppm, --ppm-range, --background)")
+        fit_args = _fit_args(["fit", "--basis", args.basis, *args.data, "--out", args.out])
+        fit_args.plot = args.report  # QUEST's report: the fit of the first spectrum, self-contained HTML
+        for key in ("water", "water_conc_mm", "metab_relax_factor", "tr_ms", "te_ms", "tissue", "overwrite",
+                    "field_mhz", "bandwidth_hz", "basis_amplitude_per_proton", "combine", "align", "ecc",
+                    "no_water_removal"):
+            setattr(fit_args, key, getattr(args, key))
+        fit_args.water_ppm = args.water_ppm
+        return _fit(fit_args)
+    if (args.maps or args.mask) and len(args.data) != 1:
+        raise MRSError("--maps/--mask take one MRSI file")
+    refuse_existing(args, args.maps, args.report)
+    # every file read and checked against the model's protocol before TensorFlow and the network load
+    meta_only = Quantifier.read_meta(args.model)
+    scans = []
+    for path in args.data:
+        d = _read_scan(args, path)
+        mismatch = meta_only.protocol_mismatch(d["fids"].shape[1], d["dwell_s"], d["field_mhz"], d.get("te_ms"),
+                                               resample=args.resample)
+        if mismatch:
+            from mrs_tf.core.errors import ProtocolError
+
+            raise ProtocolError(f"{path}: model {args.model}: {mismatch}")
+        scans.append((path, d))
+    q = Quantifier.load(args.model, backend=args.backend, tflite=args.tflite, basis=args.basis)
+    if args.report or args.reference:
+        q.basis()  # a training basis file that changed since training is refused now, before anything is written
+    per_proton = basis_norm(args, q.amplitude_per_proton)
+    rows, labels, voxels, all_fids = [], [], [], []
+    for path, d in scans:
+        if args.resample and (d["fids"].shape[1] != q.n_points or abs(d["dwell_s"] - q.dwell_s) > 1e-9):
+            from mrs_tf.preprocess.spectra import resample_fids
+
+            print(f"{path}: resampling {d['fids'].shape[1]} points at {1 / d['dwell_s']:g} Hz to {q.n_points} at "
+                  f"{1 / q.dwell_s:g} Hz")
+            d = {**d, "fids": resample_fids(d["fids"], d["dwell_s"], q.dwell_s, q.n_points), "dwell_s": q.dwell_s}
+        if not args.no_water_removal:
+            d = _remove_water(d, args.water_ppm)
+        d["steps"]["water_removed_ppm"] = np.array([("" if args.no_water_removal else "%g-%g" % tuple(
+            args.water_ppm))] * len(d["fids"]), dtype=object)
+        keep = np.any(d["fids"] != 0, axis=1)  # MRSI: voxels outside the excitation hold zeros
+        _refuse_mirrored(path, d["fids"][keep], q.basis())
+        offsets = np.full(len(keep), np.nan)
+        if args.reference:
+            from mrs_tf.preprocess.spectra import frequency_reference
+
+            fixed, shifts = frequency_reference(d["fids"][keep], q.basis())
+            d = {**d, "fids": d["fids"].copy()}
+            d["fids"][keep] = fixed
+            offsets[keep] = -shifts / d["field_mhz"]  # ppm where the peaks sat, + = higher ppm (as shift_ppm)
+        if args.mask:
+            keep &= _mask_rows(args.mask, d)
+        if not keep.any():
+            raise MRSError(f"{path}: no voxel to quantify (all zero or masked out)")
+        try:
+            part = q.quantify(d["fids"][keep], dwell_s=d["dwell_s"], field_mhz=d["field_mhz"], te_ms=d.get("te_ms"),
+                              method=args.method)
+        except MRSError as exc:  # name the file: with several inputs, "data have 1021 points" alone is a riddle
+            raise type(exc)(f"{path}: {exc}") from None
+        full = {k: np.full(len(keep), "" if v.dtype == object else np.nan, dtype=v.dtype if v.dtype == object
+                           else float) for k, v in part.items()}
+        for k, v in part.items():
+            full[k][keep] = v
+        if args.reference:
+            full["reference_offset_ppm"] = offsets
+        full.update(d["steps"])
+        rows.append(full)
+        all_fids.append(d["fids"])
+        labels += d["labels"]
+        voxels.append(d.get("voxels", np.full((len(keep), 3), -1)))
+    table = ResultTable({"spectrum": np.array(labels, dtype=object)})
+    vox = np.concatenate(voxels)
+    if d.get("grid") and np.prod(d["grid"]) > 1:
+        table["x"], table["y"], table["z"] = vox[:, 0], vox[:, 1], vox[:, 2]
+    for key in rows[0]:
+        if key != "index":
+            table[key] = np.concatenate([r[key] for r in rows])
+    if args.water:
+        from mrs_tf.fitting.crlb import combination_rows
+
+        if len(args.data) > 1:
+            raise MRSError("--water scales one data file: run one quantify per file with its own water reference")
+        water_scale(args, table, q.names + list(combination_rows(q.names)), d,
+                     q.meta.get("protocol", {}).get("te_ms"), per_proton)
+    table.to_csv(args.out, overwrite=args.overwrite)
+    print(f"wrote {args.out}: {len(labels)} spectra")
+    if args.maps:
+        written = _write_maps(args.maps, table, q.names + ["NAA+NAAG", "Cr+PCr", "GPC+PCh", "Glu+Gln"], d,
+                              args.overwrite)
+        print(f"wrote {len(written)} maps to {args.maps}")
+    if args.report:
+        from mrs_tf.reporting.report import scan_report
+
+        from mrs_tf.fitting.quest import QuestOptions
+
+        # the reconstruction's fit: the in vivo settings, on the FIDs the network saw (water already removed)
+        scan_report(args.report, table, np.concatenate(all_fids), labels, q, q.basis(), overwrite=args.overwrite,
+                    fit_options=QuestOptions.in_vivo(water_ppm=None))
+        print(f"wrote {args.report}")
+
+
+def _refuse_mirrored(path, fids, basis) -> None:
+    """MRSError when the spectra match the basis far better conjugated than as they are (the file's frequency sign
+    convention is the other one): quantified as they are, every number would be nonsense (NAA -90 %)."""
+    from mrs_tf.preprocess.spectra import looks_mirrored, mirror_scores
+
+    if not len(fids):
+        return
+    as_is, conj = mirror_scores(fids, basis)
+    mirrored = looks_mirrored(as_is, conj)
+    if mirrored.any():
+        raise MRSError(f"{path}: {int(mirrored.sum())} of {len(fids)} spectra look frequency-mirrored (their magnitude "
+                       f"spectrum matches the basis {np.median(conj[mirrored]):.2f} conjugated against "
+                       f"{np.median(as_is[mirrored]):.2f} as they are: peaks at 2 x 4.65 ppm - their place, NAA near "
+                       f"7.3 ppm); the file uses the other frequency sign convention: run again with --conjugate")
+
+
+def _mask_rows(mask_path, d) -> np.ndarray:
+    import nibabel as nib
+
+    try:
+        mask = np.asarray(nib.load(str(mask_path)).get_fdata())
+    except Exception as exc:
+        raise MRSError(f"{mask_path}: cannot read the mask ({type(exc).__name__}: {exc})") from None
+    mask = mask.reshape(mask.shape[:3]) if mask.ndim > 3 and mask.size == np.prod(mask.shape[:3]) else mask
+    if mask.shape[:3] != tuple(d.get("grid", ())):
+        raise MRSError(f"{mask_path}: mask grid {mask.shape[:3]} differs from the data grid {d.get('grid')}")
+    v = d["voxels"]
+    return mask[v[:, 0], v[:, 1], v[:, 2]] != 0
+
+
+def _write_maps(folder, table, names, d, overwrite: bool = False) -> list:
+    """One float32 NIfTI per column ``name`` (and ``name_mM`` when present) on the data's grid and affine; NaN
+    where no voxel was quantified. Written into a new folder, renamed into place at the end."""
+    import nibabel as nib
+
+    from mrs_tf.core.files import atomic_output, safe_filename
+
+    written = []
+    for name in names:
+        safe_filename(name, "metabolite name")
+    with atomic_output(folder, overwrite=overwrite, directory=True) as tmp:
+        tmp.mkdir(parents=True, exist_ok=True)
+        v = d["voxels"]
+        for name in names:
+            for col in (name, f"{name}_mM"):
+                if col not in table:
+                    continue
+                vol = np.full(d["grid"], np.nan, np.float32)
+                vol[v[:, 0], v[:, 1], v[:, 2]] = np.asarray(table[col], float)  # the last row per voxel wins
+                nib.save(nib.Nifti1Image(vol, d["affine"]), str(Path(tmp) / f"{col}.nii.gz"))
+                written.append(col)
+    return written
+
+
+def _fit_args(argv: list[str]) -> argparse.Namespace:
+    """``argv`` parsed as ``mrs-tf fit`` would (``quantify --method quest`` runs the fit command)."""
+    parser = argparse.ArgumentParser(prog="mrs-tf")
+    add_parsers(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(argv)

@@ -1,0 +1,209 @@
+"""``mrs-tf train``, ``tune``, ``evaluate`` and ``export``: the networks."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+
+from mrs_tf.cli.common import refuse_existing
+from mrs_tf.core.errors import MRSError
+
+
+def add_parsers(sub) -> None:
+    """The group's sub-commands on ``sub`` (argparse sub-parsers)."""
+    trn = sub.add_parser("train", help="train a network on spectra synthesised on the fly")
+    trn.add_argument("--out", required=True, help="output folder (model.keras, quantifier.json, log.csv)")
+    trn.add_argument("--config", default=None,
+                     help="TrainConfig JSON (e.g. best_config.json of mrs-tf tune); flags given override it")
+    trn.add_argument("--basis", default=None,
+                     help="train for your own basis set (.BASIS, NIfTI-MRS, jMRUI text, FSL-MRS folder)")
+    trn.add_argument("--protocol-from", default=None,
+                     help="a data file whose points, dwell, field and TE the basis is matched to (with --basis)")
+    trn.add_argument("--test-size", type=int, default=1024, help="fresh test spectra for metrics.json/model card")
+    trn.add_argument("--model", default=None, help="seed_cnn (default), resnet_cnn or dilated_cnn")
+    trn.add_argument("--model-kwargs", default=None, help='builder keywords as JSON, e.g. \'{"kernel_size": 7}\'')
+    trn.add_argument("--epochs", type=int, default=None, help="default 40")
+    trn.add_argument("--steps-per-epoch", type=int, default=None, help="default 200")
+    trn.add_argument("--batch-size", type=int, default=None, help="default 128")
+    trn.add_argument("--learning-rate", type=float, default=None, help="default 1e-3")
+    trn.add_argument("--seed", type=int, default=None, help="default 0")
+    trn.add_argument("--no-uncertainty", action="store_true", help="plain MSE, no sigma output")
+    trn.add_argument("--tfds", default=None, help="train on mrs_brain_sim/CONFIG instead of streaming")
+    trn.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    trn.add_argument("--overwrite", action="store_true", help="replace a finished model in --out")
+    trn.add_argument("--strategy", choices=["mirrored", "multiworker"], default=None,
+                     help="tf.distribute strategy (GPUs / several machines; multiworker reads TF_CONFIG)")
+    trn.add_argument("--tensorboard", action="store_true")
+    tun = sub.add_parser("tune", help="architecture search with keras-tuner (Hyperband or Bayesian optimisation)")
+    tun.add_argument("--out", required=True, help="search folder (trials, best_config.json)")
+    tun.add_argument("--algorithm", choices=["hyperband", "bayesian"], default="hyperband")
+    tun.add_argument("--max-trials", type=int, default=20, help="bayesian: number of trials")
+    tun.add_argument("--max-epochs", type=int, default=20, help="epochs per trial at most (Hyperband's budget)")
+    tun.add_argument("--steps-per-epoch", type=int, default=100)
+    tun.add_argument("--batch-size", type=int, default=128)
+    tun.add_argument("--val-size", type=int, default=1024)
+    tun.add_argument("--seed", type=int, default=0)
+    tun.add_argument("--resume", action="store_true", help="continue the search in --out")
+    tun.add_argument("--overwrite", action="store_true", help="discard the search in --out and start again")
+    evl = sub.add_parser("evaluate", help="network vs QUEST vs CRLB on a test set: metrics CSV and an HTML report")
+    evl.add_argument("--model", default="saved_models/press3t_te30", help="quantifier folder")
+    evl.add_argument("--n", type=int, default=2000, help="fresh test spectra to synthesise (default 2000)")
+    evl.add_argument("--snr", type=float, nargs=2, default=[10.0, 100.0], metavar=("LOW", "HIGH"))
+    evl.add_argument("--seed", type=int, default=0)
+    evl.add_argument("--data", nargs="+", default=None,
+                     help="instead of fresh spectra: tfds:CONFIG[:SPLIT], or data files with --truth")
+    evl.add_argument("--truth", default=None, help="ground-truth CSV of --data files (mrs-tf synth writes one)")
+    evl.add_argument("--report", default=None, help="self-contained HTML report")
+    evl.add_argument("--out", default=None, help="metrics CSV (default: the report's name with .csv)")
+    evl.add_argument("--no-quest", action="store_true", help="network only (no QUEST fits)")
+    evl.add_argument("--n-jobs", type=int, default=2, help="QUEST worker processes")
+    evl.add_argument("--overwrite", action="store_true")
+    exp = sub.add_parser("export", help="export a trained quantifier to TFLite/LiteRT or a SavedModel")
+    exp.add_argument("model", help="quantifier folder (model.keras + quantifier.json)")
+    exp.add_argument("--format", choices=["tflite", "saved_model"], default="tflite")
+    exp.add_argument("--quantize", choices=["none", "float16", "dynamic", "int8"], default="none",
+                     help="tflite: float32 (none), float16 weights, int8 weights (dynamic), or int8 (calibrated)")
+    exp.add_argument("--out", required=True, help="output .tflite file or SavedModel folder")
+    exp.add_argument("--seed", type=int, default=0, help="seed of int8's representative spectra")
+    exp.add_argument("--overwrite", action="store_true")
+
+
+def _train(args) -> None:
+    import dataclasses
+
+    from mrs_tf.nn.train import TrainConfig, train
+
+    settings = {}
+    if args.config:
+        try:
+            settings = json.loads(Path(args.config).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise MRSError(f"--config {args.config}: cannot read a JSON TrainConfig ({exc})") from None
+        unknown = set(settings) - {f.name for f in dataclasses.fields(TrainConfig)}
+        if unknown:
+            raise MRSError(f"--config {args.config}: unknown TrainConfig keys {sorted(unknown)}")
+    if args.model_kwargs:
+        try:
+            settings["model_kwargs"] = json.loads(args.model_kwargs)
+        except json.JSONDecodeError as exc:
+            raise MRSError(f"--model-kwargs is not JSON ({exc})") from None
+    for key in ("model", "epochs", "steps_per_epoch", "batch_size", "learning_rate", "seed"):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
+    if args.no_uncertainty:
+        settings["uncertainty"] = False
+    if args.tfds:
+        settings["tfds_config"] = args.tfds
+    if args.tensorboard:
+        settings["tensorboard"] = True
+    if args.protocol_from and not args.basis:
+        raise MRSError("--protocol-from matches a basis set to data: give --basis too")
+    if args.basis:
+        settings["basis_path"], settings["protocol_from"] = str(args.basis), args.protocol_from
+    cfg = TrainConfig(**settings)
+    _, history = train(cfg, args.out, resume=args.resume, strategy=args.strategy, overwrite=args.overwrite)
+    meta = json.loads((Path(args.out) / "quantifier.json").read_text())
+    print(f"wrote {args.out}/model.keras after {meta['training']['epochs_run']} epochs "
+          f"(best val_loss {min(history['val_loss']):.4f})")
+    _card(args, history)
+
+
+def _hardware() -> str:
+    """The machine in words, for model cards: CPU cores and the GPUs TensorFlow sees."""
+    import os
+    import platform
+
+    import tensorflow as tf
+
+    gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
+    return f"{platform.machine()}, {os.cpu_count()} CPU cores, " + (", ".join(gpus) if gpus else "no GPU")
+
+
+def _card(args, history) -> None:
+    """metrics.json and model_card.md for a freshly trained folder."""
+    from mrs_tf.reporting import model_card
+    from mrs_tf.physics.basis import simulate_basis
+    from mrs_tf.nn.train import TrainConfig, load_training_basis, logged_run
+
+    cfg = TrainConfig(**json.loads((Path(args.out) / "train_config.json").read_text()))
+    basis = (load_training_basis(cfg.basis_path, cfg.protocol_from) if cfg.basis_path
+             else simulate_basis(**cfg.protocol))
+    done = json.loads((Path(args.out) / "quantifier.json").read_text())["training"]
+    best = logged_run(args.out)["best_val_loss"]  # log.csv spans every resumed part
+    argv = [a for a in sys.argv[1:] if a != "--resume"]  # the card's command reproduces the whole run
+    training = {"minutes": done["seconds"] / 60, "epochs": done["epochs_run"], "steps_per_epoch": cfg.steps_per_epoch,
+                "batch_size": cfg.batch_size,
+                "final_val_loss": best if best is not None else float(min(history["val_loss"])),
+                "hardware": _hardware(),
+                "command": "mrs-tf " + " ".join(argv) if sys.argv[0].endswith("mrs-tf") else "mrs-tf train"}
+    summary = model_card.measure(args.out, basis, cfg, args.test_size, training)
+    problems = model_card.not_learned(summary)
+    if problems:
+        from mrs_tf.core.errors import TrainingError
+
+        out = Path(args.out)
+        for name in ("model.keras", "quantifier.json", "metrics.json", "best.keras"):
+            if (out / name).exists():
+                os.replace(out / name, out / f"rejected_{name}")
+        raise TrainingError(f"the network did not learn ({'; '.join(problems)}); nothing was kept as a model in "
+                            f"{out} (its files are renamed rejected_*). Check the basis (units, MM, reference), the "
+                            f"protocol, or train longer")
+    card = model_card.write(args.out)
+    naa = summary["metrics"].get("NAA", {}).get("mape_pct")
+    print(f"wrote {card}" + (f" (test NAA MAPE {naa:.1f} %)" if naa is not None else ""))
+
+
+def _tune(args) -> None:
+    from mrs_tf.nn.train import TrainConfig
+    from mrs_tf.nn.tuning import tune
+
+    cfg = TrainConfig(steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size, val_size=args.val_size,
+                      seed=args.seed)
+    _, best = tune(args.out, args.algorithm, cfg, max_trials=args.max_trials, max_epochs=args.max_epochs,
+                   resume=args.resume, overwrite=args.overwrite)
+    print(f"best: {best.model} {json.dumps(best.model_kwargs)} learning rate {best.learning_rate:.2g}\n"
+          f"train it: mrs-tf train --config {Path(args.out) / 'best_config.json'} --out MODEL_DIR")
+
+
+def _evaluate(args) -> None:
+    from mrs_tf.reporting import report
+    from mrs_tf.quantify.quantifier import Quantifier
+
+    out = args.out or (str(Path(args.report).with_suffix(".csv")) if args.report else None)
+    if out is None:
+        raise MRSError("give --report REPORT.html and/or --out METRICS.csv")
+    refuse_existing(args, out, args.report)
+    q = Quantifier.load(args.model)
+    if args.data:
+        basis, fids, truth = report.load_test_data(q, args.data, args.truth)
+        what = f"data {' '.join(args.data)}"
+    else:
+        basis, fids, truth = report.test_set(q, args.n, args.snr, args.seed)
+        what = f"{args.n} fresh spectra, SNR {args.snr[0]:g}-{args.snr[1]:g}, seed {args.seed}"
+    comp = report.compare(q, basis, fids, truth, n_jobs=args.n_jobs, quest=not args.no_quest,
+                          description=f"Model {args.model} ({q.protocol_text()}) on {what}.")
+    comp.metrics.to_csv(out, overwrite=args.overwrite)
+    for r in report.summary_rows(comp):
+        if r["metabolite"] in ("NAA", "Cr+PCr", "GPC+PCh", "Glu", "Ins"):
+            quest_part = f", QUEST {r['QUEST_mape_pct']:.2f} %" if "QUEST_mape_pct" in r else ""
+            print(f"{r['metabolite']:8s} MAPE network {r['network_mape_pct']:.2f} %{quest_part}; "
+                  f"network RMSE / CRLB {r['network_efficiency']:.2f}")
+    print(f"wrote {out}")
+    if args.report:
+        report.write_report(comp, args.report, overwrite=args.overwrite)
+        print(f"wrote {args.report}")
+
+
+def _export(args) -> None:
+    from mrs_tf.nn import export
+
+    if args.format == "tflite":
+        path = export.to_tflite(args.model, args.out, quantize=args.quantize, seed=args.seed, overwrite=args.overwrite)
+    else:
+        if args.quantize != "none":
+            raise MRSError("--quantize applies to --format tflite only")
+        path = export.to_saved_model(args.model, args.out, overwrite=args.overwrite)
+    size = path.stat().st_size if path.is_file() else sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    print(f"wrote {path} ({size / 1024:.0f} KiB)")
