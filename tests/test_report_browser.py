@@ -105,3 +105,36 @@ def test_single_voxel_report_renders_with_its_fit_and_one_row_per_metabolite(sin
     naa = next(r for r in page.rows if r[0] == "NAA")
     assert float(naa[1]) == pytest.approx(float(table["NAA"][0]), rel=1e-3)
     assert float(naa[-1]) == pytest.approx(float(table["NAA_over_tCr"][0]), abs=1e-3)
+
+
+def test_fit_report_of_a_real_scan_puts_its_fit_first_and_one_row_per_basis_signal(tmp_path):
+    """``mrs-tf fit --report`` on a Philips in vivo scan (Osprey's example data): the report renders with the fit
+    drawn, one row per basis signal with its CRLB %, and mM from the water reference."""
+    from pathlib import Path
+
+    from mrs_tf.table import ResultTable
+
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "osprey"
+    basis = shared / "basis" / "3T_PRESS_Philips_35ms_noMM.BASIS"
+    scans = shared / "invivo_philips_press35"
+    if not basis.exists():
+        pytest.skip(f"reference data not found at {shared}")
+    assert main(["fit", "--basis", str(basis), str(scans / "sub-01_PRESS_35_act.sdat"), "--water",
+                 str(scans / "sub-01_PRESS_35_ref.sdat"), "--out", str(tmp_path / "fit.csv"),
+                 "--report", str(tmp_path / "fit.html"), "--n-jobs", "1"]) == 0
+    table = ResultTable.read_csv(tmp_path / "fit.csv")
+    page = _Page()
+    page.feed(_chromium("--dump-dom", (tmp_path / "fit.html").as_uri()).stdout)
+    points = [d.count("L") for d in page.lines]  # plotly thins straight runs: smooth traces have fewer points
+    assert sum(n >= 200 for n in points) >= 3, points  # data, fit, residual
+    assert sum(n >= 40 for n in points) >= 10, points  # and the background and the larger metabolites
+    assert page.headings[0] == "Warnings" and page.headings.index("Concentrations") == len(page.headings) - 1
+    rows = {r[0]: r for r in page.rows}
+    assert "NAA" in rows and "Cr+PCr" in rows and "NAA+NAAG" in rows
+    naa = rows["NAA+NAAG"]
+    assert float(naa[1]) == pytest.approx(float(table["NAA+NAAG"][0]), rel=1e-3)
+    # the columns: concentration, CRLB, CRLB %, /tCr, mM (water-scaled), in that order
+    assert float(naa[3]) == pytest.approx(float(table["NAA+NAAG_crlb_pct"][0]), abs=0.6)
+    assert float(naa[4]) == pytest.approx(float(table["NAA+NAAG_over_tCr"][0]), abs=1e-3)
+    assert float(naa[5]) == pytest.approx(float(table["NAA+NAAG_mM"][0]), abs=0.01)
+    assert 6 < float(naa[5]) < 16  # tNAA of a healthy adult brain, mM

@@ -51,6 +51,8 @@ def add_parsers(sub) -> None:
     add_preprocessing(fit)
     add_water(fit)
     fit.add_argument("--plot", default=None, help="plotly HTML of the first spectrum's fit")
+    fit.add_argument("--report", default=None,
+                     help="self-contained HTML report: warnings, each fit, one row per metabolite with its CRLB")
     fit.add_argument("--overwrite", action="store_true")
     qnt = sub.add_parser("quantify", help="quantify spectra with a trained network into a CSV table")
     qnt.add_argument("data", nargs="+", help="NIfTI-MRS (.nii.gz), LCModel .RAW or jMRUI text files")
@@ -153,7 +155,7 @@ def _fit(args) -> None:
     from mrs_tf.physics.basis import BasisSet
     from mrs_tf.core.table import ResultTable
 
-    refuse_existing(args, args.out, args.plot)
+    refuse_existing(args, args.out, args.plot, getattr(args, "report", None))
     if args.water and len(args.data) > 1:
         raise MRSError("--water scales one data file: run one fit per file with its own water reference")
     options = fit_options(args)
@@ -197,6 +199,11 @@ def _fit(args) -> None:
     if args.plot:
         write_plot(quest.fit_one(fids[0], basis, options).figure(title=f"QUEST fit of {labels[0]}"), args.plot,
                     args.overwrite)
+    if getattr(args, "report", None):
+        from mrs_tf.reporting.report import fit_report
+
+        fit_report(args.report, table, fids, labels, basis, options, overwrite=args.overwrite)
+        print(f"wrote {args.report}")
 
 
 def _quantify(args) -> None:
@@ -214,7 +221,7 @@ def _quantify(args) -> None:
             raise MRSError(f"{', '.join(unsupported)} apply to the network; with --method quest use mrs-tf fit's "
                            f"options (--preset, --water-ppm, --ppm-range, --background)")
         fit_args = _fit_args(["fit", "--basis", args.basis, *args.data, "--out", args.out])
-        fit_args.plot = args.report  # QUEST's report: the fit of the first spectrum, self-contained HTML
+        fit_args.report = args.report  # QUEST's report: warnings, the fits, the metabolites' rows
         for key in ("water", "water_conc_mm", "metab_relax_factor", "tr_ms", "te_ms", "tissue", "overwrite",
                     "field_mhz", "bandwidth_hz", "basis_amplitude_per_proton", "combine", "align", "ecc",
                     "no_water_removal"):

@@ -300,14 +300,62 @@ def scan_report(path, table, fids, labels, quantifier, basis, overwrite: bool = 
     desc = (f"<p>Model: {html.escape(str(getattr(quantifier, 'folder', '')))} "
             f"({html.escape(quantifier.protocol_text())}). Concentrations in basis units (mM of mrs-tf's basis; "
             "absolute mM only where a water reference was given); sd is the network's sigma, CRLB a fit's bound.</p>")
-    sections = [("Warnings", _warnings_html(all_warnings)), ("Run", desc)]
-    if len(fids) == 1:
-        names = list(quantifier.names) + [c for c in combination_rows(quantifier.names) if c not in quantifier.names]
+    names = list(quantifier.names) + [c for c in combination_rows(quantifier.names) if c not in quantifier.names]
+    return _voxel_report(path, "mrs-tf quantification report", table, rows, names, all_warnings, desc, figures,
+                         overwrite)
+
+
+def _voxel_report(path, title: str, table, rows: list[dict], names, warnings: list[str], desc: str, figures,
+                  overwrite: bool):
+    """The layout every scan report shares: warnings first; one spectrum: its figure(s), then one row per metabolite
+    of ``names``; several: the wide table of ``rows`` (one per spectrum) in a scrolling frame, then the figures."""
+    from mrs_tf.reporting import plots
+
+    sections = [("Warnings", _warnings_html(warnings)), ("Run", desc)]
+    if len(rows) == 1:
         met_rows = metabolite_rows(table, 0, names)
         columns = list(dict.fromkeys(k for r in met_rows for k in r))
-        sections += figures + [("Concentrations", _html_table(met_rows, columns, table_id="concentrations"))]
+        sections += list(figures) + [("Concentrations", _html_table(met_rows, columns, table_id="concentrations"))]
     else:
         columns = list(dict.fromkeys(k for r in rows for k in r))
         frame = f"<div class='scroll'>{_html_table(rows, columns, table_id='concentrations')}</div>"
-        sections += [("Concentrations", frame)] + figures
-    return plots.report_html(path, "mrs-tf quantification report", sections, overwrite=overwrite)
+        sections += [("Concentrations", frame)] + list(figures)
+    return plots.report_html(path, title, sections, overwrite=overwrite)
+
+
+def fit_report(path, table, fids, labels, basis, options=None, overwrite: bool = False, max_spectra: int = 8):
+    """Self-contained HTML report of a QUEST fit run (``mrs-tf fit --report``), laid out as :func:`scan_report`:
+    warnings first (fits that are not ``ok`` and what :func:`scan_warnings` finds), then for one spectrum the fit
+    (data, fit, residual, background, each metabolite) and one row per metabolite with its CRLB; for several, the
+    wide table in a scrolling frame and the fits of the first ``max_spectra``. ``table``: :func:`mrs_tf.quest.fit`'s
+    rows for ``fids`` (refitted here with ``options`` for the figures only)."""
+    from mrs_tf.fitting import quest
+    from mrs_tf.fitting.crlb import combination_rows
+
+    wide = [n for n in ("NAA+NAAG", "Cr+PCr", "GPC+PCh", "Glu", "Ins", "Glu+Gln", "GABA", "Gln", "GSH") if n in table]
+    rows, warnings, figures = [], [], []
+    for i in range(len(fids)):
+        row = {"spectrum": labels[i], "status": str(table["status"][i])}
+        for n in wide:
+            row[n] = _num(float(table[n][i]))
+            if f"{n}_crlb_pct" in table:
+                row[f"{n} CRLB %"] = f"{float(table[f'{n}_crlb_pct'][i]):.0f}"
+            if f"{n}_over_tCr" in table and n != "Cr+PCr":
+                row[f"{n}/tCr"] = f"{float(table[f'{n}_over_tCr'][i]):.3f}"
+            if f"{n}_mM" in table:
+                row[f"{n} mM"] = f"{float(table[f'{n}_mM'][i]):.2f}"
+        rows.append(row)
+        if i < max_spectra and np.any(fids[i]):
+            result = quest.fit_one(fids[i], basis, options)
+            warnings += [f"{labels[i]}: {w}" for w in scan_warnings(result)]
+            figures.append((f"{labels[i]}: data, fit, residual, baseline, metabolites",
+                            result.figure(title=f"{labels[i]} (SNR {result.snr:.0f}, {result.status})")))
+        elif str(table["status"][i]) != "ok":
+            warnings.append(f"{labels[i]}: QUEST fit status {table['status'][i]}")
+    proto = basis.protocol
+    desc = (f"<p>QUEST fit with {html.escape(str(proto.get('loaded_from', 'the basis set')))} "
+            f"({basis.n_metabolites} signals, {basis.field_mhz:g} MHz, {basis.n_points} points). Concentrations in "
+            "basis units (absolute mM only where a water reference was given), ± the Cramér-Rao lower bound; a fit "
+            "that is not ok has no CRLB (NaN).</p>")
+    names = list(basis.names) + [c for c in combination_rows(basis.names) if c not in basis.names]
+    return _voxel_report(path, "mrs-tf QUEST fit report", table, rows, names, warnings, desc, figures, overwrite)
