@@ -56,3 +56,32 @@ def test_readme_python_block_runs(tmp_path, monkeypatch):
     assert network.shape == (5,) and quest.shape == (5,)
     # both estimate tNAA/tCr of the same spectra: the healthy-brain range, and close to each other
     assert np.all((network > 1.0) & (network < 2.2)) and np.all(np.abs(network - quest) < 0.35)
+
+
+def test_readme_shell_blocks_run_in_order(tmp_path):
+    """Every shell block of the README, in order, in a fresh folder, after the set-up block (the test command itself
+    is not re-run): each command must exit 0. The folder sits beside a ``shared`` link, so the README's
+    ``../shared/...`` paths resolve as they do from the checkout."""
+    import os
+    import subprocess
+    import sys
+
+    blocks = _blocks(README, "bash|sh|shell")
+    assert "pip install" in blocks[0]  # the set-up, done already
+    runnable = [b for b in blocks[1:] if "pytest" not in b]
+    assert len(runnable) >= 2
+    shared = ROOT.parent / "shared"
+    if shared.exists():
+        (tmp_path / "shared").symlink_to(shared)
+    elif "../shared" in "".join(runnable):
+        import pytest
+
+        pytest.skip(f"the README's example data are not at {shared}")
+    work = tmp_path / "work"
+    work.mkdir()
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    script = "set -euo pipefail\n" + "\n".join(runnable)
+    run = subprocess.run(["bash", "-c", script], cwd=work, env=env, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, f"README shell blocks failed ({run.returncode}):\n{run.stderr[-3000:]}"
+    written = sorted(p.name for p in work.iterdir())
+    assert {"demo.nii.gz", "demo.csv", "demo_report.html", "philips.csv", "philips_fit.html"} <= set(written), written
