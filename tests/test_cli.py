@@ -180,6 +180,17 @@ def test_loading_a_model_keeps_tensorflows_start_up_lines_off_stderr():
         assert noise not in proc.stderr, proc.stderr[-1500:]
 
 
+def test_export_prints_what_it_wrote_and_nothing_else(tmp_path):
+    # the converter's SavedModel step printed "Saved artifact at ...", endpoints and TensorSpec lines on stdout
+    proc = subprocess.run([sys.executable, "-m", "mrs_tf.cli", "export", "saved_models/press3t_te30", "--out",
+                           str(tmp_path / "m.tflite")], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    assert proc.stdout.strip().splitlines() == [f"wrote {tmp_path / 'm.tflite'} "
+                                                f"({(tmp_path / 'm.tflite').stat().st_size // 1024} KiB)"]
+    for noise in ("TensorSpec", "Saved artifact", "cuInit", "oneDNN", "absl"):
+        assert noise not in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-1500:]
+
+
 def test_frequency_mirrored_data_are_refused_with_the_way_out(tmp_path, capsys, basis):
     # a file in the other sign convention gave NAA -90 % with exit 0; now: exit 2 naming it, --conjugate reads it
     from mrs_tf import synthesize

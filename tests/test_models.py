@@ -182,3 +182,24 @@ def test_tuner_search_of_two_tiny_trials_completes_and_resumes(tmp_path, basis):
     assert len(again.oracle.trials) == 2  # nothing re-run
     with pytest.raises(MRSError, match="unknown tuning algorithm"):
         tune(tmp_path / "other", "grid", cfg, basis=basis)
+
+
+def test_training_progress_is_one_line_per_epoch_in_logs(monkeypatch):
+    """A Keras progress bar written into a log file or CI log is one line rewritten hundreds of times per epoch; there
+    ``verbose="auto"`` gives one line per epoch, in a terminal the live bar."""
+    import io
+    import sys
+
+    from mrs_tf.train import progress_verbosity
+
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    assert progress_verbosity("auto") == 2
+    assert progress_verbosity(0) == 0 and progress_verbosity(1) == 1
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stdout", Terminal())
+    assert progress_verbosity("auto") == 1

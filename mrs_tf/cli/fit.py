@@ -315,6 +315,9 @@ def _quantify(args) -> None:
         from mrs_tf.fitting.quest import QuestOptions
 
         # the reconstruction's fit: the in vivo settings, on the FIDs the network saw (water already removed)
+        n_fig = min(len(labels), 8)
+        print(f"mrs-tf: report: fitting {n_fig} spectr{'um' if n_fig == 1 else 'a'} for the figures ...",
+              file=sys.stderr, flush=True)
         scan_report(args.report, table, np.concatenate(all_fids), labels, q, q.basis(), overwrite=args.overwrite,
                     fit_options=QuestOptions.in_vivo(water_ppm=None))
         print(f"wrote {args.report}")

@@ -138,6 +138,8 @@ def _card(args, history) -> None:
                 "final_val_loss": best if best is not None else float(min(history["val_loss"])),
                 "hardware": _hardware(),
                 "command": "mrs-tf " + " ".join(argv) if sys.argv[0].endswith("mrs-tf") else "mrs-tf train"}
+    print(f"mrs-tf: testing on {args.test_size} fresh spectra for metrics.json and model_card.md ...",
+          file=sys.stderr, flush=True)
     summary = model_card.measure(args.out, basis, cfg, args.test_size, training)
     problems = model_card.not_learned(summary)
     if problems:

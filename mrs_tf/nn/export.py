@@ -22,6 +22,8 @@ Quantisation (``quantize=``):
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 from pathlib import Path
@@ -87,13 +89,26 @@ def _refuse(out: Path, overwrite: bool) -> None:
 def to_tflite(quantifier, out: str | os.PathLike, quantize: str = "none", n_representative: int = 256,
               seed: int = 0, overwrite: bool = False) -> Path:
     """Write a ``.tflite`` flatbuffer of :func:`inference_model` (atomic; refuses to overwrite); returns its path."""
-    import tensorflow as tf
-
     if quantize not in QUANTIZATIONS:
         raise MRSError(f"unknown quantization {quantize!r}; use one of {', '.join(QUANTIZATIONS)}")
     out = Path(out)
     _refuse(out, overwrite)
     q = _load(quantifier)
+    # the converter goes through a SavedModel whose endpoints Keras prints ("Saved artifact at ...", TensorSpec
+    # lines): the user asked for a .tflite file, not for those
+    with contextlib.redirect_stdout(io.StringIO()):
+        flat = _convert(q, quantize, n_representative, seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_bytes(flat)
+    os.replace(tmp, out)
+    return out
+
+
+def _convert(q, quantize: str, n_representative: int, seed: int) -> bytes:
+    """The flatbuffer of :func:`inference_model` with ``quantize`` (see :func:`to_tflite`)."""
+    import tensorflow as tf
+
     converter = tf.lite.TFLiteConverter.from_keras_model(inference_model(q))  # weights frozen as constants
     if quantize != "none":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -121,14 +136,8 @@ def to_tflite(quantifier, out: str | os.PathLike, quantize: str = "none", n_repr
         options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(FLOAT_OPS), denylisted_nodes=head)
         debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=rep,
                                                              debug_options=options)
-        flat = debugger.get_nondebug_quantized_model()
-    else:
-        flat = converter.convert()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_bytes(flat)
-    os.replace(tmp, out)
-    return out
+        return debugger.get_nondebug_quantized_model()
+    return converter.convert()
 
 
 def to_saved_model(quantifier, out: str | os.PathLike, overwrite: bool = False) -> Path:

@@ -172,6 +172,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, st
         callbacks.append(keras.callbacks.TensorBoard(str(out / "tensorboard")))
     callbacks += list(callbacks_extra)
     start = time.perf_counter()
+    verbose = progress_verbosity(verbose)
     with interrupt.installed():
         history = model.fit(train_ds, epochs=cfg.epochs, steps_per_epoch=cfg.steps_per_epoch,
                             validation_data=({"spectrum": val_x}, {"concentrations": val_y}),
@@ -196,6 +197,8 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, st
                         "spectra_seen": epochs_run * cfg.steps_per_epoch * cfg.batch_size}
     _write_json(out / "quantifier.json", meta)
     if cfg.uncertainty:
+        if verbose:
+            print("calibrating the network's sigma on fresh spectra ...", flush=True)
         calibrate_sd(out, basis, cfg)
     if backup.exists():  # a finished run needs no backup
         shutil.rmtree(backup, ignore_errors=True)
@@ -297,6 +300,18 @@ def calibrate_sd(folder: str | os.PathLike, basis: BasisSet, cfg: TrainConfig, n
                               "priors": "healthy-brain defaults"}
     _write_json(folder / "quantifier.json", meta)
     return scale
+
+
+def progress_verbosity(verbose: int | str = "auto") -> int:
+    """Keras's ``verbose`` for where the output goes: ``"auto"`` is 1 (the live progress bar) in a terminal or a
+    notebook and 2 (one line per epoch) in a log file or a CI log, where a progress bar is rewritten hundreds of
+    times per epoch into one unreadable line."""
+    if verbose != "auto":
+        return int(verbose)
+    import sys
+
+    interactive = "ipykernel" in sys.modules or (hasattr(sys.stdout, "isatty") and sys.stdout.isatty())
+    return 1 if interactive else 2
 
 
 def _quantifier_meta(basis: BasisSet, cfg: TrainConfig, model) -> dict:

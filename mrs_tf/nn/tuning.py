@@ -38,7 +38,8 @@ from pathlib import Path
 
 from mrs_tf.physics.basis import BasisSet, simulate_basis
 from mrs_tf.core.errors import MRSError, OutputExistsError
-from mrs_tf.nn.train import TrainConfig, _write_json, compile_model, make_dataset, output_names, output_scale, validation_set
+from mrs_tf.nn.train import (TrainConfig, _write_json, compile_model, make_dataset, output_names, output_scale,
+                             progress_verbosity, validation_set)
 
 __all__ = ["ALGORITHMS", "build_hypermodel", "model_kwargs_from_hp", "tune"]
 
@@ -79,7 +80,7 @@ def build_hypermodel(n_outputs: int, names, input_points: int, scale_out, uncert
 
 def tune(out_dir: str | os.PathLike, algorithm: str = "hyperband", cfg: TrainConfig | None = None,
          max_trials: int = 20, max_epochs: int = 20, resume: bool = False, overwrite: bool = False,
-         basis: BasisSet | None = None, verbose: int = 1):
+         basis: BasisSet | None = None, verbose: int | str = "auto"):
     """Search the architecture space; returns ``(tuner, best TrainConfig)``.
 
     ``cfg`` gives the data and training settings (batch size, steps per epoch, SNR range, synthesis, seed); each
@@ -113,7 +114,7 @@ def tune(out_dir: str | os.PathLike, algorithm: str = "hyperband", cfg: TrainCon
     tuner.search(make_dataset(basis, cfg, seed=cfg.seed), epochs=max_epochs, steps_per_epoch=cfg.steps_per_epoch,
                  validation_data=({"spectrum": val_x}, {"concentrations": val_y}), validation_batch_size=512,
                  callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience)],
-                 verbose=verbose)
+                 verbose=progress_verbosity(verbose))
     done = [t for t in tuner.oracle.trials.values() if t.status == "COMPLETED"]
     best = tuner.get_best_hyperparameters(1) if done else []
     if not best:
