@@ -43,10 +43,18 @@ def basis_figure(basis: BasisSet, linewidth_hz: float = 2.0, ppm_range=(4.2, 0.2
     ppm = basis.ppm
     sel = (ppm <= max(ppm_range)) & (ppm >= min(ppm_range))
     step = offset if offset is not None else float(np.abs(spectra[:, sel]).max()) * 0.6
+    from plotly.colors import qualitative
+
+    palette = qualitative.Dark24 + qualitative.Light24  # one colour per signal (plotly's default cycles 10)
     fig = go.Figure()
     for k, name in enumerate(basis.names):
+        colour = palette[k % len(palette)]
         fig.add_trace(go.Scatter(x=ppm[sel], y=spectra[k, sel] - k * step, name=name, mode="lines",
+                                 line=dict(color=colour, width=1.2),
                                  hovertemplate=f"{name}<br>%{{x:.3f}} ppm<extra></extra>"))
+        # the name on the trace itself, at the spectrum's high-ppm edge (a stack of 21 is not read by legend)
+        fig.add_annotation(x=max(ppm_range), y=-k * step + 0.25 * step, text=name, showarrow=False,
+                           xanchor="left", font=dict(size=10, color=colour))
     proto = basis.protocol
     te = f", TE {proto['te_ms']:g} ms" if proto.get("te_ms") is not None else ""
     return _layout(fig, f"Basis set: {proto.get('sequence', 'basis')}{te}, {basis.field_mhz:g} MHz", ppm_range)
@@ -93,6 +101,8 @@ def scatter_figure(truth: dict, estimates: dict, names, title: str = "Estimated 
         fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", line=dict(color="black", dash="dash"),
                                  name="identity", showlegend=k == 0, legendgroup="identity"), r, c)
     fig.update_layout(title=title, template="plotly_white", height=280 * rows)
+    fig.update_xaxes(title_text="true (basis units)", title_font_size=11)
+    fig.update_yaxes(title_text="estimated", title_font_size=11)
     return fig
 
 

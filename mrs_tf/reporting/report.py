@@ -102,6 +102,12 @@ def _html_table(rows: list[dict], columns, fmt="{:.3g}", table_id: str | None = 
     return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def _rate(seconds_per_spectrum: float) -> str:
+    """Spectra per second, readable whether it is 20,000 or 0.4."""
+    rate = 1 / seconds_per_spectrum
+    return f"{rate:,.0f}" if rate >= 100 else f"{rate:.2g}"
+
+
 def write_report(comp: Comparison, path, overwrite: bool = False):
     """Self-contained HTML: summary, per-metabolite table, bars, scatter, error vs SNR with CRLB, Bland-Altman and
     one spectrum with both fits."""
@@ -111,8 +117,7 @@ def write_report(comp: Comparison, path, overwrite: bool = False):
     names = [n for n in HEADLINE if n in comp.basis.names or "+" in n]
     everything = list(comp.basis.names) + [c for c in comp.crlb if "+" in c]
     methods = list(comp.estimates)
-    timing = ", ".join(f"{m}: {1 / s:,.0f} spectra/s ({1e3 * s:.3g} ms per spectrum)"
-                       for m, s in comp.seconds.items())
+    timing = ", ".join(f"{m}: {_rate(s)} spectra/s ({1e3 * s:.3g} ms per spectrum)" for m, s in comp.seconds.items())
     if "QUEST" in comp.seconds:
         timing += f"; the network is {comp.seconds['QUEST'] / comp.seconds['network']:,.0f}x faster"
     summary = (f"<p>{html.escape(comp.description)}</p><p>{len(comp.fids)} spectra, SNR "
