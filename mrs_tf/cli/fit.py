@@ -141,6 +141,51 @@ def _warn_missing_metabolites(basis, source) -> None:
               f"which come out too high", file=sys.stderr)
 
 
+#: frequency referencing looks for the metabolite peaks within +-SEARCH_PPM of where they belong (ppm)
+SEARCH_PPM = 0.5
+
+
+def _training_shift_ppm(q) -> float:
+    """The largest frequency offset (ppm) the network saw in training (its train_config.json, else mrs-tf's)."""
+    from mrs_tf.nn.config import TRAINING_SYNTHESIS
+
+    cfg = q.train_config()
+    shift = cfg.synthesis_config().shift_ppm if cfg is not None else TRAINING_SYNTHESIS.shift_ppm
+    return float(max(abs(v) for v in shift))
+
+
+def offset_flags(offsets_ppm, corrected: bool, training_ppm: float) -> tuple[np.ndarray, np.ndarray]:
+    """``status`` and ``message`` per spectrum of the network path from the frequency offset measured on the
+    metabolite peaks (ppm, NaN where not measured). Corrected (``--reference``): an offset at the edge of the search
+    (within 10 % of +-SEARCH_PPM) may be a wrong match, ``offset_at_search_limit``. Not corrected: an offset beyond
+    the network's training range biases every number (+0.3 ppm: NAA -19 %), ``offset_out_of_range``."""
+    off = np.asarray(offsets_ppm, float)
+    status = np.full(len(off), "ok", dtype=object)
+    message = np.full(len(off), "", dtype=object)
+    for i, v in enumerate(off):
+        if not np.isfinite(v):
+            continue
+        if corrected and abs(v) >= 0.9 * SEARCH_PPM:
+            status[i] = "offset_at_search_limit"
+            message[i] = (f"frequency offset {v:+.2f} ppm at the edge of the +-{SEARCH_PPM:g} ppm search: the "
+                          f"referencing may have matched the wrong peaks; check the spectrum")
+        elif not corrected and abs(v) > training_ppm:
+            status[i] = "offset_out_of_range"
+            message[i] = (f"frequency offset {v:+.2f} ppm beyond the network's training range (+-{training_ppm:g} "
+                          f"ppm): its numbers are biased; quantify without --no-reference")
+    return status, message
+
+
+def _warn_flagged(table) -> None:
+    """The network's flagged spectra on stderr (the status column holds every one)."""
+    status = np.asarray(table["status"])
+    bad = np.flatnonzero((status != "ok") & (status != "not_quantified"))
+    for i in bad[:5]:
+        print(f"mrs-tf: warning: {table['spectrum'][i]}: {table['message'][i]}", file=sys.stderr)
+    if len(bad) > 5:
+        print(f"mrs-tf: warning: {len(bad) - 5} more flagged spectra (status column)", file=sys.stderr)
+
+
 def _warn_poor_fits(table) -> None:
     status = np.asarray(table["status"])
     bad = np.flatnonzero(status == "poor_fit")
@@ -255,6 +300,7 @@ def _quantify(args) -> None:
             print(f"{path}: resampling {d['fids'].shape[1]} points at {1 / d['dwell_s']:g} Hz to {q.n_points} at "
                   f"{1 / q.dwell_s:g} Hz")
             d = {**d, "fids": resample_fids(d["fids"], d["dwell_s"], q.dwell_s, q.n_points), "dwell_s": q.dwell_s}
+        as_read = d
         if not args.no_water_removal:
             d = _remove_water(d, args.water_ppm)
         d["steps"]["water_removed_ppm"] = np.array([("" if args.no_water_removal else "%g-%g" % tuple(
@@ -262,13 +308,22 @@ def _quantify(args) -> None:
         keep = np.any(d["fids"] != 0, axis=1)  # MRSI: voxels outside the excitation hold zeros
         _refuse_mirrored(path, d["fids"][keep], q.basis())
         offsets = np.full(len(keep), np.nan)
-        if args.reference:
-            from mrs_tf.preprocess.spectra import frequency_reference
+        from mrs_tf.preprocess.spectra import frequency_reference
 
-            fixed, shifts = frequency_reference(d["fids"][keep], q.basis())
+        fixed, shifts = frequency_reference(d["fids"][keep], q.basis(), search_ppm=SEARCH_PPM)
+        offsets[keep] = -shifts / d["field_mhz"]  # ppm where the peaks sat, + = higher ppm (as shift_ppm)
+        if args.reference:
             d = {**d, "fids": d["fids"].copy()}
             d["fids"][keep] = fixed
-            offsets[keep] = -shifts / d["field_mhz"]  # ppm where the peaks sat, + = higher ppm (as shift_ppm)
+            # the water band was cut where the spectrum sat: shifted by 0.3 ppm, Cr's 3.92 ppm CH2 lay inside it
+            # (Cr+PCr -28 %); redo the removal on the referenced data, where water is back at 4.65 ppm
+            moved = np.flatnonzero(keep)[np.abs(offsets[keep]) > 0.05]
+            if len(moved) and not args.no_water_removal:
+                hz = np.zeros(len(keep))
+                hz[keep] = shifts
+                t = np.arange(d["fids"].shape[1]) * d["dwell_s"]
+                again = as_read["fids"][moved] * np.exp(-2j * np.pi * hz[moved, None] * t[None, :])
+                d["fids"][moved] = _remove_water({**d, "fids": again}, args.water_ppm)["fids"]
         if args.mask:
             keep &= _mask_rows(args.mask, d)
         if not keep.any():
@@ -282,8 +337,10 @@ def _quantify(args) -> None:
                            else float) for k, v in part.items()}
         for k, v in part.items():
             full[k][keep] = v
-        if args.reference:
-            full["reference_offset_ppm"] = offsets
+        full["reference_offset_ppm" if args.reference else "frequency_offset_ppm"] = offsets
+        if args.method == "network":
+            full["status"], full["message"] = offset_flags(offsets, args.reference, _training_shift_ppm(q))
+            full["status"][~keep] = "not_quantified"
         full.update(d["steps"])
         rows.append(full)
         all_fids.append(d["fids"])
@@ -305,6 +362,8 @@ def _quantify(args) -> None:
                      q.meta.get("protocol", {}).get("te_ms"), per_proton)
     table.to_csv(args.out, overwrite=args.overwrite)
     print(f"wrote {args.out}: {len(labels)} spectra")
+    if args.method == "network":
+        _warn_flagged(table)
     if args.maps:
         written = _write_maps(args.maps, table, q.names + ["NAA+NAAG", "Cr+PCr", "GPC+PCh", "Glu+Gln"], d,
                               args.overwrite)
