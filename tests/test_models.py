@@ -105,6 +105,41 @@ def test_resume_continues_from_the_last_epoch(tmp_path, basis):
     assert json.loads((tmp_path / "run" / "quantifier.json").read_text())["n_points"] == 2048
 
 
+def test_a_killed_and_resumed_run_is_the_uninterrupted_run(tmp_path, basis):
+    """Issue 16 item 6: killed after epoch 2 of 6 and resumed, training continues the same synthetic stream (not its
+    first batches again) with the optimizer and the callbacks' state, so every epoch's validation loss matches the
+    uninterrupted run's, and the run reports 6 epochs."""
+    from mrs_tf.train import logged_run
+
+    class Kill(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt("killed")
+
+    cfg = _small(epochs=6, steps_per_epoch=6)
+    train(cfg, tmp_path / "whole", basis=basis, verbose=0)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "cut", basis=basis, verbose=0, callbacks_extra=[Kill()])
+    train(cfg, tmp_path / "cut", resume=True, basis=basis, verbose=0)
+    whole, cut = logged_run(tmp_path / "whole")["val_loss"], logged_run(tmp_path / "cut")["val_loss"]
+    assert len(whole) == len(cut) == 6
+    assert json.loads((tmp_path / "cut" / "quantifier.json").read_text())["training"]["epochs_run"] == 6
+    np.testing.assert_allclose(cut, whole, rtol=0.02)
+
+
+def test_resumed_monitors_carry_on_counting(basis):
+    """EarlyStopping and ReduceLROnPlateau take up the logged epochs' state instead of a fresh patience."""
+    from mrs_tf.train import replay_monitors
+
+    early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=4)
+    plateau = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", patience=2)
+    for cb in (early, plateau):
+        cb.on_train_begin()
+    replay_monitors(early, plateau, [1.0, 0.8, 0.85, 0.9, 0.95])
+    assert early.best == 0.8 and early.wait == 3  # one more epoch without improvement stops it
+    assert plateau.best == 0.8 and plateau.wait == 1  # the cut after epochs 3-4; one epoch waited since
+
+
 def test_quantifier_refuses_mismatched_or_bad_data(tmp_path, basis):
     from mrs_tf.quantify import Quantifier
     from mrs_tf.models import seed_cnn

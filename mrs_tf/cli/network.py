@@ -73,7 +73,7 @@ def add_parsers(sub) -> None:
 def _train(args) -> None:
     import dataclasses
 
-    from mrs_tf.nn.train import TrainConfig, train
+    from mrs_tf.nn.train import TrainConfig, logged_run, train
 
     settings = {}
     if args.config:
@@ -106,7 +106,7 @@ def _train(args) -> None:
     _, history = train(cfg, args.out, resume=args.resume, strategy=args.strategy, overwrite=args.overwrite)
     meta = json.loads((Path(args.out) / "quantifier.json").read_text())
     print(f"wrote {args.out}/model.keras after {meta['training']['epochs_run']} epochs "
-          f"(best val_loss {min(history['val_loss']):.4f})")
+          f"(best val_loss {logged_run(args.out)['best_val_loss']:.4f})")
     _card(args, history)
 
 

@@ -27,7 +27,7 @@ def synthetic_batch(basis: BasisSet, batch_size: int, seed: int, index: int, snr
 
 def synthetic_dataset(basis: BasisSet, batch_size: int = 64, seed: int = 0, snr=(10.0, 100.0),
                       config: SynthesisConfig | None = None, n_batches: int | None = None,
-                      nuisance: tuple[str, ...] = (), parallel: int | None = None):
+                      nuisance: tuple[str, ...] = (), parallel: int | None = None, first_batch: int = 0):
     """A ``tf.data.Dataset`` of batches ``{"fid": complex64 (B, N), "concentrations": float32 (B, M),
     "nuisance": float32 (B, P)}`` synthesised on the fly.
 
@@ -35,11 +35,14 @@ def synthetic_dataset(basis: BasisSet, batch_size: int = 64, seed: int = 0, snr=
         n_batches: finite length; ``None`` repeats forever (batch index keeps increasing, so nothing repeats).
         nuisance: truth keys (e.g. ``("lw_lorentz_hz", "shift_hz")``) to return beside the concentrations.
         parallel: ``num_parallel_calls`` (default ``tf.data.AUTOTUNE``); output order stays deterministic.
+        first_batch: the batch index to start at (batch ``i`` is always the same spectra for a seed): a resumed
+            training run continues the stream where it stopped instead of seeing its first batches again.
     """
     import tensorflow as tf
 
     n_points, n_metab = basis.n_points, basis.n_metabolites
-    indices = tf.data.Dataset.range(n_batches) if n_batches is not None else tf.data.Dataset.range(2 ** 62)
+    end = first_batch + n_batches if n_batches is not None else 2 ** 62
+    indices = tf.data.Dataset.range(first_batch, end)
 
     def make(index):
         fids, conc, extra = tf.numpy_function(

@@ -48,8 +48,9 @@ def tf_cropped_spectrum(fids, sl: slice):
     return tf.stack([tf.math.real(spec), tf.math.imag(spec)], axis=-1)
 
 
-def make_dataset(basis: BasisSet, cfg: TrainConfig, seed: int, n_batches: int | None = None):
-    """Streaming ``tf.data`` of ``({"spectrum": (B, K, 2)}, {"concentrations": (B, M)})`` batches."""
+def make_dataset(basis: BasisSet, cfg: TrainConfig, seed: int, n_batches: int | None = None, first_batch: int = 0):
+    """Streaming ``tf.data`` of ``({"spectrum": (B, K, 2)}, {"concentrations": (B, M)})`` batches, from batch
+    ``first_batch`` of the seed's stream on."""
     from mrs_tf.nn.data import synthetic_dataset
 
     import tensorflow as tf
@@ -57,12 +58,12 @@ def make_dataset(basis: BasisSet, cfg: TrainConfig, seed: int, n_batches: int | 
     sl = crop_slice(basis.n_points, basis.dwell_s, basis.field_mhz, cfg.ppm_range, basis.ref_ppm)
     mat = tf.constant(combination_matrix(basis.names, output_names(basis.names, cfg.combinations)))
     ds = synthetic_dataset(basis, batch_size=cfg.batch_size, seed=seed, snr=tuple(cfg.snr),
-                           config=cfg.synthesis_config(), n_batches=n_batches)
+                           config=cfg.synthesis_config(), n_batches=n_batches, first_batch=first_batch)
     return ds.map(lambda b: ({"spectrum": tf_cropped_spectrum(b["fid"], sl)},
                              {"concentrations": tf.matmul(b["concentrations"], mat)}))
 
 
-def _tfds_dataset(cfg: TrainConfig, split: str, names):
+def _tfds_dataset(cfg: TrainConfig, split: str, names, first_batch: int = 0):
     """The TFDS split as (inputs, targets); ``names``: the data set's concentration order (its basis's names)."""
     import tensorflow as tf
 
@@ -74,7 +75,7 @@ def _tfds_dataset(cfg: TrainConfig, split: str, names):
                             {"concentrations": tf.linalg.matvec(mat, ex["concentrations"], transpose_a=True)}))
     if split == "train":
         ds = ds.shuffle(10_000, seed=cfg.seed).repeat()
-    return ds.batch(cfg.batch_size).prefetch(tf.data.AUTOTUNE)
+    return ds.batch(cfg.batch_size).skip(first_batch).prefetch(tf.data.AUTOTUNE)
 
 
 def validation_set(basis: BasisSet, cfg: TrainConfig, n: int | None = None, seed_offset: int = 1):
@@ -153,10 +154,15 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, st
         model = build_model(cfg.model, input_points=val_x.shape[1], n_outputs=len(names),
                             output_scale=scale_out, uncertainty=cfg.uncertainty, **cfg.model_kwargs)
         compile_model(model, names, cfg.uncertainty, cfg.learning_rate)
-    train_ds = _tfds_dataset(cfg, "train", basis.names) if cfg.tfds_config else make_dataset(basis, cfg, seed=cfg.seed)
+    earlier = logged_run(out) if resume else {"epochs": 0, "best_val_loss": None, "seconds": 0.0, "val_loss": []}
+    # a resumed run continues the same stream: epoch e of an uninterrupted run sees batches e*steps ... (e+1)*steps-1
+    first = _backed_up_epochs(backup) * cfg.steps_per_epoch if resume else 0
+    train_ds = (_tfds_dataset(cfg, "train", basis.names, first) if cfg.tfds_config
+                else make_dataset(basis, cfg, seed=cfg.seed, first_batch=first))
     _write_json(out / "train_config.json", asdict(cfg))
-    earlier = logged_run(out) if resume else {"epochs": 0, "best_val_loss": None, "seconds": 0.0}
     interrupt = _interrupt_callback()
+    early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience, restore_best_weights=True)
+    plateau = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(2, cfg.patience // 3))
     callbacks = [
         interrupt,
         # kept after an interruption (deleted below once the run has finished)
@@ -164,8 +170,10 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, st
         keras.callbacks.ModelCheckpoint(str(out / "best.keras"), monitor="val_loss", save_best_only=True,
                                         initial_value_threshold=earlier["best_val_loss"]),
         _clock_callback(out / ".training_seconds.json", earlier["seconds"]),
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience, restore_best_weights=True),
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(2, cfg.patience // 3)),
+        early,
+        plateau,
+        # after theirs on_train_begin: their patience counters and best values as the interrupted run left them
+        _restore_monitors(early, plateau, earlier["val_loss"]),
         keras.callbacks.CSVLogger(str(out / "log.csv"), append=resume),
     ]
     if cfg.tensorboard:
@@ -212,17 +220,56 @@ def logged_run(out: str | os.PathLike) -> dict:
     out = Path(out)
     import csv
 
-    epochs, best = 0, None
+    losses = []
     log = out / "log.csv"
     if log.exists():
         with open(log, newline="") as fh:
-            rows = [r for r in csv.DictReader(fh) if r.get("val_loss")]
-        epochs = len(rows)
-        if rows:
-            best = min(float(r["val_loss"]) for r in rows)
+            losses = [float(r["val_loss"]) for r in csv.DictReader(fh) if r.get("val_loss")]
     clock = out / ".training_seconds.json"
     seconds = float(json.loads(clock.read_text()).get("seconds", 0.0)) if clock.exists() else 0.0
-    return {"epochs": epochs, "best_val_loss": best, "seconds": seconds}
+    return {"epochs": len(losses), "best_val_loss": min(losses) if losses else None, "seconds": seconds,
+            "val_loss": losses}
+
+
+def _backed_up_epochs(backup: Path) -> int:
+    """Epochs finished by the run whose Keras BackupAndRestore state is in ``backup`` (0 without one)."""
+    meta = backup / "training_metadata.json"
+    return int(json.loads(meta.read_text()).get("epoch", 0)) if meta.exists() else 0
+
+
+def _restore_monitors(early_stopping, reduce_lr, val_losses):
+    """Keras callback that, on a resumed run, gives EarlyStopping and ReduceLROnPlateau the state the logged
+    ``val_losses`` left them in (best value, epochs without improvement, cooldown), replaying their own rules; Keras
+    starts both afresh at every ``fit``, so a resumed run would otherwise wait a whole patience again."""
+    import keras
+
+    class RestoreMonitors(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            replay_monitors(early_stopping, reduce_lr, val_losses)
+
+    return RestoreMonitors()
+
+
+def replay_monitors(early_stopping, reduce_lr, val_losses) -> None:
+    """Set ``early_stopping``'s and ``reduce_lr``'s best/wait/cooldown as if they had seen ``val_losses`` epoch by
+    epoch (their own improvement tests; a learning-rate cut where ReduceLROnPlateau's patience ran out, which the
+    restored optimizer already holds)."""
+    for cb in (early_stopping, reduce_lr):
+        if cb.monitor_op is None:
+            cb._set_monitor_op()
+    for v in val_losses:
+        early_stopping.wait += 1
+        if early_stopping._is_improvement(v, early_stopping.best):
+            early_stopping.best, early_stopping.wait = v, 0
+        if reduce_lr.in_cooldown():
+            reduce_lr.cooldown_counter -= 1
+            reduce_lr.wait = 0
+        if reduce_lr._is_improvement(v, reduce_lr.best):
+            reduce_lr.best, reduce_lr.wait = v, 0
+        elif not reduce_lr.in_cooldown():
+            reduce_lr.wait += 1
+            if reduce_lr.wait >= reduce_lr.patience:
+                reduce_lr.cooldown_counter, reduce_lr.wait = reduce_lr.cooldown, 0
 
 
 def _clock_callback(path: Path, earlier: float):
