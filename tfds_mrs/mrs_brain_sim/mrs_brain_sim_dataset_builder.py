@@ -17,6 +17,7 @@ Beam element, so the records are the same as a local build's.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import numpy as np
@@ -33,6 +34,28 @@ BLOCK = 256  # spectra synthesised together; part of the seed layout, so changin
 _SPLIT_IDS = {"train": 0, "validation": 1, "test": 2}
 NUISANCE_KEYS = ("lw_lorentz_hz", "lw_gauss_hz", "shift_hz", "phase0_deg", "phase1_deg_per_ppm", "snr", "noise_sd",
                  "naa_height") + tuple(f"baseline_{p}_{k}" for k in range(4) for p in ("amp", "ppm", "fwhm_ppm"))
+
+
+@contextlib.contextmanager
+def _deterministic_serialization():
+    """TFDS writes each example as ``tf.train.Example.SerializeToString()``; its ``features`` is a protobuf map, which
+    protobuf's upb runtime serialises in its hash-table order, and that order differs between processes (two builds of
+    one config in two processes gave different shards, protobuf-equal records). Inside this block TFDS's serializer
+    asks for protobuf's deterministic serialisation (map entries in key order), so the same config and seed give the
+    same bytes in any process."""
+    from tensorflow_datasets.core import example_serializer
+
+    cls = example_serializer.ExampleSerializer
+    original = cls.serialize_example
+
+    def serialize_example(self, example):
+        return self.get_tf_example(example).SerializeToString(deterministic=True)
+
+    cls.serialize_example = serialize_example
+    try:
+        yield
+    finally:
+        cls.serialize_example = original
 
 
 @dataclasses.dataclass
@@ -139,7 +162,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     def _download_and_prepare(self, dl_manager, download_config=None):
         # a Beam runner or pipeline options in the download config: generate through Beam (see the module docstring)
         self._use_beam = bool(download_config and (download_config.beam_runner or download_config.beam_options))
-        return super()._download_and_prepare(dl_manager, download_config)
+        with _deterministic_serialization():
+            return super()._download_and_prepare(dl_manager, download_config)
 
     def _generate_examples(self, split: str, n: int):
         blocks = range((n + BLOCK - 1) // BLOCK)
