@@ -99,6 +99,7 @@ def build(config: str = "press3t_te30_snr10-100", data_dir=None, beam_runner=Non
         if not os.access(path, os.W_OK):
             raise FileFormatError(f"data dir {path} is not writable")
     builder = _builder(config, data_dir)
+    _remove_stale_incomplete(Path(builder.data_path))
     download_config = None
     if beam_runner is not None or beam_options is not None:
         import tensorflow_datasets as tfds
@@ -112,6 +113,30 @@ def build(config: str = "press3t_te30_snr10-100", data_dir=None, beam_runner=Non
         download_config = tfds.download.DownloadConfig(beam_runner=beam_runner, beam_options=beam_options)
     builder.download_and_prepare(download_config=download_config)
     return builder
+
+
+def _remove_stale_incomplete(data_path, older_than_s: float | None = None) -> list:
+    """TFDS builds into ``incomplete.<random>_<version>`` beside ``data_path`` and renames it when done; a killed
+    build leaves it behind for good. Those older than :data:`mrs_tf.core.files.STALE_AFTER_S` (a build running now
+    keeps its own) are removed; returns what was."""
+    import shutil
+    import sys
+    import time
+    from pathlib import Path
+
+    from mrs_tf.core.files import STALE_AFTER_S
+
+    data_path = Path(data_path)
+    limit = STALE_AFTER_S if older_than_s is None else older_than_s
+    removed = []
+    if not data_path.parent.is_dir():
+        return removed
+    for tmp in data_path.parent.glob(f"incomplete.*_{data_path.name}"):
+        if tmp.is_dir() and time.time() - tmp.stat().st_mtime >= limit:
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+            print(f"mrs-tf: removed {tmp}, left by an interrupted build", file=sys.stderr)
+    return removed
 
 
 def load(config: str = "press3t_te30_snr10-100", split: str = "train", data_dir=None, as_supervised: bool = False,
