@@ -39,6 +39,7 @@ def test_mrsi_grid_quantifies_every_voxel_and_writes_maps_with_the_affine(basis,
     fids, truth = synthesize(basis, 256, snr=(30, 80), seed=23)
     grid = fids.reshape(16, 16, 1, -1).astype(np.complex128)
     grid[0, 0, 0] = 0  # a voxel outside the excitation: skipped, NaN in the maps
+    grid[2, 5, 0, 100] = np.nan  # one bad sample spoils its voxel (status nan_input), not the file (issue 16)
     affine = np.array([[10.0, 0, 0, -80], [0, 10.0, 0, -80], [0, 0, 15.0, 20], [0, 0, 0, 1]])
     nifti.write(tmp_path / "mrsi.nii.gz", grid, basis.dwell_s, basis.field_mhz, te_s=0.03, affine=affine)
     out, maps = tmp_path / "mrsi.csv", tmp_path / "maps"
@@ -50,13 +51,16 @@ def test_mrsi_grid_quantifies_every_voxel_and_writes_maps_with_the_affine(basis,
     naa = nib.load(str(maps / "NAA.nii.gz"))
     np.testing.assert_allclose(naa.affine, affine)
     vol = naa.get_fdata()
-    assert vol.shape == (16, 16, 1) and np.isnan(vol[0, 0, 0])
+    assert vol.shape == (16, 16, 1) and np.isnan(vol[0, 0, 0]) and np.isnan(vol[2, 5, 0])
+    status = {(int(x), int(y)): st for x, y, st in zip(table["x"], table["y"], table["status"])}
+    assert status[(0, 0)] == "not_quantified" and status[(2, 5)] == "nan_input"
+    assert sum(st == "ok" for st in status.values()) == 254
     row = [i for i in range(256) if table["x"][i] == 3 and table["y"][i] == 7][0]
     assert vol[3, 7, 0] == pytest.approx(float(table["NAA"][row]), rel=1e-5)
     # the map follows the truth laid out on the grid
     true_map = truth["NAA"].reshape(16, 16)
     ok = np.isfinite(vol[..., 0])
-    assert np.corrcoef(vol[..., 0][ok], true_map[ok])[0, 1] > 0.9
+    assert ok.sum() == 254 and np.corrcoef(vol[..., 0][ok], true_map[ok])[0, 1] > 0.9
     capsys.readouterr()
     assert main(["quantify", str(tmp_path / "mrsi.nii.gz"), "--out", str(tmp_path / "o.csv"), "--maps",
                  str(maps)]) == 2

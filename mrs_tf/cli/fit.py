@@ -91,11 +91,11 @@ def add_parsers(sub) -> None:
 
 
 def _remove_water(d: dict, band) -> dict:
-    """HLSVD removal of residual water in ``band`` (ppm) from every non-zero FID of ``d``."""
+    """HLSVD removal of residual water in ``band`` (ppm) from every non-zero, finite FID of ``d``."""
     from mrs_tf.preprocess.hlsvd import remove_band
 
     fids = d["fids"].astype(complex, copy=True)
-    for i in np.flatnonzero(np.any(fids != 0, axis=1)):
+    for i in np.flatnonzero(np.any(fids != 0, axis=1) & np.all(np.isfinite(fids), axis=1)):
         fids[i] = remove_band(fids[i], d["dwell_s"], d["field_mhz"], tuple(band))[0]
     return {**d, "fids": fids}
 
@@ -305,7 +305,8 @@ def _quantify(args) -> None:
             d = _remove_water(d, args.water_ppm)
         d["steps"]["water_removed_ppm"] = np.array([("" if args.no_water_removal else "%g-%g" % tuple(
             args.water_ppm))] * len(d["fids"]), dtype=object)
-        keep = np.any(d["fids"] != 0, axis=1)  # MRSI: voxels outside the excitation hold zeros
+        finite = np.all(np.isfinite(d["fids"]), axis=1)  # a NaN sample spoils its voxel, not the file
+        keep = np.any(d["fids"] != 0, axis=1) & finite  # MRSI: voxels outside the excitation hold zeros
         _refuse_mirrored(path, d["fids"][keep], q.basis())
         offsets = np.full(len(keep), np.nan)
         from mrs_tf.preprocess.spectra import frequency_reference
@@ -327,7 +328,7 @@ def _quantify(args) -> None:
         if args.mask:
             keep &= _mask_rows(args.mask, d)
         if not keep.any():
-            raise MRSError(f"{path}: no voxel to quantify (all zero or masked out)")
+            raise MRSError(f"{path}: no voxel to quantify (all zero, NaN or masked out)")
         try:
             part = q.quantify(d["fids"][keep], dwell_s=d["dwell_s"], field_mhz=d["field_mhz"], te_ms=d.get("te_ms"),
                               method=args.method)
@@ -341,6 +342,8 @@ def _quantify(args) -> None:
         if args.method == "network":
             full["status"], full["message"] = offset_flags(offsets, args.reference, _training_shift_ppm(q))
             full["status"][~keep] = "not_quantified"
+            full["status"][~finite] = "nan_input"
+            full["message"][~finite] = "the FID contains NaN or Inf"
         full.update(d["steps"])
         rows.append(full)
         all_fids.append(d["fids"])
