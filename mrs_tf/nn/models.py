@@ -8,6 +8,8 @@ Every builder is a plain function returning a ``keras.Model`` with
   it to near absorption mode, :class:`~mrs_tf.layers.SpectrumNormalization` divides it by its RMS and
   :class:`~mrs_tf.layers.RestoreScale` multiplies the outputs back;
 * optional input ``"fid"``: float32 (B, T, 2), the first T time-domain points (``time_points=T``);
+* optional input ``"protocol"``: float32 (B, P), the acquisition's parameters scaled to O(1) (``protocol_inputs=P``;
+  protocol-general networks, :mod:`mrs_tf.nn.general`), joined to the features before the dense head;
 * output ``"concentrations"``: (B, M) amplitudes in basis units (mM), or (B, 2, M) mean and standard deviation
   with ``uncertainty=True`` (train with :class:`~mrs_tf.layers.GaussianNLL`);
 * optional output ``"nuisance"``: (B, P) (e.g. linewidths and shift, ``n_nuisance=P``).
@@ -25,17 +27,22 @@ from mrs_tf.nn.layers import GaussianHead, MagnitudeChannel, PhaseAlignment, Res
 __all__ = ["seed_cnn", "resnet_cnn", "dilated_cnn", "BUILDERS", "build_model"]
 
 
-def _inputs(input_points: int, magnitude: bool, time_points: int, align_phase: bool = True):
+def _inputs(input_points: int, magnitude: bool, time_points: int, align_phase: bool = True,
+            protocol_inputs: int = 0):
     spectrum = keras.Input((input_points, 2), name="spectrum")
     x = PhaseAlignment(name="align_phase")(spectrum) if align_phase else spectrum
     normalised, rms = SpectrumNormalization(name="normalise")(x)
     x = MagnitudeChannel(name="magnitude")(normalised) if magnitude else normalised
-    inputs, extra = [spectrum], None
+    inputs, extra = [spectrum], {}
     if time_points:
         fid = keras.Input((time_points, 2), name="fid")
         fid_n, _ = SpectrumNormalization(name="normalise_fid")(fid)
         inputs.append(fid)
-        extra = fid_n
+        extra["fid"] = fid_n
+    if protocol_inputs:  # the protocol (e.g. field and TE, scaled): joins the features before the dense head
+        protocol = keras.Input((protocol_inputs,), name="protocol")
+        inputs.append(protocol)
+        extra["protocol"] = protocol
     return inputs, x, rms, extra
 
 
@@ -73,8 +80,10 @@ def _time_branch(fid, filters: int = 32):
 
 def _finish(inputs, x, rms, extra, name, n_outputs, output_scale, dense_units, dropout, uncertainty, n_nuisance):
     features = layers.Flatten(name="flatten")(x)
-    if extra is not None:
-        features = layers.Concatenate(name="features")([features, _time_branch(extra)])
+    parts = [features] + ([_time_branch(extra["fid"])] if "fid" in extra else []) + \
+        ([extra["protocol"]] if "protocol" in extra else [])
+    if len(parts) > 1:
+        features = layers.Concatenate(name="features")(parts)
     outputs = _head(features, rms, n_outputs, output_scale, dense_units, dropout, uncertainty, n_nuisance)
     return keras.Model(inputs, outputs, name=name)
 
@@ -83,9 +92,9 @@ def seed_cnn(input_points: int = 252, n_outputs: int = 21, output_scale=None, *,
              kernel_size: int = 9, pool_size: int = 2, pooling: str = "max", dense_units: int = 256,
              dropout: float = 0.1,
              magnitude: bool = True, align_phase: bool = True, uncertainty: bool = False, n_nuisance: int = 0,
-             time_points: int = 0, name: str = "seed_cnn") -> keras.Model:
+             time_points: int = 0, protocol_inputs: int = 0, name: str = "seed_cnn") -> keras.Model:
     """Stacked Conv1D (ReLU) + max pooling blocks, flattened into a dense regression head."""
-    inputs, x, rms, extra = _inputs(input_points, magnitude, time_points, align_phase)
+    inputs, x, rms, extra = _inputs(input_points, magnitude, time_points, align_phase, protocol_inputs)
     for i, f in enumerate(filters):
         x = layers.Conv1D(f, kernel_size, padding="same", activation="relu", name=f"conv{i}")(x)
         x = _pool(pooling, pool_size, f"pool{i}")(x)
@@ -97,9 +106,9 @@ def resnet_cnn(input_points: int = 252, n_outputs: int = 21, output_scale=None, 
                kernel_size: int = 7, pool_size: int = 2, pooling: str = "max", dense_units: int = 256,
                dropout: float = 0.1,
                magnitude: bool = True, align_phase: bool = True, uncertainty: bool = False, n_nuisance: int = 0,
-               time_points: int = 0, name: str = "resnet_cnn") -> keras.Model:
+               time_points: int = 0, protocol_inputs: int = 0, name: str = "resnet_cnn") -> keras.Model:
     """Residual blocks (two Conv1D + batch norm, identity or 1x1 projection shortcut), pooled between stages."""
-    inputs, x, rms, extra = _inputs(input_points, magnitude, time_points, align_phase)
+    inputs, x, rms, extra = _inputs(input_points, magnitude, time_points, align_phase, protocol_inputs)
     for i, f in enumerate(filters):
         shortcut = x if x.shape[-1] == f else layers.Conv1D(f, 1, name=f"proj{i}")(x)
         y = layers.Conv1D(f, kernel_size, padding="same", name=f"res{i}_a")(x)
@@ -116,10 +125,11 @@ def resnet_cnn(input_points: int = 252, n_outputs: int = 21, output_scale=None, 
 def dilated_cnn(input_points: int = 252, n_outputs: int = 21, output_scale=None, *, filters=(16, 32, 64),
                 kernel_size: int = 5, dilations=(1, 2, 4), pool_size: int = 2, dense_units: int = 256,
                 dropout: float = 0.1, magnitude: bool = True, align_phase: bool = True, uncertainty: bool = False,
-                n_nuisance: int = 0, time_points: int = 0, name: str = "dilated_cnn") -> keras.Model:
+                n_nuisance: int = 0, time_points: int = 0, protocol_inputs: int = 0,
+                name: str = "dilated_cnn") -> keras.Model:
     """Inception-style blocks: parallel Conv1D with dilation rates ``dilations`` (wide receptive field at few
     parameters, for multiplets spread over 0.1-0.3 ppm), concatenated and pooled."""
-    inputs, x, rms, extra = _inputs(input_points, magnitude, time_points, align_phase)
+    inputs, x, rms, extra = _inputs(input_points, magnitude, time_points, align_phase, protocol_inputs)
     for i, f in enumerate(filters):
         branches = [layers.Conv1D(f, kernel_size, dilation_rate=d, padding="same", activation="relu",
                                   name=f"block{i}_d{d}")(x) for d in dilations]

@@ -1,0 +1,172 @@
+"""Protocol-general networks: one model for every scan of a protocol space (3 T short-TE PRESS by default).
+
+The network reads the spectrum on a fixed ppm grid (:func:`mrs_tf.preprocess.grid.grid_spectrum`; any points,
+dwell time and field) and the protocol itself (input ``"protocol"``: field and TE, scaled by :func:`protocol_vector`).
+It is trained on a stream in which every batch is one protocol drawn from the space: field, TE and sub-echo split
+(basis from :func:`mrs_tf.physics.protocols.protocol_basis`), bandwidth (grid points beyond it zeroed), and the
+in vivo nuisances of :data:`GENERAL_SYNTHESIS` (lineshapes, shifts, phases, baselines, residual water, lipids, varied
+macromolecules, per-metabolite shifts). Only mrs-tf's own simulation is used.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from mrs_tf.physics.protocols import DEFAULT_GRID, SHORT_TE_PRESS_3T, ProtocolGrid, ProtocolSpace, protocol_basis
+from mrs_tf.physics.synth import SynthesisConfig, concentration_matrix, synthesize
+from mrs_tf.preprocess.grid import GRID_POINTS, grid_coverage, grid_spectrum
+
+__all__ = ["GENERAL_SYNTHESIS", "protocol_vector", "draw_protocol", "general_batch", "general_dataset",
+           "general_validation_set"]
+
+#: the nuisances of the training stream (3 T, short TE, in vivo as scanners deliver it)
+GENERAL_SYNTHESIS = SynthesisConfig(
+    lorentz_hz=(1.0, 12.0), gauss_hz=(2.0, 14.0), shift_ppm=(-0.2, 0.2), metab_shift_hz=2.0,
+    phase0_deg=(-180.0, 180.0), phase1_deg_per_ppm=(-5.0, 5.0), baseline_components=4, baseline_amp=(-0.15, 0.15),
+    water_amp=(0.0, 2.0), lipid_amp=(0.0, 0.3), mm_amp_spread=0.3, mm_ppm_spread=0.04, mm_width_spread=0.25,
+    mm_lorentz_fraction=(0.0, 1.0))
+
+
+def protocol_vector(field_mhz, te_ms) -> np.ndarray:
+    """float32 (n, 2): field and TE scaled to about [-1, 1] over the 3 T short-TE space (the ``"protocol"`` input)."""
+    field = np.atleast_1d(np.asarray(field_mhz, float))
+    te = np.broadcast_to(np.atleast_1d(np.asarray(te_ms, float)), field.shape)
+    return np.stack([(field - 125.5) / 2.3, (te - 30.0) / 10.0], axis=1).astype(np.float32)
+
+
+def draw_protocol(rng: np.random.Generator, space: ProtocolSpace = SHORT_TE_PRESS_3T) -> dict:
+    """One protocol of ``space``: half the draws at the vendors' fields (123.2 or 127.7 MHz), half anywhere between;
+    TE uniform; first sub-echo 35-50 % of TE; bandwidth log-uniform 1-8 kHz."""
+    lo, hi = space.field_mhz
+    field = float(rng.choice([123.2, 127.7])) if rng.random() < 0.5 else float(rng.uniform(lo, hi))
+    te = float(rng.uniform(*space.te_ms))
+    te1 = te * float(rng.uniform(*space.te1_fraction))
+    bandwidth = float(np.exp(rng.uniform(np.log(space.min_bandwidth_hz), np.log(8000.0))))
+    return {"field_mhz": field, "te_ms": te, "te1_ms": te1, "bandwidth_hz": bandwidth}
+
+
+def general_batch(names, batch_size: int, seed: int, index: int, snr=(5.0, 200.0),
+                  config: SynthesisConfig = GENERAL_SYNTHESIS, space: ProtocolSpace = SHORT_TE_PRESS_3T,
+                  grid: ProtocolGrid = DEFAULT_GRID):
+    """Batch ``index`` of the stream of ``seed``: (spectra float32 (B, GRID_POINTS, 2), protocol float32 (B, 2),
+    concentrations float32 (B, M) in ``names`` order). One protocol per batch."""
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index), 7]))
+    proto = draw_protocol(rng, space)
+    basis = protocol_basis(proto["field_mhz"], proto["te_ms"], proto["te1_ms"], grid, space).subset(list(names))
+    fids, truth = synthesize(basis, n=batch_size, snr=snr, seed=np.random.SeedSequence([int(seed), int(index)]),
+                             config=config, n_jobs=1)
+    spectra = grid_spectrum(fids, basis.dwell_s, basis.field_mhz)
+    # a narrower acquisition does not reach every grid point: what it would not have seen is zero
+    spectra[:, ~grid_coverage(1.0 / proto["bandwidth_hz"], proto["field_mhz"])] = 0.0
+    protocol = np.repeat(protocol_vector(proto["field_mhz"], proto["te_ms"]), batch_size, axis=0)
+    return spectra, protocol, concentration_matrix(truth, list(names)).astype(np.float32)
+
+
+def general_dataset(names, outputs_matrix, batch_size: int = 256, seed: int = 0, snr=(5.0, 200.0),
+                    config: SynthesisConfig = GENERAL_SYNTHESIS, first_batch: int = 0, n_batches: int | None = None):
+    """``tf.data`` of ``({"spectrum", "protocol"}, {"concentrations"})`` batches of :func:`general_batch`;
+    ``outputs_matrix`` (M, outputs) maps concentrations to the network's outputs (sums included)."""
+    import tensorflow as tf
+
+    mat = tf.constant(np.asarray(outputs_matrix, np.float32))
+    end = first_batch + n_batches if n_batches is not None else 2 ** 62
+
+    def make(index):
+        spectra, protocol, conc = tf.numpy_function(
+            lambda i: general_batch(names, batch_size, seed, int(i), snr, config),
+            [index], [tf.float32, tf.float32, tf.float32], stateful=False)
+        spectra.set_shape((batch_size, GRID_POINTS, 2))
+        protocol.set_shape((batch_size, 2))
+        conc.set_shape((batch_size, len(names)))
+        return {"spectrum": spectra, "protocol": protocol}, {"concentrations": tf.matmul(conc, mat)}
+
+    return (tf.data.Dataset.range(first_batch, end)
+            .map(make, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(4))
+
+
+def general_validation_set(names, outputs_matrix, n_batches: int = 8, batch_size: int = 256, seed: int = 0,
+                           snr=(5.0, 200.0), config: SynthesisConfig = GENERAL_SYNTHESIS):
+    """Fixed validation batches (seed offset 1,000,000: never in the training stream), as numpy arrays."""
+    parts = [general_batch(names, batch_size, seed + 1_000_000, i, snr, config) for i in range(n_batches)]
+    spectra, protocol, conc = (np.concatenate(p) for p in zip(*parts))
+    return {"spectrum": spectra, "protocol": protocol}, {"concentrations": conc @ np.asarray(outputs_matrix)}
+
+
+def train_general(out_dir, minutes: float = 40.0, *, batch_size: int = 256, steps_per_epoch: int = 100,
+                  learning_rate: float = 1e-3, seed: int = 0, model: str = "seed_cnn", model_kwargs: dict | None = None,
+                  val_batches: int = 8, resume: bool = False, verbose="auto"):
+    """Train a protocol-general network for ``minutes`` of wall-clock time (the epoch running at the limit ends
+    it) into ``out_dir``: ``model.keras``, ``quantifier.json`` (``"input": "ppm_grid"`` and the protocol space),
+    ``log.csv``; resumable (``resume=True`` continues the same stream). Returns the Keras history dict."""
+    import json
+    import os
+    import time
+    from pathlib import Path
+
+    import keras
+
+    from mrs_tf.core.errors import OutputExistsError
+    from mrs_tf.nn.models import build_model
+    from mrs_tf.nn.train import (_backed_up_epochs, _write_json, combination_matrix, compile_model, logged_run,
+                                 output_names, progress_verbosity)
+    from mrs_tf.physics.basis import simulate_basis
+
+    out = Path(out_dir)
+    backup = out / "backup"
+    if (out / "model.keras").exists() and not resume:
+        raise OutputExistsError(f"{out} already holds a trained model; use another folder")
+    out.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(seed)
+    names = list(simulate_basis().names)
+    outputs = output_names(names)
+    mat = combination_matrix(names, outputs)
+    val_x, val_y = general_validation_set(names, mat, val_batches, batch_size, seed)
+    rms = np.sqrt(np.mean(val_x["spectrum"] ** 2, axis=(1, 2)))
+    scale = np.median(val_y["concentrations"] / rms[:, None], axis=0)
+    net = build_model(model, input_points=GRID_POINTS, n_outputs=len(outputs), output_scale=scale, uncertainty=True,
+                      protocol_inputs=2, **(model_kwargs or {}))
+    compile_model(net, outputs, True, learning_rate)
+    first = _backed_up_epochs(backup) * steps_per_epoch if resume else 0
+    ds = general_dataset(names, mat, batch_size, seed, first_batch=first)
+    earlier = logged_run(out) if resume else {"seconds": 0.0, "best_val_loss": None, "epochs": 0}
+    deadline = time.time() + minutes * 60 - earlier["seconds"]
+
+    class Budget(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if time.time() > deadline:
+                self.model.stop_training = True
+
+    start = time.perf_counter()
+    history = net.fit(ds, epochs=100_000, steps_per_epoch=steps_per_epoch, validation_data=(val_x, val_y),
+                      validation_batch_size=512, verbose=progress_verbosity(verbose), callbacks=[
+                          keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=False),
+                          keras.callbacks.ModelCheckpoint(str(out / "best.keras"), monitor="val_loss",
+                                                          save_best_only=True,
+                                                          initial_value_threshold=earlier["best_val_loss"]),
+                          keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=8),
+                          keras.callbacks.CSVLogger(str(out / "log.csv"), append=resume), Budget()])
+    seconds = earlier["seconds"] + time.perf_counter() - start
+    best = keras.saving.load_model(out / "best.keras", compile=False) if (out / "best.keras").exists() else net
+    tmp = out / ".model.keras.tmp.keras"
+    best.save(tmp)
+    os.replace(tmp, out / "model.keras")
+    epochs = logged_run(out)["epochs"]
+    space = SHORT_TE_PRESS_3T
+    meta = {"input": "ppm_grid", "grid": {"ppm_range": [0.2, 4.2], "points": GRID_POINTS},
+            "space": {"sequence": space.sequence, "field_mhz": list(space.field_mhz), "te_ms": list(space.te_ms),
+                      "te1_fraction": list(space.te1_fraction), "min_bandwidth_hz": space.min_bandwidth_hz,
+                      "n_points": list(space.n_points)},
+            "names": names, "outputs": outputs, "uncertainty": True, "model": model, "ref_ppm": 4.65,
+            "ppm_range": [0.2, 4.2], "basis_amplitude_per_proton": None,
+            "protocol": {"sequence": "press", "field_mhz": "123.2-127.8", "te_ms": "20-40"},
+            "training": {"seconds": seconds, "epochs_run": epochs,
+                         "spectra_seen": epochs * steps_per_epoch * batch_size, "seed": seed,
+                         "batch_size": batch_size, "steps_per_epoch": steps_per_epoch,
+                         "learning_rate": learning_rate, "model_kwargs": model_kwargs or {},
+                         "synthesis": {k: v for k, v in GENERAL_SYNTHESIS.__dict__.items() if k != "priors"}}}
+    _write_json(out / "quantifier.json", meta)
+    if backup.exists():
+        import shutil
+
+        shutil.rmtree(backup)
+    json.dumps(meta)  # the meta must be plain JSON
+    return history.history

@@ -1,0 +1,86 @@
+"""Protocol-general networks (issue 18): spectra on one ppm grid whatever the acquisition, basis signals for any 3 T
+short-TE PRESS protocol, and the training stream that draws a protocol per batch."""
+import numpy as np
+import pytest
+
+from mrs_tf.core.errors import ProtocolError
+from mrs_tf.physics.protocols import SHORT_TE_PRESS_3T, interpolation_error, protocol_basis
+from mrs_tf.preprocess.grid import GRID_POINTS, grid_coverage, grid_ppm, grid_spectrum
+
+PROTOCOLS = [(2048, 4000.0, 123.2), (4096, 2000.0, 123.2), (1024, 2500.0, 123.2), (8192, 5000.0, 127.7),
+             (2048, 2000.0, 127.7)]
+
+
+def _lorentzian(n, bandwidth, field, ppm=2.01, width_hz=4.0, amplitude=1.0):
+    t = np.arange(n) / bandwidth
+    return amplitude * np.exp(2j * np.pi * (4.65 - ppm) * field * t - np.pi * width_hz * t)
+
+
+def test_one_signal_gives_one_grid_spectrum_whatever_the_points_dwell_and_field():
+    spectra = np.array([grid_spectrum(_lorentzian(n, bw, f), 1 / bw, f)[0] for n, bw, f in PROTOCOLS])
+    assert spectra.shape == (len(PROTOCOLS), GRID_POINTS, 2)
+    peak = np.argmax(spectra[0, :, 0])
+    assert abs(grid_ppm()[peak] - 2.01) < 0.016  # within one grid step
+    # the same peak height (continuous Fourier transform: x dwell) within 2 %, at every protocol
+    heights = np.hypot(spectra[:, peak, 0], spectra[:, peak, 1])
+    np.testing.assert_allclose(heights, heights[0], rtol=0.02)
+    # and the same shape around it (same field: within 2 % of the peak)
+    same_field = spectra[:3, peak - 20:peak + 20]
+    assert np.abs(same_field - same_field[0]).max() < 0.02 * heights[0]
+
+
+def test_points_beyond_the_acquired_bandwidth_are_zero():
+    cover = grid_coverage(1 / 1000.0, 127.7)  # +-500 Hz = +-3.9 ppm around 4.65: 0.2-0.74 ppm not acquired
+    assert cover[0] and not cover[-1] and 30 < (~cover).sum() < 40
+    spec = grid_spectrum(_lorentzian(1024, 1000.0, 127.7, ppm=3.0), 1 / 1000.0, 127.7)[0]
+    assert np.all(spec[~cover] == 0) and np.abs(spec[cover]).max() > 0
+
+
+def test_protocol_basis_on_the_grid_is_the_simulation_and_off_it_close():
+    on = interpolation_error(123.2, 30.0, 10.5)  # a simulated node: exact
+    assert max(on.values()) < 1e-9
+    off = interpolation_error(123.2, 31.0, 11.5)  # TE and split interpolated
+    assert np.median(list(off.values())) < 0.01 and max(off.values()) < 0.04
+    relabelled = interpolation_error(127.7, 35.0, 17.5)  # simulated at 127.8 MHz, shifts put at 127.7
+    assert max(relabelled.values()) < 0.005
+    basis = protocol_basis(127.7, 35.0, 17.5)
+    assert basis.field_mhz == 127.7 and basis.protocol["te_ms"] == 35.0 and len(basis.names) == 21
+    spec = np.abs(np.fft.fftshift(np.fft.fft(basis.fids[basis.names.index("NAA")] * np.exp(-np.pi * 3 * basis.time))))
+    window = (basis.ppm > 1.9) & (basis.ppm < 2.1)
+    assert abs(basis.ppm[window][np.argmax(spec[window])] - 2.008) < 0.01
+
+
+def test_the_space_names_every_parameter_that_is_out():
+    assert SHORT_TE_PRESS_3T.outside(127.7, 35.0, 2000.0, 2048) == []
+    out = SHORT_TE_PRESS_3T.outside(297.2, 68.0, 800.0, 512)
+    assert len(out) == 4 and "field 297.2" in out[0] and "echo time 68" in out[1] and "bandwidth 800" in out[2]
+    assert "echo time unknown" in SHORT_TE_PRESS_3T.outside(123.2, None, 4000.0, 2048)[0]
+    with pytest.raises(ProtocolError, match="echo time 144"):
+        protocol_basis(123.2, 144.0)
+
+
+def test_the_training_stream_draws_one_protocol_per_batch_reproducibly():
+    import mrs_tf
+    from mrs_tf.nn.general import general_batch
+
+    names = mrs_tf.simulate_basis().names
+    a = general_batch(names, 8, seed=3, index=5)
+    b = general_batch(names, 8, seed=3, index=5)
+    c = general_batch(names, 8, seed=3, index=6)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    spectra, protocol, conc = a
+    assert spectra.shape == (8, GRID_POINTS, 2) and protocol.shape == (8, 2) and conc.shape == (8, 21)
+    assert np.all(protocol == protocol[0]) and not np.array_equal(protocol[0], c[1][0])
+    assert np.all(np.abs(protocol) <= 1.01)
+
+
+def test_a_model_reads_the_grid_spectrum_and_the_protocol():
+    from mrs_tf.nn.models import seed_cnn
+
+    model = seed_cnn(input_points=GRID_POINTS, n_outputs=5, uncertainty=True, protocol_inputs=2,
+                     filters=(8, 8), dense_units=16)
+    assert [i.name for i in model.inputs] == ["spectrum", "protocol"]
+    out = model.predict({"spectrum": np.random.default_rng(0).normal(size=(3, GRID_POINTS, 2)).astype("float32"),
+                         "protocol": np.zeros((3, 2), "float32")}, verbose=0)
+    assert out["concentrations"].shape == (3, 2, 5)
