@@ -84,3 +84,45 @@ def test_a_model_reads_the_grid_spectrum_and_the_protocol():
     out = model.predict({"spectrum": np.random.default_rng(0).normal(size=(3, GRID_POINTS, 2)).astype("float32"),
                          "protocol": np.zeros((3, 2), "float32")}, verbose=0)
     assert out["concentrations"].shape == (3, 2, 5)
+
+
+@pytest.fixture(scope="module")
+def general_model(tmp_path_factory):
+    from mrs_tf.nn.general import train_general
+
+    folder = tmp_path_factory.mktemp("general") / "model"
+    train_general(folder, minutes=0.01, batch_size=32, steps_per_epoch=3, val_batches=1, verbose=0,
+                  model_kwargs={"filters": (8, 8), "dense_units": 16})
+    return folder
+
+
+def test_a_general_model_serves_any_scan_of_its_space_without_flags(general_model, tmp_path, capsys):
+    import mrs_tf
+    from mrs_tf.cli import main
+    from mrs_tf.io import nifti
+    from mrs_tf.physics.protocols import protocol_basis
+    from mrs_tf.table import ResultTable
+
+    q = mrs_tf.Quantifier.load(general_model)
+    assert q.general and "123.2-127.8 MHz" in q.protocol_text()
+    for n, bw, field, te in ((2048, 2000.0, 127.7, 35.0), (4096, 4000.0, 123.2, 30.0), (1024, 1250.0, 127.7, 22.0)):
+        basis = protocol_basis(field, te, n_points=n, dwell_s=1 / bw)
+        fids, _ = mrs_tf.synthesize(basis, 3, snr=40, seed=1)
+        table = q.quantify(fids, 1 / bw, field, te_ms=te)
+        assert np.all(np.isfinite(table["NAA"])) and len(table["NAA"]) == 3
+    # through the command line: a Philips-like file, no --model, --resample or protocol flags needed
+    nifti.write(tmp_path / "philips.nii.gz", fids.reshape(3, 1, 1, -1).astype(np.complex128), 1 / bw, field,
+                te_s=te / 1e3)
+    assert main(["quantify", str(tmp_path / "philips.nii.gz"), "--model", str(general_model), "--out",
+                 str(tmp_path / "p.csv")]) == 0
+    assert ResultTable.read_csv(tmp_path / "p.csv").n_rows == 3
+    # outside the space: every parameter named, with the way out, before TensorFlow loads
+    basis7t = mrs_tf.simulate_basis(field_mhz=297.2, te_ms=68.0, n_points=512, bandwidth_hz=800.0)
+    far, _ = mrs_tf.synthesize(basis7t, 1, snr=40, seed=2)
+    nifti.write(tmp_path / "7t.nii.gz", far.reshape(1, 1, 1, -1).astype(np.complex128), 1 / 800.0, 297.2, te_s=0.068)
+    capsys.readouterr()
+    assert main(["quantify", str(tmp_path / "7t.nii.gz"), "--model", str(general_model), "--out",
+                 str(tmp_path / "7t.csv")]) == 2
+    err = capsys.readouterr().err
+    for part in ("field 297.2", "echo time 68", "bandwidth 800", "512 points", "Way out"):
+        assert part in err, err

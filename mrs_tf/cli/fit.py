@@ -281,6 +281,8 @@ def _quantify(args) -> None:
     scans = []
     for path in args.data:
         d = _read_scan(args, path)
+        if d.get("te_ms") is None and args.te_ms is not None:  # formats without the echo time (.RAW, jMRUI)
+            d["te_ms"] = args.te_ms
         mismatch = meta_only.protocol_mismatch(d["fids"].shape[1], d["dwell_s"], d["field_mhz"], d.get("te_ms"),
                                                resample=args.resample)
         if mismatch:
@@ -289,12 +291,13 @@ def _quantify(args) -> None:
             raise ProtocolError(f"{path}: model {args.model}: {mismatch}")
         scans.append((path, d))
     q = Quantifier.load(args.model, backend=args.backend, tflite=args.tflite, basis=args.basis)
-    if args.report or args.reference:
+    if (args.report or args.reference) and not q.general:
         q.basis()  # a training basis file that changed since training is refused now, before anything is written
     per_proton = basis_norm(args, q.amplitude_per_proton)
     rows, labels, voxels, all_fids = [], [], [], []
     for path, d in scans:
-        if args.resample and (d["fids"].shape[1] != q.n_points or abs(d["dwell_s"] - q.dwell_s) > 1e-9):
+        if args.resample and not q.general and (d["fids"].shape[1] != q.n_points or
+                                                abs(d["dwell_s"] - q.dwell_s) > 1e-9):
             from mrs_tf.preprocess.spectra import resample_fids
 
             print(f"{path}: resampling {d['fids'].shape[1]} points at {1 / d['dwell_s']:g} Hz to {q.n_points} at "
@@ -307,11 +310,12 @@ def _quantify(args) -> None:
             args.water_ppm))] * len(d["fids"]), dtype=object)
         finite = np.all(np.isfinite(d["fids"]), axis=1)  # a NaN sample spoils its voxel, not the file
         keep = np.any(d["fids"] != 0, axis=1) & finite  # MRSI: voxels outside the excitation hold zeros
-        _refuse_mirrored(path, d["fids"][keep], q.basis())
+        basis = q.basis_for(d["fids"].shape[1], d["dwell_s"], d["field_mhz"], d.get("te_ms"))  # this scan's
+        _refuse_mirrored(path, d["fids"][keep], basis)
         offsets = np.full(len(keep), np.nan)
         from mrs_tf.preprocess.spectra import frequency_reference
 
-        fixed, shifts = frequency_reference(d["fids"][keep], q.basis(), search_ppm=SEARCH_PPM)
+        fixed, shifts = frequency_reference(d["fids"][keep], basis, search_ppm=SEARCH_PPM)
         offsets[keep] = -shifts / d["field_mhz"]  # ppm where the peaks sat, + = higher ppm (as shift_ppm)
         if args.reference:
             d = {**d, "fids": d["fids"].copy()}
@@ -361,8 +365,8 @@ def _quantify(args) -> None:
 
         if len(args.data) > 1:
             raise MRSError("--water scales one data file: run one quantify per file with its own water reference")
-        water_scale(args, table, q.names + list(combination_rows(q.names)), d,
-                     q.meta.get("protocol", {}).get("te_ms"), per_proton)
+        te = d.get("te_ms") if q.general else q.meta.get("protocol", {}).get("te_ms")  # the basis's echo time
+        water_scale(args, table, q.names + list(combination_rows(q.names)), d, te, per_proton)
     table.to_csv(args.out, overwrite=args.overwrite)
     print(f"wrote {args.out}: {len(labels)} spectra")
     if args.method == "network":
@@ -380,7 +384,7 @@ def _quantify(args) -> None:
         n_fig = min(len(labels), 8)
         print(f"mrs-tf: report: fitting {n_fig} spectr{'um' if n_fig == 1 else 'a'} for the figures ...",
               file=sys.stderr, flush=True)
-        scan_report(args.report, table, np.concatenate(all_fids), labels, q, q.basis(), overwrite=args.overwrite,
+        scan_report(args.report, table, np.concatenate(all_fids), labels, q, basis, overwrite=args.overwrite,
                     fit_options=QuestOptions.in_vivo(water_ppm=None))
         print(f"wrote {args.report}")
 

@@ -27,9 +27,12 @@ class ModelBundle:
         self.meta = dict(meta)
         self.names = list(meta["names"])
         self.outputs = list(meta.get("outputs", self.names))  # names, then combinations with their own sigma
-        self.n_points = int(meta["n_points"])
-        self.dwell_s = float(meta["dwell_s"])
-        self.field_mhz = float(meta["field_mhz"])
+        # a protocol-general network reads spectra on a ppm grid (any points, dwell, field in its space): no own
+        # points, dwell time or field (None)
+        self.general = meta.get("input") == "ppm_grid"
+        self.n_points = None if self.general else int(meta["n_points"])
+        self.dwell_s = None if self.general else float(meta["dwell_s"])
+        self.field_mhz = None if self.general else float(meta["field_mhz"])
         self.ref_ppm = float(meta.get("ref_ppm", 4.65))
         self.ppm_range = tuple(meta["ppm_range"])
         self.uncertainty = bool(meta.get("uncertainty", False))
@@ -97,7 +100,9 @@ class ModelBundle:
             meta = json.loads(meta_file.read_text())
         except json.JSONDecodeError as exc:
             raise FileFormatError(f"{meta_file}: not valid JSON ({exc})") from None
-        for key in ("names", "n_points", "dwell_s", "field_mhz", "ppm_range"):
+        required = ("names", "space") if meta.get("input") == "ppm_grid" else ("names", "n_points", "dwell_s",
+                                                                              "field_mhz", "ppm_range")
+        for key in required:
             if key not in meta:
                 raise FileFormatError(f"{meta_file}: no {key!r}; not a quantifier written by mrs-tf train")
         return cls(None, meta, folder=folder)
@@ -118,6 +123,24 @@ class ModelBundle:
         if path is None or not path.exists():
             return None
         return TrainConfig(**json.loads(path.read_text()))
+
+    def basis_for(self, n_points: int, dwell_s: float, field_mhz: float, te_ms: float | None = None):
+        """The basis set for data of this protocol (references, reports, the hybrid fit): the training basis, or for
+        a protocol-general network mrs-tf's basis of the data's protocol
+        (:func:`~mrs_tf.physics.protocols.protocol_basis`) at the data's points and dwell time."""
+        if not self.general:
+            return self.basis()
+        if self._basis is not None:
+            return self._basis
+        from mrs_tf.physics.protocols import protocol_basis
+
+        key = (int(n_points), float(dwell_s), float(field_mhz), te_ms)
+        if getattr(self, "_protocol_bases", None) is None:
+            self._protocol_bases = {}
+        if key not in self._protocol_bases:
+            basis = protocol_basis(field_mhz, te_ms, space=self.space(), n_points=n_points, dwell_s=dwell_s)
+            self._protocol_bases[key] = basis.subset(self.names)
+        return self._protocol_bases[key]
 
     def basis(self):
         """The basis set the model was trained on (cached): the user's (``mrs-tf train --basis``) or mrs-tf's
@@ -199,6 +222,11 @@ class ModelBundle:
         return BasisSet(names, fids, basis.dwell_s, basis.field_mhz, basis.ref_ppm, protocol).subset(self.names)
 
     def protocol_text(self) -> str:
+        if self.general:
+            sp = self.space()
+            return (f"{sp.sequence.upper()} TE {sp.te_ms[0]:g}-{sp.te_ms[1]:g} ms, {sp.field_mhz[0]:g}-"
+                    f"{sp.field_mhz[1]:g} MHz, {sp.n_points[0]}-{sp.n_points[1]} points, bandwidth >= "
+                    f"{sp.min_bandwidth_hz:g} Hz")
         proto = self.meta.get("protocol", {})
         seq = proto.get("sequence", "")
         te = f" TE {proto['te_ms']:g} ms" if proto.get("te_ms") else ""
@@ -213,24 +241,48 @@ class ModelBundle:
             model = self.model
 
             @tf.function(reduce_retracing=True)
-            def graph(spectrum):
-                out = model({"spectrum": spectrum}, training=False)
+            def graph(inputs):
+                out = model(inputs, training=False)
                 return out["concentrations"] if isinstance(out, dict) else out
 
             self._graph = graph
-        return np.asarray(self._graph(x))
+        return np.asarray(self._graph(x if isinstance(x, dict) else {"spectrum": x}))
 
-    def infer(self, arr: np.ndarray, batch_size: int = 4096):
-        """The network on FIDs already in its protocol (complex (n, n_points); no checks): (mean (n, M), sd (n, M)
-        or None) in basis units, sd with the calibration of ``quantifier.json`` applied."""
+    def space(self):
+        """The :class:`~mrs_tf.physics.protocols.ProtocolSpace` a protocol-general network serves (None otherwise)."""
+        if not self.general:
+            return None
+        from mrs_tf.physics.protocols import ProtocolSpace
+
+        sp = self.meta["space"]
+        return ProtocolSpace(sequence=sp["sequence"], field_mhz=tuple(sp["field_mhz"]), te_ms=tuple(sp["te_ms"]),
+                             te1_fraction=tuple(sp["te1_fraction"]), min_bandwidth_hz=float(sp["min_bandwidth_hz"]),
+                             n_points=tuple(sp["n_points"]))
+
+    def inputs(self, fids: np.ndarray, dwell_s: float | None = None, field_mhz: float | None = None,
+               te_ms: float | None = None):
+        """The network's input for FIDs in its protocol: the cropped spectrum, or for a protocol-general network
+        ``{"spectrum": grid spectrum, "protocol": field and TE}`` of the data's ``dwell_s``, ``field_mhz``, ``te_ms``."""
+        if not self.general:
+            return cropped_spectrum(fids, self.dwell_s, self.field_mhz, self.ppm_range, self.ref_ppm)
+        from mrs_tf.physics.protocols import protocol_vector
+        from mrs_tf.preprocess.grid import grid_spectrum
+
+        return {"spectrum": grid_spectrum(fids, dwell_s, field_mhz, self.ref_ppm),
+                "protocol": np.repeat(protocol_vector(field_mhz, te_ms), len(fids), axis=0)}
+
+    def infer(self, arr: np.ndarray, batch_size: int = 4096, dwell_s: float | None = None,
+              field_mhz: float | None = None, te_ms: float | None = None):
+        """The network on FIDs already in its protocol (complex (n, n_points); no checks; ``dwell_s``, ``field_mhz``
+        and ``te_ms`` of the data for a protocol-general network): (mean (n, M), sd (n, M) or None) in basis units,
+        sd with the calibration of ``quantifier.json`` applied."""
         parts = []
         for start in range(0, len(arr), batch_size):
             chunk = arr[start:start + batch_size].astype(np.complex64)
             if self.runner is not None:
                 parts.append(self.runner.predict(full_spectrum(chunk)))
                 continue
-            parts.append(self._infer(cropped_spectrum(chunk, self.dwell_s, self.field_mhz, self.ppm_range,
-                                                      self.ref_ppm)))
+            parts.append(self._infer(self.inputs(chunk, dwell_s, field_mhz, te_ms)))
         pred = np.concatenate(parts).astype(float)
         if pred.shape[-1] != len(self.outputs):
             raise FileFormatError(f"the model has {pred.shape[-1]} outputs but quantifier.json lists "

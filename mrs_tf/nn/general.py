@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mrs_tf.physics.protocols import DEFAULT_GRID, SHORT_TE_PRESS_3T, ProtocolGrid, ProtocolSpace, protocol_basis
+from mrs_tf.physics.protocols import (DEFAULT_GRID, SHORT_TE_PRESS_3T, ProtocolGrid, ProtocolSpace, protocol_basis,
+                                     protocol_vector)
 from mrs_tf.physics.synth import SynthesisConfig, concentration_matrix, synthesize
 from mrs_tf.preprocess.grid import GRID_POINTS, grid_coverage, grid_spectrum
 
@@ -24,13 +25,6 @@ GENERAL_SYNTHESIS = SynthesisConfig(
     phase0_deg=(-180.0, 180.0), phase1_deg_per_ppm=(-5.0, 5.0), baseline_components=4, baseline_amp=(-0.15, 0.15),
     water_amp=(0.0, 2.0), lipid_amp=(0.0, 0.3), mm_amp_spread=0.3, mm_ppm_spread=0.04, mm_width_spread=0.25,
     mm_lorentz_fraction=(0.0, 1.0))
-
-
-def protocol_vector(field_mhz, te_ms) -> np.ndarray:
-    """float32 (n, 2): field and TE scaled to about [-1, 1] over the 3 T short-TE space (the ``"protocol"`` input)."""
-    field = np.atleast_1d(np.asarray(field_mhz, float))
-    te = np.broadcast_to(np.atleast_1d(np.asarray(te_ms, float)), field.shape)
-    return np.stack([(field - 125.5) / 2.3, (te - 30.0) / 10.0], axis=1).astype(np.float32)
 
 
 def draw_protocol(rng: np.random.Generator, space: ProtocolSpace = SHORT_TE_PRESS_3T) -> dict:
@@ -137,6 +131,7 @@ def train_general(out_dir, minutes: float = 40.0, *, batch_size: int = 256, step
 
     start = time.perf_counter()
     history = net.fit(ds, epochs=100_000, steps_per_epoch=steps_per_epoch, validation_data=(val_x, val_y),
+                      shuffle=False,
                       validation_batch_size=512, verbose=progress_verbosity(verbose), callbacks=[
                           keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=False),
                           keras.callbacks.ModelCheckpoint(str(out / "best.keras"), monitor="val_loss",

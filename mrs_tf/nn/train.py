@@ -184,7 +184,8 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, st
     with interrupt.installed():
         history = model.fit(train_ds, epochs=cfg.epochs, steps_per_epoch=cfg.steps_per_epoch,
                             validation_data=({"spectrum": val_x}, {"concentrations": val_y}),
-                            validation_batch_size=512, callbacks=callbacks, verbose=verbose)
+                            validation_batch_size=512, callbacks=callbacks, verbose=verbose,
+                            shuffle=False)  # a stream: already in its (seeded) order
     seconds = earlier["seconds"] + time.perf_counter() - start
     if interrupt.stopped:
         from mrs_tf.core.errors import TrainingError

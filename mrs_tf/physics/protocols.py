@@ -25,7 +25,7 @@ from mrs_tf.core.errors import ProtocolError
 from mrs_tf.physics.basis import BasisSet, simulate_basis
 
 __all__ = ["ProtocolSpace", "SHORT_TE_PRESS_3T", "ProtocolGrid", "DEFAULT_GRID", "protocol_basis",
-           "interpolation_error"]
+           "interpolation_error", "protocol_vector"]
 
 
 @dataclass(frozen=True)
@@ -99,10 +99,17 @@ def _neighbours(grid: tuple[float, ...], value: float) -> tuple[float, float, fl
 
 
 def protocol_basis(field_mhz: float, te_ms: float, te1_ms: float | None = None, grid: ProtocolGrid = DEFAULT_GRID,
-                   space: ProtocolSpace = SHORT_TE_PRESS_3T) -> BasisSet:
+                   space: ProtocolSpace = SHORT_TE_PRESS_3T, n_points: int | None = None,
+                   dwell_s: float | None = None) -> BasisSet:
     """The PRESS basis (20 metabolites + MM, basis units of :func:`~mrs_tf.simulate_basis`) for ``field_mhz``,
     ``te_ms`` and the first sub-echo ``te1_ms`` (default: 37 % of TE, the split of mrs-tf's default protocol), at the
-    grid's sampling (see the module docstring). A protocol outside ``space`` is a :class:`ProtocolError`."""
+    grid's sampling (see the module docstring), or at ``n_points`` and ``dwell_s`` when both are given (the grid's
+    echo times and splits simulated at that sampling; slower the first time, cached after). A protocol outside
+    ``space`` is a :class:`ProtocolError`."""
+    if n_points is not None and dwell_s is not None:  # simulated a little longer and wider, then resampled exactly
+        wide = ProtocolGrid(grid.fields_mhz, grid.te_ms, grid.te1_fractions, int(n_points * 1.03) + 16,
+                            1.0 / dwell_s)
+        return protocol_basis(field_mhz, te_ms, te1_ms, wide, space).resample(dwell_s=dwell_s, n_points=n_points)
     problems = [p for p in space.outside(field_mhz, te_ms, grid.bandwidth_hz, space.n_points[0])]
     if problems:
         raise ProtocolError(f"outside {space.sequence.upper()} {space.field_mhz[0]:g}-{space.field_mhz[1]:g} MHz, "
@@ -141,3 +148,11 @@ def interpolation_error(field_mhz: float, te_ms: float, te1_ms: float, grid: Pro
     a = np.fft.fft(approx.fids * env, axis=1)
     d = np.fft.fft(direct.fids * env, axis=1)
     return {n: float(np.linalg.norm(a[k] - d[k]) / np.linalg.norm(d[k])) for k, n in enumerate(direct.names)}
+
+
+def protocol_vector(field_mhz, te_ms) -> np.ndarray:
+    """float32 (n, 2): field and TE scaled to about [-1, 1] over the 3 T short-TE space (the ``"protocol"`` input of
+    protocol-general networks)."""
+    field = np.atleast_1d(np.asarray(field_mhz, float))
+    te = np.broadcast_to(np.atleast_1d(np.asarray(te_ms, float)), field.shape)
+    return np.stack([(field - 125.5) / 2.3, (te - 30.0) / 10.0], axis=1).astype(np.float32)

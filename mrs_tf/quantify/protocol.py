@@ -12,6 +12,14 @@ def mismatch(model, n_points: int, dwell_s: float, field_mhz: float, te_ms: floa
     """Every mismatch between the data's protocol (``n_points``, dwell ``dwell_s`` in s, field ``field_mhz`` in MHz,
     echo time ``te_ms`` in ms where known) and ``model``'s (a :class:`~mrs_tf.nn.bundle.ModelBundle`), each with the
     way out, in one message ('' when they match). ``resample``: other points and a wider bandwidth are fine."""
+    if getattr(model, "general", False):
+        bandwidth = 1.0 / dwell_s if dwell_s else None
+        out = model.space().outside(field_mhz, te_ms, bandwidth, n_points)
+        if not out:
+            return ""
+        return (f"this model serves {model.protocol_text()}; the data differ: {'; '.join(out)}. Way out: fit with a "
+                f"basis for your protocol (mrs-tf fit --basis YOUR_BASIS; mrs-tf basis simulate writes one), or train "
+                f"a model for it (mrs-tf train --basis YOUR_BASIS --protocol-from YOUR_DATA)")
     out, retrain = [], False
     model_te = model.meta.get("protocol", {}).get("te_ms")
     if te_ms is not None and model_te is not None and abs(float(te_ms) - float(model_te)) > 0.5:

@@ -59,7 +59,7 @@ class Quantifier(ModelBundle):
 
     def predict(self, fids, dwell_s: float, field_mhz: float, batch_size: int = 4096, te_ms: float | None = None):
         """(mean (n, M), sd (n, M) or None) in basis units, after :meth:`check`."""
-        return self.infer(self.check(fids, dwell_s, field_mhz, te_ms), batch_size)
+        return self.infer(self.check(fids, dwell_s, field_mhz, te_ms), batch_size, dwell_s, field_mhz, te_ms)
 
     def quantify(self, fids, dwell_s: float | None = None, field_mhz: float | None = None,
                  batch_size: int = 4096, te_ms: float | None = None, *, method: str = "network", basis=None,
@@ -89,8 +89,9 @@ class Quantifier(ModelBundle):
         """The network's amplitudes as the start of :func:`mrs_tf.hybrid.fit` (see :meth:`quantify`)."""
         from mrs_tf.fitting import hybrid
 
-        basis = self.check_basis(basis) if basis is not None else self.basis()
         arr = self.check(fids, dwell_s, field_mhz, te_ms)
+        basis = self.check_basis(basis) if basis is not None else self.basis_for(arr.shape[1], dwell_s, field_mhz,
+                                                                                   te_ms)
         mean, _ = self.predict(arr, dwell_s, field_mhz, batch_size, te_ms)
         initial = np.stack([mean[:, self.names.index(n)] if n in self.names else np.zeros(len(mean))
                             for n in basis.names], axis=1)
