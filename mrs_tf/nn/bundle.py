@@ -280,7 +280,8 @@ class ModelBundle:
         for start in range(0, len(arr), batch_size):
             chunk = arr[start:start + batch_size].astype(np.complex64)
             if self.runner is not None:
-                parts.append(self.runner.predict(full_spectrum(chunk)))
+                parts.append(self.runner.predict(self.inputs(chunk, dwell_s, field_mhz, te_ms) if self.general
+                                                  else full_spectrum(chunk)))
                 continue
             parts.append(self._infer(self.inputs(chunk, dwell_s, field_mhz, te_ms)))
         pred = np.concatenate(parts).astype(float)

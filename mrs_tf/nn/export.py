@@ -56,12 +56,16 @@ def _load(folder):
 
 
 def inference_model(quantifier):
-    """Keras model: full spectrum (B, n_points, 2) -> ``{"concentrations": ...}`` (crop inside)."""
+    """Keras model: full spectrum (B, n_points, 2) -> ``{"concentrations": ...}`` (crop inside); for a
+    protocol-general network its own inputs (grid spectrum (B, 256, 2) and protocol (B, 2); the device computes the
+    grid spectrum, :func:`mrs_tf.preprocess.grid.grid_spectrum`, as it computes the FFT for the others)."""
     import keras
 
     from mrs_tf.preprocess.spectra import crop_slice
 
     q = _load(quantifier)
+    if q.general:  # a protocol-general network reads the grid spectrum and the protocol: the model as it is
+        return q.model
     sl = crop_slice(q.n_points, q.dwell_s, q.field_mhz, q.ppm_range, q.ref_ppm)
     spectrum = keras.Input((q.n_points, 2), name="spectrum")
     cropped = CropSpectrum(sl.start, sl.stop, name="crop")(spectrum)
@@ -77,6 +81,11 @@ def representative_spectra(quantifier, n: int = 256, seed: int = 0) -> np.ndarra
     from mrs_tf.nn.train import TRAINING_SYNTHESIS
 
     q = _load(quantifier)
+    if q.general:  # spectra of protocols drawn from the model's space, as in training
+        from mrs_tf.nn.general import general_batch
+
+        spectra, protocol, _ = general_batch(q.names, n, seed + 3_000_000, 0)
+        return {"spectrum": spectra, "protocol": protocol}
     fids, _ = synthesize(q.basis(), n, snr=(5, 200), seed=seed, config=TRAINING_SYNTHESIS)
     return full_spectrum(fids)
 
@@ -118,6 +127,10 @@ def _convert(q, quantize: str, n_representative: int, seed: int) -> bytes:
         data = representative_spectra(q, n_representative, seed)
 
         def rep():
+            if isinstance(data, dict):  # a multi-input graph: each sample by input name
+                for i in range(len(data["spectrum"])):
+                    yield {name: x[i:i + 1] for name, x in data.items()}
+                return
             for i in range(len(data)):
                 yield [data[i:i + 1]]
 
