@@ -78,6 +78,8 @@ def main() -> None:
     parser.add_argument("--lcmodel-include", default=None, help="folder with LCModel's .inc files for the build")
     parser.add_argument("--epochs", type=int, default=None, help="network training epochs (default: the command's 40)")
     parser.add_argument("--work", default=None, help="folder for the files (default: a temporary one)")
+    parser.add_argument("--general", default=None,
+                        help="a protocol-general model folder (default: saved_models/press3t_short_te when there)")
     args = parser.parse_args()
     if not BASIS.exists():
         print(f"reference data not found at {SCANS.parent}; nothing to measure")
@@ -132,6 +134,18 @@ def main() -> None:
     else:
         print(f"train --basis: no model (exit {code}, see above)")
 
+    general = Path(args.general) if args.general else ROOT / "saved_models" / "press3t_short_te"
+    if (general / "quantifier.json").exists():  # the protocol-general network: the scans as they are, no flags
+        out = work / "general.csv"
+        t0 = time.perf_counter()
+        code = cli(["quantify", *map(str, scans), "--model", str(general), "--out", str(out), "--overwrite"])
+        secs = (time.perf_counter() - t0) / len(scans)
+        if code == 0:
+            table = ResultTable.read_csv(out)
+            rows[f"network, {general.name} (no flags)"] = ([ratios_from(table, i) for i in range(len(scans))], secs,
+                                                           ",".join(table["status"]))
+        else:
+            print(f"{general}: exit {code} (see above)")
     shipped = ROOT / "saved_models" / "press3t_te30"
     code = cli(["quantify", str(scans[0]), "--model", str(shipped), "--out", str(work / "shipped.csv"), "--overwrite"])
     print(f"shipped {shipped.name} on these scans: exit {code} (a refusal names the protocol mismatch above)")

@@ -47,6 +47,7 @@ def test_mrsi_grid_quantifies_every_voxel_and_writes_maps_with_the_affine(basis,
     assert main(["quantify", str(tmp_path / "mrsi.nii.gz"), "--out", str(out), "--maps", str(maps)]) == 0
     print(f"16x16 grid quantified in {time.perf_counter() - t0:.1f} s")
     table = ResultTable.read_csv(out)
+    assert "254 spectra quantified (2 not quantified: status column)" in capsys.readouterr().out
     assert table.n_rows == 256 and {"x", "y", "z", "NAA", "NAA_sd"} <= set(table)
     naa = nib.load(str(maps / "NAA.nii.gz"))
     np.testing.assert_allclose(naa.affine, affine)

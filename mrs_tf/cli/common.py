@@ -140,3 +140,8 @@ def write_plot(fig, path, overwrite):
 
     write_html(fig, path, overwrite=overwrite)
     print(f"wrote {path}")
+
+
+def spectra_count(n: int) -> str:
+    """``"1 spectrum"``, ``"16 spectra"``."""
+    return f"{n} spectrum" if n == 1 else f"{n} spectra"

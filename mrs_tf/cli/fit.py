@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from mrs_tf.cli.common import (add_preprocessing, add_water, basis_norm, dwell_s_from,
-                              fit_options, refuse_existing, water_scale, write_plot)
+                              fit_options, refuse_existing, spectra_count, water_scale, write_plot)
 from mrs_tf.core.errors import MRSError
 
 
@@ -239,7 +239,7 @@ def _fit(args) -> None:
     water_scale(args, table, names, {**first, "fids": fids}, basis.protocol.get("te_ms"), per_proton)
     table.to_csv(args.out, overwrite=args.overwrite)
     counts = {s: int(np.sum(table["status"] == s)) for s in dict.fromkeys(table["status"])}
-    print(f"wrote {args.out}: {len(fids)} spectra, status {counts}")
+    print(f"wrote {args.out}: {spectra_count(len(fids))}, status {counts}")
     _warn_poor_fits(table)
     if args.plot:
         write_plot(quest.fit_one(fids[0], basis, options).figure(title=f"QUEST fit of {labels[0]}"), args.plot,
@@ -368,7 +368,11 @@ def _quantify(args) -> None:
         te = d.get("te_ms") if q.general else q.meta.get("protocol", {}).get("te_ms")  # the basis's echo time
         water_scale(args, table, q.names + list(combination_rows(q.names)), d, te, per_proton)
     table.to_csv(args.out, overwrite=args.overwrite)
-    print(f"wrote {args.out}: {len(labels)} spectra")
+    done = (int(np.sum(~np.isin(np.asarray(table["status"]), ["not_quantified", "nan_input"]))) if "status" in table
+            else len(labels))
+    skipped = f" ({len(labels) - done} not quantified: status column)" if done < len(labels) else ""
+    print(f"wrote {args.out}: {spectra_count(done)} quantified{skipped}" if skipped else
+          f"wrote {args.out}: {spectra_count(len(labels))}")
     if args.method == "network":
         _warn_flagged(table)
     if args.maps:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mrs_tf.cli.common import add_protocol, dwell_s_from, refuse_existing, write_plot
+from mrs_tf.cli.common import add_protocol, dwell_s_from, refuse_existing, spectra_count, write_plot
 from mrs_tf.core.errors import MRSError
 
 
@@ -105,7 +105,7 @@ def _synth(args) -> None:
             writer.writerow(["index"] + keys)
             for i in range(args.n):
                 writer.writerow([i] + [f"{float(truth[k][i]):.8g}" for k in keys])
-    print(f"wrote {args.out} ({args.n} spectra) and {truth_path}")
+    print(f"wrote {args.out} ({spectra_count(args.n)}) and {truth_path}")
     if args.plot:
         write_plot(spectrum_figure(fids[:5], basis.ppm, title="Synthesised spectra"), args.plot, args.overwrite)
 
