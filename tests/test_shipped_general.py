@@ -1,0 +1,64 @@
+"""The protocol-general model shipped in saved_models/press3t_short_te (issue 18): small, documented, serves scans of
+other vendors' protocols without flags, and its LiteRT export gives the Keras numbers."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("keras")
+
+import mrs_tf  # noqa: E402
+from mrs_tf.physics.protocols import protocol_basis  # noqa: E402
+from mrs_tf.train import evaluation_synthesis  # noqa: E402
+
+FOLDER = Path(__file__).resolve().parents[1] / "saved_models" / "press3t_short_te"
+
+
+def test_files_are_small_and_documented():
+    sizes = {f.name: f.stat().st_size for f in FOLDER.iterdir() if f.is_file()}
+    assert {"model.keras", "quantifier.json", "model_card.md", "metrics.json", "model.tflite",
+            "model_int8.tflite"} <= set(sizes) and "best.keras" not in sizes
+    assert sum(sizes.values()) < 5 * 2 ** 20
+    meta = json.loads((FOLDER / "quantifier.json").read_text())
+    assert meta["input"] == "ppm_grid" and meta["space"]["te_ms"] == [20.0, 40.0] and len(meta["sd_scale"]) == 25
+    card = (FOLDER / "model_card.md").read_text()
+    assert "Only spectra synthesised by mrs-tf" in card and "CPU cores" in card and "basis sets it never saw" in card
+
+
+@pytest.fixture(scope="module")
+def philips_like():
+    """Spectra of a Philips/GE protocol (127.7 MHz, TE 35, 2,048 points at 2 kHz) from mrs-tf's basis."""
+    from mrs_tf.nn.general import GENERAL_SYNTHESIS
+
+    basis = protocol_basis(127.7, 35.0, 17.5, n_points=2048, dwell_s=1 / 2000)
+    syn = evaluation_synthesis(GENERAL_SYNTHESIS).with_(water_amp=(0.0, 0.0), lipid_amp=(0.0, 0.0))
+    fids, truth = mrs_tf.synthesize(basis, 128, snr=(30, 100), seed=np.random.SeedSequence([42, 18]), config=syn)
+    return basis, fids, truth
+
+
+def test_quantifies_another_vendors_protocol(philips_like):
+    basis, fids, truth = philips_like
+    q = mrs_tf.Quantifier.load(FOLDER)
+    table = q.quantify(fids, dwell_s=basis.dwell_s, field_mhz=basis.field_mhz, te_ms=35.0)
+    for name, max_mape in (("NAA", 6.0), ("Cr+PCr", 5.0), ("GPC+PCh", 7.0), ("Glu", 10.0), ("Ins", 10.0)):
+        tr = sum(truth[p] for p in name.split("+"))
+        mape = 100 * np.mean(np.abs(np.asarray(table[name]) - tr) / tr)
+        assert mape < max_mape, (name, mape)
+    z = (np.asarray(table["NAA"]) - truth["NAA"]) / np.asarray(table["NAA_sd"])
+    assert 0.5 < np.mean(np.abs(z) < 1) < 0.9
+    # the scale and phase of the data do not matter
+    rotated = q.quantify(fids * (30.0 * np.exp(1j * 1.1)), dwell_s=basis.dwell_s, field_mhz=basis.field_mhz,
+                         te_ms=35.0)
+    np.testing.assert_allclose(rotated["NAA"], np.asarray(table["NAA"]) * 30.0, rtol=5e-3)
+
+
+def test_litert_float_gives_the_keras_numbers(philips_like):
+    basis, fids, _ = philips_like
+    keras_table = mrs_tf.Quantifier.load(FOLDER).quantify(fids[:32], basis.dwell_s, basis.field_mhz, te_ms=35.0)
+    lite = mrs_tf.Quantifier.load(FOLDER, backend="litert").quantify(fids[:32], basis.dwell_s, basis.field_mhz,
+                                                                      te_ms=35.0)
+    np.testing.assert_allclose(lite["NAA"], keras_table["NAA"], rtol=1e-4)
+    int8 = mrs_tf.Quantifier.load(FOLDER, backend="litert", tflite="model_int8.tflite").quantify(
+        fids[:32], basis.dwell_s, basis.field_mhz, te_ms=35.0)
+    assert np.median(np.abs(np.asarray(int8["NAA"]) / np.asarray(keras_table["NAA"]) - 1)) < 0.05
