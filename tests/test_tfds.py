@@ -183,3 +183,11 @@ def test_evaluate_on_a_tfds_split_checks_protocol_and_names(tiny_dir):
     with pytest.raises(BasisError, match="no ground truth for Xyz"):
         load_test_data(Quantifier(None, {**meta, "names": meta["names"] + ["Xyz"]}), ["tfds:tiny:test"],
                        tfds_dir=tiny_dir)
+
+
+def test_a_build_says_what_it_does_not_what_tfds_assumes(tmp_path, capsys):
+    """No "Downloading and preparing dataset Unknown size": nothing is downloaded (issue 19 item 3)."""
+    build("tiny", tmp_path)
+    out = capsys.readouterr().out
+    assert "Unknown size" not in out and "Downloading" not in out
+    assert "mrs_brain_sim/tiny: synthesising" in out and "nothing is downloaded" in out and "ready in" in out
