@@ -95,7 +95,6 @@ def train_general(out_dir, minutes: float = 40.0, *, batch_size: int = 256, step
     ``learning_rate`` to ``min_learning_rate`` over the time budget (a plateau schedule on a noisy validation set
     halved it six times in the first 13 minutes). ``init_from``: a ``.keras`` model whose weights start the run.
     Returns the Keras history dict."""
-    import json
     import os
     import time
     from pathlib import Path
@@ -180,7 +179,6 @@ def train_general(out_dir, minutes: float = 40.0, *, batch_size: int = 256, step
         import shutil
 
         shutil.rmtree(backup)
-    json.dumps(meta)  # the meta must be plain JSON
     return history.history
 
 

@@ -110,7 +110,7 @@ def protocol_basis(field_mhz: float, te_ms: float, te1_ms: float | None = None, 
         wide = ProtocolGrid(grid.fields_mhz, grid.te_ms, grid.te1_fractions, int(n_points * 1.03) + 16,
                             1.0 / dwell_s)
         return protocol_basis(field_mhz, te_ms, te1_ms, wide, space).resample(dwell_s=dwell_s, n_points=n_points)
-    problems = [p for p in space.outside(field_mhz, te_ms, grid.bandwidth_hz, space.n_points[0])]
+    problems = space.outside(field_mhz, te_ms, grid.bandwidth_hz, space.n_points[0])
     if problems:
         raise ProtocolError(f"outside {space.sequence.upper()} {space.field_mhz[0]:g}-{space.field_mhz[1]:g} MHz, "
                             f"TE {space.te_ms[0]:g}-{space.te_ms[1]:g} ms: {'; '.join(problems)}")
