@@ -393,7 +393,7 @@ def test_ctrl_c_saves_and_stops_and_resume_counts_the_whole_run(tmp_path):
     simulate_basis(metabolites=["NAA", "Cr", "PCr", "Ins", "GPC", "Glu"]).save(tmp_path / "small.BASIS")
     out = tmp_path / "m"
     args = ["train", "--basis", str(tmp_path / "small.BASIS"), "--out", str(out), "--epochs", "6",
-            "--steps-per-epoch", "25", "--batch-size", "64", "--test-size", "256"]
+            "--steps-per-epoch", "40", "--batch-size", "64", "--test-size", "256"]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     exe = Path(sys.executable).parent / "mrs-tf"  # the installed command: the card records its command line
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "mrs_tf.cli"]
@@ -417,7 +417,7 @@ def test_ctrl_c_saves_and_stops_and_resume_counts_the_whole_run(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads((out / "quantifier.json").read_text())["training"]["epochs_run"] == 6
     card = (out / "model_card.md").read_text()
-    assert "6 epochs x 25 steps" in card and "--resume" not in card
+    assert "6 epochs x 40 steps" in card and "--resume" not in card
     assert not (out / "backup").exists()
 
 
