@@ -176,23 +176,22 @@ def offset_flags(offsets_ppm, corrected: bool, training_ppm: float) -> tuple[np.
     return status, message
 
 
+def _warn_rows(table, rows, what: str, prefix: str = "") -> None:
+    """The first five of ``rows`` on stderr with their message, then how many more (the status column has all)."""
+    for i in rows[:5]:
+        print(f"mrs-tf: warning: {table['spectrum'][i]}: {prefix}{table['message'][i]}", file=sys.stderr)
+    if len(rows) > 5:
+        print(f"mrs-tf: warning: {len(rows) - 5} more {what} (status column)", file=sys.stderr)
+
+
 def _warn_flagged(table) -> None:
-    """The network's flagged spectra on stderr (the status column holds every one)."""
+    """The network's flagged spectra on stderr."""
     status = np.asarray(table["status"])
-    bad = np.flatnonzero((status != "ok") & (status != "not_quantified"))
-    for i in bad[:5]:
-        print(f"mrs-tf: warning: {table['spectrum'][i]}: {table['message'][i]}", file=sys.stderr)
-    if len(bad) > 5:
-        print(f"mrs-tf: warning: {len(bad) - 5} more flagged spectra (status column)", file=sys.stderr)
+    _warn_rows(table, np.flatnonzero((status != "ok") & (status != "not_quantified")), "flagged spectra")
 
 
 def _warn_poor_fits(table) -> None:
-    status = np.asarray(table["status"])
-    bad = np.flatnonzero(status == "poor_fit")
-    for i in bad[:5]:
-        print(f"mrs-tf: warning: {table['spectrum'][i]}: poor fit: {table['message'][i]}", file=sys.stderr)
-    if len(bad) > 5:
-        print(f"mrs-tf: warning: {len(bad) - 5} more poor fits (status column)", file=sys.stderr)
+    _warn_rows(table, np.flatnonzero(np.asarray(table["status"]) == "poor_fit"), "poor fits", "poor fit: ")
 
 
 def _fit(args) -> None:

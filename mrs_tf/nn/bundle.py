@@ -38,6 +38,7 @@ class ModelBundle:
         self.uncertainty = bool(meta.get("uncertainty", False))
         self._graph = None
         self._basis = None
+        self._protocol_bases = {}  # protocol-general networks: (points, dwell, field, TE) -> basis
 
     @classmethod
     def load(cls, path: str | os.PathLike, backend: str = "keras", tflite: str = "model.tflite",
@@ -135,8 +136,6 @@ class ModelBundle:
         from mrs_tf.physics.protocols import protocol_basis
 
         key = (int(n_points), float(dwell_s), float(field_mhz), te_ms)
-        if getattr(self, "_protocol_bases", None) is None:
-            self._protocol_bases = {}
         if key not in self._protocol_bases:
             basis = protocol_basis(field_mhz, te_ms, space=self.space(), n_points=n_points, dwell_s=dwell_s)
             self._protocol_bases[key] = basis.subset(self.names)

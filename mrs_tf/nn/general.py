@@ -191,7 +191,7 @@ def calibrate_general_sd(folder, n_batches: int = 16, batch_size: int = 256, see
     from pathlib import Path
 
     from mrs_tf.nn.bundle import ModelBundle
-    from mrs_tf.nn.train import _write_json, combination_matrix, evaluation_synthesis
+    from mrs_tf.nn.train import _write_json, combination_matrix, evaluation_synthesis, sd_scale
 
     folder = Path(folder)
     q = ModelBundle.load(folder)
@@ -206,7 +206,7 @@ def calibrate_general_sd(folder, n_batches: int = 16, batch_size: int = 256, see
         mean, sd = _predict(q, spectra, protocol)
         means.append(mean), sds.append(sd), targets.append(conc @ mat)
     mean, sd, target = (np.concatenate(x) for x in (means, sds, targets))
-    scale = np.median(np.abs(mean - target) / sd, axis=0) / 0.6745
+    scale = sd_scale(mean, sd, target)
     meta["sd_scale"] = [float(v) for v in scale]
     meta["sd_calibration"] = {"n": int(len(mean)), "seed": seed + 2_000_000, "priors": "healthy-brain defaults",
                               "protocols": "drawn from the space"}
