@@ -151,17 +151,30 @@ def main() -> None:
     parser.add_argument("--evaluate-only", action="store_true")
     parser.add_argument("--n", type=int, default=2048, help="test spectra per protocol")
     parser.add_argument("--fast", action="store_true", help="a toy run (about a minute): CI")
+    parser.add_argument("--init-from", default=None, help="a .keras model whose weights start the run")
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--randomisation", choices=["none", "all", "te", "linewidth", "asymmetry"], default="all",
+                        help="domain randomisation of the basis signals (nn.general.BasisRandomisation; default all)")
     args = parser.parse_args()
-    from mrs_tf.nn.general import train_general
+    import dataclasses
+
+    from mrs_tf.nn.general import DOMAIN_RANDOMISATION as ALL, NO_RANDOMISATION as NONE, train_general
+
+    rand = {"none": NONE, "all": ALL,
+            "te": dataclasses.replace(NONE, te_ms=ALL.te_ms, te1_fraction=ALL.te1_fraction),
+            "linewidth": dataclasses.replace(NONE, basis_lorentz_hz=ALL.basis_lorentz_hz),
+            "asymmetry": dataclasses.replace(NONE, asymmetry_fraction=ALL.asymmetry_fraction)}[args.randomisation]
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.out) if args.out else Path(tmp) / "general"
         if args.fast:
-            train_general(out, minutes=0.2, batch_size=64, steps_per_epoch=10, val_batches=2, verbose=0)
+            train_general(out, minutes=0.2, batch_size=64, steps_per_epoch=10, val_batches=2, verbose=0,
+                          randomisation=rand)
             n = 128
         else:
             if not args.evaluate_only:
-                train_general(out, minutes=args.minutes)
+                train_general(out, minutes=args.minutes, init_from=args.init_from,
+                              learning_rate=args.learning_rate, randomisation=rand)
             n = args.n
         results = measure(out, n)
         print_results(results)

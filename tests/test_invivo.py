@@ -96,3 +96,37 @@ def test_the_water_reference_brings_eddy_current_correction_and_mM(tmp_path):
                  str(tmp_path / "n.csv")]) == 0
     plain = ResultTable.read_csv(tmp_path / "n.csv")
     assert plain["ecc"][0] == 0 and float(table["chi2"][0]) < 0.9 * float(plain["chi2"][0])
+
+
+GENERAL = Path(__file__).resolve().parents[1] / "saved_models" / "press3t_short_te"
+
+
+def test_the_networks_wrong_ins_on_sub01_is_flagged_by_the_fit_cross_check(tmp_path, capsys):
+    """The shipped general network put Ins/tCr of sub-01 30 % below LCModel (0.60 vs 0.86) with status ok; the
+    in vivo fit of the same spectrum (mrs-tf's basis) gives 0.97: the disagreement is flagged and named."""
+    out = tmp_path / "r.csv"
+    assert main(["quantify", str(_act("sub-01")), "--model", str(GENERAL), "--out", str(out)]) == 0
+    table = ResultTable.read_csv(out)
+    assert table["status"][0] == "fit_disagrees", (table["status"][0], table["message"][0])
+    assert "Ins/tCr" in table["message"][0] and "mrs-tf fit --basis" in table["message"][0]
+    assert float(table["crosscheck_max_diff_pct"][0]) > 30 and table["crosscheck_fit_status"][0] == "ok"
+    assert "an in vivo fit of the same spectrum" in capsys.readouterr().err
+    # without the check the same number came out marked ok: the failure this guards against
+    assert main(["quantify", str(_act("sub-01")), "--model", str(GENERAL), "--out", str(tmp_path / "n.csv"),
+                 "--no-cross-check"]) == 0
+    plain = ResultTable.read_csv(tmp_path / "n.csv")
+    assert plain["status"][0] == "ok" and "crosscheck_max_diff_pct" not in plain
+    assert float(plain["Ins_over_tCr"][0]) == pytest.approx(float(table["Ins_over_tCr"][0]))
+
+
+def test_hybrid_on_scanner_files_fits_the_in_vivo_model(tmp_path):
+    """quantify --method hybrid on the Philips scans: QUEST's time-domain default model put Ins/tCr of sub-01 at 0.14
+    (LCModel 0.86) with status ok; the in vivo model (spline baseline, 0.2-4.0 ppm) is used for scanner files."""
+    out = tmp_path / "h.csv"
+    assert main(["quantify", str(_act("sub-01")), str(_act("sub-02")), "--model", str(GENERAL), "--method", "hybrid",
+                 "--out", str(out)]) == 0
+    table = ResultTable.read_csv(out)
+    for i, sub in enumerate(("sub-01", "sub-02")):
+        for name, ref in LCMODEL[sub].items():  # mrs-tf's ideal-pulse basis, not the scan's: wider than the fit's
+            value = float(table[f"{name}_over_tCr"][i])
+            assert abs(value / ref - 1) < 0.25, (sub, name, value, ref)

@@ -11,6 +11,9 @@ from mrs_tf.cli.common import (add_preprocessing, add_water, basis_norm, dwell_s
                               fit_options, refuse_existing, spectra_count, water_scale, write_plot)
 from mrs_tf.core.errors import MRSError
 
+#: files with more spectra than this (MRSI) are not cross-checked by default: a fit per voxel costs 0.05-0.5 s
+CROSS_CHECK_MAX = 64
+
 
 #: signals of a brain spectrum whose absence from a basis biases its neighbours (what takes their signal)
 _EXPECTED = {"NAA": "NAAG, the baseline", "Cr": "PCr, MM", "Glu": "Gln, GABA, GSH", "Gln": "Glu, GABA, GSH",
@@ -78,6 +81,10 @@ def add_parsers(sub) -> None:
                           "0.5 ppm, column reference_offset_ppm: + = the peaks sat at higher ppm)")
     qnt.add_argument("--no-reference", dest="reference", action="store_false",
                      help="give the network the spectra at the frequency they were acquired")
+    qnt.add_argument("--no-cross-check", dest="cross_check", action="store_false", default=True,
+                     help="skip the check of the network's numbers against an in vivo fit of the same spectra with "
+                          "mrs-tf's basis (default: done for files of up to %d spectra; a headline ratio to tCr that "
+                          "differs beyond 20-25 %% is flagged fit_disagrees)" % CROSS_CHECK_MAX)
     qnt.add_argument("--resample", action="store_true",
                      help="resample data whose points/dwell differ from the model's (same field and TE)")
     qnt.add_argument("--report", default=None, help="self-contained HTML report (spectra, fits, warnings)")
@@ -332,9 +339,14 @@ def _quantify(args) -> None:
             keep &= _mask_rows(args.mask, d)
         if not keep.any():
             raise MRSError(f"{path}: no voxel to quantify (all zero, NaN or masked out)")
+        # hybrid on scanner data: the in vivo model (spline baseline, 0.2-4.0 ppm; QUEST's default time-domain model
+        # put Ins/tCr at 0.14 on a Philips volunteer, status ok)
+        from mrs_tf.quantify import crosscheck
+
+        options = crosscheck.fit_options() if args.method == "hybrid" else None
         try:
             part = q.quantify(d["fids"][keep], dwell_s=d["dwell_s"], field_mhz=d["field_mhz"], te_ms=d.get("te_ms"),
-                              method=args.method)
+                              method=args.method, options=options)
         except MRSError as exc:  # name the file: with several inputs, "data have 1021 points" alone is a riddle
             raise type(exc)(f"{path}: {exc}") from None
         full = {k: np.full(len(keep), "" if v.dtype == object else np.nan, dtype=v.dtype if v.dtype == object
@@ -347,6 +359,19 @@ def _quantify(args) -> None:
             full["status"][~keep] = "not_quantified"
             full["status"][~finite] = "nan_input"
             full["message"][~finite] = "the FID contains NaN or Inf"
+            if args.cross_check and keep.sum() <= CROSS_CHECK_MAX:
+                fit = q.quantify(d["fids"][keep], dwell_s=d["dwell_s"], field_mhz=d["field_mhz"],
+                                 te_ms=d.get("te_ms"), method="hybrid", options=crosscheck.fit_options())
+                checked = crosscheck.cross_check(ResultTable({k: v[keep] for k, v in full.items()}), fit)
+                for k, v in checked.items():
+                    if k not in full:
+                        full[k] = np.full(len(keep), "" if v.dtype == object else np.nan, dtype=v.dtype if
+                                          v.dtype == object else float)
+                    full[k][keep] = v
+            elif args.cross_check:
+                print(f"{path}: {int(keep.sum())} spectra: the network's numbers are not cross-checked by a fit "
+                      f"(done for up to {CROSS_CHECK_MAX}; mrs-tf quantify --method hybrid fits every one)",
+                      file=sys.stderr)
         full.update(d["steps"])
         rows.append(full)
         all_fids.append(d["fids"])

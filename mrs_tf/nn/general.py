@@ -9,6 +9,9 @@ macromolecules, per-metabolite shifts). Only mrs-tf's own simulation is used.
 """
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 import numpy as np
 
 from mrs_tf.physics.protocols import (DEFAULT_GRID, SHORT_TE_PRESS_3T, ProtocolGrid, ProtocolSpace, protocol_basis,
@@ -16,8 +19,8 @@ from mrs_tf.physics.protocols import (DEFAULT_GRID, SHORT_TE_PRESS_3T, ProtocolG
 from mrs_tf.physics.synth import SynthesisConfig, concentration_matrix, synthesize
 from mrs_tf.preprocess.grid import GRID_POINTS, grid_coverage, grid_spectrum
 
-__all__ = ["GENERAL_SYNTHESIS", "protocol_vector", "draw_protocol", "general_batch", "general_dataset",
-           "general_validation_set"]
+__all__ = ["GENERAL_SYNTHESIS", "BasisRandomisation", "NO_RANDOMISATION", "DOMAIN_RANDOMISATION", "protocol_vector", "draw_protocol",
+           "general_batch", "general_dataset", "general_validation_set"]
 
 #: the nuisances of the training stream (3 T, short TE, in vivo as scanners deliver it)
 GENERAL_SYNTHESIS = SynthesisConfig(
@@ -25,6 +28,81 @@ GENERAL_SYNTHESIS = SynthesisConfig(
     phase0_deg=(-180.0, 180.0), phase1_deg_per_ppm=(-5.0, 5.0), baseline_components=4, baseline_amp=(-0.15, 0.15),
     water_amp=(0.0, 2.0), lipid_amp=(0.0, 0.3), mm_amp_spread=0.3, mm_ppm_spread=0.04, mm_width_spread=0.25,
     mm_lorentz_fraction=(0.0, 1.0))
+
+
+@dataclass(frozen=True)
+class BasisRandomisation:
+    """Domain randomisation of the basis signals themselves, against the gap between mrs-tf's simulation and a basis
+    simulated elsewhere (vendor refocusing pulses, other spin tables, a basis linewidth, imperfect shims):
+
+    * ``te_ms``, ``te1_fraction``: each metabolite's signal taken from one of ``variants`` bases simulated at the
+      batch's TE +- ``te_ms`` (uniform) and a first sub-echo fraction drawn from ``te1_fraction``, so that the
+      J-evolution of coupled signals (Glu, Gln, Ins, GSH, GABA) varies between metabolites as finite pulses make it
+      vary, instead of following one ideal-pulse echo time exactly;
+    * ``basis_lorentz_hz``: a Lorentzian line broadening per metabolite (Hz, uniform), the linewidth that a basis
+      from elsewhere may carry built in;
+    * ``asymmetry_fraction``: the fraction of spectra whose every line is skewed (eddy currents, poor shims): a
+      shoulder of weight ``asymmetry_weight`` (uniform) ``asymmetry_offset_hz`` (uniform, either side) from each line,
+      broadened by 3 Hz, FID(0) unchanged.
+    """
+
+    te_ms: float = 0.0
+    te1_fraction: tuple[float, float] | None = None
+    variants: int = 4
+    basis_lorentz_hz: tuple[float, float] = (0.0, 0.0)
+    asymmetry_fraction: float = 0.0
+    asymmetry_weight: tuple[float, float] = (0.05, 0.3)
+    asymmetry_offset_hz: tuple[float, float] = (2.0, 6.0)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.te_ms or self.te1_fraction or self.basis_lorentz_hz[1] or self.asymmetry_fraction)
+
+
+#: no randomisation of the basis signals (press3t_short_te's first release)
+NO_RANDOMISATION = BasisRandomisation()
+#: every part on: per-metabolite TE +-3 ms and sub-echo split 0.35-0.5, basis lines 0-2 Hz, 30 % skewed spectra
+DOMAIN_RANDOMISATION = BasisRandomisation(te_ms=3.0, te1_fraction=(0.35, 0.5), basis_lorentz_hz=(0.0, 2.0),
+                                          asymmetry_fraction=0.3)
+
+
+def randomised_basis(proto: dict, names, rng: np.random.Generator, rand: BasisRandomisation,
+                     space: ProtocolSpace = SHORT_TE_PRESS_3T, grid: ProtocolGrid = DEFAULT_GRID):
+    """The basis of ``proto`` with :class:`BasisRandomisation` ``rand`` applied per metabolite (MM untouched)."""
+    basis = protocol_basis(proto["field_mhz"], proto["te_ms"], proto["te1_ms"], grid, space).subset(list(names))
+    if not rand.active:
+        return basis
+    fids = basis.fids.copy()
+    metabolites = [k for k, n in enumerate(basis.names) if n != "MM"]
+    if rand.te_ms or rand.te1_fraction:
+        variants = []
+        for _ in range(rand.variants):
+            te = float(np.clip(proto["te_ms"] + rng.uniform(-rand.te_ms, rand.te_ms), *space.te_ms))
+            frac = rng.uniform(*rand.te1_fraction) if rand.te1_fraction else proto["te1_ms"] / proto["te_ms"]
+            variants.append(protocol_basis(proto["field_mhz"], te, te * frac, grid, space).subset(list(names)).fids)
+        pick = rng.integers(0, rand.variants + 1, len(metabolites))  # rand.variants: the batch's own basis
+        for k, v in zip(metabolites, pick):
+            if v < rand.variants:
+                fids[k] = variants[v][k]
+    if rand.basis_lorentz_hz[1] > 0:
+        widths = rng.uniform(*rand.basis_lorentz_hz, len(metabolites))
+        fids[metabolites] *= np.exp(-np.pi * widths[:, None] * basis.time[None, :])
+    return dataclasses.replace(basis, fids=fids)
+
+
+def skew_lines(fids: np.ndarray, dwell_s: float, rng: np.random.Generator, rand: BasisRandomisation) -> np.ndarray:
+    """:attr:`BasisRandomisation.asymmetry_fraction` of ``fids`` with every line skewed (see the class)."""
+    if rand.asymmetry_fraction <= 0:
+        return fids
+    n = len(fids)
+    hit = rng.random(n) < rand.asymmetry_fraction
+    weight = rng.uniform(*rand.asymmetry_weight, n)[:, None]
+    offset = (rng.uniform(*rand.asymmetry_offset_hz, n) * rng.choice([-1.0, 1.0], n))[:, None]
+    t = np.arange(fids.shape[-1])[None, :] * dwell_s
+    h = (1 - weight) + weight * np.exp(2j * np.pi * offset * t - np.pi * 3.0 * t)
+    out = fids.copy()
+    out[hit] = fids[hit] * h[hit].astype(fids.dtype)
+    return out
 
 
 def draw_protocol(rng: np.random.Generator, space: ProtocolSpace = SHORT_TE_PRESS_3T) -> dict:
@@ -40,14 +118,18 @@ def draw_protocol(rng: np.random.Generator, space: ProtocolSpace = SHORT_TE_PRES
 
 def general_batch(names, batch_size: int, seed: int, index: int, snr=(5.0, 200.0),
                   config: SynthesisConfig = GENERAL_SYNTHESIS, space: ProtocolSpace = SHORT_TE_PRESS_3T,
-                  grid: ProtocolGrid = DEFAULT_GRID):
+                  grid: ProtocolGrid = DEFAULT_GRID, randomisation: BasisRandomisation = NO_RANDOMISATION):
     """Batch ``index`` of the stream of ``seed``: (spectra float32 (B, GRID_POINTS, 2), protocol float32 (B, 2),
-    concentrations float32 (B, M) in ``names`` order). One protocol per batch."""
+    concentrations float32 (B, M) in ``names`` order). One protocol per batch; ``randomisation`` varies the basis
+    signals per metabolite and skews lines (:class:`BasisRandomisation`; its draws from their own seed, so that
+    the concentrations and nuisances of batch ``index`` are the same with and without it)."""
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index), 7]))
     proto = draw_protocol(rng, space)
-    basis = protocol_basis(proto["field_mhz"], proto["te_ms"], proto["te1_ms"], grid, space).subset(list(names))
+    rand_rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index), 11]))
+    basis = randomised_basis(proto, names, rand_rng, randomisation, space, grid)
     fids, truth = synthesize(basis, n=batch_size, snr=snr, seed=np.random.SeedSequence([int(seed), int(index)]),
                              config=config, n_jobs=1)
+    fids = skew_lines(fids, basis.dwell_s, rand_rng, randomisation)
     spectra = grid_spectrum(fids, basis.dwell_s, basis.field_mhz)
     # a narrower acquisition does not reach every grid point: what it would not have seen is zero
     spectra[:, ~grid_coverage(1.0 / proto["bandwidth_hz"], proto["field_mhz"])] = 0.0
@@ -56,7 +138,8 @@ def general_batch(names, batch_size: int, seed: int, index: int, snr=(5.0, 200.0
 
 
 def general_dataset(names, outputs_matrix, batch_size: int = 256, seed: int = 0, snr=(5.0, 200.0),
-                    config: SynthesisConfig = GENERAL_SYNTHESIS, first_batch: int = 0, n_batches: int | None = None):
+                    config: SynthesisConfig = GENERAL_SYNTHESIS, first_batch: int = 0, n_batches: int | None = None,
+                    randomisation: BasisRandomisation = NO_RANDOMISATION):
     """``tf.data`` of ``({"spectrum", "protocol"}, {"concentrations"})`` batches of :func:`general_batch`;
     ``outputs_matrix`` (M, outputs) maps concentrations to the network's outputs (sums included)."""
     import tensorflow as tf
@@ -66,7 +149,7 @@ def general_dataset(names, outputs_matrix, batch_size: int = 256, seed: int = 0,
 
     def make(index):
         spectra, protocol, conc = tf.numpy_function(
-            lambda i: general_batch(names, batch_size, seed, int(i), snr, config),
+            lambda i: general_batch(names, batch_size, seed, int(i), snr, config, randomisation=randomisation),
             [index], [tf.float32, tf.float32, tf.float32], stateful=False)
         spectra.set_shape((batch_size, GRID_POINTS, 2))
         protocol.set_shape((batch_size, 2))
@@ -88,7 +171,8 @@ def general_validation_set(names, outputs_matrix, n_batches: int = 8, batch_size
 def train_general(out_dir, minutes: float = 40.0, *, batch_size: int = 256, steps_per_epoch: int = 100,
                   learning_rate: float = 1e-3, seed: int = 0, model: str = "seed_cnn", model_kwargs: dict | None = None,
                   val_batches: int = 8, resume: bool = False, verbose="auto", init_from=None,
-                  min_learning_rate: float = 1e-5):
+                  min_learning_rate: float = 1e-5, randomisation: BasisRandomisation = NO_RANDOMISATION,
+                  epochs: int | None = None):
     """Train a protocol-general network for ``minutes`` of wall-clock time (the epoch running at the limit ends
     it) into ``out_dir``: ``model.keras``, ``quantifier.json`` (``"input": "ppm_grid"`` and the protocol space),
     ``log.csv``; resumable (``resume=True`` continues the same stream). The learning rate follows a cosine from
@@ -125,7 +209,7 @@ def train_general(out_dir, minutes: float = 40.0, *, batch_size: int = 256, step
     if init_from is not None:
         net.set_weights(keras.saving.load_model(init_from, compile=False).get_weights())
     first = _backed_up_epochs(backup) * steps_per_epoch if resume else 0
-    ds = general_dataset(names, mat, batch_size, seed, first_batch=first)
+    ds = general_dataset(names, mat, batch_size, seed, first_batch=first, randomisation=randomisation)
     earlier = logged_run(out) if resume else {"seconds": 0.0, "best_val_loss": None, "epochs": 0}
     deadline = time.time() + minutes * 60 - earlier["seconds"]
 
@@ -135,18 +219,18 @@ def train_general(out_dir, minutes: float = 40.0, *, batch_size: int = 256, step
         """Stops at the deadline; the learning rate a cosine of the time spent."""
 
         def on_epoch_begin(self, epoch, logs=None):
-            done = min(1.0, 1.0 - (deadline - time.time()) / budget)
+            done = epoch / epochs if epochs else min(1.0, 1.0 - (deadline - time.time()) / budget)
             lr = min_learning_rate + (learning_rate - min_learning_rate) * 0.5 * (1 + np.cos(np.pi * done))
             self.model.optimizer.learning_rate.assign(lr)
 
         def on_epoch_end(self, epoch, logs=None):
             if logs is not None:
                 logs["learning_rate"] = float(self.model.optimizer.learning_rate.numpy())
-            if time.time() > deadline:
+            if time.time() > deadline and not epochs:
                 self.model.stop_training = True
 
     start = time.perf_counter()
-    history = net.fit(ds, epochs=100_000, steps_per_epoch=steps_per_epoch, validation_data=(val_x, val_y),
+    history = net.fit(ds, epochs=epochs or 100_000, steps_per_epoch=steps_per_epoch, validation_data=(val_x, val_y),
                       shuffle=False,
                       validation_batch_size=512, verbose=progress_verbosity(verbose), callbacks=[
                           keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=False),
@@ -159,7 +243,7 @@ def train_general(out_dir, minutes: float = 40.0, *, batch_size: int = 256, step
     tmp = out / ".model.keras.tmp.keras"
     best.save(tmp)
     os.replace(tmp, out / "model.keras")
-    epochs = logged_run(out)["epochs"]
+    epochs_run = logged_run(out)["epochs"]
     space = SHORT_TE_PRESS_3T
     meta = {"input": "ppm_grid", "grid": {"ppm_range": [0.2, 4.2], "points": GRID_POINTS},
             "space": {"sequence": space.sequence, "field_mhz": list(space.field_mhz), "te_ms": list(space.te_ms),
@@ -168,11 +252,13 @@ def train_general(out_dir, minutes: float = 40.0, *, batch_size: int = 256, step
             "names": names, "outputs": outputs, "uncertainty": True, "model": model, "ref_ppm": 4.65,
             "ppm_range": [0.2, 4.2], "basis_amplitude_per_proton": None,
             "protocol": {"sequence": "press", "field_mhz": "123.2-127.8", "te_ms": "20-40"},
-            "training": {"seconds": seconds, "epochs_run": epochs,
-                         "spectra_seen": epochs * steps_per_epoch * batch_size, "seed": seed,
+            "training": {"seconds": seconds, "epochs_run": epochs_run,
+                         "spectra_seen": epochs_run * steps_per_epoch * batch_size, "seed": seed,
                          "batch_size": batch_size, "steps_per_epoch": steps_per_epoch,
                          "learning_rate": learning_rate, "model_kwargs": model_kwargs or {},
-                         "synthesis": {k: v for k, v in GENERAL_SYNTHESIS.__dict__.items() if k != "priors"}}}
+                         "synthesis": {k: v for k, v in GENERAL_SYNTHESIS.__dict__.items() if k != "priors"},
+                         "basis_randomisation": dataclasses.asdict(randomisation),
+                         "init_from": str(init_from) if init_from is not None else None}}
     _write_json(out / "quantifier.json", meta)
     calibrate_general_sd(out, seed=seed, batch_size=batch_size)
     if backup.exists():

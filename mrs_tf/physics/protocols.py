@@ -79,7 +79,7 @@ class ProtocolGrid:
 DEFAULT_GRID = ProtocolGrid()
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=160)  # every node of the default grid (72) at two samplings: randomised batches touch many
 def _simulated(field_mhz: float, te_ms: float, te1_fraction: float, n_points: int, bandwidth_hz: float) -> BasisSet:
     te1 = round(te_ms * te1_fraction, 4)
     return simulate_basis("press", field_mhz=field_mhz, te1_ms=te1, te2_ms=round(te_ms - te1, 4), n_points=n_points,

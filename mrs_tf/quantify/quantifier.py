@@ -63,7 +63,7 @@ class Quantifier(ModelBundle):
 
     def quantify(self, fids, dwell_s: float | None = None, field_mhz: float | None = None,
                  batch_size: int = 4096, te_ms: float | None = None, *, method: str = "network", basis=None,
-                 options=None, n_jobs: int | None = 2, fallback: bool = True) -> ResultTable:
+                 options=None, n_jobs: int | None = 2, fallback: bool = True, cross_check: bool = False) -> ResultTable:
         """Quantify every FID.
 
         ``method="network"`` (default): the table has ``<met>`` (basis units, mM for mrs-tf's basis), ``<met>_sd``
@@ -77,22 +77,38 @@ class Quantifier(ModelBundle):
         default): :func:`mrs_tf.hybrid.fit`, QUEST's columns (CRLBs, fit diagnostics, ``status``) and ``method``
         per spectrum (``hybrid``, or ``quest_fallback`` where the refined fit was poor and QUEST's full search
         did better). ``n_jobs`` worker processes; ``fallback=False`` keeps every refined fit.
+
+        ``cross_check=True`` (network): every spectrum is also fitted with the in vivo model from the network's
+        answer (:mod:`mrs_tf.quantify.crosscheck`; ``basis`` or the model's basis for the protocol) and flagged
+        ``fit_disagrees`` where a headline ratio to tCr differs beyond :data:`~mrs_tf.quantify.crosscheck.TOLERANCE`;
+        columns ``crosscheck_max_diff_pct`` and ``crosscheck_fit_status``. ``mrs-tf quantify`` does this by default
+        for files of up to 64 spectra.
         """
         if method not in ("network", "hybrid"):
             raise MRSError(f"unknown method {method!r}; use network or hybrid (mrs_tf.quest.fit for QUEST)")
         if method == "hybrid":
             return self._hybrid(fids, dwell_s, field_mhz, batch_size, te_ms, basis, options, n_jobs, fallback)
         mean, sd = self.predict(fids, dwell_s, field_mhz, batch_size, te_ms)
-        return network_table(self.names, self.outputs, mean, sd)
+        table = network_table(self.names, self.outputs, mean, sd)
+        if cross_check:
+            from mrs_tf.quantify import crosscheck
 
-    def _hybrid(self, fids, dwell_s, field_mhz, batch_size, te_ms, basis, options, n_jobs, fallback) -> ResultTable:
-        """The network's amplitudes as the start of :func:`mrs_tf.hybrid.fit` (see :meth:`quantify`)."""
+            fit = self._hybrid(fids, dwell_s, field_mhz, batch_size, te_ms, basis, crosscheck.fit_options(), n_jobs,
+                               fallback, mean=mean)
+            table = crosscheck.cross_check(table, fit)
+        return table
+
+    def _hybrid(self, fids, dwell_s, field_mhz, batch_size, te_ms, basis, options, n_jobs, fallback,
+                mean=None) -> ResultTable:
+        """The network's amplitudes (``mean``: already predicted) as the start of :func:`mrs_tf.hybrid.fit` (see
+        :meth:`quantify`)."""
         from mrs_tf.fitting import hybrid
 
         arr = self.check(fids, dwell_s, field_mhz, te_ms)
         basis = self.check_basis(basis) if basis is not None else self.basis_for(arr.shape[1], dwell_s, field_mhz,
                                                                                    te_ms)
-        mean, _ = self.predict(arr, dwell_s, field_mhz, batch_size, te_ms)
+        if mean is None:
+            mean, _ = self.predict(arr, dwell_s, field_mhz, batch_size, te_ms)
         initial = np.stack([mean[:, self.names.index(n)] if n in self.names else np.zeros(len(mean))
                             for n in basis.names], axis=1)
         return hybrid.fit(arr, basis, initial=initial, options=options, fallback=fallback, n_jobs=n_jobs)
