@@ -75,6 +75,57 @@ def test_the_training_stream_draws_one_protocol_per_batch_reproducibly():
     assert np.all(np.abs(protocol) <= 1.01)
 
 
+def test_basis_randomisation_varies_the_signals_not_the_draws():
+    import dataclasses
+
+    import mrs_tf
+    from mrs_tf.nn.general import DOMAIN_RANDOMISATION, NO_RANDOMISATION, general_batch, randomised_basis, skew_lines
+
+    names = mrs_tf.simulate_basis().names
+    plain = general_batch(names, 8, seed=3, index=5)
+    rand = general_batch(names, 8, seed=3, index=5, randomisation=DOMAIN_RANDOMISATION)
+    np.testing.assert_array_equal(plain[2], rand[2])  # the same concentrations, nuisances and protocol
+    np.testing.assert_array_equal(plain[1], rand[1])
+    assert not np.allclose(plain[0], rand[0])
+    proto = {"field_mhz": 127.7, "te_ms": 35.0, "te1_ms": 14.0, "bandwidth_hz": 2000.0}
+    base = randomised_basis(proto, names, np.random.default_rng(0), NO_RANDOMISATION)
+    te_only = dataclasses.replace(NO_RANDOMISATION, te_ms=3.0, te1_fraction=(0.35, 0.5))
+    varied = randomised_basis(proto, names, np.random.default_rng(0), te_only)
+    # singlets do not evolve with TE (their T2 is not in the basis), coupled signals do; MM is left as it is
+    for name in ("MM", "NAA"):
+        k = base.index(name)
+        rel = np.linalg.norm(varied.fids[k] - base.fids[k]) / np.linalg.norm(base.fids[k])
+        assert rel < (1e-12 if name == "MM" else 0.05), (name, rel)
+    changed = [n for n in ("Glu", "Gln", "Ins", "GSH", "Asp", "GABA", "Tau", "PE")
+               if np.linalg.norm(varied[n] - base[n]) > 0.01 * np.linalg.norm(base[n])]
+    assert len(changed) >= 3, changed
+    # basis lines: a per-metabolite Lorentzian, the FID's first point unchanged
+    wide = randomised_basis(proto, names, np.random.default_rng(0),
+                            dataclasses.replace(NO_RANDOMISATION, basis_lorentz_hz=(1.0, 2.0)))
+    np.testing.assert_allclose(wide.fids[:, 0], base.fids[:, 0])
+    k = base.index("Cr")
+    decay = np.abs(wide.fids[k, 400]) / np.abs(base.fids[k, 400])
+    assert np.exp(-np.pi * 2.0 * wide.time[400]) - 1e-6 <= decay <= np.exp(-np.pi * 1.0 * wide.time[400]) + 1e-6
+    # multiplets reshaped: coupled signals change shape, keep their spectral norm; singlets and NAA's acetyl do not
+    shaped = randomised_basis(proto, names, np.random.default_rng(2),
+                              dataclasses.replace(NO_RANDOMISATION, multiplet_gain=0.35, multiplet_phase_deg=15.0))
+    np.testing.assert_array_equal(shaped["Cr"], base["Cr"])
+    lb = np.exp(-np.pi * 3.0 * base.time)
+    singlet = (base.fft_ppm > 1.95) & (base.fft_ppm < 2.07)
+    s0, s1 = np.fft.fft(base["NAA"] * lb)[singlet], np.fft.fft(shaped["NAA"] * lb)[singlet]
+    assert abs(s1.sum() / s0.sum() - 1) < 0.02
+    glu0, glu1 = np.fft.fft(base["Glu"], 2 * base.n_points), np.fft.fft(shaped["Glu"], 2 * base.n_points)
+    assert np.linalg.norm(glu1 - glu0) > 0.05 * np.linalg.norm(glu0)
+    assert abs(np.linalg.norm(shaped["Glu"]) / np.linalg.norm(base["Glu"]) - 1) < 0.1
+    # skewed lines: the chosen fraction of spectra, FID(0) (the areas) kept
+    fids = np.tile(base.fids[k], (400, 1))
+    skewed = skew_lines(fids, base.dwell_s, np.random.default_rng(1),
+                        dataclasses.replace(NO_RANDOMISATION, asymmetry_fraction=0.3))
+    hit = np.any(np.abs(skewed - fids) > 1e-9, axis=1)
+    assert 0.2 < hit.mean() < 0.4
+    np.testing.assert_allclose(skewed[:, 0], fids[:, 0])
+
+
 def test_a_model_reads_the_grid_spectrum_and_the_protocol():
     from mrs_tf.nn.models import seed_cnn
 

@@ -73,7 +73,8 @@ def test_a_model_of_another_protocol_names_every_mismatch_before_tensorflow_load
     import sys
 
     code = ("import sys; from mrs_tf.cli import main; "
-            f"rc = main(['quantify', {str(_act('sub-01'))!r}, '--out', {str(tmp_path / 'r.csv')!r}]); "
+            f"rc = main(['quantify', {str(_act('sub-01'))!r}, '--model', 'saved_models/press3t_te30', '--out', "
+            f"{str(tmp_path / 'r.csv')!r}]); "
             "print('tensorflow' in sys.modules); sys.exit(rc)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr
@@ -130,3 +131,17 @@ def test_hybrid_on_scanner_files_fits_the_in_vivo_model(tmp_path):
         for name, ref in LCMODEL[sub].items():  # mrs-tf's ideal-pulse basis, not the scan's: wider than the fit's
             value = float(table[f"{name}_over_tCr"][i])
             assert abs(value / ref - 1) < 0.25, (sub, name, value, ref)
+
+
+def test_without_model_the_shipped_network_that_serves_the_scan_is_chosen(tmp_path, capsys):
+    """No --model: press3t_te30 does not serve a Philips TE 35 scan at 2 kHz, press3t_short_te does (said on stderr,
+    before TensorFlow); a scan of the default protocol keeps press3t_te30 (tested in test_cli/test_real_data)."""
+    from mrs_tf.cli.fit import SHIPPED_MODELS
+
+    out = tmp_path / "r.csv"
+    assert main(["quantify", str(_act("sub-02")), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "model saved_models/press3t_short_te" in err and "press3t_te30 does not serve" in err
+    table = ResultTable.read_csv(out)
+    assert abs(float(table["NAA+NAAG_over_tCr"][0]) / LCMODEL["sub-02"]["NAA+NAAG"] - 1) < 0.10
+    assert SHIPPED_MODELS[0].endswith("press3t_te30")

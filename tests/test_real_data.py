@@ -94,6 +94,7 @@ def test_echo_time_mismatch_is_refused_with_both_protocols(basis, tmp_path, caps
     assert main(["quantify", str(tmp_path / "te144.nii.gz"), "--out", str(tmp_path / "r.csv")]) == 2
     err = capsys.readouterr().err
     assert "echo time 144 ms" in err and "PRESS TE 30 ms" in err and "mrs-tf train" in err
+    assert "no shipped network serves" in err and "TE 20-40 ms" in err  # both shipped networks' reasons
     assert not (tmp_path / "r.csv").exists()
 
 
@@ -175,7 +176,8 @@ def test_resample_brings_other_bandwidth_and_points_to_the_model(basis, tmp_path
     assert np.abs(got - clean4)[:, 50:].max() < 2e-3 * np.abs(clean4).max()
     nifti.write(tmp_path / "w.nii.gz", fids.reshape(6, 1, 1, -1).astype(np.complex128), wide.dwell_s,
                 wide.field_mhz, te_s=0.03)
-    assert main(["quantify", str(tmp_path / "w.nii.gz"), "--out", str(tmp_path / "a.csv")]) == 2
+    assert main(["quantify", str(tmp_path / "w.nii.gz"), "--model", "saved_models/press3t_te30", "--out",
+                 str(tmp_path / "a.csv")]) == 2
     assert "--resample" in capsys.readouterr().err
     assert main(["quantify", str(tmp_path / "w.nii.gz"), "--resample", "--out", str(tmp_path / "b.csv")]) == 0
     table = ResultTable.read_csv(tmp_path / "b.csv")

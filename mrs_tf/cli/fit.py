@@ -59,7 +59,11 @@ def add_parsers(sub) -> None:
     fit.add_argument("--overwrite", action="store_true")
     qnt = sub.add_parser("quantify", help="quantify spectra with a trained network into a CSV table")
     qnt.add_argument("data", nargs="+", help="NIfTI-MRS (.nii.gz), LCModel .RAW or jMRUI text files")
-    qnt.add_argument("--model", default="saved_models/press3t_te30", help="quantifier folder")
+    qnt.add_argument("--model", default=None,
+                     help="quantifier folder (default: the shipped network that serves the scans: "
+                          "saved_models/press3t_te30 for its own protocol, 123.2 MHz, TE 30 ms, 2048 points at 4 kHz, "
+                          "where it is the more accurate; saved_models/press3t_short_te for any other 3 T short-TE "
+                          "PRESS scan, 123.2-127.8 MHz, TE 20-40 ms, >= 1 kHz, 1024-8192 points)")
     qnt.add_argument("--out", required=True, help="output CSV: one row per spectrum")
     qnt.add_argument("--field-mhz", type=float, default=None, help="for .RAW data without a header")
     qnt.add_argument("--bandwidth-hz", type=float, default=None, help="for .RAW data without a header")
@@ -283,19 +287,22 @@ def _quantify(args) -> None:
         raise MRSError("--maps/--mask take one MRSI file")
     refuse_existing(args, args.maps, args.report)
     # every file read and checked against the model's protocol before TensorFlow and the network load
-    meta_only = Quantifier.read_meta(args.model)
     scans = []
     for path in args.data:
         d = _read_scan(args, path)
         if d.get("te_ms") is None and args.te_ms is not None:  # formats without the echo time (.RAW, jMRUI)
             d["te_ms"] = args.te_ms
+        scans.append((path, d))
+    if args.model is None:
+        args.model = choose_model(scans, args.resample)
+    meta_only = Quantifier.read_meta(args.model)
+    for path, d in scans:
         mismatch = meta_only.protocol_mismatch(d["fids"].shape[1], d["dwell_s"], d["field_mhz"], d.get("te_ms"),
                                                resample=args.resample)
         if mismatch:
             from mrs_tf.core.errors import ProtocolError
 
             raise ProtocolError(f"{path}: model {args.model}: {mismatch}")
-        scans.append((path, d))
     q = Quantifier.load(args.model, backend=args.backend, tflite=args.tflite, basis=args.basis)
     if (args.report or args.reference) and not q.general:
         q.basis()  # a training basis file that changed since training is refused now, before anything is written
@@ -415,6 +422,35 @@ def _quantify(args) -> None:
         scan_report(args.report, table, np.concatenate(all_fids), labels, q, basis, overwrite=args.overwrite,
                     fit_options=QuestOptions.in_vivo(water_ppm=None))
         print(f"wrote {args.report}")
+
+
+#: the shipped networks ``mrs-tf quantify`` chooses from, in order of preference where both serve a scan
+SHIPPED_MODELS = ("saved_models/press3t_te30", "saved_models/press3t_short_te")
+
+
+def choose_model(scans, resample: bool = False) -> str:
+    """The first of :data:`SHIPPED_MODELS` whose protocol serves every scan (``(path, data dict)`` pairs), said on
+    stderr; a :class:`ProtocolError` naming each model's mismatches when none does."""
+    from mrs_tf.core.errors import ProtocolError
+    from mrs_tf.quantify.quantifier import Quantifier
+
+    problems = {}
+    for model in SHIPPED_MODELS:
+        meta = Quantifier.read_meta(model)
+        for path, d in scans:
+            mismatch = meta.protocol_mismatch(d["fids"].shape[1], d["dwell_s"], d["field_mhz"], d.get("te_ms"),
+                                              resample=resample)
+            if mismatch:
+                problems[model] = f"{path}: {mismatch}"
+                break
+        else:
+            if model != SHIPPED_MODELS[0]:
+                print(f"mrs-tf: model {model} ({meta.protocol_text()}; {SHIPPED_MODELS[0]} does not serve "
+                      f"{problems[SHIPPED_MODELS[0]].split(': ')[0]})", file=sys.stderr)
+            return model
+    raise ProtocolError("no shipped network serves these scans: " + "; ".join(
+        f"{model}: {text}" for model, text in problems.items()) + "; train one for your protocol: mrs-tf train "
+        "--basis YOUR_BASIS --protocol-from YOUR_SCAN")
 
 
 def _refuse_mirrored(path, fids, basis) -> None:
