@@ -191,8 +191,12 @@ def initial_parameters(fids: np.ndarray, prob: _Problem, amplitudes: np.ndarray)
 
 
 def _real(v: np.ndarray) -> np.ndarray:
-    """Complex (..., R) -> real (..., 2R), real parts then imaginary parts: ``Re(a^H b) = _real(a) . _real(b)``."""
-    return np.concatenate([v.real, v.imag], axis=-1)
+    """Complex (..., R) -> real (..., 2R), each point's real and imaginary part side by side (a view, no copy,
+    where the last axis is contiguous): ``Re(a^H b) = _real(a) . _real(b)``."""
+    v = np.asarray(v, np.complex128)
+    if v.strides[-1] != v.itemsize:
+        v = np.ascontiguousarray(v)
+    return v.view(np.float64)
 
 
 def _gram(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -252,9 +256,9 @@ class _Batch:
         lin_rows = _real(phi)                                                            # (B, L, 2R)
         if view.splines is not None:
             k, j = view.splines.shape
-            extra = np.zeros((2 * j, 2 * k))
-            extra[:j, :k] = view.splines.T        # real coefficients: the spline itself
-            extra[j:, k:] = view.splines.T        # imaginary coefficients: i x the spline
+            extra = np.zeros((2 * j, 2 * k))  # in _real's layout: (re, im) of each point side by side
+            extra[:j, 0::2] = view.splines.T      # real coefficients: the spline itself
+            extra[j:, 1::2] = view.splines.T      # imaginary coefficients: i x the spline
             lin_rows = np.concatenate([lin_rows, np.broadcast_to(extra, (len(theta),) + extra.shape)], axis=1)
         inv_var = 1.0 / sigma[:, None, None] ** 2
         d_real = _real(data)[:, None, :]                                                 # (B, 1, 2R)
@@ -369,7 +373,7 @@ def _background(prob: _Problem, yf: np.ndarray, sigma, theta) -> tuple[np.ndarra
 
 
 def fit_results(fids, basis: BasisSet, initial: np.ndarray | None = None, options: QuestOptions | None = None, *,
-                max_iterations: int = 40, tol: float = 1e-6, chunk: int = 32):
+                max_iterations: int = 40, tol: float = 1e-6, chunk: int = 16):
     """Refined fits (no fallback) of every FID, one :class:`~mrs_tf.quest.QuestResult` at a time (a generator, so
     that a long batch does not hold every fit's arrays); see :func:`fit`."""
     opts = options or HYBRID_OPTIONS
@@ -460,7 +464,7 @@ def _result(prob: _Problem, y2, sigma, theta, lin, phi_td, info, background, con
 
 
 def fit(fids, basis: BasisSet, initial: np.ndarray | None = None, options: QuestOptions | None = None, *,
-        fallback: bool = True, n_jobs: int | None = 2, max_iterations: int = 40, tol: float = 1e-6, chunk: int = 32,
+        fallback: bool = True, n_jobs: int | None = 2, max_iterations: int = 40, tol: float = 1e-6, chunk: int = 16,
         progress: bool = False) -> ResultTable:
     """Network-initialised fit of every FID: one row per spectrum with :func:`mrs_tf.quest.fit`'s columns and
     ``method`` (``hybrid`` or ``quest_fallback``).
