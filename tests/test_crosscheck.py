@@ -48,3 +48,11 @@ def test_a_failed_fit_checks_nothing():
     out = cross_check(net, fit)
     assert out["status"][0] == "ok" and out["crosscheck_fit_status"][0] == "poor_fit"
     assert np.isnan(out["crosscheck_max_diff_pct"][0])
+
+
+def test_the_message_names_the_users_basis_and_what_to_trust():
+    net = _table([0.60], status=["ok"])
+    fit = _table([0.97], sd_suffix="_crlb", status=["ok"])
+    out = cross_check(net, fit, basis_label="my.BASIS")
+    assert out["status"][0] == "fit_disagrees" and "with my.BASIS" in out["message"][0]
+    assert "the fit is the better estimate" in out["message"][0]

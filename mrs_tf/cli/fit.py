@@ -303,7 +303,21 @@ def _quantify(args) -> None:
             from mrs_tf.core.errors import ProtocolError
 
             raise ProtocolError(f"{path}: model {args.model}: {mismatch}")
-    q = Quantifier.load(args.model, backend=args.backend, tflite=args.tflite, basis=args.basis)
+    # a general network with --basis: the scan's own basis is the hybrid's and the cross-check's (prepared per scan:
+    # resampled, hygiene, MM/lipids added; it may lack signals the network quantifies), not the network's
+    fit_basis = None
+    if args.basis and meta_only.general and args.method in ("network", "hybrid"):
+        from mrs_tf.physics.basis import BasisSet
+
+        fit_basis = BasisSet.load(args.basis, field_mhz=scans[0][1]["field_mhz"], unknown="keep")
+        te_basis = fit_basis.protocol.get("te_ms")
+        for path, d in scans:
+            if te_basis and d.get("te_ms") and abs(float(te_basis) - float(d["te_ms"])) > 0.5:
+                raise MRSError(f"{args.basis} is for TE {float(te_basis):g} ms, {path} has TE {float(d['te_ms']):g} "
+                               f"ms: give the basis of the scan's protocol, or none (mrs-tf's is simulated for it)")
+        _warn_missing_metabolites(fit_basis, args.basis)
+    q = Quantifier.load(args.model, backend=args.backend, tflite=args.tflite,
+                        basis=None if fit_basis is not None else args.basis)
     if (args.report or args.reference) and not q.general:
         q.basis()  # a training basis file that changed since training is refused now, before anything is written
     per_proton = basis_norm(args, q.amplitude_per_proton)
@@ -351,9 +365,14 @@ def _quantify(args) -> None:
         from mrs_tf.quantify import crosscheck
 
         options = crosscheck.fit_options() if args.method == "hybrid" else None
+        scan_basis = None
+        if fit_basis is not None:
+            from mrs_tf.fitting.basis_prep import prepare_basis
+
+            scan_basis = prepare_basis(fit_basis, n_points=d["fids"].shape[1], dwell_s=d["dwell_s"]).basis
         try:
             part = q.quantify(d["fids"][keep], dwell_s=d["dwell_s"], field_mhz=d["field_mhz"], te_ms=d.get("te_ms"),
-                              method=args.method, options=options)
+                              method=args.method, options=options, basis=scan_basis)
         except MRSError as exc:  # name the file: with several inputs, "data have 1021 points" alone is a riddle
             raise type(exc)(f"{path}: {exc}") from None
         full = {k: np.full(len(keep), "" if v.dtype == object else np.nan, dtype=v.dtype if v.dtype == object
@@ -368,8 +387,10 @@ def _quantify(args) -> None:
             full["message"][~finite] = "the FID contains NaN or Inf"
             if args.cross_check and keep.sum() <= CROSS_CHECK_MAX:
                 fit = q.quantify(d["fids"][keep], dwell_s=d["dwell_s"], field_mhz=d["field_mhz"],
-                                 te_ms=d.get("te_ms"), method="hybrid", options=crosscheck.fit_options())
-                checked = crosscheck.cross_check(ResultTable({k: v[keep] for k, v in full.items()}), fit)
+                                 te_ms=d.get("te_ms"), method="hybrid", options=crosscheck.fit_options(),
+                                 basis=scan_basis)
+                checked = crosscheck.cross_check(ResultTable({k: v[keep] for k, v in full.items()}), fit,
+                                                 basis_label=Path(args.basis).name if scan_basis is not None else None)
                 for k, v in checked.items():
                     if k not in full:
                         full[k] = np.full(len(keep), "" if v.dtype == object else np.nan, dtype=v.dtype if

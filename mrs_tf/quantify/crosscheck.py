@@ -74,12 +74,14 @@ def disagreements(network: ResultTable, fit: ResultTable, tolerance: dict | None
 
 
 def cross_check(network: ResultTable, fit: ResultTable, tolerance: dict | None = None,
-                n_sigma: float = 2.5) -> ResultTable:
+                n_sigma: float = 2.5, basis_label: str | None = None) -> ResultTable:
     """``network`` (the network's table) with the fit's verdict: columns ``crosscheck_max_diff_pct`` (the largest
     relative difference of a headline ratio to tCr between the network and ``fit``), ``crosscheck_fit_status`` (the
     fit's own status), and, where a ratio differs beyond ``tolerance`` (:data:`TOLERANCE`) and ``n_sigma`` of the
     combined uncertainty, ``status = "fit_disagrees"`` (a status already not ``ok`` is kept) and the message naming
-    the ratios. A fit that failed (status not ``ok``) checks nothing: its status says so and the network's stays."""
+    the ratios. A fit that failed (status not ``ok``) checks nothing: its status says so and the network's stays.
+    ``basis_label``: the basis the fit used when it was the user's (the scan's own: then the fit is the better
+    estimate), None for mrs-tf's."""
     out = ResultTable(dict(network))
     n = len(out[next(iter(out))])
     fit_status = np.asarray(fit["status"], dtype=object) if "status" in fit else np.full(n, "ok", dtype=object)
@@ -92,9 +94,14 @@ def cross_check(network: ResultTable, fit: ResultTable, tolerance: dict | None =
     for i in range(n):
         if not usable[i] or not flagged[i]:
             continue
-        text = ("the network and an in vivo fit of the same spectrum (mrs-tf's basis) disagree: " +
-                "; ".join(flagged[i]) + ": check the spectrum and its protocol, or fit it with the scan's own basis "
-                                        "(mrs-tf fit --basis)")
+        if basis_label is None:
+            text = ("the network and an in vivo fit of the same spectrum (mrs-tf's basis) disagree: " +
+                    "; ".join(flagged[i]) + ": check the spectrum and its protocol, or fit it with the scan's own "
+                                            "basis (mrs-tf fit --basis)")
+        else:
+            text = (f"the network and an in vivo fit of the same spectrum with {basis_label} disagree: " +
+                    "; ".join(flagged[i]) + f": where {basis_label} is the scan's own basis, the fit is the better "
+                                            f"estimate (--method hybrid, or mrs-tf fit --basis)")
         if status[i] == "ok":
             status[i], message[i] = "fit_disagrees", text
         else:

@@ -105,10 +105,24 @@ class Quantifier(ModelBundle):
         from mrs_tf.fitting import hybrid
 
         arr = self.check(fids, dwell_s, field_mhz, te_ms)
-        basis = self.check_basis(basis) if basis is not None else self.basis_for(arr.shape[1], dwell_s, field_mhz,
-                                                                                   te_ms)
+        if basis is None:
+            basis = self.basis_for(arr.shape[1], dwell_s, field_mhz, te_ms)
+        elif not (self.general and _of_sampling(basis, arr.shape[1], dwell_s)):
+            basis = self.check_basis(basis)
+        # else: a protocol-general network and a basis already at the data's sampling (the scan's own, prepared by
+        # mrs_tf.basis_prep): fitted as given, also where it lacks signals the network quantifies
         if mean is None:
             mean, _ = self.predict(arr, dwell_s, field_mhz, batch_size, te_ms)
         initial = np.stack([mean[:, self.names.index(n)] if n in self.names else np.zeros(len(mean))
                             for n in basis.names], axis=1)
         return hybrid.fit(arr, basis, initial=initial, options=options, fallback=fallback, n_jobs=n_jobs)
+
+
+def _of_sampling(basis, n_points: int, dwell_s: float) -> bool:
+    """``basis`` is a :class:`~mrs_tf.basis.BasisSet` with ``n_points`` at ``dwell_s``."""
+    import math
+
+    from mrs_tf.physics.basis import BasisSet
+
+    return (isinstance(basis, BasisSet) and basis.n_points == n_points and
+            math.isclose(basis.dwell_s, dwell_s, rel_tol=1e-6))
