@@ -149,20 +149,21 @@ def test_without_model_the_shipped_network_that_serves_the_scan_is_chosen(tmp_pa
 
 def test_the_scans_own_basis_serves_the_general_networks_hybrid_and_cross_check(tmp_path):
     """--basis with the general network: the scan's own basis (lacking Ala, Glc, Gly, which the network quantifies;
-    no MM) is prepared per scan and fitted as it is, by the hybrid and by the cross-check, instead of being refused."""
+    no MM) is prepared per scan and fitted as it is, by the hybrid and by the cross-check, instead of being refused;
+    the hybrid then meets the issue's targets beside LCModel."""
     out = tmp_path / "h.csv"
     assert main(["quantify", str(_act("sub-01")), str(_act("sub-02")), "--model", str(GENERAL), "--method", "hybrid",
                  "--basis", str(BASIS), "--out", str(out)]) == 0
     table = ResultTable.read_csv(out)
     assert "Ala" not in table and "MM09" in table  # the basis's signals (MM added to it), not the network's
-    for i, sub in enumerate(("sub-01", "sub-02")):
+    for i, sub in enumerate(("sub-01", "sub-02")):  # nonnegative, as mrs-tf fit: the issue's targets
         for name, ref in LCMODEL[sub].items():
             value = float(table[f"{name}_over_tCr"][i])
-            assert abs(value / ref - 1) < 0.25, (sub, name, value, ref)
+            assert abs(value / ref - 1) < TOLERANCE[name], (sub, name, value, ref)
     out = tmp_path / "n.csv"
     assert main(["quantify", str(_act("sub-01")), "--model", str(GENERAL), "--basis", str(BASIS), "--out",
                  str(out)]) == 0
     table = ResultTable.read_csv(out)
-    # the network's Ins/tCr (0.60) against the fit with the scan's basis (0.82): 26 % apart, within 2.5 sigma of
-    # the network's own +-12 % on this ratio: not flagged (with mrs-tf's basis the fit says 0.97 and it is)
-    assert table["crosscheck_fit_status"][0] == "ok" and 20 < float(table["crosscheck_max_diff_pct"][0]) < 35
+    # the network's Ins/tCr (0.60) against the fit with the scan's basis (0.91): flagged, the basis named
+    assert table["status"][0] == "fit_disagrees" and BASIS.name in table["message"][0]
+    assert "Ins/tCr" in table["message"][0] and table["crosscheck_fit_status"][0] == "ok"

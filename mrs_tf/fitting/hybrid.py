@@ -29,7 +29,9 @@ at SNR 10-100. At SNR 100-200 with a broad baseline its CRLBs under-cover (stand
 the baseline stays in the fitted FID, and a few fits settle in a nearby minimum of the Lorentzian/Gaussian trade-off
 that QUEST's staged search avoids); ``quest.fit`` is the honest choice there.
 Supported: ``damping="common"``, ``shift`` ``"common"`` or ``"per_metabolite"``, free-sign amplitudes (QUEST's
-unbiased default; ``nonnegative=True`` and ``background="include"`` are refused, not ignored).
+unbiased default) and ``nonnegative=True`` (the free-sign fit where all its amplitudes are >= 0, which is then also
+the constrained minimum; QUEST's nonnegative search for the others, ``method`` ``quest_fallback``);
+``background="include"`` is refused, not ignored.
 """
 from __future__ import annotations
 
@@ -96,9 +98,6 @@ class _Problem:
             raise MRSError("the hybrid fit supports damping='common' only")
         if o.shift not in ("common", "per_metabolite"):
             raise MRSError("the hybrid fit supports shift='common' or 'per_metabolite' only")
-        if o.nonnegative:
-            raise MRSError("the hybrid fit solves free-sign amplitudes (QUEST's unbiased default); use "
-                           "nonnegative=False, or quest.fit for a nonnegative fit")
         if o.background == "include":
             raise MRSError("the hybrid fit supports background subtract, truncate, none or spline (not include)")
         n, dwell = basis.n_points, basis.dwell_s
@@ -484,6 +483,9 @@ def fit(fids, basis: BasisSet, initial: np.ndarray | None = None, options: Quest
     """
     opts = options or HYBRID_OPTIONS
     _Problem.build(basis, opts)  # unsupported options fail before any work
+    if opts.nonnegative and not fallback:
+        raise MRSError("nonnegative=True needs fallback=True: spectra whose free-sign fit has a negative amplitude "
+                       "are refitted by QUEST's nonnegative search")
     arr = check_protocol(fids, basis)
     n = len(arr)
     init = None if initial is None else np.asarray(initial, float)
@@ -532,16 +534,21 @@ def _rows(task, basis: BasisSet, opts: QuestOptions, fallback: bool, max_iterati
     idx = np.flatnonzero(good)
     if not len(idx):
         return start, rows
-    results = fit_results(arr[idx], basis, None if init is None else init[idx], opts,
+    # nonnegative: the free-sign fit first; where its amplitudes are all >= 0 that minimum is also the constrained
+    # one, the others are refitted by QUEST's nonnegative search
+    free = opts.with_(nonnegative=False) if opts.nonnegative else opts
+    results = fit_results(arr[idx], basis, None if init is None else init[idx], free,
                           max_iterations=max_iterations, tol=tol, chunk=len(idx))
     for i, res in zip(idx, results):
         method = "hybrid"
-        if fallback and res.status in ("poor_fit", "max_iterations"):
+        negative = opts.nonnegative and bool(np.any(res.amplitudes < 0))
+        if negative or fallback and res.status in ("poor_fit", "max_iterations"):
             try:
                 full = fit_one(arr[i], basis, opts)
             except (np.linalg.LinAlgError, ValueError, FloatingPointError):
                 full = None
-            if full is not None and (full.chi2 < res.chi2 or res.status == "max_iterations" and full.status == "ok"):
+            if full is not None and (negative or full.chi2 < res.chi2 or
+                                     res.status == "max_iterations" and full.status == "ok"):
                 full.seconds += res.seconds
                 res, method = full, "quest_fallback"
         rows[i] = {**res.row(), "method": method}

@@ -29,11 +29,11 @@ TOLERANCE = {"NAA+NAAG": 0.20, "GPC+PCh": 0.20, "Ins": 0.20, "Glu": 0.25}
 
 
 def fit_options():
-    """The cross-check fit's :class:`~mrs_tf.quest.QuestOptions`: the in vivo preset (spline baseline, 0.2-4.0 ppm)
-    on data whose residual water is already removed, free-sign amplitudes (the hybrid's solver)."""
+    """The cross-check fit's :class:`~mrs_tf.quest.QuestOptions`: the in vivo preset of ``mrs-tf fit`` (spline
+    baseline, 0.2-4.0 ppm, amplitudes >= 0) on data whose residual water is already removed."""
     from mrs_tf.fitting.quest import QuestOptions
 
-    return QuestOptions.in_vivo(water_ppm=None).with_(nonnegative=False)
+    return QuestOptions.in_vivo(water_ppm=None)
 
 
 def _rel_sd(table, name: str, sd_suffix: str) -> np.ndarray:
