@@ -248,7 +248,7 @@ def main() -> None:
     q = Quantifier.load(args.model)
     if q.general:  # a protocol-general model: the foreign basis sets are its test (issue 18)
         foreign = foreign_bases(q, n, args.seed)
-        check = cross_check_study(q, min(n, 256), args.seed) if args.cross_check else None
+        check = cross_check_study(q, 64 if args.fast else min(n, 256), args.seed) if args.cross_check else None
         if args.json:
             tmp = args.json + ".tmp"
             with open(tmp, "w") as fh:
