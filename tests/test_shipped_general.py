@@ -62,3 +62,10 @@ def test_litert_float_gives_the_keras_numbers(philips_like):
     int8 = mrs_tf.Quantifier.load(FOLDER, backend="litert", tflite="model_int8.tflite").quantify(
         fids[:32], basis.dwell_s, basis.field_mhz, te_ms=35.0)
     assert np.median(np.abs(np.asarray(int8["NAA"]) / np.asarray(keras_table["NAA"]) - 1)) < 0.05
+
+
+def test_load_without_a_path_gives_the_general_network():
+    from mrs_tf.nn.bundle import DEFAULT_MODEL
+
+    q = mrs_tf.Quantifier.load()
+    assert q.general and Path(q.folder).resolve() == FOLDER.resolve() and DEFAULT_MODEL.endswith("press3t_short_te")

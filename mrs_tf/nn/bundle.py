@@ -17,6 +17,10 @@ from mrs_tf.preprocess.spectra import cropped_spectrum, full_spectrum
 __all__ = ["ModelBundle"]
 
 
+#: the network ``Quantifier.load()`` loads without a path: one for every 3 T short-TE PRESS scan
+DEFAULT_MODEL = "saved_models/press3t_short_te"
+
+
 class ModelBundle:
     """A trained network and the protocol it belongs to."""
 
@@ -41,16 +45,18 @@ class ModelBundle:
         self._protocol_bases = {}  # protocol-general networks: (points, dwell, field, TE) -> basis
 
     @classmethod
-    def load(cls, path: str | os.PathLike, backend: str = "keras", tflite: str = "model.tflite",
+    def load(cls, path: str | os.PathLike | None = None, backend: str = "keras", tflite: str = "model.tflite",
              num_threads: int | None = None, basis=None) -> "ModelBundle":
-        """Load ``path/quantifier.json`` and the network: ``path/model.keras`` (``backend="keras"``) or the LiteRT
+        """Load ``path/quantifier.json`` and the network (``path`` None: :data:`DEFAULT_MODEL`, the shipped network
+        for every 3 T short-TE PRESS scan; ``"saved_models/press3t_te30"`` is the more accurate at its own protocol,
+        123.2 MHz, TE 30 ms, 2,048 points at 4 kHz): ``path/model.keras`` (``backend="keras"``) or the LiteRT
         flatbuffer ``tflite`` (``backend="litert"``; a file as given, absolute or relative to the working folder,
         else ``path/<tflite>``, e.g. ``tflite="model_int8.tflite"``), same columns.
         ``basis``: a :class:`~mrs_tf.basis.BasisSet` or basis file for reconstructions and references instead of
         the training basis (see :meth:`use_basis`; checked before the network is loaded)."""
         if backend not in ("keras", "litert"):
             raise MRSError(f"unknown backend {backend!r}; use keras or litert")
-        folder = cls._folder(path)
+        folder = cls._folder(DEFAULT_MODEL if path is None else path)
         model_file = folder / "model.keras"
         if backend == "litert":
             # a tflite path that exists as given (absolute, or relative to the working folder: the file just
