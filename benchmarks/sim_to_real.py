@@ -60,10 +60,10 @@ def foreign_mm_basis(basis):
 
 
 def asymmetric(fids, dwell_s, weight=0.25, offset_hz=4.0, broadening_hz=3.0):
-    """Convolve every line with a skewed lineshape: ``(1 - w) + w exp(2 pi i offset t - pi broadening t)``."""
-    t = np.arange(fids.shape[-1]) * dwell_s
-    h = (1 - weight) + weight * np.exp(2j * np.pi * offset_hz * t - np.pi * broadening_hz * t)
-    return fids * h.astype(np.complex64)
+    """Every line convolved with a skewed lineshape (:func:`mrs_tf.nn.general.skewed`)."""
+    from mrs_tf.nn.general import skewed
+
+    return skewed(fids, dwell_s, weight, offset_hz, broadening_hz)
 
 
 SHARED_BASES = Path(__file__).resolve().parents[2] / "shared" / "data" / "osprey" / "basis"
@@ -216,8 +216,9 @@ def cross_check_study(q, n: int, seed: int, n_sigma: float | None = None) -> dic
                    "fit_ok_pct": 100 * float(np.mean(np.asarray(fit["status"]) == "ok"))}
             out[f"{label}, fit with {fit_basis} basis"] = row
             print(f"  {label[:44]:44s} fit: {fit_basis:9s} basis: flagged {row['flagged_pct']:5.1f} %; network off by "
-                  f"more than the tolerance and 2.5 sigma {row['wrong_pct']:5.1f} %, of those flagged {row['wrong_flagged_pct']:5.1f} "
-                  f"%, of the rest {row['right_flagged_pct']:5.1f} %; fits ok {row['fit_ok_pct']:5.1f} %", flush=True)
+                  f"more than the tolerance and 2.5 sigma {row['wrong_pct']:5.1f} %, of those flagged "
+                  f"{row['wrong_flagged_pct']:5.1f} %, of the rest {row['right_flagged_pct']:5.1f} %; fits ok "
+                  f"{row['fit_ok_pct']:5.1f} %", flush=True)
     return out
 
 

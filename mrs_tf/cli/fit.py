@@ -145,6 +145,23 @@ def _read_scan(args, path) -> dict:
     return d
 
 
+def _load_fit_basis(path, scans, way_out: str):
+    """The basis file ``path`` read for fitting ``scans`` (``(data path, data dict)`` pairs; the first's field): refused
+    when its echo time differs from a scan's by more than 0.5 ms (``way_out`` says what to do), missing brain signals
+    warned about."""
+    from mrs_tf.physics.basis import BasisSet
+
+    basis = BasisSet.load(path, field_mhz=scans[0][1]["field_mhz"], unknown="keep")
+    te_basis = basis.protocol.get("te_ms")
+    for data_path, d in scans:
+        te_data = d.get("te_ms")
+        if te_data and te_basis and abs(float(te_data) - float(te_basis)) > 0.5:
+            raise MRSError(f"{path} is for TE {float(te_basis):g} ms, {data_path} has TE {float(te_data):g} ms: "
+                           f"{way_out}")
+    _warn_missing_metabolites(basis, path)
+    return basis
+
+
 def _warn_missing_metabolites(basis, source) -> None:
     missing = [n for n in _EXPECTED if n not in basis.names]
     for name in missing:
@@ -207,7 +224,6 @@ def _warn_poor_fits(table) -> None:
 
 def _fit(args) -> None:
     from mrs_tf.fitting import quest
-    from mrs_tf.physics.basis import BasisSet
     from mrs_tf.core.table import ResultTable
 
     refuse_existing(args, args.out, args.plot, getattr(args, "report", None))
@@ -219,13 +235,9 @@ def _fit(args) -> None:
     for path, d in zip(args.data[1:], datasets[1:]):
         if d["fids"].shape[1] != first["fids"].shape[1] or abs(d["dwell_s"] - first["dwell_s"]) > 1e-9:
             raise MRSError(f"{path}: points/dwell differ from {args.data[0]}; fit them in separate runs")
-    basis = BasisSet.load(args.basis, field_mhz=first["field_mhz"], unknown="keep")
     te_data = first.get("te_ms")
-    te_basis = basis.protocol.get("te_ms")
-    if te_data and te_basis and abs(float(te_data) - float(te_basis)) > 0.5:
-        raise MRSError(f"{args.basis} is for TE {float(te_basis):g} ms, {args.data[0]} has TE {float(te_data):g} ms: "
-                       f"simulate a basis for the data's TE (mrs-tf basis simulate --te-ms {float(te_data):g} ...)")
-    _warn_missing_metabolites(basis, args.basis)
+    basis = _load_fit_basis(args.basis, [(args.data[0], first)], f"simulate a basis for the data's TE (mrs-tf basis "
+                                                                 f"simulate --te-ms {float(te_data or 0):g} ...)")
     from mrs_tf.fitting.basis_prep import prepare_basis
 
     hygiene = not args.no_basis_hygiene  # without it, only the resampling to the data
@@ -307,20 +319,15 @@ def _quantify(args) -> None:
     # resampled, hygiene, MM/lipids added; it may lack signals the network quantifies), not the network's
     fit_basis = None
     if args.basis and meta_only.general and args.method in ("network", "hybrid"):
-        from mrs_tf.physics.basis import BasisSet
-
-        fit_basis = BasisSet.load(args.basis, field_mhz=scans[0][1]["field_mhz"], unknown="keep")
-        te_basis = fit_basis.protocol.get("te_ms")
-        for path, d in scans:
-            if te_basis and d.get("te_ms") and abs(float(te_basis) - float(d["te_ms"])) > 0.5:
-                raise MRSError(f"{args.basis} is for TE {float(te_basis):g} ms, {path} has TE {float(d['te_ms']):g} "
-                               f"ms: give the basis of the scan's protocol, or none (mrs-tf's is simulated for it)")
-        _warn_missing_metabolites(fit_basis, args.basis)
+        fit_basis = _load_fit_basis(args.basis, scans, "give the basis of the scan's protocol, or none (mrs-tf's is "
+                                                       "simulated for it)")
     q = Quantifier.load(args.model, backend=args.backend, tflite=args.tflite,
                         basis=None if fit_basis is not None else args.basis)
     if (args.report or args.reference) and not q.general:
         q.basis()  # a training basis file that changed since training is refused now, before anything is written
     per_proton = basis_norm(args, q.amplitude_per_proton)
+    from mrs_tf.quantify import crosscheck
+
     rows, labels, voxels, all_fids = [], [], [], []
     for path, d in scans:
         if args.resample and not q.general and (d["fids"].shape[1] != q.n_points or
@@ -362,8 +369,6 @@ def _quantify(args) -> None:
             raise MRSError(f"{path}: no voxel to quantify (all zero, NaN or masked out)")
         # hybrid on scanner data: the in vivo model (spline baseline, 0.2-4.0 ppm; QUEST's default time-domain model
         # put Ins/tCr at 0.14 on a Philips volunteer, status ok)
-        from mrs_tf.quantify import crosscheck
-
         options = crosscheck.fit_options() if args.method == "hybrid" else None
         scan_basis = None
         if fit_basis is not None:
@@ -375,10 +380,7 @@ def _quantify(args) -> None:
                               method=args.method, options=options, basis=scan_basis)
         except MRSError as exc:  # name the file: with several inputs, "data have 1021 points" alone is a riddle
             raise type(exc)(f"{path}: {exc}") from None
-        full = {k: np.full(len(keep), "" if v.dtype == object else np.nan, dtype=v.dtype if v.dtype == object
-                           else float) for k, v in part.items()}
-        for k, v in part.items():
-            full[k][keep] = v
+        full = {k: _padded(v, keep) for k, v in part.items()}
         full["reference_offset_ppm" if args.reference else "frequency_offset_ppm"] = offsets
         if args.method == "network":
             full["status"], full["message"] = offset_flags(offsets, args.reference, _training_shift_ppm(q))
@@ -391,11 +393,11 @@ def _quantify(args) -> None:
                                  basis=scan_basis)
                 checked = crosscheck.cross_check(ResultTable({k: v[keep] for k, v in full.items()}), fit,
                                                  basis_label=Path(args.basis).name if scan_basis is not None else None)
-                for k, v in checked.items():
-                    if k not in full:
-                        full[k] = np.full(len(keep), "" if v.dtype == object else np.nan, dtype=v.dtype if
-                                          v.dtype == object else float)
-                    full[k][keep] = v
+                for k, v in checked.items():  # the kept rows' values; the others keep theirs (not_quantified)
+                    if k in full:
+                        full[k][keep] = v
+                    else:
+                        full[k] = _padded(v, keep)
             elif args.cross_check:
                 print(f"{path}: {int(keep.sum())} spectra: the network's numbers are not cross-checked by a fit "
                       f"(done for up to {CROSS_CHECK_MAX}; mrs-tf quantify --method hybrid fits every one)",
@@ -445,6 +447,14 @@ def _quantify(args) -> None:
         print(f"wrote {args.report}")
 
 
+def _padded(values: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """A column for every row of a file from ``values`` of its ``keep`` rows: "" (text) or NaN in the others."""
+    out = np.full(len(keep), "" if values.dtype == object else np.nan,
+                  dtype=values.dtype if values.dtype == object else float)
+    out[keep] = values
+    return out
+
+
 #: the shipped networks ``mrs-tf quantify`` chooses from, in order of preference where both serve a scan
 SHIPPED_MODELS = ("saved_models/press3t_te30", "saved_models/press3t_short_te")
 
@@ -462,16 +472,16 @@ def choose_model(scans, resample: bool = False) -> str:
             mismatch = meta.protocol_mismatch(d["fids"].shape[1], d["dwell_s"], d["field_mhz"], d.get("te_ms"),
                                               resample=resample)
             if mismatch:
-                problems[model] = f"{path}: {mismatch}"
+                problems[model] = (path, mismatch)
                 break
         else:
             if model != SHIPPED_MODELS[0]:
                 print(f"mrs-tf: model {model} ({meta.protocol_text()}; {SHIPPED_MODELS[0]} does not serve "
-                      f"{problems[SHIPPED_MODELS[0]].split(': ')[0]})", file=sys.stderr)
+                      f"{problems[SHIPPED_MODELS[0]][0]})", file=sys.stderr)
             return model
     raise ProtocolError("no shipped network serves these scans: " + "; ".join(
-        f"{model}: {text}" for model, text in problems.items()) + "; train one for your protocol: mrs-tf train "
-        "--basis YOUR_BASIS --protocol-from YOUR_SCAN")
+        f"{model}: {path}: {text}" for model, (path, text) in problems.items()) + "; train one for your protocol: "
+        "mrs-tf train --basis YOUR_BASIS --protocol-from YOUR_SCAN")
 
 
 def _refuse_mirrored(path, fids, basis) -> None:

@@ -19,8 +19,8 @@ from mrs_tf.physics.protocols import (DEFAULT_GRID, SHORT_TE_PRESS_3T, ProtocolG
 from mrs_tf.physics.synth import SynthesisConfig, concentration_matrix, synthesize
 from mrs_tf.preprocess.grid import GRID_POINTS, grid_coverage, grid_spectrum
 
-__all__ = ["GENERAL_SYNTHESIS", "BasisRandomisation", "NO_RANDOMISATION", "DOMAIN_RANDOMISATION", "protocol_vector", "draw_protocol",
-           "general_batch", "general_dataset", "general_validation_set"]
+__all__ = ["GENERAL_SYNTHESIS", "BasisRandomisation", "NO_RANDOMISATION", "DOMAIN_RANDOMISATION", "protocol_vector",
+           "draw_protocol", "general_batch", "general_dataset", "general_validation_set"]
 
 #: the nuisances of the training stream (3 T, short TE, in vivo as scanners deliver it)
 GENERAL_SYNTHESIS = SynthesisConfig(
@@ -132,18 +132,26 @@ def randomised_basis(proto: dict, names, rng: np.random.Generator, rand: BasisRa
     return dataclasses.replace(basis, fids=fids)
 
 
+def skewed(fids: np.ndarray, dwell_s: float, weight, offset_hz, broadening_hz=3.0) -> np.ndarray:
+    """``fids`` with every line convolved with a skewed lineshape: a shoulder of ``weight`` at ``offset_hz`` from each
+    line, broadened by ``broadening_hz``, ``(1 - w) + w exp(2 pi i offset t - pi broadening t)``; FID(0), the areas,
+    unchanged. ``weight``, ``offset_hz``: scalars or one per FID."""
+    t = np.arange(fids.shape[-1]) * dwell_s
+    w, off = (np.asarray(x, float)[..., None] for x in (weight, offset_hz))
+    h = (1 - w) + w * np.exp(2j * np.pi * off * t - np.pi * broadening_hz * t)
+    return fids * h.astype(fids.dtype)
+
+
 def skew_lines(fids: np.ndarray, dwell_s: float, rng: np.random.Generator, rand: BasisRandomisation) -> np.ndarray:
     """:attr:`BasisRandomisation.asymmetry_fraction` of ``fids`` with every line skewed (see the class)."""
     if rand.asymmetry_fraction <= 0:
         return fids
     n = len(fids)
     hit = rng.random(n) < rand.asymmetry_fraction
-    weight = rng.uniform(*rand.asymmetry_weight, n)[:, None]
-    offset = (rng.uniform(*rand.asymmetry_offset_hz, n) * rng.choice([-1.0, 1.0], n))[:, None]
-    t = np.arange(fids.shape[-1])[None, :] * dwell_s
-    h = (1 - weight) + weight * np.exp(2j * np.pi * offset * t - np.pi * 3.0 * t)
+    weight = rng.uniform(*rand.asymmetry_weight, n)
+    offset = rng.uniform(*rand.asymmetry_offset_hz, n) * rng.choice([-1.0, 1.0], n)
     out = fids.copy()
-    out[hit] = fids[hit] * h[hit].astype(fids.dtype)
+    out[hit] = skewed(fids[hit], dwell_s, weight[hit], offset[hit])
     return out
 
 
