@@ -157,17 +157,25 @@ def main() -> None:
     parser.add_argument("--fast", action="store_true", help="a toy run (about a minute): CI")
     parser.add_argument("--init-from", default=None, help="a .keras model whose weights start the run")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--randomisation", choices=["none", "all", "te", "linewidth", "asymmetry"], default="all",
-                        help="domain randomisation of the basis signals (nn.general.BasisRandomisation; default all)")
+    parser.add_argument("--randomisation", default="all",
+                        choices=["none", "all", "te", "linewidth", "asymmetry", "shaped", "shaped+all"],
+                        help="domain randomisation of the basis signals (nn.general.BasisRandomisation; default all; "
+                             "shaped: 3 of 4 batches from shaped-pulse PRESS simulations)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="a fixed number of epochs (the cosine over them) instead of --minutes")
     args = parser.parse_args()
     import dataclasses
 
-    from mrs_tf.nn.general import DOMAIN_RANDOMISATION as ALL, NO_RANDOMISATION as NONE, train_general
+    from mrs_tf.nn.general import (DOMAIN_RANDOMISATION as ALL, NO_RANDOMISATION as NONE, SHAPED_PULSES as SHAPED,
+                                   train_general)
 
     rand = {"none": NONE, "all": ALL,
             "te": dataclasses.replace(NONE, te_ms=ALL.te_ms, te1_fraction=ALL.te1_fraction),
             "linewidth": dataclasses.replace(NONE, basis_lorentz_hz=ALL.basis_lorentz_hz),
-            "asymmetry": dataclasses.replace(NONE, asymmetry_fraction=ALL.asymmetry_fraction)}[args.randomisation]
+            "asymmetry": dataclasses.replace(NONE, asymmetry_fraction=ALL.asymmetry_fraction),
+            "shaped": SHAPED,
+            "shaped+all": dataclasses.replace(ALL, pulses=SHAPED.pulses, shaped_fraction=SHAPED.shaped_fraction),
+            }[args.randomisation]
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.out) if args.out else Path(tmp) / "general"
@@ -177,7 +185,7 @@ def main() -> None:
             n = 128
         else:
             if not args.evaluate_only:
-                train_general(out, minutes=args.minutes, init_from=args.init_from,
+                train_general(out, minutes=args.minutes, init_from=args.init_from, epochs=args.epochs,
                               learning_rate=args.learning_rate, randomisation=rand)
             n = args.n
         results = measure(out, n)

@@ -177,3 +177,30 @@ def test_a_general_model_serves_any_scan_of_its_space_without_flags(general_mode
     err = capsys.readouterr().err
     for part in ("field 297.2", "echo time 68", "bandwidth 800", "512 points", "Way out"):
         assert part in err, err
+
+
+def test_shaped_pulse_randomisation_takes_whole_batches_from_a_shaped_simulation():
+    import dataclasses
+
+    import mrs_tf
+    from mrs_tf.nn.general import NO_RANDOMISATION, SHAPED_PULSES, randomised_basis
+    from mrs_tf.physics.protocols import protocol_basis
+
+    names = mrs_tf.simulate_basis().names
+    proto = {"field_mhz": 127.7, "te_ms": 35.0, "te1_ms": 14.0, "bandwidth_hz": 2000.0}
+    ideal = protocol_basis(127.7, 35.0, 14.0).subset(names)
+    always = dataclasses.replace(SHAPED_PULSES, pulses=("sinc_5.2ms_1200hz",), shaped_fraction=1.0)
+    got = randomised_basis(proto, names, np.random.default_rng(0), always)
+    np.testing.assert_allclose(got.fids, protocol_basis(127.7, 35.0, 14.0, refocusing="sinc_5.2ms_1200hz")
+                               .subset(names).fids)
+    assert got.protocol["refocusing"] == "sinc_5.2ms_1200hz"
+    # the coupled signals differ from the ideal-pulse ones, the singlets keep their amount
+    assert np.linalg.norm(got["Glu"] - ideal["Glu"]) > 0.1 * np.linalg.norm(ideal["Glu"])
+    assert abs(got["Cr"][0] / ideal["Cr"][0] - 1) < 2e-3
+    # three of four batches on average (one pulse here: simulated once); none without it
+    one = dataclasses.replace(SHAPED_PULSES, pulses=("sinc_5.2ms_1200hz",))
+    picks = [randomised_basis(proto, names, np.random.default_rng(s), one).protocol["refocusing"] for s in range(40)]
+    assert 0.5 < np.mean([p != "ideal" for p in picks]) < 0.95
+    assert randomised_basis(proto, names, np.random.default_rng(0), NO_RANDOMISATION).protocol["refocusing"] == "ideal"
+    with pytest.raises(ValueError, match="unknown refocusing pulse"):
+        dataclasses.replace(SHAPED_PULSES, pulses=("vendor_x",))

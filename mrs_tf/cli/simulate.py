@@ -18,6 +18,11 @@ def add_parsers(sub) -> None:
     sim = basis.add_parser("simulate", help="simulate a basis set with the density-matrix simulator")
     add_protocol(sim)
     sim.add_argument("--metabolites", nargs="+", default=None, help="names (default: the 20 metabolites + MM)")
+    sim.add_argument("--refocusing-pulse", default=None,
+                     help="PRESS/spin echo with shaped, slice-selective refocusing pulses (signal averaged over the "
+                          "voxel) instead of ideal ones: sinc_4.0ms_1600hz, sinc_5.2ms_1200hz or sinc_6.9ms_900hz "
+                          "(mrs_tf.physics.pulses.REFOCUSING_PULSES); closer to a vendor's basis for coupled signals")
+    sim.add_argument("--carrier-ppm", type=float, default=3.0, help="the shaped pulses' transmit frequency (ppm)")
     sim.add_argument("--out", required=True, help="output: .BASIS, .nii.gz, .txt (jMRUI) or a folder (FSL-MRS)")
     sim.add_argument("--plot", default=None, help="also write a plotly HTML figure of every basis spectrum")
     sim.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -52,7 +57,8 @@ def _basis_simulate(args) -> None:
     refuse_existing(args, args.out, args.plot)
     basis = simulate_basis(sequence=args.sequence, field_mhz=args.field_mhz, te_ms=args.te_ms, te1_ms=args.te1_ms,
                            te2_ms=args.te2_ms, tm_ms=args.tm_ms, n_refocus=args.n_refocus, n_points=args.points,
-                           bandwidth_hz=args.bandwidth_hz, metabolites=args.metabolites)
+                           bandwidth_hz=args.bandwidth_hz, metabolites=args.metabolites,
+                           refocusing_pulse=args.refocusing_pulse, carrier_ppm=args.carrier_ppm)
     basis.save(args.out, overwrite=args.overwrite)
     print(f"wrote {args.out}: {basis.n_metabolites} signals, {basis.field_mhz:g} MHz, {basis.n_points} points, "
           f"dwell {basis.dwell_s * 1e6:.1f} us")

@@ -19,7 +19,8 @@ from mrs_tf.physics.protocols import (DEFAULT_GRID, SHORT_TE_PRESS_3T, ProtocolG
 from mrs_tf.physics.synth import SynthesisConfig, concentration_matrix, synthesize
 from mrs_tf.preprocess.grid import GRID_POINTS, grid_coverage, grid_spectrum
 
-__all__ = ["GENERAL_SYNTHESIS", "BasisRandomisation", "NO_RANDOMISATION", "DOMAIN_RANDOMISATION", "protocol_vector",
+__all__ = ["GENERAL_SYNTHESIS", "BasisRandomisation", "NO_RANDOMISATION", "DOMAIN_RANDOMISATION", "SHAPED_PULSES",
+           "protocol_vector",
            "draw_protocol", "general_batch", "general_dataset", "general_validation_set"]
 
 #: the nuisances of the training stream (3 T, short TE, in vivo as scanners deliver it)
@@ -50,6 +51,10 @@ class BasisRandomisation:
       bases differ from mrs-tf's ideal-pulse one so: Glu's 3.75 ppm multiplet 1.6-1.8x, its 2.0-2.45 ppm ones
       0.8-0.95x, PCh's 3.5 ppm 0.7-0.8x (Osprey's PRESS TE 35 bases, ratios of window integrals), a pattern that no
       echo time or sub-echo split of ideal pulses produces (those scale both Glu regions together);
+    * ``pulses``, ``shaped_fraction``: that fraction of batches takes its whole basis from a PRESS simulation with
+      shaped, slice-selective refocusing pulses (one of ``pulses``, names in
+      :data:`~mrs_tf.physics.pulses.REFOCUSING_PULSES`, drawn per batch) instead of ideal ones: the physics of the
+      vendor-pulse multiplets rather than a random reshaping of them;
     * ``asymmetry_fraction``: the fraction of spectra whose every line is skewed (eddy currents, poor shims): a
       shoulder of weight ``asymmetry_weight`` (uniform) ``asymmetry_offset_hz`` (uniform, either side) from each line,
       broadened by 3 Hz, FID(0) unchanged.
@@ -64,11 +69,22 @@ class BasisRandomisation:
     asymmetry_fraction: float = 0.0
     asymmetry_weight: tuple[float, float] = (0.05, 0.3)
     asymmetry_offset_hz: tuple[float, float] = (2.0, 6.0)
+    pulses: tuple[str, ...] = ()
+    shaped_fraction: float = 0.0
+
+    def __post_init__(self) -> None:
+        from mrs_tf.physics.pulses import REFOCUSING_PULSES
+
+        unknown = [p for p in self.pulses if p not in REFOCUSING_PULSES]
+        if unknown:
+            raise ValueError(f"unknown refocusing pulse(s) {', '.join(unknown)}; known: {', '.join(REFOCUSING_PULSES)}")
+        if self.shaped_fraction and not self.pulses:
+            raise ValueError("shaped_fraction > 0 needs pulses")
 
     @property
     def active(self) -> bool:
         return bool(self.te_ms or self.te1_fraction or self.basis_lorentz_hz[1] or self.asymmetry_fraction or
-                    self.multiplet_gain or self.multiplet_phase_deg)
+                    self.multiplet_gain or self.multiplet_phase_deg or self.shaped_fraction)
 
 
 #: the J-coupled signals whose multiplets :attr:`BasisRandomisation.multiplet_gain` reshapes
@@ -104,12 +120,19 @@ NO_RANDOMISATION = BasisRandomisation()
 #: every part on: per-metabolite TE +-3 ms and sub-echo split 0.35-0.5, basis lines 0-2 Hz, 30 % skewed spectra
 DOMAIN_RANDOMISATION = BasisRandomisation(te_ms=3.0, te1_fraction=(0.35, 0.5), basis_lorentz_hz=(0.0, 2.0),
                                           asymmetry_fraction=0.3)
+#: three of four batches from a shaped-pulse PRESS simulation (three sinc refocusing pulses, 4.0-6.9 ms)
+SHAPED_PULSES = BasisRandomisation(pulses=("sinc_4.0ms_1600hz", "sinc_5.2ms_1200hz", "sinc_6.9ms_900hz"),
+                                   shaped_fraction=0.75)
 
 
 def randomised_basis(proto: dict, names, rng: np.random.Generator, rand: BasisRandomisation,
                      space: ProtocolSpace = SHORT_TE_PRESS_3T, grid: ProtocolGrid = DEFAULT_GRID):
     """The basis of ``proto`` with :class:`BasisRandomisation` ``rand`` applied per metabolite (MM untouched)."""
-    basis = protocol_basis(proto["field_mhz"], proto["te_ms"], proto["te1_ms"], grid, space).subset(list(names))
+    pulse = None
+    if rand.shaped_fraction and rng.random() < rand.shaped_fraction:
+        pulse = str(rng.choice(list(rand.pulses)))
+    basis = protocol_basis(proto["field_mhz"], proto["te_ms"], proto["te1_ms"], grid, space,
+                           refocusing=pulse).subset(list(names))
     if not rand.active:
         return basis
     fids = basis.fids.copy()
@@ -119,7 +142,8 @@ def randomised_basis(proto: dict, names, rng: np.random.Generator, rand: BasisRa
         for _ in range(rand.variants):
             te = float(np.clip(proto["te_ms"] + rng.uniform(-rand.te_ms, rand.te_ms), *space.te_ms))
             frac = rng.uniform(*rand.te1_fraction) if rand.te1_fraction else proto["te1_ms"] / proto["te_ms"]
-            variants.append(protocol_basis(proto["field_mhz"], te, te * frac, grid, space).subset(list(names)).fids)
+            variants.append(protocol_basis(proto["field_mhz"], te, te * frac, grid, space,
+                                           refocusing=pulse).subset(list(names)).fids)
         pick = rng.integers(0, rand.variants + 1, len(metabolites))  # rand.variants: the batch's own basis
         for k, v in zip(metabolites, pick):
             if v < rand.variants:

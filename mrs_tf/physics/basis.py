@@ -20,6 +20,7 @@ from mrs_tf.core import __version__
 from mrs_tf.core.errors import BasisError, MetaboliteError, ProtocolError
 from mrs_tf.physics.macromolecules import MM_COMPONENTS, mm_fid
 from mrs_tf.physics.metabolites import ALL_NAMES, METABOLITES, MM_NAME, canonical_name, canonical_names
+from mrs_tf.physics.pulses import RFPulse
 from mrs_tf.physics.spin_sim import make_sequence, simulate_metabolite_fid
 
 __all__ = ["BasisSet", "simulate_basis", "DEFAULT_PROTOCOL", "ppm_axis"]
@@ -312,10 +313,10 @@ def _cache_dir() -> Path:
 
 
 def _spin_table_digest(names: Seq[str]) -> str:
-    from mrs_tf.physics import macromolecules, spin_sim
+    from mrs_tf.physics import macromolecules, pulses, spin_sim
 
     # the simulator's and MM model's source are part of the key: a code change never reuses a stale cache
-    parts = [Path(spin_sim.__file__).read_text(), Path(macromolecules.__file__).read_text()]
+    parts = [Path(m.__file__).read_text() for m in (spin_sim, macromolecules, pulses)]
     parts += [repr(METABOLITES[n]) for n in names if n in METABOLITES]
     if MM_NAME in names:
         parts.append(repr(MM_COMPONENTS))
@@ -326,8 +327,9 @@ def simulate_basis(sequence: str = "press", field_mhz: float = 123.2, te_ms: flo
                    te1_ms: float | None = None, te2_ms: float | None = None, tm_ms: float | None = None,
                    n_refocus: int = 4, n_points: int = 2048, bandwidth_hz: float = 4000.0,
                    metabolites: Iterable[str] | None = None, ref_ppm: float = 4.65,
-                   cache: bool = True, mm: str | os.PathLike | None = None) -> BasisSet:
-    """Simulate mrs-tf's basis set with the density-matrix simulator (ideal pulses, no relaxation).
+                   cache: bool = True, mm: str | os.PathLike | None = None,
+                   refocusing_pulse: RFPulse | str | None = None, carrier_ppm: float = 3.0) -> BasisSet:
+    """Simulate mrs-tf's basis set with the density-matrix simulator (ideal or shaped pulses, no relaxation).
 
     Args:
         sequence: ``press`` (default), ``steam``, ``slaser``, ``spin_echo`` or ``fid``.
@@ -340,15 +342,28 @@ def simulate_basis(sequence: str = "press", field_mhz: float = 123.2, te_ms: flo
         cache: reuse/keep the result in ``$MRS_TF_CACHE`` (default ``~/.cache/mrs_tf``), keyed by the protocol.
         mm: ``None`` for the parametric MM model, or a file with a measured MM spectrum (see
             :meth:`BasisSet.with_measured_mm`) that replaces it.
+        refocusing_pulse: PRESS / spin echo with shaped, slice-selective refocusing pulses instead of ideal ones: an
+            :class:`~mrs_tf.physics.pulses.RFPulse` or the name of one in
+            :data:`~mrs_tf.physics.pulses.REFOCUSING_PULSES` (the signal averaged over the voxel; slower: seconds
+            per metabolite). carrier_ppm: their transmit frequency (ppm).
     """
     names = canonical_names(metabolites)
     if mm is not None:
         sim = simulate_basis(sequence, field_mhz, te_ms, te1_ms, te2_ms, tm_ms, n_refocus, n_points, bandwidth_hz,
-                             [n for n in names if n != MM_NAME], ref_ppm, cache)
+                             [n for n in names if n != MM_NAME], ref_ppm, cache,
+                             refocusing_pulse=refocusing_pulse, carrier_ppm=carrier_ppm)
         return sim.with_measured_mm(mm)
     if sequence == "press" and te_ms is None and te1_ms is None and te2_ms is None:
         te1_ms, te2_ms = DEFAULT_PROTOCOL["te1_ms"], DEFAULT_PROTOCOL["te2_ms"]
-    seq = make_sequence(sequence, te_ms=te_ms, te1_ms=te1_ms, te2_ms=te2_ms, tm_ms=tm_ms, n_refocus=n_refocus)
+    if isinstance(refocusing_pulse, str):
+        from mrs_tf.physics.pulses import REFOCUSING_PULSES
+
+        if refocusing_pulse not in REFOCUSING_PULSES:
+            raise ProtocolError(f"unknown refocusing pulse {refocusing_pulse!r}; choose one of "
+                                f"{', '.join(REFOCUSING_PULSES)} or pass an RFPulse")
+        refocusing_pulse = REFOCUSING_PULSES[refocusing_pulse]
+    seq = make_sequence(sequence, te_ms=te_ms, te1_ms=te1_ms, te2_ms=te2_ms, tm_ms=tm_ms, n_refocus=n_refocus,
+                        refocusing_pulse=refocusing_pulse, carrier_ppm=carrier_ppm)
     for key, value in (("field_mhz", field_mhz), ("bandwidth_hz", bandwidth_hz)):
         if value is None or not np.isfinite(value) or value <= 0:
             raise ProtocolError(f"{key} must be a positive number, got {value!r}")
@@ -356,7 +371,8 @@ def simulate_basis(sequence: str = "press", field_mhz: float = 123.2, te_ms: flo
     if n_points < 16:
         raise ProtocolError(f"n_points must be at least 16, got {n_points}")
     dwell_s = 1.0 / float(bandwidth_hz)
-    protocol = dict(seq.describe(), source="mrs-tf density-matrix simulation (ideal pulses)",
+    pulses = "ideal pulses" if seq.refocusing is None else f"shaped refocusing pulses: {seq.refocusing.name}"
+    protocol = dict(seq.describe(), source=f"mrs-tf density-matrix simulation ({pulses})",
                     spin_tables="Govindaraju et al. NMR Biomed 2000 (+ Govind et al. 2015)",
                     mm_model="mrs_tf.macromolecules.MM_COMPONENTS", mrs_tf_version=__version__)
     key = json.dumps(dict(seq.describe(), field=float(field_mhz), n=n_points, dwell=dwell_s, ref=float(ref_ppm),

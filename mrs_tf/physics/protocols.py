@@ -79,11 +79,12 @@ class ProtocolGrid:
 DEFAULT_GRID = ProtocolGrid()
 
 
-@lru_cache(maxsize=160)  # every node of the default grid (72) at two samplings: randomised batches touch many
-def _simulated(field_mhz: float, te_ms: float, te1_fraction: float, n_points: int, bandwidth_hz: float) -> BasisSet:
+@lru_cache(maxsize=640)  # every node of the default grid (72), ideal and three shaped pulses, at two samplings
+def _simulated(field_mhz: float, te_ms: float, te1_fraction: float, n_points: int, bandwidth_hz: float,
+               refocusing: str | None = None) -> BasisSet:
     te1 = round(te_ms * te1_fraction, 4)
     return simulate_basis("press", field_mhz=field_mhz, te1_ms=te1, te2_ms=round(te_ms - te1, 4), n_points=n_points,
-                          bandwidth_hz=bandwidth_hz)
+                          bandwidth_hz=bandwidth_hz, refocusing_pulse=refocusing)
 
 
 def _neighbours(grid: tuple[float, ...], value: float) -> tuple[float, float, float]:
@@ -100,7 +101,7 @@ def _neighbours(grid: tuple[float, ...], value: float) -> tuple[float, float, fl
 
 def protocol_basis(field_mhz: float, te_ms: float, te1_ms: float | None = None, grid: ProtocolGrid = DEFAULT_GRID,
                    space: ProtocolSpace = SHORT_TE_PRESS_3T, n_points: int | None = None,
-                   dwell_s: float | None = None) -> BasisSet:
+                   dwell_s: float | None = None, refocusing: str | None = None) -> BasisSet:
     """The PRESS basis (20 metabolites + MM, basis units of :func:`~mrs_tf.simulate_basis`) for ``field_mhz``,
     ``te_ms`` and the first sub-echo ``te1_ms`` (default: 37 % of TE, the split of mrs-tf's default protocol), at the
     grid's sampling (see the module docstring), or at ``n_points`` and ``dwell_s`` when both are given (the grid's
@@ -109,7 +110,8 @@ def protocol_basis(field_mhz: float, te_ms: float, te1_ms: float | None = None, 
     if n_points is not None and dwell_s is not None:  # simulated a little longer and wider, then resampled exactly
         wide = ProtocolGrid(grid.fields_mhz, grid.te_ms, grid.te1_fractions, int(n_points * 1.03) + 16,
                             1.0 / dwell_s)
-        return protocol_basis(field_mhz, te_ms, te1_ms, wide, space).resample(dwell_s=dwell_s, n_points=n_points)
+        return protocol_basis(field_mhz, te_ms, te1_ms, wide, space,
+                              refocusing=refocusing).resample(dwell_s=dwell_s, n_points=n_points)
     problems = space.outside(field_mhz, te_ms, grid.bandwidth_hz, space.n_points[0])
     if problems:
         raise ProtocolError(f"outside {space.sequence.upper()} {space.field_mhz[0]:g}-{space.field_mhz[1]:g} MHz, "
@@ -124,13 +126,14 @@ def protocol_basis(field_mhz: float, te_ms: float, te1_ms: float | None = None, 
         for fr, w2 in ((fr_lo, 1 - w_fr), (fr_hi, w_fr)):
             if w1 * w2 == 0:
                 continue
-            b = _simulated(near_field, te, fr, grid.n_points, grid.bandwidth_hz)
+            b = _simulated(near_field, te, fr, grid.n_points, grid.bandwidth_hz, refocusing)
             fids = fids + w1 * w2 * b.fids
             names = b.names
     te1 = te_ms * fraction
     protocol = {"sequence": "press", "te_ms": float(te_ms), "te1_ms": float(te1), "te2_ms": float(te_ms - te1),
                 "field_mhz": float(field_mhz), "source": f"mrs-tf protocol grid (simulated at {near_field:g} MHz, "
-                                                        f"TE interpolated between {te_lo:g} and {te_hi:g} ms)"}
+                                                        f"TE interpolated between {te_lo:g} and {te_hi:g} ms)",
+                "refocusing": refocusing or "ideal"}
     # relabel the dwell time: every chemical shift at its ppm at field_mhz (see the module docstring)
     dwell = (1.0 / grid.bandwidth_hz) * near_field / field_mhz
     return BasisSet(list(names), np.asarray(fids, np.complex128), dwell, float(field_mhz), 4.65, protocol)

@@ -1,4 +1,5 @@
-"""Density-matrix simulation of spin systems under MRS sequences with ideal pulses.
+"""Density-matrix simulation of spin systems under MRS sequences, with ideal pulses or shaped, slice-selective
+refocusing pulses.
 
 Physics and conventions
     * Hamiltonian in the rotating frame of the reference (water at ``ref_ppm``, default 4.65 ppm), in rad/s,
@@ -16,6 +17,15 @@ Physics and conventions
     * Amplitudes are normalised so that one uncoupled proton on resonance gives ``fid[0] = 1`` for every sequence
       (STEAM's factor 1/2 and the sequence's overall phase are divided out); the basis signal of a metabolite at
       1 mM therefore has ``fid[0]`` equal to its (visible) proton count. No T2 relaxation is simulated.
+    * Shaped refocusing pulses (:class:`~mrs_tf.physics.pulses.RFPulse`, PRESS and spin echo): each pulse is applied
+      as piecewise-constant steps (symmetric Trotter splitting of free evolution and RF, the full strong-coupling
+      Hamiltonian in the frame of the pulses' carrier ``carrier_ppm``) under a slice-selection gradient, at the
+      pulse's gradient offsets; the signal is averaged over them (PRESS: the two refocusing pulses select orthogonal
+      slices, so the average over the first slice's positions is taken before the second pulse, which is exact because
+      everything between is linear and position-independent). Delays are shortened by the pulses' durations (timing
+      from pulse centres); the excitation stays ideal. The normalisation is the echo of one uncoupled proton at the
+      carrier, so that ``fid[0]`` still counts protons and the voxel's chemical-shift displacement changes shapes,
+      not amounts.
 """
 from __future__ import annotations
 
@@ -27,6 +37,7 @@ import scipy.linalg
 
 from mrs_tf.core.errors import ProtocolError
 from mrs_tf.physics.metabolites import Metabolite, SpinSystem
+from mrs_tf.physics.pulses import RFPulse
 
 __all__ = ["Sequence", "make_sequence", "simulate_lines", "lines_to_fid", "simulate_metabolite_fid", "SEQUENCES"]
 
@@ -37,8 +48,10 @@ SEQUENCES = ("fid", "spin_echo", "press", "steam", "slaser")
 class Sequence:
     """A sequence as a list of events.
 
-    ``events`` holds ``("pulse", flip_deg, phase_deg, coherence_order_kept)`` and ``("delay", seconds)`` tuples;
-    acquisition starts after the last event. The remaining fields document the protocol (ms).
+    ``events`` holds ``("pulse", flip_deg, phase_deg, coherence_order_kept)``, ``("shaped", RFPulse,
+    coherence_order_kept)`` and ``("delay", seconds)`` tuples; acquisition starts after the last event. The remaining
+    fields document the protocol (ms); ``refocusing`` and ``carrier_ppm`` the shaped refocusing pulse and its
+    transmit frequency (ppm), ``None`` for ideal pulses.
     """
 
     name: str
@@ -48,14 +61,18 @@ class Sequence:
     te2_ms: float | None = None
     tm_ms: float | None = None
     n_refocus: int | None = None
+    refocusing: RFPulse | None = None
+    carrier_ppm: float | None = None
 
     def describe(self) -> dict:
         """Protocol as a plain dict (for metadata, caching keys and file headers)."""
         out = {"sequence": self.name, "te_ms": self.te_ms}
-        for key in ("te1_ms", "te2_ms", "tm_ms", "n_refocus"):
+        for key in ("te1_ms", "te2_ms", "tm_ms", "n_refocus", "carrier_ppm"):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
+        if self.refocusing is not None:
+            out["refocusing_pulse"] = self.refocusing.describe()
         return out
 
 
@@ -69,7 +86,8 @@ def _nonneg(name: str, value: float | None) -> float:
 
 
 def make_sequence(sequence: str = "press", *, te_ms: float | None = None, te1_ms: float | None = None,
-                  te2_ms: float | None = None, tm_ms: float | None = None, n_refocus: int = 4) -> Sequence:
+                  te2_ms: float | None = None, tm_ms: float | None = None, n_refocus: int = 4,
+                  refocusing_pulse: RFPulse | None = None, carrier_ppm: float = 3.0) -> Sequence:
     """Build a :class:`Sequence`.
 
     Args:
@@ -80,15 +98,27 @@ def make_sequence(sequence: str = "press", *, te_ms: float | None = None, te1_ms
         tm_ms: STEAM mixing time (ms): 90 - TE/2 - 90 - TM - 90 - TE/2 - acquire.
         n_refocus: semi-LASER: number of ideal refocusing pulses (even, >= 2), CPMG-spaced by TE/n_refocus
             (first delay TE/(2 n)).
+        refocusing_pulse: PRESS and spin echo: a shaped slice-selective refocusing pulse
+            (:mod:`mrs_tf.physics.pulses`) instead of ideal ones; delays are timed from the pulses' centres.
+        carrier_ppm: the shaped pulses' transmit frequency (ppm): the centre of the voxel's chemical-shift
+            displacement.
 
     Raises:
-        ProtocolError: unknown sequence, negative or missing times, TE1 + TE2 != TE.
+        ProtocolError: unknown sequence, negative or missing times, TE1 + TE2 != TE, a shaped pulse longer than
+            the delays around it, or a shaped pulse for a sequence that does not take one.
     """
     name = str(sequence).lower().replace("-", "_")
     name = {"semi_laser": "slaser", "se": "spin_echo", "pulse_acquire": "fid"}.get(name, name)
     if name not in SEQUENCES:
         raise ProtocolError(f"unknown sequence {sequence!r}; choose one of {', '.join(SEQUENCES)}")
     ms = 1e-3
+    if refocusing_pulse is not None:
+        if name not in ("press", "spin_echo"):
+            raise ProtocolError(f"shaped refocusing pulses are simulated for PRESS and spin echo, not {name}")
+        if not isinstance(refocusing_pulse, RFPulse):
+            raise ProtocolError(f"refocusing_pulse must be an RFPulse, got {type(refocusing_pulse).__name__}")
+        ideal = make_sequence(name, te_ms=te_ms, te1_ms=te1_ms, te2_ms=te2_ms)
+        return _with_shaped(ideal, refocusing_pulse, float(carrier_ppm))
     if name == "fid":
         if te_ms not in (None, 0, 0.0):
             raise ProtocolError(f"a pulse-acquire FID has no echo time, got te_ms={te_ms}")
@@ -132,6 +162,24 @@ def make_sequence(sequence: str = "press", *, te_ms: float | None = None, te1_ms
     return Sequence("slaser", te, tuple(events), n_refocus=n)
 
 
+def _with_shaped(ideal: Sequence, pulse: RFPulse, carrier_ppm: float) -> Sequence:
+    """``ideal`` with each 180 deg pulse replaced by ``pulse``, the delays around it shortened by half its length."""
+    half = pulse.duration_ms * 1e-3 / 2
+    events = list(ideal.events)
+    for k, event in enumerate(ideal.events):
+        if event[0] == "pulse" and event[1] == 180.0:
+            events[k] = ("shaped", pulse, event[3])
+            for side in (k - 1, k + 1):
+                events[side] = ("delay", events[side][1] - half)
+    short = [e[1] for e in events if e[0] == "delay" and e[1] < -1e-12]
+    if short:
+        raise ProtocolError(f"a {pulse.duration_ms:g} ms refocusing pulse does not fit this timing "
+                            f"(TE {ideal.te_ms:g} ms): a delay around it would be {min(short) * 1e3:.2f} ms")
+    events = [("delay", max(e[1], 0.0)) if e[0] == "delay" else e for e in events]
+    return Sequence(ideal.name, ideal.te_ms, tuple(events), ideal.te1_ms, ideal.te2_ms, ideal.tm_ms, ideal.n_refocus,
+                    pulse, carrier_ppm)
+
+
 # --- spin operators -----------------------------------------------------------------------------------------------
 @lru_cache(maxsize=16)
 def _operators(n: int):
@@ -173,6 +221,61 @@ def _hamiltonian(system: SpinSystem, field_mhz: float, ref_ppm: float) -> np.nda
     return h
 
 
+def _eigen(h: np.ndarray, total_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigen-decomposition of a Hamiltonian that conserves total M, block by block, so that every eigenvector has a
+    definite M (the basis in which coherence orders and gradient offsets stay diagonal)."""
+    energies = np.empty(len(h))
+    vecs = np.zeros_like(h)
+    for m in np.unique(total_m):
+        idx = np.flatnonzero(total_m == m)
+        e, v = np.linalg.eigh(h[np.ix_(idx, idx)])
+        energies[idx] = e
+        vecs[np.ix_(idx, idx)] = v
+    return energies, vecs
+
+
+def _rf_rotation(n: int, theta: float, phase: float) -> np.ndarray:
+    """``exp(-i theta (cos(phase) Fx + sin(phase) Fy))`` as the Kronecker product of the spins' own rotations."""
+    c, s = np.cos(theta / 2), np.sin(theta / 2)
+    r = np.array([[c, -1j * s * np.exp(-1j * phase)], [-1j * s * np.exp(1j * phase), c]])
+    out = np.ones((1, 1), complex)
+    for _ in range(n):
+        out = np.kron(out, r)
+    return out
+
+
+_SHAPED_CACHE: dict = {}
+
+
+def _shaped_propagators(system: SpinSystem, field_mhz: float, carrier_ppm: float, pulse: RFPulse,
+                        energies: np.ndarray, vecs: np.ndarray, total_m: np.ndarray) -> np.ndarray:
+    """Propagators (positions, dim, dim) of ``pulse`` at each of its gradient offsets, in the eigenbasis ``vecs`` of
+    the free Hamiltonian (carrier frame); symmetric splitting ``D(dt/2) R_k D(dt/2)`` per step."""
+    key = (repr(system), float(field_mhz), float(carrier_ppm), pulse)
+    if key in _SHAPED_CACHE:
+        return _SHAPED_CACHE[key]
+    n = system.n_spins
+    w1, phase = pulse.rf()
+    dt = pulse.step_s
+    offsets = pulse.offsets_hz()
+    # free evolution of half a step at every offset: diagonal in the eigenbasis (the offset adds 2 pi f M)
+    m_eig = (np.abs(vecs) ** 2).T @ total_m  # each eigenvector's M (exact: block-diagonal)
+    half = np.exp(-0.5j * dt * (energies[None, :] + 2 * np.pi * offsets[:, None] * m_eig[None, :]))  # (P, d)
+    u = np.broadcast_to(np.eye(len(energies), dtype=complex), (len(offsets),) + vecs.shape).copy()
+    cache: dict = {}
+    for w, ph in zip(w1, phase):
+        key_step = (round(float(w * dt), 15), round(float(ph), 12))
+        r = cache.get(key_step)
+        if r is None:
+            r = vecs.conj().T @ _rf_rotation(n, w * dt, ph) @ vecs
+            cache[key_step] = r
+        u = half[:, :, None] * np.matmul(r, half[:, :, None] * u)
+    if len(_SHAPED_CACHE) > 64:
+        _SHAPED_CACHE.clear()
+    _SHAPED_CACHE[key] = u
+    return u
+
+
 def simulate_lines(system: SpinSystem, sequence: Sequence, field_mhz: float, ref_ppm: float = 4.65,
                    tol: float = 1e-9) -> tuple[np.ndarray, np.ndarray]:
     """Simulate one spin system: the detected signal as a sum of lines ``sum_k a_k exp(2 pi i f_k t)``.
@@ -184,27 +287,33 @@ def simulate_lines(system: SpinSystem, sequence: Sequence, field_mhz: float, ref
     """
     n = system.n_spins
     iz, ip, total_m = _operators(n)
-    h = _hamiltonian(system, field_mhz, ref_ppm)
-    energies, vecs = np.linalg.eigh(h)
-    dm = total_m[:, None] - total_m[None, :]  # coherence order of each element
-    rho = sum(iz).astype(complex)  # thermal equilibrium, deviation part
+    # shaped pulses: everything in the frame of their carrier (the RF is then static); lines moved back at the end
+    frame = sequence.carrier_ppm if sequence.refocusing is not None else ref_ppm
+    h = _hamiltonian(system, field_mhz, frame)
+    energies, vecs = _eigen(h, total_m)
+    m_eig = np.rint((np.abs(vecs) ** 2).T @ total_m * 2) / 2
+    dm = m_eig[:, None] - m_eig[None, :]  # coherence order of each element (eigenbasis)
+    rho = vecs.conj().T @ sum(iz).astype(complex) @ vecs  # thermal equilibrium, deviation part
     for event in sequence.events:
         if event[0] == "pulse":
             _, flip, phase, keep = event
-            u = _pulse(n, flip, phase)
+            u = vecs.conj().T @ _pulse(n, flip, phase) @ vecs
             rho = u @ rho @ u.conj().T
             rho = np.where(np.isclose(dm, keep), rho, 0.0)
+        elif event[0] == "shaped":
+            _, pulse, keep = event
+            u = _shaped_propagators(system, field_mhz, frame, pulse, energies, vecs, total_m)
+            rho = np.matmul(np.matmul(u, rho), np.conj(np.swapaxes(u, 1, 2))).mean(axis=0)
+            rho = np.where(np.isclose(dm, keep), rho, 0.0)
         else:
-            tau = event[1]
-            u = (vecs * np.exp(-1j * energies * tau)) @ vecs.conj().T
-            rho = u @ rho @ u.conj().T
+            phases = np.exp(-1j * energies * event[1])
+            rho = phases[:, None] * rho * phases.conj()[None, :]
     fplus = sum(ip)
-    rho_e = vecs.conj().T @ rho @ vecs
     f_e = vecs.conj().T @ fplus @ vecs
     # element (i, j) oscillates as exp(-i (E_i - E_j) t); 2^(n-1) removes the trace over the other spins' states,
     # so that every spin contributes as much as the one-spin reference
-    amp = rho_e * f_e.T / 2 ** (n - 1)
-    freq = (energies[None, :] - energies[:, None]) / (2 * np.pi)
+    amp = rho * f_e.T / 2 ** (n - 1)
+    freq = (energies[None, :] - energies[:, None]) / (2 * np.pi) + (ref_ppm - frame) * field_mhz
     amp, freq = amp.ravel(), freq.ravel()
     keep = np.abs(amp) > tol * max(np.abs(amp).max(), 1e-300)
     amp, freq = amp[keep], freq[keep]
@@ -229,8 +338,10 @@ def lines_to_fid(freqs_hz: np.ndarray, amps: np.ndarray, n_points: int, dwell_s:
 
 @lru_cache(maxsize=32)
 def _reference_response(sequence: Sequence, field_mhz: float, ref_ppm: float) -> complex:
-    """Complex echo amplitude of one uncoupled proton on resonance (used to normalise every basis signal)."""
-    _, amps = simulate_lines(SpinSystem((ref_ppm,)), sequence, field_mhz, ref_ppm)
+    """Complex echo amplitude of one uncoupled proton on resonance (at the carrier of shaped pulses), used to
+    normalise every basis signal."""
+    at = sequence.carrier_ppm if sequence.refocusing is not None else ref_ppm
+    _, amps = simulate_lines(SpinSystem((at,)), sequence, field_mhz, ref_ppm)
     value = complex(amps.sum())
     if abs(value) < 1e-12:
         raise ProtocolError(f"sequence {sequence.name} gives no signal from an uncoupled proton")
@@ -243,7 +354,7 @@ def simulate_metabolite_fid(metabolite: Metabolite, sequence: Sequence, field_mh
     norm = _reference_response(sequence, float(field_mhz), float(ref_ppm))
     fid = np.zeros(n_points, complex)
     for system in metabolite.systems:
-        if system.n_spins == 1:  # uncoupled group: exact, no density matrix needed
+        if system.n_spins == 1 and sequence.refocusing is None:  # uncoupled, ideal pulses: no density matrix
             freqs = np.array([(ref_ppm - system.shifts_ppm[0]) * field_mhz])
             amps = np.array([norm])
         else:
