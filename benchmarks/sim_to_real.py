@@ -160,13 +160,17 @@ def foreign_bases(q, n: int, seed: int) -> dict:
     return results
 
 
+#: the shaped refocusing pulse of the cross-check's mrs-tf basis row
+SHAPED_FIT_PULSE = "sinc_5.2ms_1200hz"
+
+
 def cross_check_study(q, n: int, seed: int, n_sigma: float | None = None) -> dict:
     """How often the network's cross-check (:mod:`mrs_tf.quantify.crosscheck`) flags spectra, in distribution and on
     each foreign basis, and whether it flags the ones the network got wrong: per set the fraction flagged, and among
     the spectra with a headline ratio off the truth by more than the tolerance and by more than 2.5 of the network's
     own sigma (its silent nonsense) the fraction flagged; the fit once with mrs-tf's basis for the protocol (what
-    ``mrs-tf quantify`` does without ``--basis``), once with the basis that made the spectra (``--basis`` with the
-    scan's own basis)."""
+    ``mrs-tf quantify`` does without ``--basis``), once with mrs-tf's basis simulated with shaped refocusing pulses
+    (``--fit-pulse``), once with the basis that made the spectra (``--basis`` with the scan's own basis)."""
     from mrs_tf import synthesize
     from mrs_tf.evaluate import truth_value
     from mrs_tf.fitting import hybrid
@@ -199,10 +203,13 @@ def cross_check_study(q, n: int, seed: int, n_sigma: float | None = None) -> dic
             err = np.asarray(net[f"{name}_over_tCr"], float) / (truth_value(truth, name) / tcr) - 1
             wrong |= (np.abs(err) > tol) & (np.abs(err) > 2.5 * crosscheck._rel_sd(net, name, "_sd"))
         mean, _ = q.predict(fids, basis.dwell_s, basis.field_mhz, te_ms=te)
-        for fit_basis in ("mrs-tf's", "the true"):
+        for fit_basis in ("mrs-tf's", "shaped", "the true"):
             if fit_basis == "mrs-tf's":
                 fit = q.quantify(fids, dwell_s=basis.dwell_s, field_mhz=basis.field_mhz, te_ms=te, method="hybrid",
                                  options=crosscheck.fit_options())
+            elif fit_basis == "shaped":  # mrs-tf's basis with shaped refocusing pulses for the protocol
+                fit = q.quantify(fids, dwell_s=basis.dwell_s, field_mhz=basis.field_mhz, te_ms=te, method="hybrid",
+                                 options=crosscheck.fit_options(), fit_pulse=SHAPED_FIT_PULSE)
             else:  # the basis that made the spectra, as a user with the scan's own basis gives it (--basis)
                 initial = np.stack([mean[:, q.names.index(m)] if m in q.names else np.zeros(n)
                                     for m in basis.names], axis=1)

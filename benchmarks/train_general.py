@@ -158,9 +158,9 @@ def main() -> None:
     parser.add_argument("--init-from", default=None, help="a .keras model whose weights start the run")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--randomisation", default="all",
-                        choices=["none", "all", "te", "linewidth", "asymmetry", "shaped", "shaped+all"],
+                        choices=["none", "all", "te", "linewidth", "asymmetry", "shaped", "shaped-only", "shaped+all"],
                         help="domain randomisation of the basis signals (nn.general.BasisRandomisation; default all; "
-                             "shaped: 3 of 4 batches from shaped-pulse PRESS simulations)")
+                             "shaped: 3 of 4 batches from shaped-pulse PRESS simulations, shaped-only: all)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="a fixed number of epochs (the cosine over them) instead of --minutes")
     args = parser.parse_args()
@@ -174,6 +174,7 @@ def main() -> None:
             "linewidth": dataclasses.replace(NONE, basis_lorentz_hz=ALL.basis_lorentz_hz),
             "asymmetry": dataclasses.replace(NONE, asymmetry_fraction=ALL.asymmetry_fraction),
             "shaped": SHAPED,
+            "shaped-only": dataclasses.replace(SHAPED, shaped_fraction=1.0),
             "shaped+all": dataclasses.replace(ALL, pulses=SHAPED.pulses, shaped_fraction=SHAPED.shaped_fraction),
             }[args.randomisation]
 

@@ -211,3 +211,21 @@ def test_frequency_mirrored_data_are_refused_with_the_way_out(tmp_path, capsys, 
         rows = list(csv.DictReader(fh))
     naa = np.array([float(r["NAA+NAAG"]) for r in rows])
     np.testing.assert_allclose(naa, truth["NAA"] + truth["NAAG"], rtol=0.15)
+
+
+def test_every_command_prints_its_help():
+    """--help of every command and sub-command formats (a bare % in a help text made `quantify --help` crash)."""
+    import argparse
+
+    from mrs_tf.cli.commands import _parser
+
+    def walk(parser, path):
+        parser.format_help()
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from walk(sub, path + [name])
+        yield path
+
+    seen = list(walk(_parser(), []))
+    assert ["quantify"] in seen and ["basis", "simulate"] in seen and len(seen) > 8

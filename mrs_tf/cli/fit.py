@@ -11,6 +11,16 @@ from mrs_tf.cli.common import (add_preprocessing, add_water, basis_norm, dwell_s
                               fit_options, refuse_existing, spectra_count, water_scale, write_plot)
 from mrs_tf.core.errors import MRSError
 
+#: the refocusing pulse of mrs-tf's basis for the hybrid fit and the cross-check on scanner files (general networks)
+FIT_PULSE = "ideal"
+
+
+def _pulse_names() -> list[str]:
+    from mrs_tf.physics.pulses import REFOCUSING_PULSES
+
+    return list(REFOCUSING_PULSES)
+
+
 #: files with more spectra than this (MRSI) are not cross-checked by default: a fit per voxel costs 0.05-0.5 s
 CROSS_CHECK_MAX = 64
 
@@ -87,8 +97,12 @@ def add_parsers(sub) -> None:
                      help="give the network the spectra at the frequency they were acquired")
     qnt.add_argument("--no-cross-check", dest="cross_check", action="store_false", default=True,
                      help="skip the check of the network's numbers against an in vivo fit of the same spectra with "
-                          "mrs-tf's basis (default: done for files of up to %d spectra; a headline ratio to tCr that "
-                          "differs beyond 20-25 %% is flagged fit_disagrees)" % CROSS_CHECK_MAX)
+                          f"mrs-tf's basis (default: done for files of up to {CROSS_CHECK_MAX} spectra; a headline "
+                          "ratio to tCr that differs beyond 20-25 %% is flagged fit_disagrees)")
+    qnt.add_argument("--fit-pulse", default=FIT_PULSE, choices=["ideal", *_pulse_names()],
+                     help="protocol-general networks without --basis: the refocusing pulses of mrs-tf's basis for the "
+                          "hybrid fit and the cross-check (default %s: shaped, slice-selective, closer to what a "
+                          "scanner's pulses do to coupled signals; ideal: instantaneous pulses)".replace("%s", FIT_PULSE))
     qnt.add_argument("--resample", action="store_true",
                      help="resample data whose points/dwell differ from the model's (same field and TE)")
     qnt.add_argument("--report", default=None, help="self-contained HTML report (spectra, fits, warnings)")
@@ -377,7 +391,7 @@ def _quantify(args) -> None:
             scan_basis = prepare_basis(fit_basis, n_points=d["fids"].shape[1], dwell_s=d["dwell_s"]).basis
         try:
             part = q.quantify(d["fids"][keep], dwell_s=d["dwell_s"], field_mhz=d["field_mhz"], te_ms=d.get("te_ms"),
-                              method=args.method, options=options, basis=scan_basis)
+                              method=args.method, options=options, basis=scan_basis, fit_pulse=args.fit_pulse)
         except MRSError as exc:  # name the file: with several inputs, "data have 1021 points" alone is a riddle
             raise type(exc)(f"{path}: {exc}") from None
         full = {k: _padded(v, keep) for k, v in part.items()}
@@ -390,7 +404,7 @@ def _quantify(args) -> None:
             if args.cross_check and keep.sum() <= CROSS_CHECK_MAX:
                 fit = q.quantify(d["fids"][keep], dwell_s=d["dwell_s"], field_mhz=d["field_mhz"],
                                  te_ms=d.get("te_ms"), method="hybrid", options=crosscheck.fit_options(),
-                                 basis=scan_basis)
+                                 basis=scan_basis, fit_pulse=args.fit_pulse)
                 checked = crosscheck.cross_check(ResultTable({k: v[keep] for k, v in full.items()}), fit,
                                                  basis_label=Path(args.basis).name if scan_basis is not None else None)
                 for k, v in checked.items():  # the kept rows' values; the others keep theirs (not_quantified)

@@ -131,19 +131,24 @@ class ModelBundle:
             return None
         return TrainConfig(**json.loads(path.read_text()))
 
-    def basis_for(self, n_points: int, dwell_s: float, field_mhz: float, te_ms: float | None = None):
+    def basis_for(self, n_points: int, dwell_s: float, field_mhz: float, te_ms: float | None = None,
+                  refocusing: str | None = None):
         """The basis set for data of this protocol (references, reports, the hybrid fit): the training basis, or for
         a protocol-general network mrs-tf's basis of the data's protocol
-        (:func:`~mrs_tf.physics.protocols.protocol_basis`) at the data's points and dwell time."""
+        (:func:`~mrs_tf.physics.protocols.protocol_basis`) at the data's points and dwell time, simulated with the
+        shaped refocusing pulse ``refocusing`` (a name of :data:`~mrs_tf.physics.pulses.REFOCUSING_PULSES`; default
+        and ``"ideal"``: ideal pulses)."""
         if not self.general:
             return self.basis()
         if self._basis is not None:
             return self._basis
         from mrs_tf.physics.protocols import protocol_basis
 
-        key = (int(n_points), float(dwell_s), float(field_mhz), te_ms)
+        refocusing = None if refocusing in (None, "ideal") else refocusing
+        key = (int(n_points), float(dwell_s), float(field_mhz), te_ms, refocusing)
         if key not in self._protocol_bases:
-            basis = protocol_basis(field_mhz, te_ms, space=self.space(), n_points=n_points, dwell_s=dwell_s)
+            basis = protocol_basis(field_mhz, te_ms, space=self.space(), n_points=n_points, dwell_s=dwell_s,
+                                   refocusing=refocusing)
             self._protocol_bases[key] = basis.subset(self.names)
         return self._protocol_bases[key]
 

@@ -235,9 +235,12 @@ def general_dataset(names, outputs_matrix, batch_size: int = 256, seed: int = 0,
 
 
 def general_validation_set(names, outputs_matrix, n_batches: int = 8, batch_size: int = 256, seed: int = 0,
-                           snr=(5.0, 200.0), config: SynthesisConfig = GENERAL_SYNTHESIS):
-    """Fixed validation batches (seed offset 1,000,000: never in the training stream), as numpy arrays."""
-    parts = [general_batch(names, batch_size, seed + 1_000_000, i, snr, config) for i in range(n_batches)]
+                           snr=(5.0, 200.0), config: SynthesisConfig = GENERAL_SYNTHESIS,
+                           randomisation: BasisRandomisation = NO_RANDOMISATION):
+    """Fixed validation batches (seed offset 1,000,000: never in the training stream) drawn as the stream draws them
+    (``randomisation`` included: the best epoch is chosen on the distribution trained for), as numpy arrays."""
+    parts = [general_batch(names, batch_size, seed + 1_000_000, i, snr, config, randomisation=randomisation)
+             for i in range(n_batches)]
     spectra, protocol, conc = (np.concatenate(p) for p in zip(*parts))
     return {"spectrum": spectra, "protocol": protocol}, {"concentrations": conc @ np.asarray(outputs_matrix)}
 
@@ -274,7 +277,7 @@ def train_general(out_dir, minutes: float = 40.0, *, batch_size: int = 256, step
     names = list(simulate_basis().names)
     outputs = output_names(names)
     mat = combination_matrix(names, outputs)
-    val_x, val_y = general_validation_set(names, mat, val_batches, batch_size, seed)
+    val_x, val_y = general_validation_set(names, mat, val_batches, batch_size, seed, randomisation=randomisation)
     rms = np.sqrt(np.mean(val_x["spectrum"] ** 2, axis=(1, 2)))
     scale = np.median(val_y["concentrations"] / rms[:, None], axis=0)
     net = build_model(model, input_points=GRID_POINTS, n_outputs=len(outputs), output_scale=scale, uncertainty=True,

@@ -63,7 +63,8 @@ class Quantifier(ModelBundle):
 
     def quantify(self, fids, dwell_s: float | None = None, field_mhz: float | None = None,
                  batch_size: int = 4096, te_ms: float | None = None, *, method: str = "network", basis=None,
-                 options=None, n_jobs: int | None = 2, fallback: bool = True, cross_check: bool = False) -> ResultTable:
+                 options=None, n_jobs: int | None = 2, fallback: bool = True, cross_check: bool = False,
+                 fit_pulse: str | None = None) -> ResultTable:
         """Quantify every FID.
 
         ``method="network"`` (default): the table has ``<met>`` (basis units, mM for mrs-tf's basis), ``<met>_sd``
@@ -83,30 +84,36 @@ class Quantifier(ModelBundle):
         ``fit_disagrees`` where a headline ratio to tCr differs beyond :data:`~mrs_tf.quantify.crosscheck.TOLERANCE`;
         columns ``crosscheck_max_diff_pct`` and ``crosscheck_fit_status``. ``mrs-tf quantify`` does this by default
         for files of up to 64 spectra.
+
+        ``fit_pulse`` (protocol-general networks, no ``basis``): the fits (hybrid, cross-check) use mrs-tf's basis
+        for the data's protocol simulated with this shaped refocusing pulse
+        (:data:`~mrs_tf.physics.pulses.REFOCUSING_PULSES`) instead of ideal pulses: closer to what a scanner's
+        pulses do to coupled signals.
         """
         if method not in ("network", "hybrid"):
             raise MRSError(f"unknown method {method!r}; use network or hybrid (mrs_tf.quest.fit for QUEST)")
         if method == "hybrid":
-            return self._hybrid(fids, dwell_s, field_mhz, batch_size, te_ms, basis, options, n_jobs, fallback)
+            return self._hybrid(fids, dwell_s, field_mhz, batch_size, te_ms, basis, options, n_jobs, fallback,
+                                fit_pulse=fit_pulse)
         mean, sd = self.predict(fids, dwell_s, field_mhz, batch_size, te_ms)
         table = network_table(self.names, self.outputs, mean, sd)
         if cross_check:
             from mrs_tf.quantify import crosscheck
 
             fit = self._hybrid(fids, dwell_s, field_mhz, batch_size, te_ms, basis, crosscheck.fit_options(), n_jobs,
-                               fallback, mean=mean)
+                               fallback, mean=mean, fit_pulse=fit_pulse)
             table = crosscheck.cross_check(table, fit)
         return table
 
     def _hybrid(self, fids, dwell_s, field_mhz, batch_size, te_ms, basis, options, n_jobs, fallback,
-                mean=None) -> ResultTable:
+                mean=None, fit_pulse: str | None = None) -> ResultTable:
         """The network's amplitudes (``mean``: already predicted) as the start of :func:`mrs_tf.hybrid.fit` (see
         :meth:`quantify`)."""
         from mrs_tf.fitting import hybrid
 
         arr = self.check(fids, dwell_s, field_mhz, te_ms)
         if basis is None:
-            basis = self.basis_for(arr.shape[1], dwell_s, field_mhz, te_ms)
+            basis = self.basis_for(arr.shape[1], dwell_s, field_mhz, te_ms, refocusing=fit_pulse)
         elif not (self.general and _of_sampling(basis, arr.shape[1], dwell_s)):
             basis = self.check_basis(basis)
         # else: a protocol-general network and a basis already at the data's sampling (the scan's own, prepared by
