@@ -164,7 +164,8 @@ def foreign_bases(q, n: int, seed: int) -> dict:
 SHAPED_FIT_PULSE = "sinc_5.2ms_1200hz"
 
 
-def cross_check_study(q, n: int, seed: int, n_sigma: float | None = None) -> dict:
+def cross_check_study(q, n: int, seed: int, n_sigma: float | None = None,
+                      fit_bases=("mrs-tf's", "shaped", "the true")) -> dict:
     """How often the network's cross-check (:mod:`mrs_tf.quantify.crosscheck`) flags spectra, in distribution and on
     each foreign basis, and whether it flags the ones the network got wrong: per set the fraction flagged, and among
     the spectra with a headline ratio off the truth by more than the tolerance and by more than 2.5 of the network's
@@ -203,7 +204,7 @@ def cross_check_study(q, n: int, seed: int, n_sigma: float | None = None) -> dic
             err = np.asarray(net[f"{name}_over_tCr"], float) / (truth_value(truth, name) / tcr) - 1
             wrong |= (np.abs(err) > tol) & (np.abs(err) > 2.5 * crosscheck._rel_sd(net, name, "_sd"))
         mean, _ = q.predict(fids, basis.dwell_s, basis.field_mhz, te_ms=te)
-        for fit_basis in ("mrs-tf's", "shaped", "the true"):
+        for fit_basis in fit_bases:
             if fit_basis == "mrs-tf's":
                 fit = q.quantify(fids, dwell_s=basis.dwell_s, field_mhz=basis.field_mhz, te_ms=te, method="hybrid",
                                  options=crosscheck.fit_options())

@@ -229,3 +229,20 @@ def test_every_command_prints_its_help():
 
     seen = list(walk(_parser(), []))
     assert ["quantify"] in seen and ["basis", "simulate"] in seen and len(seen) > 8
+
+
+def test_synth_files_say_how_they_were_made_and_quantify_fits_them_with_those_pulses(tmp_path):
+    """mrs-tf synth records its basis's source and refocusing pulses in the NIfTI-MRS header; quantify --fit-pulse
+    auto fits such a file with the pulses that made it and any other (scanner) file with shaped pulses."""
+    from mrs_tf.cli.fit import SCANNER_FIT_PULSE, fit_pulse_for
+    from mrs_tf.io import read_data
+
+    out = tmp_path / "s.nii.gz"
+    assert main(["synth", "--n", "2", "--seed", "1", "--out", str(out)]) == 0
+    d = read_data(out)
+    assert d["simulated"]["refocusing"] == "ideal" and "mrs-tf" in d["simulated"]["basis_source"]
+    assert d["simulated"]["seed"] == 1
+    assert fit_pulse_for("auto", d) == "ideal"
+    assert fit_pulse_for("auto", {**d, "simulated": None}) == SCANNER_FIT_PULSE
+    assert fit_pulse_for("auto", {**d, "simulated": {"basis_source": "osprey.BASIS"}}) == SCANNER_FIT_PULSE
+    assert fit_pulse_for("sinc_6.9ms_900hz", d) == "sinc_6.9ms_900hz"

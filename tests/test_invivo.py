@@ -104,13 +104,14 @@ GENERAL = Path(__file__).resolve().parents[1] / "saved_models" / "press3t_short_
 
 def test_the_networks_wrong_ins_on_sub01_is_flagged_by_the_fit_cross_check(tmp_path, capsys):
     """The shipped general network put Ins/tCr of sub-01 30 % below LCModel (0.60 vs 0.86) with status ok; the
-    in vivo fit of the same spectrum (mrs-tf's basis) gives 0.97: the disagreement is flagged and named."""
+    in vivo fit of the same spectrum (mrs-tf's basis, shaped refocusing pulses for a scanner file) gives 0.84: the
+    disagreement is flagged and named."""
     out = tmp_path / "r.csv"
     assert main(["quantify", str(_act("sub-01")), "--model", str(GENERAL), "--out", str(out)]) == 0
     table = ResultTable.read_csv(out)
     assert table["status"][0] == "fit_disagrees", (table["status"][0], table["message"][0])
     assert "Ins/tCr" in table["message"][0] and "mrs-tf fit --basis" in table["message"][0]
-    assert float(table["crosscheck_max_diff_pct"][0]) > 30 and table["crosscheck_fit_status"][0] == "ok"
+    assert float(table["crosscheck_max_diff_pct"][0]) > 25 and table["crosscheck_fit_status"][0] == "ok"
     assert "an in vivo fit of the same spectrum" in capsys.readouterr().err
     # without the check the same number came out marked ok: the failure this guards against
     assert main(["quantify", str(_act("sub-01")), "--model", str(GENERAL), "--out", str(tmp_path / "n.csv"),
@@ -120,17 +121,26 @@ def test_the_networks_wrong_ins_on_sub01_is_flagged_by_the_fit_cross_check(tmp_p
     assert float(plain["Ins_over_tCr"][0]) == pytest.approx(float(table["Ins_over_tCr"][0]))
 
 
-def test_hybrid_on_scanner_files_fits_the_in_vivo_model(tmp_path):
-    """quantify --method hybrid on the Philips scans: QUEST's time-domain default model put Ins/tCr of sub-01 at 0.14
-    (LCModel 0.86) with status ok; the in vivo model (spline baseline, 0.2-4.0 ppm) is used for scanner files."""
+def test_hybrid_on_scanner_files_fits_the_in_vivo_model_with_shaped_pulses(tmp_path):
+    """quantify --method hybrid on the Philips scans without their basis: QUEST's time-domain default model put
+    Ins/tCr of sub-01 at 0.14 (LCModel 0.86) with status ok, so the in vivo model (spline baseline, 0.2-4.0 ppm) is
+    used for scanner files; and mrs-tf's basis for them is simulated with shaped refocusing pulses (--fit-pulse auto):
+    with ideal pulses tCho, Ins and Glu came out 11-23 % above LCModel's (vendor basis), with shaped ones every ratio
+    meets the issue's targets."""
     out = tmp_path / "h.csv"
-    assert main(["quantify", str(_act("sub-01")), str(_act("sub-02")), "--model", str(GENERAL), "--method", "hybrid",
-                 "--out", str(out)]) == 0
+    scans = [str(_act("sub-01")), str(_act("sub-02"))]
+    assert main(["quantify", *scans, "--model", str(GENERAL), "--method", "hybrid", "--out", str(out)]) == 0
     table = ResultTable.read_csv(out)
     for i, sub in enumerate(("sub-01", "sub-02")):
-        for name, ref in LCMODEL[sub].items():  # mrs-tf's ideal-pulse basis, not the scan's: wider than the fit's
+        for name, ref in LCMODEL[sub].items():
             value = float(table[f"{name}_over_tCr"][i])
-            assert abs(value / ref - 1) < 0.25, (sub, name, value, ref)
+            assert abs(value / ref - 1) < TOLERANCE[name], (sub, name, value, ref)
+    ideal = tmp_path / "i.csv"  # the failure the default avoids: ideal pulses read the coupled signals high
+    assert main(["quantify", *scans, "--model", str(GENERAL), "--method", "hybrid", "--fit-pulse", "ideal",
+                 "--out", str(ideal)]) == 0
+    table = ResultTable.read_csv(ideal)
+    assert all(float(table["Glu_over_tCr"][i]) / LCMODEL[sub]["Glu"] > 1.15 for i, sub in enumerate(("sub-01",
+                                                                                                       "sub-02")))
 
 
 def test_without_model_the_shipped_network_that_serves_the_scan_is_chosen(tmp_path, capsys):

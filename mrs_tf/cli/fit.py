@@ -11,8 +11,25 @@ from mrs_tf.cli.common import (add_preprocessing, add_water, basis_norm, dwell_s
                               fit_options, refuse_existing, spectra_count, water_scale, write_plot)
 from mrs_tf.core.errors import MRSError
 
-#: the refocusing pulse of mrs-tf's basis for the hybrid fit and the cross-check on scanner files (general networks)
-FIT_PULSE = "ideal"
+#: the refocusing pulse of mrs-tf's basis for the hybrid fit and the cross-check on scanner files (general networks):
+#: scanners' pulses are shaped; with ideal pulses the hybrid put tCho, Ins and Glu of two Philips volunteers 11-23 %
+#: above LCModel (vendor basis), with this one within 8 % (benchmarks/RESULTS.md)
+SCANNER_FIT_PULSE = "sinc_5.2ms_1200hz"
+
+
+def fit_pulse_for(choice: str, d: dict) -> str:
+    """The refocusing pulse of mrs-tf's fit basis for scan ``d`` (``read_data``'s dict): ``choice`` unless "auto";
+    auto: a file of ``mrs-tf synth`` is fitted with the pulses of the basis that made it (ideal for mrs-tf's default
+    simulation), every other file (scanner data) with :data:`SCANNER_FIT_PULSE`."""
+    if choice != "auto":
+        return choice
+    made = d.get("simulated")
+    if made is None:
+        return SCANNER_FIT_PULSE
+    if "mrs-tf" not in str(made.get("basis_source", "")):  # synthesised from a basis file from elsewhere
+        return SCANNER_FIT_PULSE
+    pulse = str(made.get("refocusing", "ideal"))
+    return pulse if pulse in _pulse_names() else "ideal"
 
 
 def _pulse_names() -> list[str]:
@@ -99,10 +116,12 @@ def add_parsers(sub) -> None:
                      help="skip the check of the network's numbers against an in vivo fit of the same spectra with "
                           f"mrs-tf's basis (default: done for files of up to {CROSS_CHECK_MAX} spectra; a headline "
                           "ratio to tCr that differs beyond 20-25 %% is flagged fit_disagrees)")
-    qnt.add_argument("--fit-pulse", default=FIT_PULSE, choices=["ideal", *_pulse_names()],
+    qnt.add_argument("--fit-pulse", default="auto", choices=["auto", "ideal", *_pulse_names()],
                      help="protocol-general networks without --basis: the refocusing pulses of mrs-tf's basis for the "
-                          "hybrid fit and the cross-check (default %s: shaped, slice-selective, closer to what a "
-                          "scanner's pulses do to coupled signals; ideal: instantaneous pulses)".replace("%s", FIT_PULSE))
+                          f"hybrid fit and the cross-check. auto (default): {SCANNER_FIT_PULSE} (shaped, slice-"
+                          "selective, voxel-averaged: closer to what a scanner's pulses do to coupled signals) for "
+                          "scanner files, the pulses of the basis that made them for mrs-tf synth's files; ideal: "
+                          "instantaneous pulses")
     qnt.add_argument("--resample", action="store_true",
                      help="resample data whose points/dwell differ from the model's (same field and TE)")
     qnt.add_argument("--report", default=None, help="self-contained HTML report (spectra, fits, warnings)")
@@ -384,6 +403,7 @@ def _quantify(args) -> None:
         # hybrid on scanner data: the in vivo model (spline baseline, 0.2-4.0 ppm; QUEST's default time-domain model
         # put Ins/tCr at 0.14 on a Philips volunteer, status ok)
         options = crosscheck.fit_options() if args.method == "hybrid" else None
+        fit_pulse = fit_pulse_for(args.fit_pulse, d)
         scan_basis = None
         if fit_basis is not None:
             from mrs_tf.fitting.basis_prep import prepare_basis
@@ -391,7 +411,7 @@ def _quantify(args) -> None:
             scan_basis = prepare_basis(fit_basis, n_points=d["fids"].shape[1], dwell_s=d["dwell_s"]).basis
         try:
             part = q.quantify(d["fids"][keep], dwell_s=d["dwell_s"], field_mhz=d["field_mhz"], te_ms=d.get("te_ms"),
-                              method=args.method, options=options, basis=scan_basis, fit_pulse=args.fit_pulse)
+                              method=args.method, options=options, basis=scan_basis, fit_pulse=fit_pulse)
         except MRSError as exc:  # name the file: with several inputs, "data have 1021 points" alone is a riddle
             raise type(exc)(f"{path}: {exc}") from None
         full = {k: _padded(v, keep) for k, v in part.items()}
@@ -404,7 +424,7 @@ def _quantify(args) -> None:
             if args.cross_check and keep.sum() <= CROSS_CHECK_MAX:
                 fit = q.quantify(d["fids"][keep], dwell_s=d["dwell_s"], field_mhz=d["field_mhz"],
                                  te_ms=d.get("te_ms"), method="hybrid", options=crosscheck.fit_options(),
-                                 basis=scan_basis, fit_pulse=args.fit_pulse)
+                                 basis=scan_basis, fit_pulse=fit_pulse)
                 checked = crosscheck.cross_check(ResultTable({k: v[keep] for k, v in full.items()}), fit,
                                                  basis_label=Path(args.basis).name if scan_basis is not None else None)
                 for k, v in checked.items():  # the kept rows' values; the others keep theirs (not_quantified)

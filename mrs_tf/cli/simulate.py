@@ -102,8 +102,12 @@ def _synth(args) -> None:
     basis = BasisSet.load(args.basis) if args.basis else simulate_basis()
     snr = args.snr[0] if len(args.snr) == 1 else tuple(args.snr)
     fids, truth = synthesize(basis, n=args.n, snr=snr, seed=args.seed)
+    # provenance: mrs-tf quantify fits its own synthesis with the pulses that made it (--fit-pulse auto)
+    made = {"basis_source": str(basis.protocol.get("source", args.basis or "")),
+            "refocusing": str(basis.protocol.get("refocusing", "ideal")), "seed": args.seed}
     nifti.write(args.out, fids.reshape(args.n, 1, 1, -1).astype(np.complex128), basis.dwell_s, basis.field_mhz,
-                te_s=(basis.protocol.get("te_ms") or 0) * 1e-3 or None, overwrite=args.overwrite)
+                te_s=(basis.protocol.get("te_ms") or 0) * 1e-3 or None, overwrite=args.overwrite,
+                user={"mrs_tf_synthesis": (json.dumps(made), "mrs-tf synth: the basis and pulses of these spectra")})
     with atomic_output(truth_path, args.overwrite) as tmp:
         with open(tmp, "w", newline="") as fh:
             writer = csv.writer(fh)

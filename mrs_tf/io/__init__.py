@@ -16,6 +16,21 @@ __all__ = ["read_data", "basis_format", "combine_dimensions", "AVERAGED_TAGS", "
            "fslmrs", "nifti", "vendor"]
 
 
+def _synthesis_provenance(hdr: dict | None) -> dict | None:
+    """What ``mrs-tf synth`` recorded about the spectra of a NIfTI-MRS file it wrote (basis source, refocusing
+    pulses), or None for any other file."""
+    import json
+
+    value = (hdr or {}).get("mrs_tf_synthesis")
+    if isinstance(value, dict) and "Value" in value:
+        value = value["Value"]
+    try:
+        made = json.loads(value) if isinstance(value, str) else value
+    except ValueError:
+        return None
+    return made if isinstance(made, dict) else None
+
+
 def read_data(path, *, field_mhz: float | None = None, dwell_s: float | None = None, combine: bool = False,
               role: str = "data", align: bool = True) -> dict:
     """Read measured (or synthesized) spectra for quantification.
@@ -26,7 +41,8 @@ def read_data(path, *, field_mhz: float | None = None, dwell_s: float | None = N
     ``.RAW``/``.H2O`` (one FID; ``field_mhz``/``dwell_s`` fill in what its header lacks) and jMRUI text
     (``.txt``). Returns ``{"fids": complex (n, n_points), "dwell_s", "field_mhz", "labels": [str, ...],
     "te_ms"}`` in mrs-tf's (NIfTI-MRS) sign convention; NIfTI-MRS adds ``"voxels"`` (n, 3) grid indices of every
-    row, ``"grid"`` (x, y, z) and ``"affine"`` (voxel to world). ``combine=True`` combines coils and averages
+    row, ``"grid"`` (x, y, z), ``"affine"`` (voxel to world) and ``"simulated"`` (what ``mrs-tf synth`` recorded
+    about its own spectra: basis source and refocusing pulses; None for scanner files). ``combine=True`` combines coils and averages
     repetitions first (:func:`combine_dimensions`; transients frequency- and phase-aligned first unless
     ``align=False``); what it did is in ``"preprocessing"`` (``coils``, ``transients``, ``align_max_hz``,
     ``align_max_deg``). ``role="water"`` picks the water reference of a file that holds both (GE P-files).
@@ -48,7 +64,8 @@ def read_data(path, *, field_mhz: float | None = None, dwell_s: float | None = N
                "te_ms": content["te_s"] * 1e3 if content["te_s"] else None,
                # MRSI: the voxel (x, y, z) of every row, the grid and its affine (maps are written on it)
                "voxels": np.array([idx[:3] for idx in np.ndindex(data.shape[:-1])], int).reshape(-1, 3),
-               "grid": tuple(int(v) for v in data.shape[:3]), "affine": content["affine"], "preprocessing": steps}
+               "grid": tuple(int(v) for v in data.shape[:3]), "affine": content["affine"], "preprocessing": steps,
+               "simulated": _synthesis_provenance(content.get("hdr_ext"))}
     elif suffix in (".raw", ".h2o"):
         content = lcmodel.read_raw(path)
         out = {"fids": content["fid"][None, :], "dwell_s": content["dwell_s"] or dwell_s,

@@ -355,13 +355,16 @@ def simulate_basis(sequence: str = "press", field_mhz: float = 123.2, te_ms: flo
         return sim.with_measured_mm(mm)
     if sequence == "press" and te_ms is None and te1_ms is None and te2_ms is None:
         te1_ms, te2_ms = DEFAULT_PROTOCOL["te1_ms"], DEFAULT_PROTOCOL["te2_ms"]
-    if isinstance(refocusing_pulse, str):
-        from mrs_tf.physics.pulses import REFOCUSING_PULSES
+    from mrs_tf.physics.pulses import REFOCUSING_PULSES
 
+    if isinstance(refocusing_pulse, str):
         if refocusing_pulse not in REFOCUSING_PULSES:
             raise ProtocolError(f"unknown refocusing pulse {refocusing_pulse!r}; choose one of "
                                 f"{', '.join(REFOCUSING_PULSES)} or pass an RFPulse")
         refocusing_pulse = REFOCUSING_PULSES[refocusing_pulse]
+    # the pulses by name: a key of REFOCUSING_PULSES, the RFPulse's own name, or "ideal"
+    refocusing = "ideal" if refocusing_pulse is None else next(
+        (k for k, v in REFOCUSING_PULSES.items() if v == refocusing_pulse), refocusing_pulse.name)
     seq = make_sequence(sequence, te_ms=te_ms, te1_ms=te1_ms, te2_ms=te2_ms, tm_ms=tm_ms, n_refocus=n_refocus,
                         refocusing_pulse=refocusing_pulse, carrier_ppm=carrier_ppm)
     for key, value in (("field_mhz", field_mhz), ("bandwidth_hz", bandwidth_hz)):
@@ -372,7 +375,7 @@ def simulate_basis(sequence: str = "press", field_mhz: float = 123.2, te_ms: flo
         raise ProtocolError(f"n_points must be at least 16, got {n_points}")
     dwell_s = 1.0 / float(bandwidth_hz)
     pulses = "ideal pulses" if seq.refocusing is None else f"shaped refocusing pulses: {seq.refocusing.name}"
-    protocol = dict(seq.describe(), source=f"mrs-tf density-matrix simulation ({pulses})",
+    protocol = dict(seq.describe(), refocusing=refocusing, source=f"mrs-tf density-matrix simulation ({pulses})",
                     spin_tables="Govindaraju et al. NMR Biomed 2000 (+ Govind et al. 2015)",
                     mm_model="mrs_tf.macromolecules.MM_COMPONENTS", mrs_tf_version=__version__)
     key = json.dumps(dict(seq.describe(), field=float(field_mhz), n=n_points, dwell=dwell_s, ref=float(ref_ppm),
