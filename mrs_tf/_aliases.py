@@ -11,7 +11,8 @@ import sys
 #: old module path -> the stage module that holds it now
 ALIASES = {
     **{f"mrs_tf.{m}": f"mrs_tf.core.{m}" for m in ("errors", "quiet", "table")},
-    **{f"mrs_tf.{m}": f"mrs_tf.physics.{m}" for m in ("metabolites", "spin_sim", "macromolecules", "basis", "synth")},
+    **{f"mrs_tf.{m}": f"mrs_tf.physics.{m}"
+       for m in ("metabolites", "spin_sim", "pulses", "macromolecules", "basis", "synth")},
     "mrs_tf.hlsvd": "mrs_tf.preprocess.hlsvd",
     **{f"mrs_tf.{m}": f"mrs_tf.fitting.{m}"
        for m in ("signal_model", "quest", "crlb", "hybrid", "water", "basis_prep", "lcmodel")},
