@@ -252,8 +252,9 @@ def _shaped_propagators(system: SpinSystem, field_mhz: float, carrier_ppm: float
     """Propagators (positions, dim, dim) of ``pulse`` at each of its gradient offsets, in the eigenbasis ``vecs`` of
     the free Hamiltonian (carrier frame); symmetric splitting ``D(dt/2) R_k D(dt/2)`` per step."""
     key = (repr(system), float(field_mhz), float(carrier_ppm), pulse)
-    if key in _SHAPED_CACHE:
-        return _SHAPED_CACHE[key]
+    cached = _SHAPED_CACHE.get(key)  # one lookup: tf.data threads may clear the cache between two
+    if cached is not None:
+        return cached
     n = system.n_spins
     w1, phase = pulse.rf()
     dt = pulse.step_s
@@ -270,7 +271,7 @@ def _shaped_propagators(system: SpinSystem, field_mhz: float, carrier_ppm: float
             r = vecs.conj().T @ _rf_rotation(n, w * dt, ph) @ vecs
             cache[key_step] = r
         u = half[:, :, None] * np.matmul(r, half[:, :, None] * u)
-    if len(_SHAPED_CACHE) > 64:
+    if len(_SHAPED_CACHE) > 256:  # every system at two fields and three pulses: ~130 MB, Glc's 7 spins the most
         _SHAPED_CACHE.clear()
     _SHAPED_CACHE[key] = u
     return u
