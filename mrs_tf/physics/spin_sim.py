@@ -101,7 +101,9 @@ def make_sequence(sequence: str = "press", *, te_ms: float | None = None, te1_ms
         refocusing_pulse: PRESS and spin echo: a shaped slice-selective refocusing pulse
             (:mod:`mrs_tf.physics.pulses`) instead of ideal ones; delays are timed from the pulses' centres.
         carrier_ppm: the shaped pulses' transmit frequency (ppm): the centre of the voxel's chemical-shift
-            displacement.
+            displacement. In a homogeneous voxel only the displacement between coupled partners matters, so the
+            result does not depend on it while every displaced slice lies within the pulse's simulated positions
+            (2.0 and 3.0 ppm give the same basis to the printed digit).
 
     Raises:
         ProtocolError: unknown sequence, negative or missing times, TE1 + TE2 != TE, a shaped pulse longer than
