@@ -246,3 +246,28 @@ def test_synth_files_say_how_they_were_made_and_quantify_fits_them_with_those_pu
     assert fit_pulse_for("auto", {**d, "simulated": None}) == SCANNER_FIT_PULSE
     assert fit_pulse_for("auto", {**d, "simulated": {"basis_source": "osprey.BASIS"}}) == SCANNER_FIT_PULSE
     assert fit_pulse_for("sinc_6.9ms_900hz", d) == "sinc_6.9ms_900hz"
+
+
+def test_fit_without_basis_fits_a_synth_file_with_its_own_pulses_and_refuses_outside_the_space(tmp_path, capsys):
+    import csv
+
+    from mrs_tf.table import ResultTable
+
+    out = tmp_path / "s.nii.gz"
+    assert main(["synth", "--n", "2", "--snr", "80", "--seed", "3", "--out", str(out)]) == 0
+    assert main(["fit", str(out), "--out", str(tmp_path / "r.csv"), "--n-jobs", "1"]) == 0
+    assert "TE 30 ms (ideal refocusing pulses" in capsys.readouterr().err
+    table = ResultTable.read_csv(tmp_path / "r.csv")
+    with open(tmp_path / "s_truth.csv") as fh:
+        truth = list(csv.DictReader(fh))
+    for i, row in enumerate(truth):  # the basis that made them: NAA/tCr within 10 %
+        ratio = (float(row["NAA"]) + float(row["NAAG"])) / (float(row["Cr"]) + float(row["PCr"]))
+        assert abs(float(table["NAA+NAAG_over_tCr"][i]) / ratio - 1) < 0.10
+    # a 7 T scan is outside mrs-tf's protocol grid: refused with the way out, nothing written
+    seven = tmp_path / "7t.nii.gz"
+    assert main(["basis", "simulate", "--field-mhz", "297.2", "--bandwidth-hz", "6000", "--metabolites", "NAA", "Cr",
+                 "--out", str(tmp_path / "b7.BASIS")]) == 0
+    assert main(["synth", "--basis", str(tmp_path / "b7.BASIS"), "--n", "1", "--out", str(seven)]) == 0
+    assert main(["fit", str(seven), "--out", str(tmp_path / "r7.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "no --basis" in err and "field 297.2 MHz" in err and not (tmp_path / "r7.csv").exists()

@@ -52,7 +52,13 @@ def add_parsers(sub) -> None:
     fit = sub.add_parser("fit", help="quantify spectra (QUEST with CRLBs) into a CSV table")
     fit.add_argument("data", nargs="+", help="NIfTI-MRS (.nii.gz), LCModel .RAW or jMRUI text (.txt) files")
     fit.add_argument("--method", choices=["quest"], default="quest", help="quantification method (default quest)")
-    fit.add_argument("--basis", required=True, help="basis set file (.BASIS, .nii.gz, .txt, FSL-MRS folder)")
+    fit.add_argument("--basis", default=None,
+                     help="basis set file (.BASIS, .nii.gz, .txt, FSL-MRS folder); without it, mrs-tf's basis for the "
+                          "scan's protocol (3 T short-TE PRESS: 123.2-127.8 MHz, TE 20-40 ms), simulated with the "
+                          "refocusing pulses of --fit-pulse")
+    fit.add_argument("--fit-pulse", default="auto", choices=["auto", "ideal", *_pulse_names()],
+                     help=f"without --basis: the refocusing pulses of mrs-tf's basis (auto: {SCANNER_FIT_PULSE} for "
+                          "scanner files, the synthesis' own for mrs-tf synth files)")
     fit.add_argument("--out", required=True, help="output CSV: one row per spectrum")
     fit.add_argument("--field-mhz", type=float, default=None, help="for .RAW data without a header")
     fit.add_argument("--bandwidth-hz", type=float, default=None, help="for .RAW data without a header")
@@ -195,6 +201,27 @@ def _load_fit_basis(path, scans, way_out: str):
     return basis
 
 
+def _own_basis(args, path, d):
+    """``mrs-tf fit`` without ``--basis``: mrs-tf's basis (20 metabolites + MM) for the scan's field and echo time,
+    at its points and dwell time, with the refocusing pulses of ``--fit-pulse`` (:func:`fit_pulse_for`); only for
+    the 3 T short-TE PRESS space (:data:`~mrs_tf.physics.protocols.SHORT_TE_PRESS_3T`), else the way out."""
+    from mrs_tf.core.errors import ProtocolError
+    from mrs_tf.physics.protocols import protocol_basis
+
+    te = d.get("te_ms") if d.get("te_ms") is not None else getattr(args, "te_ms", None)
+    pulse = fit_pulse_for(getattr(args, "fit_pulse", "auto"), d)
+    try:
+        basis = protocol_basis(d["field_mhz"], te, n_points=d["fids"].shape[1], dwell_s=d["dwell_s"],
+                               refocusing=None if pulse == "ideal" else pulse)
+    except ProtocolError as exc:
+        raise ProtocolError(f"{path}: no --basis, and mrs-tf's own basis covers 3 T short-TE PRESS only: {exc}; give "
+                            f"a basis for this protocol (--basis, or mrs-tf basis simulate ... --out basis.BASIS)"
+                            ) from None
+    print(f"{path}: fitted with mrs-tf's basis for {d['field_mhz']:.2f} MHz, TE {te:g} ms ({pulse} refocusing pulses; "
+          f"--basis for your own)", file=sys.stderr)
+    return basis
+
+
 def _warn_missing_metabolites(basis, source) -> None:
     missing = [n for n in _EXPECTED if n not in basis.names]
     for name in missing:
@@ -269,8 +296,11 @@ def _fit(args) -> None:
         if d["fids"].shape[1] != first["fids"].shape[1] or abs(d["dwell_s"] - first["dwell_s"]) > 1e-9:
             raise MRSError(f"{path}: points/dwell differ from {args.data[0]}; fit them in separate runs")
     te_data = first.get("te_ms")
-    basis = _load_fit_basis(args.basis, [(args.data[0], first)], f"simulate a basis for the data's TE (mrs-tf basis "
-                                                                 f"simulate --te-ms {float(te_data or 0):g} ...)")
+    if args.basis is None:
+        basis = _own_basis(args, args.data[0], first)
+    else:
+        basis = _load_fit_basis(args.basis, [(args.data[0], first)], f"simulate a basis for the data's TE (mrs-tf "
+                                                                     f"basis simulate --te-ms {float(te_data or 0):g} ...)")
     from mrs_tf.fitting.basis_prep import prepare_basis
 
     hygiene = not args.no_basis_hygiene  # without it, only the resampling to the data
