@@ -76,13 +76,15 @@ def ratios_from(table, i) -> dict:
 
 
 def main() -> None:
+    from mrs_tf.cli.fit import SCANNER_FIT_PULSE
+
     parser = argparse.ArgumentParser()
     parser.add_argument("--fast", action="store_true", help="CI: a short network training (12 x 40 steps of 64)")
     parser.add_argument("--lcmodel", default=None, help="LCModel binary (default: $LCMODEL, PATH, or build it)")
     parser.add_argument("--lcmodel-include", default=None, help="folder with LCModel's .inc files for the build")
     parser.add_argument("--epochs", type=int, default=None, help="network training epochs (default: the command's 40)")
     parser.add_argument("--work", default=None, help="folder for the files (default: a temporary one)")
-    parser.add_argument("--refocusing-pulse", default="sinc_5.2ms_1200hz",
+    parser.add_argument("--refocusing-pulse", default=SCANNER_FIT_PULSE,
                         help="shaped pulse of the mrs-tf basis route (mrs_tf.physics.pulses.REFOCUSING_PULSES)")
     parser.add_argument("--general", default=None,
                         help="a protocol-general model folder (default: saved_models/press3t_short_te when there)")

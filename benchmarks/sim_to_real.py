@@ -160,10 +160,6 @@ def foreign_bases(q, n: int, seed: int) -> dict:
     return results
 
 
-#: the shaped refocusing pulse of the cross-check's mrs-tf basis row
-SHAPED_FIT_PULSE = "sinc_5.2ms_1200hz"
-
-
 def cross_check_study(q, n: int, seed: int, n_sigma: float | None = None,
                       fit_bases=("mrs-tf's", "shaped", "the true")) -> dict:
     """How often the network's cross-check (:mod:`mrs_tf.quantify.crosscheck`) flags spectra, in distribution and on
@@ -177,6 +173,7 @@ def cross_check_study(q, n: int, seed: int, n_sigma: float | None = None,
     from mrs_tf.fitting import hybrid
     from mrs_tf.nn.general import GENERAL_SYNTHESIS
     from mrs_tf.physics.protocols import protocol_basis
+    from mrs_tf.cli.fit import SCANNER_FIT_PULSE
     from mrs_tf.quantify import crosscheck
     from mrs_tf.train import evaluation_synthesis
 
@@ -210,7 +207,7 @@ def cross_check_study(q, n: int, seed: int, n_sigma: float | None = None,
                                  options=crosscheck.fit_options())
             elif fit_basis == "shaped":  # mrs-tf's basis with shaped refocusing pulses for the protocol
                 fit = q.quantify(fids, dwell_s=basis.dwell_s, field_mhz=basis.field_mhz, te_ms=te, method="hybrid",
-                                 options=crosscheck.fit_options(), fit_pulse=SHAPED_FIT_PULSE)
+                                 options=crosscheck.fit_options(), fit_pulse=SCANNER_FIT_PULSE)
             else:  # the basis that made the spectra, as a user with the scan's own basis gives it (--basis)
                 initial = np.stack([mean[:, q.names.index(m)] if m in q.names else np.zeros(n)
                                     for m in basis.names], axis=1)

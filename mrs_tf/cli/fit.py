@@ -212,7 +212,7 @@ def _own_basis(args, path, d):
     pulse = fit_pulse_for(getattr(args, "fit_pulse", "auto"), d)
     try:
         basis = protocol_basis(d["field_mhz"], te, n_points=d["fids"].shape[1], dwell_s=d["dwell_s"],
-                               refocusing=None if pulse == "ideal" else pulse)
+                               refocusing=pulse)
     except ProtocolError as exc:
         raise ProtocolError(f"{path}: no --basis, and mrs-tf's own basis covers 3 T short-TE PRESS only: {exc}; give "
                             f"a basis for this protocol (--basis, or mrs-tf basis simulate ... --out basis.BASIS)"

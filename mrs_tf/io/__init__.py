@@ -42,8 +42,8 @@ def read_data(path, *, field_mhz: float | None = None, dwell_s: float | None = N
     (``.txt``). Returns ``{"fids": complex (n, n_points), "dwell_s", "field_mhz", "labels": [str, ...],
     "te_ms"}`` in mrs-tf's (NIfTI-MRS) sign convention; NIfTI-MRS adds ``"voxels"`` (n, 3) grid indices of every
     row, ``"grid"`` (x, y, z), ``"affine"`` (voxel to world) and ``"simulated"`` (what ``mrs-tf synth`` recorded
-    about its own spectra: basis source and refocusing pulses; None for scanner files). ``combine=True`` combines coils and averages
-    repetitions first (:func:`combine_dimensions`; transients frequency- and phase-aligned first unless
+    about its own spectra: basis source and refocusing pulses; None for scanner files). ``combine=True`` combines
+    coils and averages repetitions first (:func:`combine_dimensions`; transients frequency- and phase-aligned first unless
     ``align=False``); what it did is in ``"preprocessing"`` (``coils``, ``transients``, ``align_max_hz``,
     ``align_max_deg``). ``role="water"`` picks the water reference of a file that holds both (GE P-files).
     """

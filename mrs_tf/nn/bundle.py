@@ -144,7 +144,6 @@ class ModelBundle:
             return self._basis
         from mrs_tf.physics.protocols import protocol_basis
 
-        refocusing = None if refocusing in (None, "ideal") else refocusing
         key = (int(n_points), float(dwell_s), float(field_mhz), te_ms, refocusing)
         if key not in self._protocol_bases:
             basis = protocol_basis(field_mhz, te_ms, space=self.space(), n_points=n_points, dwell_s=dwell_s,

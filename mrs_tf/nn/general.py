@@ -20,8 +20,7 @@ from mrs_tf.physics.synth import SynthesisConfig, concentration_matrix, synthesi
 from mrs_tf.preprocess.grid import GRID_POINTS, grid_coverage, grid_spectrum
 
 __all__ = ["GENERAL_SYNTHESIS", "BasisRandomisation", "NO_RANDOMISATION", "DOMAIN_RANDOMISATION", "SHAPED_PULSES",
-           "protocol_vector",
-           "draw_protocol", "general_batch", "general_dataset", "general_validation_set"]
+           "protocol_vector", "draw_protocol", "general_batch", "general_dataset", "general_validation_set"]
 
 #: the nuisances of the training stream (3 T, short TE, in vivo as scanners deliver it)
 GENERAL_SYNTHESIS = SynthesisConfig(

@@ -20,7 +20,7 @@ from mrs_tf.core import __version__
 from mrs_tf.core.errors import BasisError, MetaboliteError, ProtocolError
 from mrs_tf.physics.macromolecules import MM_COMPONENTS, mm_fid
 from mrs_tf.physics.metabolites import ALL_NAMES, METABOLITES, MM_NAME, canonical_name, canonical_names
-from mrs_tf.physics.pulses import RFPulse
+from mrs_tf.physics.pulses import REFOCUSING_PULSES, RFPulse
 from mrs_tf.physics.spin_sim import make_sequence, simulate_metabolite_fid
 
 __all__ = ["BasisSet", "simulate_basis", "DEFAULT_PROTOCOL", "ppm_axis"]
@@ -345,7 +345,7 @@ def simulate_basis(sequence: str = "press", field_mhz: float = 123.2, te_ms: flo
         refocusing_pulse: PRESS / spin echo with shaped, slice-selective refocusing pulses instead of ideal ones: an
             :class:`~mrs_tf.physics.pulses.RFPulse` or the name of one in
             :data:`~mrs_tf.physics.pulses.REFOCUSING_PULSES` (the signal averaged over the voxel; slower: seconds
-            per metabolite). carrier_ppm: their transmit frequency (ppm).
+            per metabolite); ``None`` or ``"ideal"``: ideal pulses. carrier_ppm: their transmit frequency (ppm).
     """
     names = canonical_names(metabolites)
     if mm is not None:
@@ -355,8 +355,8 @@ def simulate_basis(sequence: str = "press", field_mhz: float = 123.2, te_ms: flo
         return sim.with_measured_mm(mm)
     if sequence == "press" and te_ms is None and te1_ms is None and te2_ms is None:
         te1_ms, te2_ms = DEFAULT_PROTOCOL["te1_ms"], DEFAULT_PROTOCOL["te2_ms"]
-    from mrs_tf.physics.pulses import REFOCUSING_PULSES
-
+    if refocusing_pulse == "ideal":
+        refocusing_pulse = None
     if isinstance(refocusing_pulse, str):
         if refocusing_pulse not in REFOCUSING_PULSES:
             raise ProtocolError(f"unknown refocusing pulse {refocusing_pulse!r}; choose one of "

@@ -105,8 +105,10 @@ def protocol_basis(field_mhz: float, te_ms: float, te1_ms: float | None = None, 
     """The PRESS basis (20 metabolites + MM, basis units of :func:`~mrs_tf.simulate_basis`) for ``field_mhz``,
     ``te_ms`` and the first sub-echo ``te1_ms`` (default: 37 % of TE, the split of mrs-tf's default protocol), at the
     grid's sampling (see the module docstring), or at ``n_points`` and ``dwell_s`` when both are given (the grid's
-    echo times and splits simulated at that sampling; slower the first time, cached after). A protocol outside
-    ``space`` is a :class:`ProtocolError`."""
+    echo times and splits simulated at that sampling; slower the first time, cached after). ``refocusing``: the name
+    of a shaped refocusing pulse of :data:`~mrs_tf.physics.pulses.REFOCUSING_PULSES` (``None``, the default, or
+    ``"ideal"``: ideal pulses). A protocol outside ``space`` is a :class:`ProtocolError`."""
+    refocusing = None if refocusing == "ideal" else refocusing  # one cache entry for both spellings
     if n_points is not None and dwell_s is not None:  # simulated a little longer and wider, then resampled exactly
         wide = ProtocolGrid(grid.fields_mhz, grid.te_ms, grid.te1_fractions, int(n_points * 1.03) + 16,
                             1.0 / dwell_s)

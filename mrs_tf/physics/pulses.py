@@ -61,9 +61,13 @@ class RFPulse:
         if abs(self._area()) < 1e-12 * np.abs(a).sum():
             raise ProtocolError(f"pulse {self.name!r}: the waveform's area is zero, it has no flip on resonance")
 
-    def _area(self) -> complex:
+    def _steps(self) -> tuple[np.ndarray, np.ndarray]:
+        """(relative amplitude, phase in rad) of each step."""
         a = np.asarray(self.amplitude, float)
-        phase = np.deg2rad(np.asarray(self.phase_deg, float)) if self.phase_deg else np.zeros(len(a))
+        return a, (np.deg2rad(np.asarray(self.phase_deg, float)) if self.phase_deg else np.zeros(len(a)))
+
+    def _area(self) -> complex:
+        a, phase = self._steps()
         return complex(np.sum(a * np.exp(1j * phase)))
 
     @property
@@ -77,8 +81,7 @@ class RFPulse:
     def rf(self) -> tuple[np.ndarray, np.ndarray]:
         """``(omega1, phase)``: B1 of each step as a nutation rate (rad/s) and phase (rad), scaled so that the
         on-resonance rotation of the whole pulse is ``flip_deg`` (exact for a waveform of constant phase)."""
-        a = np.asarray(self.amplitude, float)
-        phase = np.deg2rad(np.asarray(self.phase_deg, float)) if self.phase_deg else np.zeros(len(a))
+        a, phase = self._steps()
         scale = np.deg2rad(self.flip_deg) / (abs(self._area()) * self.step_s)
         return a * scale, phase
 

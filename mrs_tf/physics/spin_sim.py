@@ -250,9 +250,10 @@ _SHAPED_CACHE: dict = {}
 
 
 def _shaped_propagators(system: SpinSystem, field_mhz: float, carrier_ppm: float, pulse: RFPulse,
-                        energies: np.ndarray, vecs: np.ndarray, total_m: np.ndarray) -> np.ndarray:
+                        energies: np.ndarray, vecs: np.ndarray, m_eig: np.ndarray) -> np.ndarray:
     """Propagators (positions, dim, dim) of ``pulse`` at each of its gradient offsets, in the eigenbasis ``vecs`` of
-    the free Hamiltonian (carrier frame); symmetric splitting ``D(dt/2) R_k D(dt/2)`` per step."""
+    the free Hamiltonian (carrier frame; ``m_eig`` each eigenvector's total M); symmetric splitting
+    ``D(dt/2) R_k D(dt/2)`` per step."""
     key = (repr(system), float(field_mhz), float(carrier_ppm), pulse)
     cached = _SHAPED_CACHE.get(key)  # one lookup: tf.data threads may clear the cache between two
     if cached is not None:
@@ -262,7 +263,6 @@ def _shaped_propagators(system: SpinSystem, field_mhz: float, carrier_ppm: float
     dt = pulse.step_s
     offsets = pulse.offsets_hz()
     # free evolution of half a step at every offset: diagonal in the eigenbasis (the offset adds 2 pi f M)
-    m_eig = (np.abs(vecs) ** 2).T @ total_m  # each eigenvector's M (exact: block-diagonal)
     half = np.exp(-0.5j * dt * (energies[None, :] + 2 * np.pi * offsets[:, None] * m_eig[None, :]))  # (P, d)
     u = np.broadcast_to(np.eye(len(energies), dtype=complex), (len(offsets),) + vecs.shape).copy()
     cache: dict = {}
@@ -294,7 +294,7 @@ def simulate_lines(system: SpinSystem, sequence: Sequence, field_mhz: float, ref
     frame = sequence.carrier_ppm if sequence.refocusing is not None else ref_ppm
     h = _hamiltonian(system, field_mhz, frame)
     energies, vecs = _eigen(h, total_m)
-    m_eig = np.rint((np.abs(vecs) ** 2).T @ total_m * 2) / 2
+    m_eig = np.rint((np.abs(vecs) ** 2).T @ total_m * 2) / 2  # each eigenvector's M (exact: block-diagonal)
     dm = m_eig[:, None] - m_eig[None, :]  # coherence order of each element (eigenbasis)
     rho = vecs.conj().T @ sum(iz).astype(complex) @ vecs  # thermal equilibrium, deviation part
     for event in sequence.events:
@@ -305,7 +305,7 @@ def simulate_lines(system: SpinSystem, sequence: Sequence, field_mhz: float, ref
             rho = np.where(np.isclose(dm, keep), rho, 0.0)
         elif event[0] == "shaped":
             _, pulse, keep = event
-            u = _shaped_propagators(system, field_mhz, frame, pulse, energies, vecs, total_m)
+            u = _shaped_propagators(system, field_mhz, frame, pulse, energies, vecs, m_eig)
             rho = np.matmul(np.matmul(u, rho), np.conj(np.swapaxes(u, 1, 2))).mean(axis=0)
             rho = np.where(np.isclose(dm, keep), rho, 0.0)
         else:
