@@ -48,8 +48,23 @@ def test_converges_in_a_few_steps(basis, spectra):
     # and low-SNR fits crawled for 15-40 steps
     fids, _ = spectra
     table = hybrid.fit(fids, basis, n_jobs=1, fallback=False)
-    assert np.median(table["nfev"]) <= 10 and np.max(table["nfev"]) < 40
+    assert np.median(table["nfev"]) <= 6 and np.max(table["nfev"]) <= 12
     assert set(table["status"]) == {"ok"}
+
+
+def test_a_width_at_its_bound_does_not_stall_the_fit(basis):
+    # purely Gaussian lines: the Lorentzian width sits at its bound 0 and the gradient pushes it out of the box.
+    # A clipped step zigzagged against the bound (3 of these 12 spectra stopped at 40 iterations, status
+    # max_iterations); the projected step holds it and the fit ends in a few steps
+    from mrs_tf.synth import SynthesisConfig
+
+    cfg = SynthesisConfig(lorentz_hz=(0.0, 0.0), gauss_hz=(4.0, 8.0), phase0_deg=(-180, 180), shift_ppm=(-0.1, 0.1))
+    fids, truth = synthesize(basis, 12, snr=(20.0, 60.0), seed=5, config=cfg)
+    table = hybrid.fit(fids, basis, n_jobs=1, fallback=False)
+    assert set(table["status"]) == {"ok"} and np.max(table["nfev"]) <= 15
+    assert np.min(table["lorentz_hz"]) == 0.0  # the bound is reached, not avoided
+    err = np.abs(table["NAA+NAAG"] - (truth["NAA"] + truth["NAAG"])) / table["NAA+NAAG_crlb"]
+    assert np.median(err) < 1.5
 
 
 def test_threads_give_the_same_table(basis, spectra):

@@ -298,6 +298,25 @@ class _Batch:
         self.lin = lin
         self.parts = (lin_rows, phi_td, phi, tphi, gram, inv_var)
 
+    #: every per-spectrum array of a batch (first axis: the spectrum)
+    _FIELDS = ("theta", "hess", "grad", "cost", "lin", "parts")
+
+    def take(self, idx) -> "_Batch":
+        """The batch of spectra ``idx`` (copies)."""
+        out = object.__new__(_Batch)
+        out.view = self.view
+        for name in self._FIELDS:
+            value = getattr(self, name)
+            setattr(out, name, tuple(v[idx] for v in value) if name == "parts" else value[idx])
+        return out
+
+    def put(self, mask: np.ndarray, other: "_Batch") -> None:
+        """Spectra ``mask`` of ``other`` (a batch of the same spectra) into this one."""
+        for name in self._FIELDS:
+            mine, theirs = getattr(self, name), getattr(other, name)
+            for a, b in (zip(mine, theirs) if name == "parts" else [(mine, theirs)]):
+                a[mask] = b[mask]
+
     def fisher(self, prob: _Problem, amp: np.ndarray) -> np.ndarray:
         """(B, n_lin + P, n_lin + P) Fisher information of the model (no data) at ``theta`` with amplitudes ``amp``
         (the final fit's), in this view: the amplitude block (with the baseline's penalty), the model's
@@ -321,44 +340,93 @@ class _Batch:
 
 
 def _levenberg_marquardt(prob: _Problem, view: _View, yf, sigma, theta, lo, hi, max_iterations: int, tol: float):
-    """Batched LM on the VARPRO functional, each spectrum with its own damping factor and stop. Returns (theta
-    (B, P), iterations per spectrum, converged per spectrum)."""
+    """Batched LM on the VARPRO functional, each spectrum with its own damping factor and stop. Returns (the
+    :class:`_Batch` of every spectrum at its end point (``.theta``), iterations per spectrum, converged per
+    spectrum).
+
+    Parameters at a bound whose gradient points out of the box are held there for the step (a projected step: a
+    clipped step otherwise zigzags against the bound for dozens of iterations). A spectrum stops when an accepted
+    step lowers the cost by less than ``tol`` (relative) or 0.005 (chi-square 0.01: nothing), or when the step the
+    model predicts would lower it by less than 0.005: then there is nothing left to gain, and trying it would only
+    compare two costs that differ in their last digits (at the minimum Kaufman's curvature is not exact, such
+    steps fail, and the damping would be raised for twenty more evaluations before it gave up)."""
     theta = np.clip(theta, lo, hi)
-    cur = _Batch(prob, view, yf, sigma, theta)
+    cur = _Batch(prob, view, yf, sigma, theta)   # the active spectra's current point
     lam = np.full(len(theta), 1e-3)
     iters = np.zeros(len(theta), int)
     done = np.zeros(len(theta), bool)
     active = np.arange(len(theta))
-    hess, grad, cost = cur.hess, cur.grad, cur.cost
+    ended: list[tuple[np.ndarray, _Batch]] = []  # (spectra, their batch at the end)
+    eye = np.eye(cur.hess.shape[1])
+
+    def retire(finished: np.ndarray) -> None:
+        nonlocal cur, active
+        ended.append((active[finished], cur.take(finished)))
+        cur, active = cur.take(~finished), active[~finished]
+
     for _ in range(max_iterations):
         if not len(active):
             break
-        diag = np.einsum("bjj->bj", hess)
-        damped = hess + (lam[active, None] * np.maximum(diag, 1e-12))[:, :, None] * np.eye(hess.shape[1])
-        step = -np.linalg.solve(damped, grad[..., None])[..., 0]
-        trial_theta = np.clip(theta[active] + step, lo[active], hi[active])
+        th, a_lo, a_hi, hess, grad = cur.theta, lo[active], hi[active], cur.hess, cur.grad
+        held = ((th <= a_lo) & (grad > 0)) | ((th >= a_hi) & (grad < 0))                 # (B, P)
+        free = ~held
+        h = np.where(free[:, :, None] & free[:, None, :], hess, 0.0) + held[:, :, None] * eye
+        g = np.where(free, grad, 0.0)
+        diag = np.einsum("bjj->bj", h)
+        damped = h + (lam[active, None] * np.maximum(diag, 1e-12))[:, :, None] * eye
+        step = -np.linalg.solve(damped, g[..., None])[..., 0]
+        predicted = -(np.einsum("bp,bp->b", g, step) + 0.5 * np.einsum("bp,bpq,bq->b", step, h, step))
+        flat = predicted < 0.005
+        if flat.any():
+            done[active[flat]] = True
+            step = step[~flat]
+            retire(flat)
+            if not len(active):
+                break
+        trial_theta = np.clip(cur.theta + step, lo[active], hi[active])
         trial = _Batch(prob, view, yf[active], sigma[active], trial_theta)
-        better = trial.cost < cost
+        better = trial.cost < cur.cost
         iters[active] += 1
-        drop = cost - trial.cost
-        gain = drop / np.maximum(cost, 1e-300)
+        drop = cur.cost - trial.cost
+        gain = drop / np.maximum(cur.cost, 1e-300)
         lam[active] = np.where(better, np.maximum(lam[active] / 3, 1e-9), lam[active] * 4)
-        theta[active[better]] = trial_theta[better]
-        hess[better], grad[better], cost[better] = trial.hess[better], trial.grad[better], trial.cost[better]
+        if better.all():
+            cur = trial
+        elif better.any():
+            cur.put(better, trial)
         # converged: a step that lowers the cost by less than tol (relative) or 0.005 (chi-square 0.01: nothing)
         finished = (better & ((gain < tol) | (drop < 0.005))) | (lam[active] > 1e8)
         done[active[finished]] = True
-        keep = ~finished
-        active, hess, grad, cost = active[keep], hess[keep], grad[keep], cost[keep]
-    return theta, iters, done
+        if finished.any():
+            retire(finished)
+    if len(active):
+        ended.append((active, cur))
+    # one batch of every spectrum, in their order
+    order = np.argsort(np.concatenate([idx for idx, _ in ended]))
+    final = ended[0][1] if len(ended) == 1 else _concat([b for _, b in ended])
+    final = final if np.array_equal(order, np.arange(len(order))) else final.take(order)
+    return final, iters, done
 
 
-def _background(prob: _Problem, yf: np.ndarray, sigma, theta) -> tuple[np.ndarray, np.ndarray]:
+def _concat(batches: list[_Batch]) -> _Batch:
+    """One batch of the spectra of ``batches``, in that order."""
+    out = object.__new__(_Batch)
+    out.view = batches[0].view
+    for name in _Batch._FIELDS:
+        if name == "parts":
+            out.parts = tuple(np.concatenate(vs) for vs in zip(*(b.parts for b in batches)))
+        else:
+            setattr(out, name, np.concatenate([getattr(b, name) for b in batches]))
+    return out
+
+
+def _background(prob: _Problem, yf: np.ndarray, sigma, search: "_Batch") -> tuple[np.ndarray, np.ndarray]:
     """QUEST's background (``subtract``): the broad HLSVD components (FWHM >= background_min_fwhm_hz) of the early
-    residual of the search fit. Returns (background in the corrected frame (B, N), data spectra without it)."""
+    residual of the search fit ``search`` (its batch at the end). Returns (background in the corrected frame (B, N),
+    data spectra without it)."""
     o, basis = prob.options, prob.basis
     n, dwell = basis.n_points, basis.dwell_s
-    search = _Batch(prob, prob.search, yf, sigma, theta)
+    theta = search.theta
     phi_td = search.parts[1]
     data = scipy.fft.ifft(prob.rotation(theta) * yf, axis=-1)  # corrected, whole FID
     resid = data - np.einsum("bm,bmn->bn", search.lin[:, :prob.n_met], phi_td)
@@ -402,16 +470,16 @@ def fit_results(fids, basis: BasisSet, initial: np.ndarray | None = None, option
             sigma = np.where(sigma > 0, sigma, np.abs(ys).max(axis=1) * 1e-6 + 1e-300)
             theta = initial_parameters(ys, prob, initial[start:start + chunk])
             lo, hi = prob.bounds(theta[:, SHIFT])
-            theta, iters, done = _levenberg_marquardt(prob, prob.search, yf, sigma, theta, lo, hi, max_iterations,
+            final, iters, done = _levenberg_marquardt(prob, prob.search, yf, sigma, theta, lo, hi, max_iterations,
                                                       tol)
             background = np.zeros_like(ys)
             if prob.final is not prob.search:
                 if opts.background == "subtract":
-                    background, yf = _background(prob, yf, sigma, theta)
-                theta, it2, done = _levenberg_marquardt(prob, prob.final, yf, sigma, theta, lo, hi, max_iterations,
-                                                        tol)
+                    background, yf = _background(prob, yf, sigma, final)
+                final, it2, done = _levenberg_marquardt(prob, prob.final, yf, sigma, final.theta, lo, hi,
+                                                        max_iterations, tol)
                 iters += it2
-            final = _Batch(prob, prob.final, yf, sigma, theta)
+            theta = final.theta
             bound = final if prob.bound is prob.final else _Batch(prob, prob.bound, yf, sigma, theta)
             info = bound.fisher(prob, final.lin[:, :prob.n_met])
             phi_td = final.parts[1]
