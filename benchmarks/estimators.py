@@ -13,9 +13,11 @@ of the NAA height, per-metabolite shifts ±1 Hz), healthy-brain concentrations:
   vendor-pulse simulation by another project, 123.2 MHz), resampled and given mrs-tf's parametric MM. The shipped
   network never saw it (and was trained for TE 30); hybrid, QUEST and LCModel fit with the basis that made the data.
 
-Per ratio to tCr (tNAA, tCho, Glu, Ins): MAPE %, bias %, slope, and RMSE / CRLB with two bounds: the whole FID with
-the baseline known (``crlb.from_truth`` with ``background="none"``, the tightest bound of the model) and the FID from
-7.5 ms on (the hybrid's own model); then spectra per second (wall, 2 cores). LCModel 6.3 runs with the same basis
+Per ratio to tCr (tNAA, tCho, Glu, Ins): MAPE %, bias %, slope, and RMSE / CRLB with three bounds: the whole FID with
+the baseline known (``crlb.from_truth`` with ``background="none"``: an oracle's bound, tighter than any estimator that
+must find the baseline can reach), the exact model of the spectra (the whole FID, the synthesis' broad baseline
+lines with their amplitudes, frequencies and widths as unknowns: ``baseline="unknown"``; the issue's target) and the
+FID from 7.5 ms on (the hybrid's own model); then spectra per second (wall, 2 cores). LCModel 6.3 runs with the same basis
 written as .BASIS (NSIMUL=0: the MM is in the basis), fit range 0.2–4.2 ppm, its default spline baseline. Prints the
 issue-20 targets with the measured figure and "met"/"MISSED". Asserts nothing.
 """
@@ -99,6 +101,7 @@ def one_set(label, basis, fids, truth, q, exe, work, n_jobs):
     from mrs_tf.crlb import from_truth
 
     bounds = {"whole": from_truth(basis, truth, quest.QuestOptions(background="none")),
+              "exact": from_truth(basis, truth, quest.QuestOptions(background="none"), baseline="unknown"),
               "from7.5ms": from_truth(basis, truth, hybrid.HYBRID_OPTIONS)}
     estimates, rate = {}, {}
     q.quantify(fids[:8], dwell_s=basis.dwell_s, field_mhz=basis.field_mhz)  # build the graph once
@@ -125,11 +128,12 @@ def one_set(label, basis, fids, truth, q, exe, work, n_jobs):
     fallback = int(np.sum(estimates["hybrid"]["method"] == "quest_fallback"))
     print(f"\n## {label}: {len(fids)} spectra (hybrid: {fallback} fell back to QUEST; statuses "
           f"{dict(zip(*np.unique(estimates['hybrid']['status'], return_counts=True)))})")
-    head = " | ".join(f"{LABELS[r]} MAPE / bias / slope / RMSE÷CRLB whole, 7.5ms" for r in RATIOS)
+    head = " | ".join(f"{LABELS[r]} MAPE / bias / slope / RMSE÷CRLB known baseline, exact, 7.5ms" for r in RATIOS)
     print(f"| estimator | {head} | spectra/s |")
     for name, m in out.items():
         cells = " | ".join(f"{m[r]['mape_pct']:.1f} / {m[r]['bias_pct']:+.1f} / {m[r]['slope']:.2f} / "
-                           f"{m[r]['rmse_over_crlb_whole']:.2f}, {m[r]['rmse_over_crlb_from7.5ms']:.2f}"
+                           f"{m[r]['rmse_over_crlb_whole']:.2f}, {m[r]['rmse_over_crlb_exact']:.2f}, "
+                           f"{m[r]['rmse_over_crlb_from7.5ms']:.2f}"
                            for r in RATIOS)
         print(f"| {name} | {cells} | {rate[name]:,.1f} |")
     return {"metrics": out, "spectra_per_s": rate, "hybrid_fallbacks": fallback}
@@ -173,8 +177,9 @@ def main() -> None:
     for label, res in results.items():
         h = res["metrics"]["hybrid"]
         for r in RATIOS:
-            eff, bias = h[r]["rmse_over_crlb_whole"], h[r]["bias_pct"]
-            print(f"  {label:13s} {LABELS[r]:5s} RMSE/CRLB {eff:.2f} (<= 1.2: {'met' if eff <= 1.2 else 'MISSED'}), "
+            eff, oracle, bias = h[r]["rmse_over_crlb_exact"], h[r]["rmse_over_crlb_whole"], h[r]["bias_pct"]
+            print(f"  {label:13s} {LABELS[r]:5s} RMSE/CRLB of the exact model {eff:.2f} (<= 1.2: "
+                  f"{'met' if eff <= 1.2 else 'MISSED'}; baseline known: {oracle:.2f}), "
                   f"|bias| {abs(bias):.1f} % (<= 2: {'met' if abs(bias) <= 2 else 'MISSED'})" +
                   (f", MAPE vs LCModel {h[r]['mape_pct']:.1f} / {res['metrics']['LCModel 6.3'][r]['mape_pct']:.1f}"
                    if "LCModel 6.3" in res["metrics"] else ""))

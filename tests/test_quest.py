@@ -278,3 +278,53 @@ def test_a_pool_after_tensorflow_in_an_unguarded_script_does_not_hang(tmp_path):
     done = proc.stdout.split("DONE")[1].split()
     assert int(done[0]) == 6 and abs(float(done[1]) - 1) < 0.05
     assert "fits in this process" in proc.stderr
+
+
+def test_exact_model_bound_with_the_baseline_lines_as_parameters(basis):
+    # from_truth(baseline="unknown"): the synthesis' broad baseline lines (amplitude, frequency, width each) are
+    # parameters of the bound. Their derivative columns, taken to the acquisition frame, are the finite
+    # differences of synthesize() itself (same seed, one truth value moved)
+    from mrs_tf.fitting.crlb import _BaselineLines
+    from mrs_tf.fitting.options import group_indices
+    from mrs_tf.fitting.signal_model import SignalModel
+
+    def make(**kw):
+        cfg = dict(baseline_components=1, baseline_amp=(0.1, 0.1), baseline_ppm=(2.0, 2.0),
+                   baseline_fwhm_ppm=(1.0, 1.0), phase0_deg=(40.0, 40.0), phase1_deg_per_ppm=(3.0, 3.0))
+        cfg.update({k: (v, v) for k, v in kw.items()})
+        return synthesize(basis, 1, snr=np.inf, seed=2, config=SynthesisConfig(**cfg))
+
+    _, truth = make()
+    names = list(basis.names)
+    model = SignalModel(basis.fids, basis.dwell_s, basis.field_mhz, damping_groups=group_indices(names, "common"),
+                        shift_groups=group_indices(names, "per_metabolite"))
+    cols, _ = _BaselineLines(basis, truth).columns(model, 0)
+    field, h = basis.field_mhz, 2e-3
+
+    def acquired(v):  # the model's corrected frame -> the acquisition frame
+        return np.exp(1j * np.deg2rad(40.0)) * model.phase1_op(v, 3.0)
+
+    def moved(name, value):
+        return (make(**{name: value + h})[0][0] - make(**{name: value - h})[0][0]) / (2 * h)
+
+    def env_sum(width_ppm):
+        return np.exp(-(np.pi * width_ppm * field * basis.time) ** 2 / (4 * np.log(2))).sum()
+
+    amp = 0.1 * truth["naa_height"][0]
+    d_amp = acquired(cols[0]) * truth["naa_height"][0] / env_sum(1.0)
+    d_ppm = acquired(cols[1]) * -field                                  # nu = (ref - ppm) x field
+    d_width = acquired(cols[2]) * field + acquired(cols[0]) * (amp / env_sum(1.0 + h) - amp / env_sum(1.0 - h)) / (2 * h)
+    for name, value, analytic in (("baseline_amp", 0.1, d_amp), ("baseline_ppm", 2.0, d_ppm),
+                                  ("baseline_fwhm_ppm", 1.0, d_width)):
+        numeric = moved(name, value)
+        assert np.abs(numeric - analytic).max() < 2e-3 * np.abs(analytic).max(), name
+    # a baseline to be found costs information: the bound grows, most for the singlets under the broad lines
+    fids, truth = synthesize(basis, 2, snr=50, seed=4)
+    opts = quest.QuestOptions(background="none")
+    known = crlb.from_truth(basis, truth, opts)
+    exact = crlb.from_truth(basis, truth, opts, baseline="unknown")
+    for name in ("NAA+NAAG", "Cr+PCr", "GPC+PCh", "Glu", "Ins"):
+        assert np.all(exact[name] >= known[name] * (1 - 1e-9)), name
+    assert np.all(exact["NAA+NAAG"] > 1.1 * known["NAA+NAAG"])
+    with pytest.raises(MRSError, match="baseline must be"):
+        crlb.from_truth(basis, truth, opts, baseline="fitted")

@@ -18,6 +18,8 @@ import numpy as np
 
 from mrs_tf.core.errors import MRSError
 
+_LN2x4 = 4 * np.log(2)
+
 __all__ = ["covariance", "fisher_covariance", "bounds", "ratio_bounds", "COMBINATIONS", "combination_rows", "tcr_rows", "combined",
            "lorentzian_amplitude_crlb", "from_truth"]
 
@@ -128,7 +130,7 @@ def lorentzian_amplitude_crlb(noise_sd: float, fwhm_hz: float, dwell_s: float, n
     return float(noise_sd * np.sqrt(s2 / (s0 * s2 - s1 ** 2)))
 
 
-def from_truth(basis, truth: dict, options=None, rows=None) -> dict[str, np.ndarray]:
+def from_truth(basis, truth: dict, options=None, rows=None, *, baseline: str = "known") -> dict[str, np.ndarray]:
     """CRLB of synthesized spectra at their true parameters, for the QUEST model with ``options``.
 
     Args:
@@ -138,16 +140,22 @@ def from_truth(basis, truth: dict, options=None, rows=None) -> dict[str, np.ndar
             the soft constraints and the truncation, so that the bound belongs to the estimator being judged
             (``background="none"`` for the bound of the whole FID).
         rows: indices of the spectra (default: all).
+        baseline: ``"known"``: the synthesis' smooth baseline is taken as known (it is not a parameter of the QUEST
+            model; the tightest bound, which no estimator that must find the baseline attains); ``"unknown"``: its
+            broad Gaussian lines (:class:`mrs_tf.synth.SynthesisConfig`'s ``baseline_*``: a real amplitude, a
+            frequency in Hz and a FWHM in Hz each) are parameters of the model too, so that the bound is that of the
+            exact model of the spectra (use it with ``background="none"``).
 
     Returns:
         ``{<metabolite>: crlb}`` plus every combination of :data:`COMBINATIONS` (basis units, e.g. mM) and the bound
-        of every ratio to Cr+PCr (``<name>_over_tCr``, :func:`ratio_bounds`), each an array over ``rows``. The
-        smooth baseline of the synthesis is taken as known (it is not a model parameter).
+        of every ratio to Cr+PCr (``<name>_over_tCr``, :func:`ratio_bounds`), each an array over ``rows``.
     """
     from mrs_tf.fitting.options import QuestOptions, group_indices
     from mrs_tf.fitting.signal_model import Observation, SignalModel
 
     options = options or QuestOptions()
+    if baseline not in ("known", "unknown"):
+        raise MRSError(f"baseline must be 'known' or 'unknown', not {baseline!r}")
     names = list(basis.names)
     n_total = len(np.asarray(truth[names[0]]))
     rows = np.arange(n_total) if rows is None else np.atleast_1d(rows)
@@ -160,12 +168,40 @@ def from_truth(basis, truth: dict, options=None, rows=None) -> dict[str, np.ndar
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1, user_api="blas"):  # small matrices: threads cost more than they bring
-        _bounds_at_truth(model, truth, names, rows, sgroups, n_total, out)
+        _bounds_at_truth(model, truth, names, rows, sgroups, n_total, out,
+                         _BaselineLines(basis, truth) if baseline == "unknown" else None)
     return out
 
 
-def _bounds_at_truth(model, truth, names, rows, sgroups, n_total, out) -> None:
-    """Fill ``out`` with the CRLB of every row of ``truth`` (see :func:`from_truth`)."""
+class _BaselineLines:
+    """The synthesis' smooth baseline (:func:`mrs_tf.synth.synthesize`) as parameters: per spectrum, the broad
+    Gaussian lines ``A_k exp(2 pi i nu_k t - (pi W_k t)^2 / 4 ln 2)`` (A_k real, FID units; nu_k, W_k in Hz), added
+    before the first-order phase and neither phased nor shifted with the metabolites."""
+
+    def __init__(self, basis, truth: dict):
+        self.n_lines = sum(1 for key in truth if key.startswith("baseline_amp_"))
+        self.truth, self.t, self.field, self.ref = truth, basis.time, basis.field_mhz, basis.ref_ppm
+
+    def columns(self, model, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """(derivatives (3K, N) in the model's corrected frame, the baseline's addition to the phase1 column)."""
+        tr, t = self.truth, self.t
+        phase0 = np.deg2rad(tr["phase0_deg"][i])
+        cols, total = [], np.zeros_like(t, complex)
+        for k in range(self.n_lines):
+            width = tr[f"baseline_fwhm_ppm_{k}"][i] * self.field
+            nu = (self.ref - tr[f"baseline_ppm_{k}"][i]) * self.field
+            envelope = np.exp(-(np.pi * width * t) ** 2 / _LN2x4)
+            shape = envelope * np.exp(2j * np.pi * nu * t)
+            amp = tr[f"baseline_amp_{k}"][i] * tr["naa_height"][i] / envelope.sum()  # relative -> FID units
+            cols += [shape, 2j * np.pi * t * amp * shape, -(np.pi * t) ** 2 * 2 * width / _LN2x4 * amp * shape]
+            total += amp * shape
+        turn = np.exp(-1j * phase0)  # the model's frame: de-phased by phase0 (the baseline was not phased by it)
+        return turn * np.array(cols), turn * model.dphase1(total)
+
+
+def _bounds_at_truth(model, truth, names, rows, sgroups, n_total, out, lines=None) -> None:
+    """Fill ``out`` with the CRLB of every row of ``truth`` (see :func:`from_truth`); ``lines``: the baseline's
+    parameters as unknowns."""
     for j, i in enumerate(rows):
         conc = np.array([truth[nm][i] for nm in names], float)
         met_shift = np.array([truth.get(f"{nm}_shift_hz", np.zeros(n_total))[i] for nm in names])
@@ -178,7 +214,20 @@ def _bounds_at_truth(model, truth, names, rows, sgroups, n_total, out) -> None:
         if not model.sigma > 0:
             raise MRSError(f"spectrum {i} has no noise (noise_sd = {model.sigma}); its CRLB is zero")
         jac = model.fisher_jacobian(theta, conc)
-        cov = covariance(jac, model.prior_precision(len(names), theta))
+        prior = model.prior_precision(len(names), theta)
+        if lines is not None:
+            from mrs_tf.fitting.signal_model import stack
+
+            extra, dphase1 = lines.columns(model, i)
+            if model.fit_phase1:
+                jac[:, len(names) + model.idx["phase1"]] += stack(model.obs(dphase1)) / model.sigma
+            # the baseline's parameters profiled out: every other column projected off the span of the baseline's
+            # derivatives (the Schur complement of their block; two nearly equal broad lines make that block
+            # singular, but only the span they cover matters)
+            u, sv, _ = np.linalg.svd(stack(model.obs(extra)).T / model.sigma, full_matrices=False)
+            span = u[:, sv > sv[0] * 1e-9]
+            jac = jac - span @ (span.T @ jac)
+        cov = covariance(jac, prior)
         crlb = np.sqrt(np.diag(cov))
         for k, nm in enumerate(names):
             out[nm][j] = crlb[k]

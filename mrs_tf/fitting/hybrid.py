@@ -296,26 +296,50 @@ class _Batch:
             self.grad[:, 5:] += dev / sd ** 2
             self.hess[:, 5 + np.arange(m), 5 + np.arange(m)] += 1 / sd ** 2
         self.lin = lin
-        self.parts = (lin_rows, phi_td, phi, tphi, gram, inv_var)
+        self.phi_td, self.phi, self.tphi, self.gram, self.inv_var = phi_td, phi, tphi, gram, inv_var
+        self._lin_rows = lin_rows
 
-    #: every per-spectrum array of a batch (first axis: the spectrum)
-    _FIELDS = ("theta", "hess", "grad", "cost", "lin", "parts")
+    #: every per-spectrum array of a batch (first axis: the spectrum) that is not a view of another
+    _FIELDS = ("theta", "hess", "grad", "cost", "lin", "phi_td", "tphi", "gram", "inv_var")
+
+    @property
+    def parts(self) -> tuple:
+        """(amplitude rows in ``_real``'s layout, basis signals (B, M, N), their view, t x their view, Gram
+        matrix, 1/sigma^2)."""
+        if self._lin_rows is None:
+            rows = _real(self.phi)
+            if self.view.splines is not None:  # the spline rows: the same for every spectrum (a broadcast view)
+                k, j = self.view.splines.shape
+                extra = np.zeros((2 * j, 2 * k))
+                extra[:j, 0::2] = self.view.splines.T
+                extra[j:, 1::2] = self.view.splines.T
+                rows = np.concatenate([rows, np.broadcast_to(extra, (len(rows),) + extra.shape)], axis=1)
+            self._lin_rows = rows
+        return self._lin_rows, self.phi_td, self.phi, self.tphi, self.gram, self.inv_var
+
+    def _views(self) -> None:
+        """phi again a view of phi_td where the view is a time window; the amplitude rows rebuilt when needed."""
+        if self.view.band is None:
+            self.phi = self.phi_td[..., self.view.first:]
+        self._lin_rows = None if self.view.splines is not None or self.view.band is not None else _real(self.phi)
 
     def take(self, idx) -> "_Batch":
         """The batch of spectra ``idx`` (copies)."""
         out = object.__new__(_Batch)
         out.view = self.view
         for name in self._FIELDS:
-            value = getattr(self, name)
-            setattr(out, name, tuple(v[idx] for v in value) if name == "parts" else value[idx])
+            setattr(out, name, getattr(self, name)[idx])
+        out.phi = None if self.view.band is None else self.phi[idx]
+        out._views()
         return out
 
-    def put(self, mask: np.ndarray, other: "_Batch") -> None:
-        """Spectra ``mask`` of ``other`` (a batch of the same spectra) into this one."""
+    def put(self, rows: np.ndarray, other: "_Batch", mask: np.ndarray) -> None:
+        """Spectra ``mask`` of ``other`` into this batch's ``rows`` (in place)."""
         for name in self._FIELDS:
-            mine, theirs = getattr(self, name), getattr(other, name)
-            for a, b in (zip(mine, theirs) if name == "parts" else [(mine, theirs)]):
-                a[mask] = b[mask]
+            getattr(self, name)[rows] = getattr(other, name)[mask]
+        if self.view.band is not None:
+            self.phi[rows] = other.phi[mask]
+        self._views()
 
     def fisher(self, prob: _Problem, amp: np.ndarray) -> np.ndarray:
         """(B, n_lin + P, n_lin + P) Fisher information of the model (no data) at ``theta`` with amplitudes ``amp``
@@ -351,7 +375,10 @@ def _levenberg_marquardt(prob: _Problem, view: _View, yf, sigma, theta, lo, hi, 
     compare two costs that differ in their last digits (at the minimum Kaufman's curvature is not exact, such
     steps fail, and the damping would be raised for twenty more evaluations before it gave up)."""
     theta = np.clip(theta, lo, hi)
-    cur = _Batch(prob, view, yf, sigma, theta)   # the active spectra's current point
+    # the current point of every active spectrum: row rows[i] of the batch cur (spectra that stop leave their
+    # rows behind instead of the others being copied into a smaller batch)
+    cur = _Batch(prob, view, yf, sigma, theta)
+    rows = np.arange(len(theta))
     lam = np.full(len(theta), 1e-3)
     iters = np.zeros(len(theta), int)
     done = np.zeros(len(theta), bool)
@@ -360,15 +387,15 @@ def _levenberg_marquardt(prob: _Problem, view: _View, yf, sigma, theta, lo, hi, 
     eye = np.eye(cur.hess.shape[1])
 
     def retire(finished: np.ndarray) -> None:
-        nonlocal cur, active
-        ended.append((active[finished], cur.take(finished)))
-        cur, active = cur.take(~finished), active[~finished]
+        nonlocal rows, active
+        ended.append((active[finished], cur.take(rows[finished])))
+        rows, active = rows[~finished], active[~finished]
 
     for _ in range(max_iterations):
         if not len(active):
             break
-        th, a_lo, a_hi, hess, grad = cur.theta, lo[active], hi[active], cur.hess, cur.grad
-        held = ((th <= a_lo) & (grad > 0)) | ((th >= a_hi) & (grad < 0))                 # (B, P)
+        th, hess, grad, cost = cur.theta[rows], cur.hess[rows], cur.grad[rows], cur.cost[rows]
+        held = ((th <= lo[active]) & (grad > 0)) | ((th >= hi[active]) & (grad < 0))    # (B, P)
         free = ~held
         h = np.where(free[:, :, None] & free[:, None, :], hess, 0.0) + held[:, :, None] * eye
         g = np.where(free, grad, 0.0)
@@ -379,28 +406,29 @@ def _levenberg_marquardt(prob: _Problem, view: _View, yf, sigma, theta, lo, hi, 
         flat = predicted < 0.005
         if flat.any():
             done[active[flat]] = True
-            step = step[~flat]
+            keep = ~flat
+            th, cost, step = th[keep], cost[keep], step[keep]
             retire(flat)
             if not len(active):
                 break
-        trial_theta = np.clip(cur.theta + step, lo[active], hi[active])
+        trial_theta = np.clip(th + step, lo[active], hi[active])
         trial = _Batch(prob, view, yf[active], sigma[active], trial_theta)
-        better = trial.cost < cur.cost
+        better = trial.cost < cost
         iters[active] += 1
-        drop = cur.cost - trial.cost
-        gain = drop / np.maximum(cur.cost, 1e-300)
+        drop = cost - trial.cost
+        gain = drop / np.maximum(cost, 1e-300)
         lam[active] = np.where(better, np.maximum(lam[active] / 3, 1e-9), lam[active] * 4)
         if better.all():
-            cur = trial
+            cur, rows = trial, np.arange(len(active))
         elif better.any():
-            cur.put(better, trial)
+            cur.put(rows[better], trial, better)
         # converged: a step that lowers the cost by less than tol (relative) or 0.005 (chi-square 0.01: nothing)
         finished = (better & ((gain < tol) | (drop < 0.005))) | (lam[active] > 1e8)
         done[active[finished]] = True
         if finished.any():
             retire(finished)
     if len(active):
-        ended.append((active, cur))
+        ended.append((active, cur.take(rows) if len(rows) < len(cur.cost) or np.any(np.diff(rows) != 1) else cur))
     # one batch of every spectrum, in their order
     order = np.argsort(np.concatenate([idx for idx, _ in ended]))
     final = ended[0][1] if len(ended) == 1 else _concat([b for _, b in ended])
@@ -413,10 +441,9 @@ def _concat(batches: list[_Batch]) -> _Batch:
     out = object.__new__(_Batch)
     out.view = batches[0].view
     for name in _Batch._FIELDS:
-        if name == "parts":
-            out.parts = tuple(np.concatenate(vs) for vs in zip(*(b.parts for b in batches)))
-        else:
-            setattr(out, name, np.concatenate([getattr(b, name) for b in batches]))
+        setattr(out, name, np.concatenate([getattr(b, name) for b in batches]))
+    out.phi = None if out.view.band is None else np.concatenate([b.phi for b in batches])
+    out._views()
     return out
 
 
