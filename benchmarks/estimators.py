@@ -96,7 +96,7 @@ def run_lcmodel(exe, fids, basis, work: Path):
     return table
 
 
-def one_set(label, basis, fids, truth, q, exe, work, n_jobs):
+def one_set(label, basis, fids, truth, q, exe, work, n_jobs, quest_too=True):
     from mrs_tf import hybrid, quest
     from mrs_tf.crlb import from_truth
 
@@ -114,7 +114,7 @@ def one_set(label, basis, fids, truth, q, exe, work, n_jobs):
     initial = np.stack([mean[:, q.names.index(n)] if n in q.names else np.zeros(len(mean)) for n in basis.names], 1)
     estimates["hybrid"] = hybrid.fit(fids, basis, initial=initial, n_jobs=n_jobs)
     rate["hybrid"] = len(fids) / (time.perf_counter() - t0)
-    for name, opts in (("QUEST", quest.QuestOptions()), ("QUEST truncate 7.5 ms", hybrid.HYBRID_OPTIONS)):
+    for name, opts in (("QUEST", quest.QuestOptions()), ("QUEST truncate 7.5 ms", hybrid.HYBRID_OPTIONS))[:2 * quest_too]:
         t0 = time.perf_counter()
         estimates[name] = quest.fit(fids, basis, n_jobs=n_jobs, options=opts, progress=False)
         rate[name] = len(fids) / (time.perf_counter() - t0)
@@ -146,6 +146,8 @@ def main() -> None:
     parser.add_argument("--snr", type=float, nargs=2, default=[10.0, 100.0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-jobs", type=int, default=2)
+    parser.add_argument("--no-quest", action="store_true",
+                        help="network and hybrid only (e.g. --n 1000 --no-quest: RMSE/CRLB with less sampling noise)")
     parser.add_argument("--fast", action="store_true", help="24 spectra per set; LCModel only when given")
     parser.add_argument("--lcmodel", default=None, help="LCModel binary (default: $LCMODEL or lcmodel on the PATH)")
     parser.add_argument("--json", default=None, help="write every figure here")
@@ -157,20 +159,21 @@ def main() -> None:
     from mrs_tf.train import evaluation_synthesis
 
     q = Quantifier.load(args.model)
-    exe = lcmodel.find_binary(args.lcmodel) if (args.lcmodel or not args.fast) else None
+    exe = lcmodel.find_binary(args.lcmodel) if (args.lcmodel or not args.fast) and not args.no_quest else None
     print(f"{q.protocol_text()}; SNR {args.snr[0]:g}-{args.snr[1]:g}, seed {args.seed}; LCModel: "
           f"{exe or 'not found (give --lcmodel)'}")
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         basis, fids, truth = report.test_set(q, n, args.snr, args.seed)
-        results["mrs-tf basis"] = one_set("mrs-tf basis", basis, fids, truth, q, exe, Path(tmp), args.n_jobs)
+        results["mrs-tf basis"] = one_set("mrs-tf basis", basis, fids, truth, q, exe, Path(tmp), args.n_jobs,
+                                          not args.no_quest)
         if FOREIGN.exists():
             fb = foreign_basis(basis)
             syn = evaluation_synthesis(q.train_config().synthesis_config())
             ffids, ftruth = synthesize(fb, n, snr=tuple(args.snr), seed=np.random.SeedSequence([args.seed, 4002]),
                                        config=syn)
             results["foreign basis"] = one_set(f"foreign basis ({FOREIGN.name})", fb, ffids, ftruth, q, exe,
-                                               Path(tmp), args.n_jobs)
+                                               Path(tmp), args.n_jobs, not args.no_quest)
         else:
             print(f"\n(no {FOREIGN}: the foreign set is skipped)")
     print("\ntargets (issue 20), hybrid:")
