@@ -209,3 +209,16 @@ def test_fit_of_a_frequency_shifted_scan_is_referenced_before_the_water_band_is_
     assert abs(float(asis["reference_offset_ppm"][0])) < 0.05 and shifted["status"][0] == "ok"
     for name in TOLERANCE:
         assert float(shifted[f"{name}_over_tCr"][0]) == pytest.approx(float(asis[f"{name}_over_tCr"][0]), rel=0.02)
+
+
+def test_a_brain_basis_without_gly_and_glc_is_said_so():
+    """Osprey's TE 35 bases have no Gly, Glc or Ala; basis hygiene names them (their signal goes to Ins)."""
+    from mrs_tf import BasisSet
+    from mrs_tf.basis_prep import missing_brain_metabolites, prepare_basis
+
+    raw = BasisSet.load(BASIS, unknown="keep")
+    assert missing_brain_metabolites(raw.names) == ["Ala", "Glc", "Gly"]
+    said = []
+    prepare_basis(raw, n_points=2048, dwell_s=1 / 2000, log=said.append)
+    assert any(s.startswith("no Ala, Glc, Gly in the basis") and "Ins" in s for s in said)
+    assert missing_brain_metabolites(["Cr", "PCr", "GPC"]) == []  # not a brain basis (no NAA): nothing to say
