@@ -459,3 +459,25 @@ def test_offsets_are_corrected_by_default_and_flagged_when_not(basis, tmp_path, 
     assert "frequency offset +0.3" in table["message"][0] and "training range (+-0.2 ppm)" in table["message"][0]
     np.testing.assert_allclose(np.asarray(table["frequency_offset_ppm"], float), 0.3, atol=0.01)
     assert "beyond the network's training range" in capsys.readouterr().err
+
+
+def test_complete_basis_adds_the_missing_brain_metabolites_in_the_basis_units(basis):
+    """prepare_basis(complete=True): a brain basis without Gly, Glc and Ala (in units of 1e-4 per proton, no MM) gets
+    mrs-tf's simulation of them in its own units: the same signals as mrs-tf's basis, scaled by 1e-4."""
+    from mrs_tf import BasisSet
+    from mrs_tf.basis_prep import prepare_basis
+    from mrs_tf.errors import BasisError
+
+    keep = [n for n in basis.names if n not in ("Gly", "Glc", "Ala", "MM")]
+    foreign = BasisSet(keep, 1e-4 * basis.fids[[basis.index(n) for n in keep]], basis.dwell_s, basis.field_mhz,
+                       basis.ref_ppm, {"sequence": "press", "te_ms": 30.0, "te1_ms": 11.0, "te2_ms": 19.0})
+    said = []
+    plain = prepare_basis(foreign, log=said.append).basis
+    assert "Gly" not in plain.names and any("no Ala, Glc, Gly in the basis" in s for s in said)
+    done = prepare_basis(foreign, complete=True, log=said.append).basis
+    for name in ("Gly", "Glc", "Ala"):
+        np.testing.assert_allclose(done[name], 1e-4 * basis[name], rtol=0, atol=2e-3 * 1e-4 * np.abs(basis[name]).max())
+    assert done.protocol["completed_with"] == ["Ala", "Glc", "Gly"]
+    no_te = BasisSet(foreign.names, foreign.fids, foreign.dwell_s, foreign.field_mhz, foreign.ref_ppm, {})
+    with pytest.raises(BasisError, match="does not state its echo time"):
+        prepare_basis(no_te, complete=True, log=said.append)

@@ -57,8 +57,8 @@ def add_parsers(sub) -> None:
                           "scan's protocol (3 T short-TE PRESS: 123.2-127.8 MHz, TE 20-40 ms), simulated with the "
                           "refocusing pulses of --fit-pulse")
     fit.add_argument("--fit-pulse", default="auto", choices=["auto", "ideal", *_pulse_names()],
-                     help=f"without --basis: the refocusing pulses of mrs-tf's basis (auto: {SCANNER_FIT_PULSE} for "
-                          "scanner files, the synthesis' own for mrs-tf synth files)")
+                     help=f"without --basis (or with --complete-basis): the refocusing pulses of mrs-tf's basis (auto: "
+                          f"{SCANNER_FIT_PULSE} for scanner files, the synthesis' own for mrs-tf synth files)")
     fit.add_argument("--out", required=True, help="output CSV: one row per spectrum")
     fit.add_argument("--field-mhz", type=float, default=None, help="for .RAW data without a header")
     fit.add_argument("--bandwidth-hz", type=float, default=None, help="for .RAW data without a header")
@@ -83,6 +83,10 @@ def add_parsers(sub) -> None:
                      help="spline baseline: weight of its curvature (default 2; larger = stiffer)")
     fit.add_argument("--no-basis-hygiene", action="store_true",
                      help="use the basis as read: no reference-peak removal, ppm re-referencing, MM/lipids added")
+    fit.add_argument("--complete-basis", action="store_true",
+                     help="with --basis: add mrs-tf's simulation of the brain metabolites the basis lacks (e.g. Gly, "
+                          "Glc, Ala; in its units, with --fit-pulse's pulses), so that their signal is not given to "
+                          "Ins and its neighbours")
     fit.add_argument("--n-jobs", type=int, default=2, help="worker processes (default 2)")
     add_preprocessing(fit)
     add_water(fit)
@@ -304,8 +308,11 @@ def _fit(args) -> None:
     from mrs_tf.fitting.basis_prep import prepare_basis
 
     hygiene = not args.no_basis_hygiene  # without it, only the resampling to the data
+    complete = bool(getattr(args, "complete_basis", False)) and args.basis is not None
+    pulse = fit_pulse_for(getattr(args, "fit_pulse", "auto"), first) if complete else None
     basis = prepare_basis(basis, n_points=first["fids"].shape[1], dwell_s=first["dwell_s"],
-                          remove_references=hygiene, reference=hygiene, add_mm=hygiene).basis
+                          remove_references=hygiene, reference=hygiene, add_mm=hygiene, complete=complete,
+                          refocusing_pulse=None if pulse == "ideal" else pulse).basis
     from mrs_tf.fitting.water import basis_amplitude_per_proton
 
     per_proton = basis_norm(args, lambda: basis_amplitude_per_proton(basis))  # before the fits: fail early

@@ -19,6 +19,9 @@ def add_parsers(sub) -> None:
                      help="TrainConfig JSON (e.g. best_config.json of mrs-tf tune); flags given override it")
     trn.add_argument("--basis", default=None,
                      help="train for your own basis set (.BASIS, NIfTI-MRS, jMRUI text, FSL-MRS folder)")
+    trn.add_argument("--complete-basis", action="store_true",
+                     help="with --basis: add mrs-tf's simulation of the brain metabolites the basis lacks (e.g. Gly, "
+                          "Glc, Ala), so that the training spectra carry them as brains do")
     trn.add_argument("--protocol-from", default=None,
                      help="a data file whose points, dwell, field and TE the basis is matched to (with --basis)")
     trn.add_argument("--test-size", type=int, default=1024, help="fresh test spectra for metrics.json/model card")
@@ -102,6 +105,7 @@ def _train(args) -> None:
         raise MRSError("--protocol-from matches a basis set to data: give --basis too")
     if args.basis:
         settings["basis_path"], settings["protocol_from"] = str(args.basis), args.protocol_from
+        settings["complete_basis"] = bool(args.complete_basis)
     cfg = TrainConfig(**settings)
     _, history = train(cfg, args.out, resume=args.resume, strategy=args.strategy, overwrite=args.overwrite)
     meta = json.loads((Path(args.out) / "quantifier.json").read_text())
@@ -128,7 +132,7 @@ def _card(args, history) -> None:
     from mrs_tf.nn.train import TrainConfig, load_training_basis, logged_run
 
     cfg = TrainConfig(**json.loads((Path(args.out) / "train_config.json").read_text()))
-    basis = (load_training_basis(cfg.basis_path, cfg.protocol_from) if cfg.basis_path
+    basis = (load_training_basis(cfg.basis_path, cfg.protocol_from, complete=cfg.complete_basis) if cfg.basis_path
              else simulate_basis(**cfg.protocol))
     done = json.loads((Path(args.out) / "quantifier.json").read_text())["training"]
     best = logged_run(args.out)["best_val_loss"]  # log.csv spans every resumed part

@@ -33,7 +33,7 @@ from mrs_tf.physics.macromolecules import MM_COMPONENTS, mm_fid
 from mrs_tf.physics.metabolites import METABOLITES, MM_NAME
 
 __all__ = ["MM_GROUPS", "LIPID_COMPONENTS", "prepare_basis", "reference_offset_ppm", "mm_and_lipid_signals",
-           "PreparedBasis", "missing_brain_metabolites"]
+           "PreparedBasis", "missing_brain_metabolites", "missing_signals"]
 
 #: LCModel-style macromolecule signals: name -> components of :data:`MM_COMPONENTS` (ppm, FWHM ppm, protons)
 MM_GROUPS: dict[str, tuple] = {
@@ -167,10 +167,32 @@ def missing_brain_metabolites(names) -> list[str]:
     return [n for n in METABOLITES if n not in names]
 
 
+def missing_signals(basis: BasisSet, names, units: float, refocusing_pulse=None) -> np.ndarray:
+    """mrs-tf's simulated signals of ``names`` for ``basis``'s protocol (its ``sequence``, ``te_ms`` and, if stated,
+    ``te1_ms``/``te2_ms``; field, points, dwell time and reference) in its units (``units``: FID amplitude per
+    proton; mrs-tf's basis has 1). :class:`BasisError` when the basis does not state its echo time."""
+    from mrs_tf.physics.basis import simulate_basis
+
+    protocol = basis.protocol
+    te = protocol.get("te_ms")
+    sequence = str(protocol.get("sequence") or "press").lower()
+    if not te:
+        raise BasisError("the basis does not state its echo time (te_ms): mrs-tf cannot simulate the signals it "
+                         "lacks for it")
+    sim = simulate_basis(sequence, basis.field_mhz, float(te), protocol.get("te1_ms"), protocol.get("te2_ms"),
+                         n_points=basis.n_points, bandwidth_hz=basis.bandwidth_hz, metabolites=list(names),
+                         ref_ppm=basis.ref_ppm, refocusing_pulse=refocusing_pulse)
+    return sim.fids * units
+
+
 def prepare_basis(basis: BasisSet, *, n_points: int | None = None, dwell_s: float | None = None,
                   remove_references: bool = True, reference: bool = True, add_mm: bool = True,
-                  lipids: bool = True, tolerance_ppm: float = 0.005, log=None) -> PreparedBasis:
+                  lipids: bool = True, tolerance_ppm: float = 0.005, complete: bool = False,
+                  refocusing_pulse=None, log=None) -> PreparedBasis:
     """Clean ``basis`` for fitting (see the module docstring); ``log`` (default: stderr) gets one line per action.
+    ``complete``: add mrs-tf's simulation of the brain metabolites the basis lacks (:func:`missing_signals`, with
+    ``refocusing_pulse``: None for ideal pulses, or a name of :data:`mrs_tf.physics.pulses.REFOCUSING_PULSES`), in
+    its units and on its (corrected) ppm axis, so that a brain's Gly, Glc, ... have a signal of their own.
 
     Returns a :class:`PreparedBasis` (``basis``, ``actions``: what was done, in words)."""
     actions = []
@@ -220,11 +242,25 @@ def prepare_basis(basis: BasisSet, *, n_points: int | None = None, dwell_s: floa
         else:
             actions.append("no MM added: the basis's units could not be measured (no NAA/Cr/PCr singlet)")
     missing = missing_brain_metabolites(work.names)
+    if missing and complete:
+        from mrs_tf.fitting.water import basis_amplitude_per_proton
+
+        try:
+            units = basis_amplitude_per_proton(work)[0]
+            extra = missing_signals(work, missing, units, refocusing_pulse)
+        except BasisError as exc:
+            raise BasisError(f"cannot complete the basis with {', '.join(missing)}: {exc}") from None
+        work = BasisSet(list(work.names) + missing, np.vstack([work.fids, extra]), work.dwell_s, work.field_mhz,
+                        work.ref_ppm, dict(work.protocol, completed_with=missing))
+        actions.append(f"added mrs-tf's {', '.join(missing)} ({work.protocol.get('sequence') or 'press'} TE "
+                       f"{float(work.protocol['te_ms']):g} ms, {refocusing_pulse or 'ideal'} pulses), "
+                       f"{units:.3g} FID units per proton")
+        missing = []
     if missing:
         ranges = [METABOLITES[n].prior_mm for n in missing]
         actions.append(f"no {', '.join(missing)} in the basis (brain: {min(r[0] for r in ranges):g}-"
                        f"{max(r[1] for r in ranges):g} mM each): a fit gives their signal to their neighbours "
-                       f"(without Gly and Glc, Ins)")
+                       f"(without Gly and Glc, Ins); --complete-basis adds mrs-tf's")
     for a in actions:
         if log is not None:
             log(a)

@@ -65,6 +65,7 @@ class TrainConfig:
     combinations: bool = True  # also output NAA+NAAG, Cr+PCr, GPC+PCh, Glu+Gln (their own calibrated sigma)
     basis_path: str | None = None     # train on this basis file/folder instead of simulating ``protocol``
     protocol_from: str | None = None  # a data file whose points, dwell, field (and TE) the basis is matched to
+    complete_basis: bool = False      # add mrs-tf's simulation of the brain metabolites the basis lacks (Gly, Glc, ...)
 
     def synthesis_config(self) -> SynthesisConfig:
         syn = dict(self.synthesis)
@@ -94,11 +95,12 @@ def healthy_priors(syn: SynthesisConfig) -> SynthesisConfig:
     return syn.with_(priors={k: v for k, v in syn.priors.items() if k not in ALL_NAMES})
 
 
-def load_training_basis(path, protocol_from=None, add_mm: bool = True) -> BasisSet:
+def load_training_basis(path, protocol_from=None, add_mm: bool = True, complete: bool = False) -> BasisSet:
     """A user's basis set for training: read (any format, unknown signals kept), matched to a data file's protocol
     when ``protocol_from`` is given (resampled to its points and dwell time; a different field is an error; the
     data's TE recorded), and given mrs-tf's parametric MM signal when it has none (real spectra always contain
-    one)."""
+    one). ``complete``: mrs-tf's simulation of the brain metabolites it lacks added (ideal pulses; see
+    :func:`mrs_tf.basis_prep.prepare_basis`): a brain's Gly, Glc and Ala then have signals of their own in training."""
     import math
 
     from mrs_tf.core.errors import ProtocolError
@@ -117,8 +119,9 @@ def load_training_basis(path, protocol_from=None, add_mm: bool = True) -> BasisS
     from mrs_tf.fitting.basis_prep import parametric_mm, prepare_basis
 
     # the same hygiene as the fit (reference peaks out, ppm re-referenced, resampled to the data); MM below
-    basis = prepare_basis(basis, n_points=data["fids"].shape[1] if data else None,
-                          dwell_s=data["dwell_s"] if data else None, add_mm=False).basis
+    basis = prepare_basis(BasisSet(list(basis.names), basis.fids, basis.dwell_s, basis.field_mhz, basis.ref_ppm,
+                                   protocol), n_points=data["fids"].shape[1] if data else None,
+                          dwell_s=data["dwell_s"] if data else None, add_mm=False, complete=complete).basis
     protocol.update({k: v for k, v in basis.protocol.items() if k not in protocol})
     if add_mm and MM_NAME not in basis.names:
         # in the basis's own units (FID amplitude per proton), like the metabolites: unscaled, a basis in units of

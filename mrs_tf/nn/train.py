@@ -138,7 +138,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, st
     if tf.config.list_physical_devices("GPU"):
         keras.mixed_precision.set_global_policy("mixed_float16")
     if basis is None and cfg.basis_path:
-        basis = load_training_basis(cfg.basis_path, cfg.protocol_from)
+        basis = load_training_basis(cfg.basis_path, cfg.protocol_from, complete=cfg.complete_basis)
     basis = basis or simulate_basis(**cfg.protocol)
     from mrs_tf.physics.metabolites import METABOLITES, MM_NAME
 
