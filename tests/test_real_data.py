@@ -481,3 +481,21 @@ def test_complete_basis_adds_the_missing_brain_metabolites_in_the_basis_units(ba
     no_te = BasisSet(foreign.names, foreign.fids, foreign.dwell_s, foreign.field_mhz, foreign.ref_ppm, {})
     with pytest.raises(BasisError, match="does not state its echo time"):
         prepare_basis(no_te, complete=True, log=said.append)
+
+
+def test_fit_complete_basis_gives_the_missing_metabolites_their_own_columns(basis, tmp_path, capsys):
+    """mrs-tf fit --basis B --complete-basis: a brain basis without Gly, Glc and Ala gets mrs-tf's, and the table
+    has their columns; without the flag it says once what is missing and has none."""
+    keep = [n for n in basis.names if n not in ("Gly", "Glc", "Ala", "MM")]
+    basis.subset(keep).save(tmp_path / "b.BASIS")
+    data = tmp_path / "scan.nii.gz"
+    assert main(["synth", "--n", "1", "--snr", "80", "--seed", "3", "--out", str(data)]) == 0
+    capsys.readouterr()
+    assert main(["fit", "--basis", str(tmp_path / "b.BASIS"), str(data), "--out", str(tmp_path / "a.csv")]) == 0
+    assert "no Ala, Glc, Gly in the basis" in capsys.readouterr().err
+    assert "Gly" not in ResultTable.read_csv(tmp_path / "a.csv")
+    assert main(["fit", "--basis", str(tmp_path / "b.BASIS"), str(data), "--complete-basis",
+                 "--out", str(tmp_path / "c.csv")]) == 0
+    assert "added mrs-tf's Ala, Glc, Gly (PRESS TE 30 ms, ideal pulses)" in capsys.readouterr().err
+    table = ResultTable.read_csv(tmp_path / "c.csv")
+    assert {"Gly", "Glc", "Ala", "Gly_crlb"} <= set(table) and table["status"][0] == "ok"

@@ -252,8 +252,9 @@ def prepare_basis(basis: BasisSet, *, n_points: int | None = None, dwell_s: floa
             raise BasisError(f"cannot complete the basis with {', '.join(missing)}: {exc}") from None
         work = BasisSet(list(work.names) + missing, np.vstack([work.fids, extra]), work.dwell_s, work.field_mhz,
                         work.ref_ppm, dict(work.protocol, completed_with=missing))
-        actions.append(f"added mrs-tf's {', '.join(missing)} ({work.protocol.get('sequence') or 'press'} TE "
-                       f"{float(work.protocol['te_ms']):g} ms, {refocusing_pulse or 'ideal'} pulses), "
+        sequence = str(work.protocol.get("sequence") or "press").upper()
+        actions.append(f"added mrs-tf's {', '.join(missing)} ({sequence} TE {float(work.protocol['te_ms']):g} ms, "
+                       f"{refocusing_pulse or 'ideal'} pulses), "
                        f"{units:.3g} FID units per proton")
         missing = []
     if missing:
