@@ -78,7 +78,7 @@ FOREIGN_PRIORS = {"MM09": (2.0, 5.0), "MM12": (1.0, 3.0), "MM14": (2.0, 5.0), "M
 
 
 def load_osprey_mat(path):
-    """Osprey's MATLAB basis (``BASIS`` struct): the signals mrs-tf knows (CrCH2 added to Cr), its MM and lipid
+    """Osprey's MATLAB basis (``BASIS`` struct): the signals mrs-tf knows (not CrCH2), its MM and lipid
     components, conjugated (the file's spectra are mirrored about the receiver frequency in mrs-tf's convention)
     and re-referenced from the receiver's ppm (``centerFreq``, 3.0) to 4.65 ppm."""
     import scipy.io as sio
@@ -93,8 +93,8 @@ def load_osprey_mat(path):
     field = float(m.Bo) * 42.577
     t = np.arange(fids.shape[1]) * float(m.dwelltime)
     fids = fids * np.exp(2j * np.pi * (4.65 - float(m.centerFreq)) * field * t)[None, :]
-    if "CrCH2" in names:
-        fids[names.index("Cr")] += fids[names.index("CrCH2")]
+    # CrCH2 is Osprey's negative 3.9 ppm CH2 term (-1.00 x Cr's own CH2, a fitting device), not part of Cr: it stays
+    # out (added to Cr it took Cr's CH2 away, and the spectra lost 3.9 ppm signal that every brain has)
     keep = [i for i, n in enumerate(names) if n in METABOLITES or n in FOREIGN_PRIORS]
     return BasisSet([names[i] for i in keep], fids[keep], float(m.dwelltime), field, 4.65,
                     {"sequence": "press", "te_ms": float(m.te), "loaded_from": str(path)})
