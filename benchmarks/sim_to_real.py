@@ -198,7 +198,8 @@ def cross_check_study(q, n: int, seed: int, n_sigma: float | None = None,
     the spectra with a headline ratio off the truth by more than the tolerance and by more than 2.5 of the network's
     own sigma (its silent nonsense) the fraction flagged; the fit once with mrs-tf's basis for the protocol (what
     ``mrs-tf quantify`` does without ``--basis``), once with mrs-tf's basis simulated with shaped refocusing pulses
-    (``--fit-pulse``), once with the basis that made the spectra (``--basis`` with the scan's own basis)."""
+    (``--fit-pulse``), once with the basis that made the spectra (``--basis`` with the scan's own basis). The foreign
+    sets carry mrs-tf's Gly/Glc/Ala where their basis lacks them (brain-like spectra)."""
     from mrs_tf import synthesize
     from mrs_tf.evaluate import truth_value
     from mrs_tf.fitting import hybrid
@@ -218,7 +219,10 @@ def cross_check_study(q, n: int, seed: int, n_sigma: float | None = None,
             sets.append(("mrs-tf basis (" + label.split("(")[1],
                          protocol_basis(foreign.field_mhz, te, te * 0.4, n_points=foreign.n_points,
                                         dwell_s=foreign.dwell_s), te))
-        sets.append((label, foreign, te))
+        # brain-like spectra: the foreign basis with mrs-tf's Gly/Glc/Ala where it lacks them (see foreign_bases)
+        own = protocol_basis(foreign.field_mhz, te, te / 2, n_points=foreign.n_points, dwell_s=foreign.dwell_s)
+        completed, missing = with_missing_brain_signals(foreign, own)
+        sets.append((f"{label.split(' (')[0]} + {'/'.join(missing)}" if missing else label, completed, te))
     out = {}
     print(f"\ncross-check of the network by an in vivo fit with mrs-tf's basis ({n} spectra per set, SNR 10-100; "
           f"tolerances {crosscheck.TOLERANCE})")
