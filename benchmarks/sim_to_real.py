@@ -128,9 +128,9 @@ def with_missing_brain_signals(foreign, own):
     them the spectra lack signal that every brain spectrum carries under Ins (3.55 ppm) and tCho, and a network
     trained on brains splits that region as it learnt to."""
     from mrs_tf import BasisSet
-    from mrs_tf.physics.metabolites import METABOLITES
+    from mrs_tf.basis_prep import missing_brain_metabolites
 
-    missing = [n for n in own.names if n in METABOLITES and n not in foreign.names]
+    missing = missing_brain_metabolites(foreign.names)
     if not missing:
         return foreign, missing
     w = np.exp(-np.pi * 5.0 * own.time)

@@ -312,7 +312,7 @@ def _fit(args) -> None:
     pulse = fit_pulse_for(getattr(args, "fit_pulse", "auto"), first) if complete else None
     basis = prepare_basis(basis, n_points=first["fids"].shape[1], dwell_s=first["dwell_s"],
                           remove_references=hygiene, reference=hygiene, add_mm=hygiene, complete=complete,
-                          refocusing_pulse=None if pulse == "ideal" else pulse).basis
+                          refocusing_pulse=pulse).basis
     from mrs_tf.fitting.water import basis_amplitude_per_proton
 
     per_proton = basis_norm(args, lambda: basis_amplitude_per_proton(basis))  # before the fits: fail early

@@ -191,7 +191,7 @@ def prepare_basis(basis: BasisSet, *, n_points: int | None = None, dwell_s: floa
                   refocusing_pulse=None, log=None) -> PreparedBasis:
     """Clean ``basis`` for fitting (see the module docstring); ``log`` (default: stderr) gets one line per action.
     ``complete``: add mrs-tf's simulation of the brain metabolites the basis lacks (:func:`missing_signals`, with
-    ``refocusing_pulse``: None for ideal pulses, or a name of :data:`mrs_tf.physics.pulses.REFOCUSING_PULSES`), in
+    ``refocusing_pulse``: None or "ideal" for ideal pulses, or a name of :data:`mrs_tf.physics.pulses.REFOCUSING_PULSES`), in
     its units and on its (corrected) ppm axis, so that a brain's Gly, Glc, ... have a signal of their own.
 
     Returns a :class:`PreparedBasis` (``basis``, ``actions``: what was done, in words)."""
@@ -226,13 +226,16 @@ def prepare_basis(basis: BasisSet, *, n_points: int | None = None, dwell_s: floa
         work = work.resample(dwell_s=dwell_s, n_points=n_points)
         actions.append(f"resampled from {before} to {work.n_points} points at {work.bandwidth_hz:g} Hz")
     has_mm = any(n == MM_NAME or n.upper().startswith("MM") or n.lower().startswith("mac") for n in work.names)
-    if add_mm and not has_mm:
+    missing = missing_brain_metabolites(work.names)
+    units, units_error = None, None  # the basis's FID amplitude per proton (its singlets), measured once if needed
+    if (add_mm and not has_mm) or (missing and complete):
         from mrs_tf.fitting.water import basis_amplitude_per_proton
 
         try:
             units = basis_amplitude_per_proton(work)[0]
-        except BasisError:
-            units = None
+        except BasisError as exc:
+            units_error = exc
+    if add_mm and not has_mm:
         if units is not None:
             extra_names, extra = mm_and_lipid_signals(work, lipids, units)
             work = BasisSet(list(work.names) + extra_names, np.vstack([work.fids, extra]), work.dwell_s,
@@ -241,12 +244,10 @@ def prepare_basis(basis: BasisSet, *, n_points: int | None = None, dwell_s: floa
                            f"{units:.3g} FID units per proton")
         else:
             actions.append("no MM added: the basis's units could not be measured (no NAA/Cr/PCr singlet)")
-    missing = missing_brain_metabolites(work.names)
     if missing and complete:
-        from mrs_tf.fitting.water import basis_amplitude_per_proton
-
         try:
-            units = basis_amplitude_per_proton(work)[0]
+            if units_error is not None:
+                raise units_error
             extra = missing_signals(work, missing, units, refocusing_pulse)
         except BasisError as exc:
             raise BasisError(f"cannot complete the basis with {', '.join(missing)}: {exc}") from None

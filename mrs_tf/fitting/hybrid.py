@@ -234,6 +234,20 @@ def _turned(prob: _Problem, met_td: np.ndarray, met: np.ndarray, view: _View) ->
     return prob.observe(scipy.fft.ifft(ramp * scipy.fft.fft(met_td, axis=-1, workers=-1), axis=-1, workers=-1), view)
 
 
+def _amplitude_rows(phi: np.ndarray, view: _View) -> np.ndarray:
+    """(B, L, 2R) rows of the linear parameters in ``_real``'s layout: the basis signals' view ``phi`` (a view of it
+    where no spline baseline is fitted), then the spline baseline's real and imaginary coefficients (the same for
+    every spectrum: a broadcast view)."""
+    rows = _real(phi)
+    if view.splines is None:
+        return rows
+    k, j = view.splines.shape
+    extra = np.zeros((2 * j, 2 * k))  # (re, im) of each point side by side
+    extra[:j, 0::2] = view.splines.T      # real coefficients: the spline itself
+    extra[j:, 1::2] = view.splines.T      # imaginary coefficients: i x the spline
+    return np.concatenate([rows, np.broadcast_to(extra, (len(rows),) + extra.shape)], axis=1)
+
+
 class _Batch:
     """The VARPRO functional of a chunk of spectra at ``theta`` in one view: cost, gradient and Gauss-Newton matrix
     of the nonlinear parameters (amplitudes projected out through their normal equations), the amplitudes. Every
@@ -252,17 +266,12 @@ class _Batch:
             data = spec[:, view.band] / np.sqrt(yf.shape[-1])
         else:
             data = prob.observe(scipy.fft.ifft(spec, axis=-1, workers=-1), view)
-        lin_rows = _real(phi)                                                            # (B, L, 2R)
-        if view.splines is not None:
-            k, j = view.splines.shape
-            extra = np.zeros((2 * j, 2 * k))  # in _real's layout: (re, im) of each point side by side
-            extra[:j, 0::2] = view.splines.T      # real coefficients: the spline itself
-            extra[j:, 1::2] = view.splines.T      # imaginary coefficients: i x the spline
-            lin_rows = np.concatenate([lin_rows, np.broadcast_to(extra, (len(theta),) + extra.shape)], axis=1)
+        lin_rows = _amplitude_rows(phi, view)                                           # (B, L, 2R)
         inv_var = 1.0 / sigma[:, None, None] ** 2
         d_real = _real(data)[:, None, :]                                                 # (B, 1, 2R)
         gram = _gram(lin_rows, lin_rows) * inv_var
         if view.penalty is not None:
+            j = view.splines.shape[1]
             pen = view.penalty.T @ view.penalty
             gram[:, m:m + j, m:m + j] += pen * inv_var
             gram[:, m + j:, m + j:] += pen * inv_var
@@ -307,21 +316,14 @@ class _Batch:
         """(amplitude rows in ``_real``'s layout, basis signals (B, M, N), their view, t x their view, Gram
         matrix, 1/sigma^2)."""
         if self._lin_rows is None:
-            rows = _real(self.phi)
-            if self.view.splines is not None:  # the spline rows: the same for every spectrum (a broadcast view)
-                k, j = self.view.splines.shape
-                extra = np.zeros((2 * j, 2 * k))
-                extra[:j, 0::2] = self.view.splines.T
-                extra[j:, 1::2] = self.view.splines.T
-                rows = np.concatenate([rows, np.broadcast_to(extra, (len(rows),) + extra.shape)], axis=1)
-            self._lin_rows = rows
+            self._lin_rows = _amplitude_rows(self.phi, self.view)
         return self._lin_rows, self.phi_td, self.phi, self.tphi, self.gram, self.inv_var
 
     def _views(self) -> None:
         """phi again a view of phi_td where the view is a time window; the amplitude rows rebuilt when needed."""
         if self.view.band is None:
             self.phi = self.phi_td[..., self.view.first:]
-        self._lin_rows = None if self.view.splines is not None or self.view.band is not None else _real(self.phi)
+        self._lin_rows = None  # rebuilt from phi by parts
 
     def take(self, idx) -> "_Batch":
         """The batch of spectra ``idx`` (copies)."""
@@ -428,7 +430,7 @@ def _levenberg_marquardt(prob: _Problem, view: _View, yf, sigma, theta, lo, hi, 
         if finished.any():
             retire(finished)
     if len(active):
-        ended.append((active, cur.take(rows) if len(rows) < len(cur.cost) or np.any(np.diff(rows) != 1) else cur))
+        ended.append((active, cur if np.array_equal(rows, np.arange(len(cur.cost))) else cur.take(rows)))
     # one batch of every spectrum, in their order
     order = np.argsort(np.concatenate([idx for idx, _ in ended]))
     final = ended[0][1] if len(ended) == 1 else _concat([b for _, b in ended])

@@ -101,6 +101,7 @@ def load_training_basis(path, protocol_from=None, add_mm: bool = True, complete:
     data's TE recorded), and given mrs-tf's parametric MM signal when it has none (real spectra always contain
     one). ``complete``: mrs-tf's simulation of the brain metabolites it lacks added (ideal pulses; see
     :func:`mrs_tf.basis_prep.prepare_basis`): a brain's Gly, Glc and Ala then have signals of their own in training."""
+    import dataclasses
     import math
 
     from mrs_tf.core.errors import ProtocolError
@@ -119,9 +120,9 @@ def load_training_basis(path, protocol_from=None, add_mm: bool = True, complete:
     from mrs_tf.fitting.basis_prep import parametric_mm, prepare_basis
 
     # the same hygiene as the fit (reference peaks out, ppm re-referenced, resampled to the data); MM below
-    basis = prepare_basis(BasisSet(list(basis.names), basis.fids, basis.dwell_s, basis.field_mhz, basis.ref_ppm,
-                                   protocol), n_points=data["fids"].shape[1] if data else None,
-                          dwell_s=data["dwell_s"] if data else None, add_mm=False, complete=complete).basis
+    basis = prepare_basis(dataclasses.replace(basis, protocol=protocol),
+                          n_points=data["fids"].shape[1] if data else None, dwell_s=data["dwell_s"] if data else None,
+                          add_mm=False, complete=complete).basis
     protocol.update({k: v for k, v in basis.protocol.items() if k not in protocol})
     if add_mm and MM_NAME not in basis.names:
         # in the basis's own units (FID amplitude per proton), like the metabolites: unscaled, a basis in units of
