@@ -162,3 +162,20 @@ def test_nonnegative_keeps_free_fits_without_negative_amplitudes_and_refits_the_
             assert min(float(nonneg[n][i]) for n in basis.names) >= -1e-9
         else:  # the free-sign minimum satisfies the constraint: it is the answer, unchanged
             assert nonneg["method"][i] == "hybrid" and float(nonneg["NAA"][i]) == float(free["NAA"][i])
+
+
+def test_spectra_shifted_beyond_the_search_are_poor_fits_not_ok(basis, spectra):
+    # shifted 0.6 ppm (beyond the +-0.25 ppm search), both fits landed on nonsense with status ok: NAAG or NAA
+    # -10...-60 mM, many CRLBs below zero, at a reduced chi2 of 1-4
+    fids, _ = spectra
+    t = np.arange(basis.n_points) * basis.dwell_s
+    shifted = fids[:6] * np.exp(-2j * np.pi * 0.6 * basis.field_mhz * t)
+    for table in (hybrid.fit(shifted, basis, n_jobs=1),
+                  quest.fit(shifted, basis, options=hybrid.HYBRID_OPTIONS, n_jobs=1, progress=False)):
+        status = np.asarray(table["status"])
+        assert np.sum(status == "poor_fit") >= 5
+        assert any("CRLB below zero" in m for m in table["message"])
+        for i in np.flatnonzero(status == "ok"):  # whatever is still ok has no signal far below zero
+            assert min(float(table[n][i]) / float(table[f"{n}_crlb"][i]) for n in basis.names) > -4
+    # the same spectra unshifted: every fit ok (no false flag on the in-distribution set)
+    assert set(hybrid.fit(fids, basis, n_jobs=1)["status"]) == {"ok"}

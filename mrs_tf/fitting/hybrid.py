@@ -547,7 +547,7 @@ def _result(prob: _Problem, y2, sigma, theta, lin, phi_td, info, background, con
     quality = fit_quality(basis, contributions, background if prob.splines_td is not None else None, resid, sigma,
                           opts.ppm_range or (0.2, 4.2), data=data)
     status, message = fit_status(names, amp, energy, m + len(theta), quality, chi2,
-                                 None if converged else f"stopped after {n_iter} iterations")
+                                 None if converged else f"stopped after {n_iter} iterations", crlb)
     phase0 = theta[PSI] - DEG * theta[PHASE1] * prob.pivot
     return QuestResult(
         names=names, amplitudes=amp.copy(), crlb=crlb, covariance=cov, combinations=combined(names, amp, cov),
