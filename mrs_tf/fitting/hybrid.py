@@ -98,8 +98,9 @@ class _Problem:
             raise MRSError("the hybrid fit supports damping='common' only")
         if o.shift not in ("common", "per_metabolite"):
             raise MRSError("the hybrid fit supports shift='common' or 'per_metabolite' only")
-        if o.background == "include":
-            raise MRSError("the hybrid fit supports background subtract, truncate, none or spline (not include)")
+        if o.background in ("include", "auto"):
+            raise MRSError(f"the hybrid fit supports background subtract, truncate, none or spline (not "
+                           f"{o.background})")
         n, dwell = basis.n_points, basis.dwell_s
         k0 = o.first_point(dwell, n)
         prel = basis.fft_ppm - basis.ref_ppm

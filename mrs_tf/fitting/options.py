@@ -16,7 +16,7 @@ __all__ = ["QuestOptions", "group_indices"]
 class QuestOptions:
     """Prior knowledge and settings of a QUEST fit (units in the names)."""
 
-    background: str = "subtract"          # 'subtract' | 'include' | 'truncate' | 'none' | 'spline'
+    background: str = "subtract"          # 'subtract' | 'include' | 'truncate' | 'none' | 'spline' | 'auto'
     truncate_ms: float = 10.0             # FID start left out of stages 1-2 (background)
     background_window_ms: float = 60.0    # residual span decomposed by HLSVD for the background
     background_components: int = 12       # HLSVD model order for the background
@@ -38,14 +38,16 @@ class QuestOptions:
     max_nfev: int = 200                   # evaluations per stage
     baseline_knot_ppm: float = 0.1        # 'spline': spacing of the cubic B-spline baseline's knots (ppm)
     baseline_stiffness: float = 1.0       # 'spline': weight of the baseline's second differences (per noise sigma)
+    auto_background_chi2: float = 25.0    # 'auto': keep the broad background when dropping it raises chi2 by more
 
     def __post_init__(self):
-        if self.background not in ("subtract", "include", "truncate", "none", "spline"):
-            raise MRSError(f"background must be subtract, include, truncate, none or spline, got {self.background!r}")
+        if self.background not in ("subtract", "include", "truncate", "none", "spline", "auto"):
+            raise MRSError(f"background must be subtract, include, truncate, none, spline or auto, got "
+                           f"{self.background!r}")
         if self.background == "spline" and not self.baseline_knot_ppm > 0:
             raise MRSError(f"baseline_knot_ppm must be > 0, got {self.baseline_knot_ppm}")
         if self.truncate_ms < 0 or self.background_window_ms <= self.truncate_ms and self.background in (
-                "subtract", "include"):
+                "subtract", "include", "auto"):
             raise MRSError("need 0 <= truncate_ms < background_window_ms")
 
     @classmethod
