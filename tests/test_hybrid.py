@@ -90,7 +90,9 @@ def test_bad_input(basis, spectra):
     table = hybrid.fit(bad, basis, n_jobs=1)
     assert list(table["status"]) == ["nan_input", "no_signal", "ok"] and np.isnan(table["NAA"][0])
     with pytest.raises(MRSError, match="nonnegative=True needs fallback"):
-        hybrid.fit(fids[:1], basis, options=quest.QuestOptions(nonnegative=True), fallback=False)
+        hybrid.fit(fids[:1], basis, options=hybrid.HYBRID_OPTIONS.with_(nonnegative=True), fallback=False)
+    with pytest.raises(MRSError, match="not 'auto'.*HYBRID_OPTIONS"):
+        hybrid.fit(fids[:1], basis, options=quest.QuestOptions())
     with pytest.raises(MRSError, match="initial amplitudes have shape"):
         hybrid.fit(fids[:2], basis, initial=np.ones((2, 3)))
 

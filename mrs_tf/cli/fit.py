@@ -66,11 +66,12 @@ def add_parsers(sub) -> None:
                      help="(always done now: a basis of other points/dwell is resampled to the data)")
     fit.add_argument("--preset", choices=["in-vivo", "classic"], default="in-vivo",
                      help="in-vivo (default): residual water removed, 0.2-4.0 ppm with a spline baseline, amplitudes "
-                          ">= 0; classic: QUEST's time-domain fit with HLSVD background subtraction")
+                          ">= 0; classic: QUEST's time-domain fit (HLSVD's broad background where the data need it: "
+                          "background auto; --background subtract for the published QUEST)")
     fit.add_argument("--background", choices=["subtract", "include", "truncate", "none", "spline", "auto"],
-                     default=None, help="background handling (default: the preset's; spline for in-vivo, subtract for "
-                                        "classic; auto: include HLSVD's broad background only where the data "
-                                        "need it, else fit the whole FID)")
+                     default=None, help="background handling (default: the preset's; spline for in-vivo, auto for classic: "
+                                        "HLSVD's broad background in the fit only where the data need it, else the "
+                                        "whole FID; subtract: the published QUEST)")
     fit.add_argument("--truncate-ms", type=float, default=None, help="FID start left to the background (ms)")
     fit.add_argument("--water-ppm", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
                      help="remove residual water in this band by HLSVD first (in-vivo default: 4.2 5.2)")

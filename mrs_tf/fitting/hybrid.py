@@ -100,7 +100,8 @@ class _Problem:
             raise MRSError("the hybrid fit supports shift='common' or 'per_metabolite' only")
         if o.background in ("include", "auto"):
             raise MRSError(f"the hybrid fit supports background subtract, truncate, none or spline (not "
-                           f"{o.background})")
+                           f"{o.background!r}, QuestOptions' default); start from its own: "
+                           f"mrs_tf.hybrid.HYBRID_OPTIONS.with_(...)")
         n, dwell = basis.n_points, basis.dwell_s
         k0 = o.first_point(dwell, n)
         prel = basis.fft_ppm - basis.ref_ppm

@@ -16,7 +16,7 @@ __all__ = ["QuestOptions", "group_indices"]
 class QuestOptions:
     """Prior knowledge and settings of a QUEST fit (units in the names)."""
 
-    background: str = "subtract"          # 'subtract' | 'include' | 'truncate' | 'none' | 'spline' | 'auto'
+    background: str = "auto"              # 'auto' | 'subtract' | 'include' | 'truncate' | 'none' | 'spline'
     truncate_ms: float = 10.0             # FID start left out of stages 1-2 (background)
     background_window_ms: float = 60.0    # residual span decomposed by HLSVD for the background
     background_components: int = 12       # HLSVD model order for the background
