@@ -188,7 +188,7 @@ def main() -> None:
         table = ResultTable.read_csv(out)
         meta = json.loads((model / "quantifier.json").read_text())["training"]
         rows[f"network, train --basis ({meta['epochs_run']} ep, {train_min:.1f} min)"] = (
-            [ratios_from(table, i) for i in range(len(scans))], secs, "-")
+            [ratios_from(table, i) for i in range(len(scans))], secs, ",".join(table["status"]))
     else:
         print(f"train --basis: no model (exit {code}, see above)")
 
