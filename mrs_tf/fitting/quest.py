@@ -339,13 +339,14 @@ def _fit_one(fid: np.ndarray, basis: BasisSet, opts: QuestOptions) -> QuestResul
         nfev += sol.nfev
     model = m2
     background = np.zeros(n, complex)
-    background_delta_chi2 = np.nan
+    background_delta_chi2, n_broad = np.nan, 0
     if opts.background in ("subtract", "include", "auto"):
         p2, y2, phi2, lin2, _, _ = m2._solve(sol.x)
         resid = y2 - m2.metabolite_amplitudes(lin2) @ phi2
         window = min(n, max(int(round(opts.background_window_ms * 1e-3 / dwell)), 4 * opts.background_components))
         comps = hlsvd(resid, dwell, opts.background_components, window)
         broad = comps.select((comps.fwhm_hz >= opts.background_min_fwhm_hz) & (comps.damping > 0))
+        n_broad = len(broad)
         if opts.background == "subtract":
             background_acq = m2.unframe(broad.signal(t), p2)
             model = real_model(Observation(), data=y - background_acq)
@@ -438,6 +439,7 @@ def _fit_one(fid: np.ndarray, basis: BasisSet, opts: QuestOptions) -> QuestResul
                           opts.ppm_range or (0.2, 4.2), data=data)
     if opts.background == "auto":
         quality["background_delta_chi2"] = float(background_delta_chi2)
+        quality["background_components"] = int(n_broad)
     status, message = fit_status(names, amp, energy, n_par, quality, chi2,
                                  f"stopped after {opts.max_nfev} evaluations" if sol.status == 0 else None, crlb)
     return QuestResult(
