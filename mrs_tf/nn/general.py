@@ -203,7 +203,7 @@ def general_batch(names, batch_size: int, seed: int, index: int, snr=(5.0, 200.0
     fids, truth = synthesize(basis, n=batch_size, snr=snr, seed=np.random.SeedSequence([int(seed), int(index)]),
                              config=config, n_jobs=1)
     fids = skew_lines(fids, basis.dwell_s, rand_rng, randomisation)
-    spectra = grid_spectrum(fids, basis.dwell_s, basis.field_mhz)
+    spectra = grid_spectrum(fids, basis.dwell_s, basis.field_mhz, workers=1)  # batches run in parallel already
     # a narrower acquisition does not reach every grid point: what it would not have seen is zero
     spectra[:, ~grid_coverage(1.0 / proto["bandwidth_hz"], proto["field_mhz"])] = 0.0
     protocol = np.repeat(protocol_vector(proto["field_mhz"], proto["te_ms"]), batch_size, axis=0)
