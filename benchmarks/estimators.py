@@ -180,18 +180,20 @@ def main() -> None:
           f"{exe or 'not found (give --lcmodel)'}")
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        basis, fids, truth = report.test_set(q, n, args.snr, args.seed)
-        syn = evaluation_synthesis(q.train_config().synthesis_config())
-        baseline = "unknown"
         if args.peer:
             from mrs_tf.synth import SynthesisConfig
 
+            basis = q.basis()
             shift = 5.0 / basis.field_mhz
             syn = SynthesisConfig(baseline_components=0, shift_ppm=(-shift, shift), phase0_deg=(-20.0, 20.0),
                                   phase1_deg_per_ppm=(0.0, 0.0), metab_shift_hz=0.0)
             fids, truth = synthesize(basis, n, snr=tuple(args.snr), seed=np.random.SeedSequence([args.seed, 4001]),
                                      config=syn)
             baseline = "known"  # there is none: the exact model's bound is the whole FID's
+        else:
+            basis, fids, truth = report.test_set(q, n, args.snr, args.seed)
+            syn = evaluation_synthesis(q.train_config().synthesis_config())
+            baseline = "unknown"
         results["mrs-tf basis"] = one_set("mrs-tf basis", basis, fids, truth, q, exe, Path(tmp), args.n_jobs,
                                           not args.no_quest, baseline)
         if FOREIGN.exists():

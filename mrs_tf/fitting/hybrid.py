@@ -99,9 +99,9 @@ class _Problem:
         if o.shift not in ("common", "per_metabolite"):
             raise MRSError("the hybrid fit supports shift='common' or 'per_metabolite' only")
         if o.background in ("include", "auto"):
+            default = ", QuestOptions' default" if o.background == QuestOptions().background else ""
             raise MRSError(f"the hybrid fit supports background subtract, truncate, none or spline (not "
-                           f"{o.background!r}, QuestOptions' default); start from its own: "
-                           f"mrs_tf.hybrid.HYBRID_OPTIONS.with_(...)")
+                           f"{o.background!r}{default}); start from its own: mrs_tf.hybrid.HYBRID_OPTIONS.with_(...)")
         n, dwell = basis.n_points, basis.dwell_s
         k0 = o.first_point(dwell, n)
         prel = basis.fft_ppm - basis.ref_ppm

@@ -359,20 +359,22 @@ def _fit_one(fid: np.ndarray, basis: BasisSet, opts: QuestOptions) -> QuestResul
         if opts.background == "auto":
             # is the broad background evidence? the whole FID without it, from this solution: keep it only when
             # leaving it out raises chi2 by more than auto_background_chi2 (else it fits noise and model error in
-            # the FID's first milliseconds and costs precision: the FSL-MRS-like whole-FID model is then the answer)
-            bare = real_model(Observation())
-            if opts.ppm_range is not None:
-                bare.observe(_band(basis, opts.ppm_range))
-            # at this solution first: a background that dropping raises chi2 by 10x the limit stays without a refit
-            # (the refit after a tall baseline is the slowest step; it would not come back under the limit)
-            background_delta_chi2 = float(np.sum(bare.residual(sol.x) ** 2)) - 2 * sol.cost \
-                if model.extra is not None else 0.0
-            if background_delta_chi2 < 10 * opts.auto_background_chi2:
-                sol_bare = _least_squares(bare, sol.x, lo, hi, opts.max_nfev)
-                nfev += sol_bare.nfev
-                background_delta_chi2 = 2 * (sol_bare.cost - sol.cost) if model.extra is not None else 0.0
-                if background_delta_chi2 < opts.auto_background_chi2:
-                    model, sol = bare, sol_bare
+            # the FID's first milliseconds and costs precision: the FSL-MRS-like whole-FID model is then the answer).
+            # Without broad components the fit above is that whole-FID model already (rise 0)
+            background_delta_chi2 = 0.0
+            if model.extra is not None:
+                bare = real_model(Observation())
+                if opts.ppm_range is not None:
+                    bare.observe(_band(basis, opts.ppm_range))
+                # at this solution first: a background whose dropping raises chi2 by 10x the limit stays without a
+                # refit (the refit after a tall baseline is the slowest step; it would not come back under the limit)
+                background_delta_chi2 = float(np.sum(bare.residual(sol.x) ** 2)) - 2 * sol.cost
+                if background_delta_chi2 < 10 * opts.auto_background_chi2:
+                    sol_bare = _least_squares(bare, sol.x, lo, hi, opts.max_nfev)
+                    nfev += sol_bare.nfev
+                    background_delta_chi2 = 2 * (sol_bare.cost - sol.cost)
+                    if background_delta_chi2 < opts.auto_background_chi2:
+                        model, sol = bare, sol_bare
         if opts.background == "subtract":
             background = broad.signal(t)  # in the stage-2 frame, which the final frame matches closely
     elif opts.background == "spline":
