@@ -43,6 +43,36 @@ def test_same_estimates_and_bounds_as_quest_with_the_same_options(basis, spectra
     assert np.all(hyb["chi2"] * hyb["noise_sd"] ** 2 <= qst["chi2"] * qst["noise_sd"] ** 2 * 1.01)
 
 
+def test_auto_fits_the_whole_fid_where_there_is_no_background_and_the_truncated_one_where_there_is(basis, spectra):
+    """background="auto": spectra without a broad baseline get the whole-FID fit (QUEST's "none": same minimum,
+    same bound, the FID's first milliseconds counted), spectra with one keep the truncated fit, unchanged."""
+    from mrs_tf.synth import SynthesisConfig
+
+    auto = hybrid.HYBRID_OPTIONS.with_(background="auto")
+    clean, truth = synthesize(basis, 8, snr=(20.0, 60.0), seed=21,
+                              config=SynthesisConfig(baseline_components=0, phase0_deg=(-20, 20)))
+    hyb = hybrid.fit(clean, basis, options=auto, n_jobs=1, fallback=False)
+    # the excess is chi2 with 60 degrees of freedom less its mean (sd 11): 25 is passed by chance ~1 in 50
+    used = hyb["background_delta_chi2"] < auto.auto_background_chi2
+    assert used.sum() >= 7 and set(hyb["status"]) == {"ok"}
+    whole = quest.fit(clean, basis, options=auto.with_(background="none"), n_jobs=1, progress=False)
+    trunc = hybrid.fit(clean, basis, n_jobs=1, fallback=False)
+    for name in ("NAA+NAAG", "Cr+PCr", "Glu", "Ins"):
+        assert np.median(np.abs(hyb[name] - whole[name])[used] / whole[f"{name}_crlb"][used]) < 0.05, name
+        np.testing.assert_allclose((hyb[f"{name}_crlb"] / hyb["noise_sd"])[used],
+                                   (whole[f"{name}_crlb"] / whole["noise_sd"])[used], rtol=0.03)
+        # the first 7.5 ms carry the singlets' information: the whole FID's bound is tighter
+        assert np.all(hyb[f"{name}_crlb"][used] < trunc[f"{name}_crlb"][used]), name
+        np.testing.assert_allclose(hyb[name][~used], trunc[name][~used], rtol=1e-10)
+    fids, _ = spectra  # the default synthesis: broad baselines
+    with_bg = hybrid.fit(fids, basis, options=auto, n_jobs=1, fallback=False)
+    plain = hybrid.fit(fids, basis, n_jobs=1, fallback=False)
+    kept = with_bg["background_delta_chi2"] >= auto.auto_background_chi2
+    assert kept.sum() >= 10
+    np.testing.assert_allclose(with_bg["NAA"][kept], plain["NAA"][kept], rtol=1e-10)
+    np.testing.assert_allclose(with_bg["NAA_crlb"][kept], plain["NAA_crlb"][kept], rtol=1e-10)
+
+
 def test_converges_in_a_few_steps(basis, spectra):
     # the phase derivatives are the model's: with the de-phased data's, the noise's energy entered the curvature
     # and low-SNR fits crawled for 15-40 steps
@@ -91,8 +121,10 @@ def test_bad_input(basis, spectra):
     assert list(table["status"]) == ["nan_input", "no_signal", "ok"] and np.isnan(table["NAA"][0])
     with pytest.raises(MRSError, match="nonnegative=True needs fallback"):
         hybrid.fit(fids[:1], basis, options=hybrid.HYBRID_OPTIONS.with_(nonnegative=True), fallback=False)
-    with pytest.raises(MRSError, match="not 'auto'.*HYBRID_OPTIONS"):
-        hybrid.fit(fids[:1], basis, options=quest.QuestOptions())
+    with pytest.raises(MRSError, match="not 'include'.*HYBRID_OPTIONS"):
+        hybrid.fit(fids[:1], basis, options=quest.QuestOptions(background="include"))
+    with pytest.raises(MRSError, match="background='auto' fits the FID"):
+        hybrid.fit(fids[:1], basis, options=quest.QuestOptions(ppm_range=(0.2, 4.2)))
     with pytest.raises(MRSError, match="initial amplitudes have shape"):
         hybrid.fit(fids[:2], basis, initial=np.ones((2, 3)))
 

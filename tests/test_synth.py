@@ -112,8 +112,11 @@ def test_bad_arguments(basis):
 def test_tf_data_front_end_uses_the_same_synthesis(basis):
     from mrs_tf.data import synthetic_batch, synthetic_dataset
 
+    from mrs_tf.core.threads import one_blas_thread
+
     ds = synthetic_dataset(basis, batch_size=8, seed=3, n_batches=3, nuisance=("lw_lorentz_hz", "shift_hz"))
-    batches = list(ds.as_numpy_iterator())
+    with one_blas_thread():  # as train() does: the same bits as a call on this thread
+        batches = list(ds.as_numpy_iterator())
     assert len(batches) == 3
     assert batches[1]["fid"].shape == (8, basis.n_points) and batches[1]["nuisance"].shape == (8, 2)
     fids, conc, extra = synthetic_batch(basis, 8, 3, 1, nuisance=("lw_lorentz_hz", "shift_hz"))
@@ -164,3 +167,25 @@ def test_varied_mm_shape_keeps_its_total_and_moves_its_lines(basis):
     fids, truth = synthesize(scaled, n=20, snr=None, concentrations=c[:20], config=spread, seed=5)
     assert "mm_amp_0" in truth
     np.testing.assert_allclose(fids[:, 0].real, 2.0 * total * 1e-4, rtol=1e-4)
+
+
+
+def test_one_blas_thread_holds_while_any_caller_is_inside():
+    """The interleaving that broke threadpoolctl's process-wide limit (tf.data's parallel calls of the synthesis):
+    A enters, B enters, A leaves while B is still inside (BLAS must stay at one thread; threadpoolctl restored A's
+    original count here), B leaves (the original count must come back; threadpoolctl left B's "original", one)."""
+    from threadpoolctl import threadpool_info
+
+    from mrs_tf.core.threads import one_blas_thread
+
+    def blas_threads():
+        return {d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"}
+
+    before = blas_threads()
+    a, b = one_blas_thread(), one_blas_thread()
+    a.__enter__()
+    b.__enter__()
+    a.__exit__(None, None, None)
+    assert blas_threads() == {1}
+    b.__exit__(None, None, None)
+    assert blas_threads() == before

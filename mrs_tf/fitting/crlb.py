@@ -165,9 +165,9 @@ def from_truth(basis, truth: dict, options=None, rows=None, *, baseline: str = "
                         gaussian=options.gaussian, fit_phase1=options.phase1, shift_sd_hz=options.shift_sd_hz,
                         observation=Observation(first_point=first))
     out = {nm: np.empty(len(rows)) for nm in names}
-    from threadpoolctl import threadpool_limits
+    from mrs_tf.core.threads import one_blas_thread
 
-    with threadpool_limits(1, user_api="blas"):  # small matrices: threads cost more than they bring
+    with one_blas_thread():  # small matrices: threads cost more than they bring
         _bounds_at_truth(model, truth, names, rows, sgroups, n_total, out,
                          _BaselineLines(basis, truth) if baseline == "unknown" else None)
     return out

@@ -41,6 +41,8 @@ import numpy as np
 import scipy.optimize
 from threadpoolctl import threadpool_limits
 
+from mrs_tf.core.threads import one_blas_thread
+
 from mrs_tf.physics.basis import BasisSet
 from mrs_tf.fitting.crlb import combination_rows, combined, covariance, tcr_rows
 from mrs_tf.core.errors import MRSError, ProtocolError
@@ -249,7 +251,7 @@ def _bounds(model: SignalModel, opts: QuestOptions, shift_center: float):
 def fit_one(fid: np.ndarray, basis: BasisSet, options: QuestOptions | None = None) -> QuestResult:
     """QUEST fit of one FID (complex, basis.n_points) with ``basis``; see the module docstring for the stages."""
     # one BLAS thread: the matrices are small, and threads cost here 5x more than they bring
-    with threadpool_limits(1):
+    with one_blas_thread():
         return _fit_one(fid, basis, options or QuestOptions())
 
 
@@ -675,7 +677,7 @@ def fit(fids, basis: BasisSet, n_jobs: int | None = 2, options: QuestOptions | N
     n_jobs = max(1, min(int(n_jobs or 1), os.cpu_count() or 1, n))
     try:
         if n_jobs == 1 or n < 4:
-            with threadpool_limits(1):
+            with one_blas_thread():
                 for i in range(n):
                     rows[i] = _safe_row(arr[i], basis, options)
                     bar.update(1)
@@ -701,7 +703,7 @@ def fit(fids, basis: BasisSet, n_jobs: int | None = 2, options: QuestOptions | N
                 except BrokenProcessPool as exc:  # a worker died: never a hang; the rest is fitted here
                     print(f"mrs-tf: a QUEST worker process died ({exc}); fitting the rest in this process",
                           file=sys.stderr)
-            with threadpool_limits(1):
+            with one_blas_thread():
                 for i in [i for i in range(n) if rows[i] is None]:
                     rows[i] = _safe_row(arr[i], basis, options)
                     bar.update(1)

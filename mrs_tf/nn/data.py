@@ -37,6 +37,10 @@ def synthetic_dataset(basis: BasisSet, batch_size: int = 64, seed: int = 0, snr=
         parallel: ``num_parallel_calls`` (default ``tf.data.AUTOTUNE``); output order stays deterministic.
         first_batch: the batch index to start at (batch ``i`` is always the same spectra for a seed): a resumed
             training run continues the stream where it stopped instead of seeing its first batches again.
+
+    Bit for bit, batch ``i`` is :func:`synthetic_batch` ``(..., i)`` when BLAS runs on one thread while the data set is
+    iterated (``with mrs_tf.core.threads.one_blas_thread():``, as :func:`mrs_tf.nn.train.train` does); otherwise
+    its matrix products may sum in another order (differences ~1e-7 relative).
     """
     import tensorflow as tf
 

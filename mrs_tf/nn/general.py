@@ -254,7 +254,17 @@ def train_general(out_dir, minutes: float = 40.0, *, batch_size: int = 256, step
     ``log.csv``; resumable (``resume=True`` continues the same stream). The learning rate follows a cosine from
     ``learning_rate`` to ``min_learning_rate`` over the time budget (a plateau schedule on a noisy validation set
     halved it six times in the first 13 minutes). ``init_from``: a ``.keras`` model whose weights start the run.
-    Returns the Keras history dict."""
+    Returns the Keras history dict. BLAS is held at one thread for the run (the stream's bits do not depend on
+    thread scheduling; see :func:`mrs_tf.nn.train.train`)."""
+    from mrs_tf.core.threads import one_blas_thread
+
+    with one_blas_thread():
+        return _train_general(out_dir, minutes, batch_size, steps_per_epoch, learning_rate, seed, model, model_kwargs,
+                              val_batches, resume, verbose, init_from, min_learning_rate, randomisation, epochs)
+
+
+def _train_general(out_dir, minutes, batch_size, steps_per_epoch, learning_rate, seed, model, model_kwargs,
+                   val_batches, resume, verbose, init_from, min_learning_rate, randomisation, epochs):
     import os
     import time
     from pathlib import Path

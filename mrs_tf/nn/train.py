@@ -116,7 +116,18 @@ def compile_model(model, names, uncertainty: bool, learning_rate: float):
 def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, strategy: str | None = None,
           basis: BasisSet | None = None, verbose: int | str = "auto", overwrite: bool = False, callbacks_extra=()):
     """Train a model; returns ``(model, history_dict)``. See the module docstring for the output folder.
-    ``callbacks_extra``: more Keras callbacks (e.g. a wall-clock budget), after mrs-tf's own."""
+    ``callbacks_extra``: more Keras callbacks (e.g. a wall-clock budget), after mrs-tf's own.
+
+    The same ``cfg`` (seed) trains the same network, bit for bit, on the same machine: BLAS is held at one thread for
+    the run (the stream's matrix products sum in another order on two threads, and a limit set from tf.data's own
+    threads did not always take effect)."""
+    from mrs_tf.core.threads import one_blas_thread
+
+    with one_blas_thread():
+        return _train(cfg, out_dir, resume, strategy, basis, verbose, overwrite, callbacks_extra)
+
+
+def _train(cfg: TrainConfig, out_dir, resume, strategy, basis, verbose, overwrite, callbacks_extra):
     import keras
     import tensorflow as tf
 

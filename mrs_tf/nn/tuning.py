@@ -111,10 +111,14 @@ def tune(out_dir: str | os.PathLike, algorithm: str = "hyperband", cfg: TrainCon
         tuner = kt.Hyperband(hypermodel, max_epochs=max_epochs, factor=3, max_retries_per_trial=1, **common)
     else:
         tuner = kt.BayesianOptimization(hypermodel, max_trials=max_trials, max_retries_per_trial=1, **common)
-    tuner.search(make_dataset(basis, cfg, seed=cfg.seed), epochs=max_epochs, steps_per_epoch=cfg.steps_per_epoch,
-                 validation_data=({"spectrum": val_x}, {"concentrations": val_y}), validation_batch_size=512,
-                 callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience)],
-                 verbose=progress_verbosity(verbose))
+    from mrs_tf.core.threads import one_blas_thread
+
+    with one_blas_thread():  # the stream's bits independent of thread scheduling (see mrs_tf.nn.train.train)
+        tuner.search(make_dataset(basis, cfg, seed=cfg.seed), epochs=max_epochs,
+                     steps_per_epoch=cfg.steps_per_epoch,
+                     validation_data=({"spectrum": val_x}, {"concentrations": val_y}), validation_batch_size=512,
+                     callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience)],
+                     verbose=progress_verbosity(verbose))
     done = [t for t in tuner.oracle.trials.values() if t.status == "COMPLETED"]
     best = tuner.get_best_hyperparameters(1) if done else []
     if not best:

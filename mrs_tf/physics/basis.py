@@ -389,10 +389,10 @@ def simulate_basis(sequence: str = "press", field_mhz: float = 123.2, te_ms: flo
         except Exception:  # a corrupt cache entry is recomputed
             pass
     fids = np.empty((len(names), n_points), complex)
-    from threadpoolctl import threadpool_limits
+    from mrs_tf.core.threads import one_blas_thread
 
     # small matrices: BLAS threads cost far more than they bring (7.7 s vs 1.1 s for the default basis here)
-    with threadpool_limits(1, user_api="blas"):
+    with one_blas_thread():
         for row, name in enumerate(names):
             if name == MM_NAME:
                 fids[row] = mm_fid(n_points, dwell_s, field_mhz, ref_ppm)

@@ -28,7 +28,7 @@ from functools import lru_cache
 
 import numpy as np
 import scipy.fft
-from threadpoolctl import threadpool_limits
+from mrs_tf.core.threads import one_blas_thread
 import scipy.special
 
 from mrs_tf.physics.basis import BasisSet
@@ -374,7 +374,7 @@ def synthesize(basis: BasisSet, n: int = 1000, snr=(10.0, 100.0), seed: int | np
     max_shift = float(config.metab_shift_hz)
     ja = _jacobi_anger(max_shift, basis.n_points, basis.dwell_s) if max_shift > 0 else np.ones((1, basis.n_points),
                                                                                              np.complex64)
-    with threadpool_limits(1, user_api="blas"):
+    with one_blas_thread():
         shifted = _shifted_basis(basis.fids, ja)
     t32 = t.astype(np.float32)
     starts = list(range(0, n, chunk_size))
@@ -393,7 +393,7 @@ def synthesize(basis: BasisSet, n: int = 1000, snr=(10.0, 100.0), seed: int | np
     n_jobs = n_jobs or min(2, os.cpu_count() or 1)
     # one BLAS thread, always: nested BLAS threads would fight over the cores, and a threaded BLAS sums in another
     # order, so the same seed would not give the same bits with and without workers (or on another machine)
-    with threadpool_limits(1, user_api="blas"):
+    with one_blas_thread():
         if n_jobs > 1 and len(starts) > 1:
             with ThreadPoolExecutor(n_jobs) as pool:
                 list(pool.map(work, range(len(starts))))
