@@ -48,13 +48,12 @@ from __future__ import annotations
 
 import os
 import time
-from contextlib import ExitStack
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import scipy.fft
-from mrs_tf.core.threads import one_blas_thread
 
+from mrs_tf.core.threads import one_blas_thread
 from mrs_tf.physics.basis import BasisSet
 from mrs_tf.fitting.crlb import combined, fisher_covariance
 from mrs_tf.core.errors import MRSError
@@ -541,6 +540,7 @@ def fit_results(fids, basis: BasisSet, initial: np.ndarray | None = None, option
             bound = final if prob.bound is prob.final else _Batch(prob, prob.bound, yf, sigma, theta)
             info = bound.fisher(prob, final.lin[:, :prob.n_met])
             phi_td, lin = final.parts[1], final.lin
+            full = scipy.fft.ifft(prob.rotation(theta) * yf, axis=-1)  # corrected data, whole FID
             probs, excess = [prob] * len(ys), np.full(len(ys), np.nan)
             if prob.whole is not None:
                 # 'auto': the whole FID from the truncated fit's answer. Its first k0 points add 2 k0 real
@@ -552,7 +552,6 @@ def fit_results(fids, basis: BasisSet, initial: np.ndarray | None = None, option
                 # would not come back under the limit; no-background spectra start at up to ~500, baselines at
                 # 30-50,000 on the evaluation sets)
                 k0 = prob.search.first
-                full = scipy.fft.ifft(prob.rotation(theta) * yf, axis=-1)  # corrected data, whole FID
                 excess = 2 * (_whole_cost(prob, final, full[:, :k0], sigma) - final.cost) - 2 * k0
                 try_whole = np.flatnonzero(excess < AUTO_REFIT_FACTOR * opts.auto_background_chi2)
                 use = np.zeros(len(ys), bool)
@@ -572,9 +571,9 @@ def fit_results(fids, basis: BasisSet, initial: np.ndarray | None = None, option
                         theta[rows], lin[rows] = kept.theta, kept.lin
                         phi_td[rows] = kept.parts[1]
                         info[rows] = kept.fisher(prob, kept.lin[:, :prob.n_met])
+                        full[rows] = scipy.fft.ifft(prob.rotation(kept.theta) * yf[rows], axis=-1)
                 fitted = (prob.as_fitted(False), prob.as_fitted(True))
                 probs = [fitted[int(u)] for u in use]
-            full = scipy.fft.ifft(prob.rotation(theta) * yf, axis=-1)  # corrected data, whole FID
             share = (time.perf_counter() - t0) / len(ys)
             for i in range(len(ys)):
                 res = _result(probs[i], full[i], float(sigma[i]), theta[i], lin[i], phi_td[i], info[i],
@@ -680,7 +679,6 @@ def fit(fids, basis: BasisSet, initial: np.ndarray | None = None, options: Quest
     from tqdm.auto import tqdm
 
     bar = tqdm(total=n, desc="hybrid", unit="spectrum", disable=not progress)
-    stack = ExitStack()
     rows: list = [None] * n
     n_jobs = max(1, min(int(n_jobs or 1), os.cpu_count() or 1, n))
     chunk = max(1, min(chunk, -(-n // n_jobs)))  # every worker gets work, even for a few spectra
@@ -688,23 +686,25 @@ def fit(fids, basis: BasisSet, initial: np.ndarray | None = None, options: Quest
     try:
         # one BLAS thread, held by this (the calling) thread for the workers: a limit set from a worker thread was
         # not reliably in effect, and two workers on two BLAS threads each ran 3-4x slower than one
-        stack.enter_context(one_blas_thread())
-        if n_jobs == 1:
-            for task in tasks:
-                s, part = _rows(task, basis, opts, fallback, max_iterations, tol)
-                rows[s:s + len(part)] = part
-                bar.update(len(part))
-        else:
-            # threads, not processes: the work is numpy and FFTs on whole chunks, which release the GIL, and
-            # threads need no __main__ guard and are safe beside TensorFlow (a spawned process is not)
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(n_jobs) as pool:
-                for s, part in pool.map(lambda task: _rows(task, basis, opts, fallback, max_iterations, tol), tasks):
+        with one_blas_thread():
+            if n_jobs == 1:
+                for task in tasks:
+                    s, part = _rows(task, basis, opts, fallback, max_iterations, tol)
                     rows[s:s + len(part)] = part
                     bar.update(len(part))
+            else:
+                # threads, not processes: the work is numpy and FFTs on whole chunks, which release the GIL, and
+                # threads need no __main__ guard and are safe beside TensorFlow (a spawned process is not)
+                from concurrent.futures import ThreadPoolExecutor
+
+                def work(task):
+                    return _rows(task, basis, opts, fallback, max_iterations, tol)
+
+                with ThreadPoolExecutor(n_jobs) as pool:
+                    for s, part in pool.map(work, tasks):
+                        rows[s:s + len(part)] = part
+                        bar.update(len(part))
     finally:
-        stack.close()
         bar.close()
     table = ResultTable.from_rows([{"index": i, **r} for i, r in enumerate(rows)])
     table.options = asdict(opts)

@@ -42,7 +42,6 @@ import scipy.optimize
 from threadpoolctl import threadpool_limits
 
 from mrs_tf.core.threads import one_blas_thread
-
 from mrs_tf.physics.basis import BasisSet
 from mrs_tf.fitting.crlb import combination_rows, combined, covariance, tcr_rows
 from mrs_tf.core.errors import MRSError, ProtocolError

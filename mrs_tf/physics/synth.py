@@ -28,9 +28,9 @@ from functools import lru_cache
 
 import numpy as np
 import scipy.fft
-from mrs_tf.core.threads import one_blas_thread
 import scipy.special
 
+from mrs_tf.core.threads import one_blas_thread
 from mrs_tf.physics.basis import BasisSet
 from mrs_tf.core.errors import MRSError
 from mrs_tf.physics.metabolites import MM_NAME, METABOLITES, prior_ranges
