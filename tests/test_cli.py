@@ -36,6 +36,10 @@ def test_refuses_to_overwrite_and_reports_bad_input(tmp_path, capsys):
     assert not (tmp_path / "x.BASIS").exists() and not (tmp_path / "y.BASIS").exists()
     assert main(["basis", "info", str(tmp_path / "b.BASIS")]) == 2
     assert "not an LCModel" in capsys.readouterr().err
+    assert main(["synth", "--n", "1", "--out", str(tmp_path / "s.nii.gz")]) == 0
+    capsys.readouterr()
+    assert main(["quantify", str(tmp_path / "s.nii.gz"), "--shift-average", "0", "--out", str(tmp_path / "q.csv")]) == 2
+    assert "--shift-average must be 1 or more" in capsys.readouterr().err and not (tmp_path / "q.csv").exists()
 
 
 def test_synth_writes_nifti_and_truth(tmp_path):
