@@ -31,6 +31,9 @@ def test_a_ratio_beyond_the_tolerance_is_flagged_and_named():
     np.testing.assert_allclose(out["crosscheck_max_diff_pct"], [100 * (0.60 / 0.97 - 1) * -1, 100 * 0.04 / 0.84, 38.1],
                                atol=0.1)
     assert TOLERANCE["Ins"] == 0.20
+    # the fit's own numbers beside the network's (the nearer to LCModel on real scans)
+    np.testing.assert_allclose(out["crosscheck_fit_Ins_over_tCr"], [0.97, 0.84, 0.97])
+    np.testing.assert_allclose(out["crosscheck_fit_Ins_over_tCr_rel_crlb"], np.hypot(0.02, 0.01), rtol=1e-6)
 
 
 def test_noise_alone_does_not_flag_a_low_snr_spectrum():
@@ -47,7 +50,7 @@ def test_a_failed_fit_checks_nothing():
     fit = _table([0.97], sd_suffix="_crlb", status=["poor_fit"])
     out = cross_check(net, fit)
     assert out["status"][0] == "ok" and out["crosscheck_fit_status"][0] == "poor_fit"
-    assert np.isnan(out["crosscheck_max_diff_pct"][0])
+    assert np.isnan(out["crosscheck_max_diff_pct"][0]) and np.isnan(out["crosscheck_fit_Ins_over_tCr"][0])
 
 
 def test_the_message_names_the_users_basis_and_what_to_trust():

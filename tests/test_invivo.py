@@ -118,6 +118,12 @@ def test_the_networks_wrong_ins_on_sub01_is_flagged_by_the_fit_cross_check(tmp_p
     assert "Ins/tCr" in table["message"][0] and "mrs-tf fit --basis" in table["message"][0]
     assert float(table["crosscheck_max_diff_pct"][0]) > 25 and table["crosscheck_fit_status"][0] == "ok"
     assert "an in vivo fit of the same spectrum" in capsys.readouterr().err
+    # the fit's own ratios stand beside the network's: within the targets of LCModel (1.280, 0.165, 0.864, 1.129)
+    for name, lcm, tol in (("NAA+NAAG", 1.280, 0.10), ("GPC+PCh", 0.165, 0.10), ("Ins", 0.864, 0.10),
+                           ("Glu", 1.129, 0.15)):
+        fit = float(table[f"crosscheck_fit_{name}_over_tCr"][0])
+        assert abs(fit / lcm - 1) < tol, (name, fit)
+        assert 0 < float(table[f"crosscheck_fit_{name}_over_tCr_rel_crlb"][0]) < 0.1
     # without the check the same number came out marked ok: the failure this guards against
     assert main(["quantify", str(_act("sub-01")), "--model", str(GENERAL), "--out", str(tmp_path / "n.csv"),
                  "--no-cross-check"]) == 0
