@@ -96,8 +96,11 @@ def brain_complete_basis(folder: Path, pulse: str) -> Path:
     return plus.save(folder / f"{BASIS.stem}_plus_Gly_Glc_Ala.BASIS", overwrite=True)
 
 
-def ratios_from(table, i) -> dict:
-    return {label: float(table[f"{col}_over_tCr"][i]) for label, col in RATIOS}
+def ratios_from(table, i, prefix: str = "") -> dict:
+    """Row ``i``'s ratios to tCr (``prefix``: e.g. ``crosscheck_fit_``, the network's cross-check fit); Glx from
+    Glu+Gln where the table has it (NaN otherwise)."""
+    return {label: float(table[f"{prefix}{col}_over_tCr"][i]) if f"{prefix}{col}_over_tCr" in table else float("nan")
+            for label, col in RATIOS}
 
 
 def main() -> None:
@@ -202,6 +205,10 @@ def main() -> None:
             table = ResultTable.read_csv(out)
             rows[f"network, {general.name} (no flags)"] = ([ratios_from(table, i) for i in range(len(scans))], secs,
                                                            ",".join(table["status"]))
+            if "crosscheck_fit_NAA+NAAG_over_tCr" in table:  # the same command's cross-check fit, beside the network's
+                rows["  its cross-check fit (crosscheck_fit_*)"] = (
+                    [ratios_from(table, i, "crosscheck_fit_") for i in range(len(scans))], secs,
+                    ",".join(table["crosscheck_fit_status"]))
         else:
             print(f"{general}: exit {code} (see above)")
         # the network's answer starting a fit with the scan's own basis (mrs-tf fit's in vivo model, amplitudes >= 0)

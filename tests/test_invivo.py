@@ -112,9 +112,13 @@ def test_the_networks_wrong_ins_on_sub01_is_flagged_by_the_fit_cross_check(tmp_p
     in vivo fit of the same spectrum (mrs-tf's basis, shaped refocusing pulses for a scanner file) gives 0.84: the
     disagreement is flagged and named."""
     out = tmp_path / "r.csv"
-    assert main(["quantify", str(_act("sub-01")), "--model", str(GENERAL), "--out", str(out)]) == 0
+    report = tmp_path / "r.html"
+    assert main(["quantify", str(_act("sub-01")), "--model", str(GENERAL), "--out", str(out), "--report",
+                 str(report)]) == 0
     table = ResultTable.read_csv(out)
     assert table["status"][0] == "fit_disagrees", (table["status"][0], table["message"][0])
+    text = report.read_text()  # the report sets the two side by side
+    assert "beside an in vivo fit" in text and "Ins/tCr fit" in text and "fit_disagrees" in text
     assert "Ins/tCr" in table["message"][0] and "mrs-tf fit --basis" in table["message"][0]
     assert float(table["crosscheck_max_diff_pct"][0]) > 25 and table["crosscheck_fit_status"][0] == "ok"
     assert "an in vivo fit of the same spectrum" in capsys.readouterr().err

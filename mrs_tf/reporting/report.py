@@ -18,7 +18,7 @@ import numpy as np
 from mrs_tf.reporting.evaluate import HEADLINE, evaluate
 from mrs_tf.core.table import ResultTable
 
-__all__ = ["Comparison", "test_set", "load_test_data", "compare", "write_report", "summary_rows"]
+__all__ = ["Comparison", "test_set", "load_test_data", "compare", "write_report", "summary_rows", "crosscheck_rows"]
 
 
 @dataclass
@@ -305,9 +305,40 @@ def scan_report(path, table, fids, labels, quantifier, basis, overwrite: bool = 
     desc = (f"<p>Model: {html.escape(str(getattr(quantifier, 'folder', '')))} "
             f"({html.escape(quantifier.protocol_text())}). Concentrations in basis units (mM of mrs-tf's basis; "
             "absolute mM only where a water reference was given); sd is the network's sigma, CRLB a fit's bound.</p>")
+    check = crosscheck_rows(table, labels)
+    if check:
+        desc += ("<h3>The network beside an in vivo fit of the same spectra</h3><p>Ratios to tCr: the network's "
+                 "(± its sigma), the cross-check fit's (± its CRLB), and their difference; status "
+                 "<code>fit_disagrees</code> where they differ beyond the tolerance and 2 sigma of the two.</p>"
+                 + _html_table(check, list(check[0]), table_id="crosscheck"))
     names = list(quantifier.names) + [c for c in combination_rows(quantifier.names) if c not in quantifier.names]
     return _voxel_report(path, "mrs-tf quantification report", table, rows, names, all_warnings, desc, figures,
                          overwrite)
+
+
+def crosscheck_rows(table, labels, max_rows: int = 64) -> list[dict]:
+    """One row per spectrum (at most ``max_rows``) with each headline ratio to tCr of the network and of its
+    cross-check fit (``crosscheck_fit_*`` columns, :func:`mrs_tf.quantify.crosscheck.cross_check`) and their
+    difference in %; [] when the table has no cross-check."""
+    from mrs_tf.quantify.crosscheck import TOLERANCE, _rel_sd
+
+    names = [n for n in TOLERANCE if f"crosscheck_fit_{n}_over_tCr" in table and f"{n}_over_tCr" in table]
+    rows = []
+    for i in range(min(len(labels), max_rows)):
+        if not names:
+            break
+        row = {"spectrum": labels[i]}
+        for n in names:
+            net, fit = float(table[f"{n}_over_tCr"][i]), float(table[f"crosscheck_fit_{n}_over_tCr"][i])
+            rel = float(_rel_sd(table, n, "_sd")[i])
+            crlb = float(table[f"crosscheck_fit_{n}_over_tCr_rel_crlb"][i])
+            row[f"{n}/tCr network"] = f"{net:.3f}" + (f" ± {100 * rel:.0f} %" if np.isfinite(rel) else "")
+            row[f"{n}/tCr fit"] = f"{fit:.3f} ± {100 * crlb:.0f} %" if np.isfinite(fit) else "no fit"
+            row[f"{n} diff"] = f"{100 * (net / fit - 1):+.0f} %" if np.isfinite(fit) and fit > 0 else ""
+        if "status" in table:
+            row["status"] = str(table["status"][i])
+        rows.append(row)
+    return rows
 
 
 def _voxel_report(path, title: str, table, rows: list[dict], names, warnings: list[str], desc: str, figures,
