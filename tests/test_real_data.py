@@ -353,6 +353,18 @@ def test_train_basis_in_foreign_units_with_a_reference_peak_learns(tmp_path, cap
     assert json.loads((out / "quantifier.json").read_text())["basis_amplitude_per_proton"] == pytest.approx(1e-4,
                                                                                                           rel=0.01)
     assert "reference peak near 0 ppm" in capsys.readouterr().err
+    # the fits from the network's answer (hybrid, cross-check) get mrs-tf fit --basis's MM components and lipids as
+    # free signals in the basis's units, not the training's one fixed-shape MM (6-13 % from LCModel in vivo)
+    from mrs_tf import Quantifier
+
+    q = Quantifier.load(out)
+    fit_basis = q.fit_basis()
+    assert "MM" in q.basis().names and "MM" not in fit_basis.names
+    assert {"MM09", "MM20", "Lip09", "Lip13", "Lip20"} <= set(fit_basis.names)
+    assert abs(fit_basis.fids[fit_basis.index("MM09")][0]) == pytest.approx(3e-4, rel=0.05)  # 3 protons x 1e-4
+    d = read_data(data)
+    fitted = q.quantify(d["fids"], d["dwell_s"], d["field_mhz"], method="hybrid", n_jobs=1)
+    assert "Lip13" in fitted and np.all(np.asarray(fitted["NAA_over_tCr"]) > 0)
     # one step cannot learn: exit 2, the files renamed rejected_*, no model.keras left to load by mistake
     bad = tmp_path / "bad"
     assert main([*args, "--out", str(bad), "--epochs", "1", "--steps-per-epoch", "1"]) == 2

@@ -5,7 +5,8 @@ outside its training), and its sigma does not know. On real scans the shipped ge
 Ins/tCr for one of two Philips volunteers (LCModel and QUEST agreeing with each other) with status ``ok``. The check:
 fit the same (preprocessed) spectra with the in vivo model (:func:`fit_options`: QUEST's signal model, a spline
 baseline over 0.2-4.0 ppm, mrs-tf's basis for the scan's protocol (simulated with shaped refocusing pulses for
-scanner files: ``mrs-tf quantify --fit-pulse``), started from the network's answer by
+scanner files: ``mrs-tf quantify --fit-pulse``) or, for a network trained on a user's basis, that basis with free MM
+components and lipids (:meth:`~mrs_tf.nn.bundle.ModelBundle.fit_basis`), started from the network's answer by
 :func:`mrs_tf.hybrid.fit`) and compare the headline ratios to tCr. Where they differ by more than
 :data:`TOLERANCE` (and by more than ``n_sigma`` of the two estimates' combined uncertainty, so that noise alone does
 not flag a low-SNR spectrum) the spectrum's status becomes ``fit_disagrees`` and the message names each ratio with

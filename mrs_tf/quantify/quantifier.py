@@ -122,7 +122,8 @@ class Quantifier(ModelBundle):
 
         arr = self.check(fids, dwell_s, field_mhz, te_ms)
         if basis is None:
-            basis = self.basis_for(arr.shape[1], dwell_s, field_mhz, te_ms, refocusing=fit_pulse)
+            basis = (self.basis_for(arr.shape[1], dwell_s, field_mhz, te_ms, refocusing=fit_pulse) if self.general
+                     else self.fit_basis())
         elif not (self.general and _of_sampling(basis, arr.shape[1], dwell_s)):
             basis = self.check_basis(basis)
         # else: a protocol-general network and a basis already at the data's sampling (the scan's own, prepared by
