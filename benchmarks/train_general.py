@@ -173,13 +173,22 @@ def main() -> None:
                         choices=["none", "all", "te", "linewidth", "asymmetry", "shaped", "shaped-only", "shaped+all"],
                         help="domain randomisation of the basis signals (nn.general.BasisRandomisation; default all; "
                              "shaped: 3 of 4 batches from shaped-pulse PRESS simulations, shaped-only: all)")
+    parser.add_argument("--baseline-amp", type=float, default=None,
+                        help="largest baseline line, NAA heights (GENERAL_SYNTHESIS: 0.15)")
+    parser.add_argument("--lipid-amp", type=float, default=None, help="largest lipid signal, NAA heights (0.3)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="a fixed number of epochs (the cosine over them) instead of --minutes")
     args = parser.parse_args()
     import dataclasses
 
-    from mrs_tf.nn.general import (DOMAIN_RANDOMISATION as ALL, NO_RANDOMISATION as NONE, SHAPED_PULSES as SHAPED,
-                                   train_general)
+    from mrs_tf.nn.general import (DOMAIN_RANDOMISATION as ALL, GENERAL_SYNTHESIS, NO_RANDOMISATION as NONE,
+                                   SHAPED_PULSES as SHAPED, train_general)
+
+    synthesis = GENERAL_SYNTHESIS
+    if args.baseline_amp is not None:
+        synthesis = synthesis.with_(baseline_amp=(-args.baseline_amp, args.baseline_amp))
+    if args.lipid_amp is not None:
+        synthesis = synthesis.with_(lipid_amp=(0.0, args.lipid_amp))
 
     rand = {"none": NONE, "all": ALL,
             "te": dataclasses.replace(NONE, te_ms=ALL.te_ms, te1_fraction=ALL.te1_fraction),
@@ -199,7 +208,7 @@ def main() -> None:
         else:
             if not args.evaluate_only:
                 train_general(out, minutes=args.minutes, init_from=args.init_from, epochs=args.epochs,
-                              learning_rate=args.learning_rate, randomisation=rand)
+                              learning_rate=args.learning_rate, randomisation=rand, synthesis=synthesis)
             n = args.n
         results = measure(out, n)
         print_results(results)

@@ -139,12 +139,22 @@ def test_a_model_reads_the_grid_spectrum_and_the_protocol():
 
 @pytest.fixture(scope="module")
 def general_model(tmp_path_factory):
-    from mrs_tf.nn.general import train_general
+    from mrs_tf.nn.general import GENERAL_SYNTHESIS, train_general
 
     folder = tmp_path_factory.mktemp("general") / "model"
+    # the stream's nuisances are a parameter (benchmarks/train_general.py --baseline-amp / --lipid-amp ablate them)
     train_general(folder, minutes=0.01, batch_size=32, steps_per_epoch=3, val_batches=1, verbose=0,
-                  model_kwargs={"filters": (8, 8), "dense_units": 16})
+                  model_kwargs={"filters": (8, 8), "dense_units": 16},
+                  synthesis=GENERAL_SYNTHESIS.with_(baseline_amp=(-0.3, 0.3)))
     return folder
+
+
+def test_the_streams_nuisance_ranges_are_recorded(general_model):
+    import json
+
+    meta = json.loads((general_model / "quantifier.json").read_text())
+    assert list(meta["training"]["synthesis"]["baseline_amp"]) == [-0.3, 0.3]
+    assert list(meta["training"]["synthesis"]["lipid_amp"]) == [0.0, 0.3]
 
 
 def test_a_general_model_serves_any_scan_of_its_space_without_flags(general_model, tmp_path, capsys):

@@ -248,23 +248,26 @@ def train_general(out_dir, minutes: float = 40.0, *, batch_size: int = 256, step
                   learning_rate: float = 1e-3, seed: int = 0, model: str = "seed_cnn", model_kwargs: dict | None = None,
                   val_batches: int = 8, resume: bool = False, verbose="auto", init_from=None,
                   min_learning_rate: float = 1e-5, randomisation: BasisRandomisation = NO_RANDOMISATION,
-                  epochs: int | None = None):
+                  epochs: int | None = None, synthesis: SynthesisConfig = GENERAL_SYNTHESIS):
     """Train a protocol-general network for ``minutes`` of wall-clock time (the epoch running at the limit ends
     it) into ``out_dir``: ``model.keras``, ``quantifier.json`` (``"input": "ppm_grid"`` and the protocol space),
     ``log.csv``; resumable (``resume=True`` continues the same stream). The learning rate follows a cosine from
     ``learning_rate`` to ``min_learning_rate`` over the time budget (a plateau schedule on a noisy validation set
     halved it six times in the first 13 minutes). ``init_from``: a ``.keras`` model whose weights start the run.
+    ``synthesis``: the nuisance ranges of the stream (default :data:`GENERAL_SYNTHESIS`; recorded in
+    ``quantifier.json`` and used for the sigma calibration).
     Returns the Keras history dict. BLAS is held at one thread for the run (the stream's bits do not depend on
     thread scheduling; see :func:`mrs_tf.nn.train.train`)."""
     from mrs_tf.core.threads import one_blas_thread
 
     with one_blas_thread():
         return _train_general(out_dir, minutes, batch_size, steps_per_epoch, learning_rate, seed, model, model_kwargs,
-                              val_batches, resume, verbose, init_from, min_learning_rate, randomisation, epochs)
+                              val_batches, resume, verbose, init_from, min_learning_rate, randomisation, epochs,
+                              synthesis)
 
 
 def _train_general(out_dir, minutes, batch_size, steps_per_epoch, learning_rate, seed, model, model_kwargs,
-                   val_batches, resume, verbose, init_from, min_learning_rate, randomisation, epochs):
+                   val_batches, resume, verbose, init_from, min_learning_rate, randomisation, epochs, synthesis):
     import os
     import time
     from pathlib import Path
@@ -286,7 +289,8 @@ def _train_general(out_dir, minutes, batch_size, steps_per_epoch, learning_rate,
     names = list(simulate_basis().names)
     outputs = output_names(names)
     mat = combination_matrix(names, outputs)
-    val_x, val_y = general_validation_set(names, mat, val_batches, batch_size, seed, randomisation=randomisation)
+    val_x, val_y = general_validation_set(names, mat, val_batches, batch_size, seed, config=synthesis,
+                                          randomisation=randomisation)
     rms = np.sqrt(np.mean(val_x["spectrum"] ** 2, axis=(1, 2)))
     scale = np.median(val_y["concentrations"] / rms[:, None], axis=0)
     net = build_model(model, input_points=GRID_POINTS, n_outputs=len(outputs), output_scale=scale, uncertainty=True,
@@ -295,7 +299,8 @@ def _train_general(out_dir, minutes, batch_size, steps_per_epoch, learning_rate,
     if init_from is not None:
         net.set_weights(keras.saving.load_model(init_from, compile=False).get_weights())
     first = _backed_up_epochs(backup) * steps_per_epoch if resume else 0
-    ds = general_dataset(names, mat, batch_size, seed, first_batch=first, randomisation=randomisation)
+    ds = general_dataset(names, mat, batch_size, seed, config=synthesis, first_batch=first,
+                         randomisation=randomisation)
     earlier = logged_run(out) if resume else {"seconds": 0.0, "best_val_loss": None, "epochs": 0}
     deadline = time.time() + minutes * 60 - earlier["seconds"]
 
@@ -342,11 +347,11 @@ def _train_general(out_dir, minutes, batch_size, steps_per_epoch, learning_rate,
                          "spectra_seen": epochs_run * steps_per_epoch * batch_size, "seed": seed,
                          "batch_size": batch_size, "steps_per_epoch": steps_per_epoch,
                          "learning_rate": learning_rate, "model_kwargs": model_kwargs or {},
-                         "synthesis": {k: v for k, v in GENERAL_SYNTHESIS.__dict__.items() if k != "priors"},
+                         "synthesis": {k: v for k, v in synthesis.__dict__.items() if k != "priors"},
                          "basis_randomisation": dataclasses.asdict(randomisation),
                          "init_from": str(init_from) if init_from is not None else None}}
     _write_json(out / "quantifier.json", meta)
-    calibrate_general_sd(out, seed=seed, batch_size=batch_size)
+    calibrate_general_sd(out, seed=seed, batch_size=batch_size, synthesis=synthesis)
     if backup.exists():
         import shutil
 
@@ -354,7 +359,8 @@ def _train_general(out_dir, minutes, batch_size, steps_per_epoch, learning_rate,
     return history.history
 
 
-def calibrate_general_sd(folder, n_batches: int = 16, batch_size: int = 256, seed: int = 0) -> np.ndarray:
+def calibrate_general_sd(folder, n_batches: int = 16, batch_size: int = 256, seed: int = 0,
+                         synthesis: SynthesisConfig = GENERAL_SYNTHESIS) -> np.ndarray:
     """Post-hoc sigma calibration of a protocol-general network (as :func:`mrs_tf.train.calibrate_sd`): on fresh
     batches of the stream (seed offset 2,000,000, protocols drawn from the space, healthy-brain priors), the factor
     per output that makes the median |error| / sigma that of a standard normal (0.6745); written into
@@ -371,7 +377,7 @@ def calibrate_general_sd(folder, n_batches: int = 16, batch_size: int = 256, see
     meta.pop("sd_scale", None)
     q.meta.pop("sd_scale", None)
     mat = combination_matrix(q.names, q.outputs)
-    syn = evaluation_synthesis(GENERAL_SYNTHESIS)
+    syn = evaluation_synthesis(synthesis)
     means, sds, targets = [], [], []
     for i in range(n_batches):
         spectra, protocol, conc = general_batch(q.names, batch_size, seed + 2_000_000, i, config=syn)
