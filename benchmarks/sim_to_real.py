@@ -234,7 +234,7 @@ def cross_check_study(q, n: int, seed: int, n_sigma: float | None = None,
         wrong = np.zeros(n, bool)
         for name, tol in crosscheck.TOLERANCE.items():  # nonsense: off beyond the tolerance and its own 2.5 sigma
             err = np.asarray(net[f"{name}_over_tCr"], float) / (truth_value(truth, name) / tcr) - 1
-            wrong |= (np.abs(err) > tol) & (np.abs(err) > 2.5 * crosscheck._rel_sd(net, name, "_sd"))
+            wrong |= (np.abs(err) > tol) & (np.abs(err) > 2.5 * crosscheck.ratio_rel_sd(net, name, "_sd"))
         mean, _ = q.predict(fids, basis.dwell_s, basis.field_mhz, te_ms=te)
         for fit_basis in fit_bases:
             if fit_basis == "mrs-tf's":

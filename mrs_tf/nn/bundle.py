@@ -162,8 +162,10 @@ class ModelBundle:
         (:func:`mrs_tf.basis_prep.mm_and_lipid_signals`). With the single fixed-shape MM and no lipids the in vivo
         fit of the two Philips volunteers was 6-13 % from LCModel on tNAA and Ins, with them as close as
         ``mrs-tf fit --basis`` (benchmarks/RESULTS.md)."""
+        from mrs_tf.nn.config import ADDED_PARAMETRIC_MM
+
         basis = self.basis()
-        if self.general or not str(basis.protocol.get("mm_model", "")).startswith("mrs-tf parametric MM (added"):
+        if self.general or basis.protocol.get("mm_model") != ADDED_PARAMETRIC_MM:
             return basis
         if self._fit_basis is None:
             from mrs_tf.fitting.basis_prep import mm_and_lipid_signals

@@ -12,7 +12,7 @@ from mrs_tf.physics.metabolites import prior_means
 from mrs_tf.physics.synth import SynthesisConfig
 from mrs_tf.preprocess.spectra import DEFAULT_PPM_RANGE
 
-__all__ = ["TrainConfig", "TRAINING_SYNTHESIS", "TRAINING_PRIOR_WIDENING", "prior_scale", "output_names",
+__all__ = ["ADDED_PARAMETRIC_MM", "TrainConfig", "TRAINING_SYNTHESIS", "TRAINING_PRIOR_WIDENING", "prior_scale", "output_names",
            "combination_matrix", "load_training_basis", "UNKNOWN_PRIOR_MM", "healthy_priors", "evaluation_synthesis"]
 
 #: Training concentrations are drawn from the healthy-brain priors widened to [low * a, high * b]: networks then do
@@ -75,6 +75,10 @@ class TrainConfig:
         return SynthesisConfig(**syn)
 
 
+#: the ``mm_model`` note of a user's basis to which mrs-tf's single parametric MM was added (it had none); fits from
+#: the network's answer use free MM components and lipids instead (:meth:`mrs_tf.nn.bundle.ModelBundle.fit_basis`)
+ADDED_PARAMETRIC_MM = "mrs-tf parametric MM (added, scaled to the basis's units)"
+
 #: concentration prior (mM) of a foreign basis's signals that mrs-tf does not know (override in synthesis priors)
 UNKNOWN_PRIOR_MM = (0.0, 2.0)
 
@@ -129,7 +133,7 @@ def load_training_basis(path, protocol_from=None, add_mm: bool = True, complete:
         # 1e-4 per proton would get MM peaks 10,000x too tall
         fids = np.vstack([basis.fids, parametric_mm(basis)])
         basis = BasisSet(list(basis.names) + [MM_NAME], fids, basis.dwell_s, basis.field_mhz, basis.ref_ppm,
-                         dict(protocol, mm_model="mrs-tf parametric MM (added, scaled to the basis's units)"))
+                         dict(protocol, mm_model=ADDED_PARAMETRIC_MM))
     else:
         basis = BasisSet(list(basis.names), basis.fids, basis.dwell_s, basis.field_mhz, basis.ref_ppm, protocol)
     return basis

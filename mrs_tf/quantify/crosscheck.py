@@ -25,7 +25,7 @@ import numpy as np
 
 from mrs_tf.core.table import ResultTable
 
-__all__ = ["TOLERANCE", "N_SIGMA", "cross_check", "fit_options", "disagreements"]
+__all__ = ["TOLERANCE", "N_SIGMA", "cross_check", "fit_options", "disagreements", "ratio_rel_sd"]
 
 #: relative difference (network / fit - 1) above which a headline ratio to tCr is flagged
 TOLERANCE = {"NAA+NAAG": 0.20, "GPC+PCh": 0.20, "Ins": 0.20, "Glu": 0.25}
@@ -44,7 +44,7 @@ def fit_options():
     return QuestOptions.in_vivo(water_ppm=None)
 
 
-def _rel_sd(table, name: str, sd_suffix: str) -> np.ndarray:
+def ratio_rel_sd(table, name: str, sd_suffix: str) -> np.ndarray:
     """Relative sd of ``name``/tCr from the columns ``name + sd_suffix`` and ``Cr+PCr + sd_suffix`` (NaN where
     missing)."""
     def rel(n):
@@ -72,8 +72,8 @@ def disagreements(network: ResultTable, fit: ResultTable, tolerance: dict | None
         ref = np.asarray(fit[key], float)
         with np.errstate(divide="ignore", invalid="ignore"):
             diff = net / ref - 1.0
-        noise = n_sigma * np.sqrt(np.nan_to_num(_rel_sd(network, name, "_sd")) ** 2 +
-                                  np.nan_to_num(_rel_sd(fit, name, "_crlb")) ** 2)
+        noise = n_sigma * np.sqrt(np.nan_to_num(ratio_rel_sd(network, name, "_sd")) ** 2 +
+                                  np.nan_to_num(ratio_rel_sd(fit, name, "_crlb")) ** 2)
         valid = np.isfinite(diff) & (ref > 0)
         worst = np.where(valid, np.fmax(worst, np.abs(diff)), worst)
         for i in np.flatnonzero(valid & (np.abs(diff) > np.maximum(tol, noise))):
@@ -89,7 +89,8 @@ def cross_check(network: ResultTable, fit: ResultTable, tolerance: dict | None =
     headline ratio (the fit's value and its relative CRLB, NaN where the fit failed: on real scans the fit's numbers
     were the nearer to LCModel's, benchmarks/RESULTS.md), and, where a ratio differs beyond ``tolerance``
     (:data:`TOLERANCE`) and ``n_sigma`` of the combined uncertainty, ``status = "fit_disagrees"`` (a status already
-    not ``ok`` is kept) and the message naming the ratios. A fit that failed (status not ``ok``) checks nothing: its status says so and the network's stays.
+    not ``ok`` is kept) and the message naming the ratios. A fit that failed (status not ``ok``) checks nothing: its
+    status says so and the network's stays.
     ``basis_label``: the basis the fit used when it was the user's (the scan's own: then the fit is the better
     estimate), None for mrs-tf's."""
     out = ResultTable(dict(network))
@@ -103,7 +104,7 @@ def cross_check(network: ResultTable, fit: ResultTable, tolerance: dict | None =
         key = f"{name}_over_tCr"
         if key in fit:
             out[f"crosscheck_fit_{key}"] = np.where(usable, np.asarray(fit[key], float), np.nan)
-            out[f"crosscheck_fit_{key}_rel_crlb"] = np.where(usable, _rel_sd(fit, name, "_crlb"), np.nan)
+            out[f"crosscheck_fit_{key}_rel_crlb"] = np.where(usable, ratio_rel_sd(fit, name, "_crlb"), np.nan)
     status = np.asarray(out["status"], dtype=object).copy() if "status" in out else np.full(n, "ok", dtype=object)
     message = np.asarray(out["message"], dtype=object).copy() if "message" in out else np.full(n, "", dtype=object)
     for i in range(n):

@@ -320,7 +320,7 @@ def crosscheck_rows(table, labels, max_rows: int = 64) -> list[dict]:
     """One row per spectrum (at most ``max_rows``) with each headline ratio to tCr of the network and of its
     cross-check fit (``crosscheck_fit_*`` columns, :func:`mrs_tf.quantify.crosscheck.cross_check`) and their
     difference in %; [] when the table has no cross-check."""
-    from mrs_tf.quantify.crosscheck import TOLERANCE, _rel_sd
+    from mrs_tf.quantify.crosscheck import TOLERANCE, ratio_rel_sd
 
     names = [n for n in TOLERANCE if f"crosscheck_fit_{n}_over_tCr" in table and f"{n}_over_tCr" in table]
     rows = []
@@ -330,7 +330,7 @@ def crosscheck_rows(table, labels, max_rows: int = 64) -> list[dict]:
         row = {"spectrum": labels[i]}
         for n in names:
             net, fit = float(table[f"{n}_over_tCr"][i]), float(table[f"crosscheck_fit_{n}_over_tCr"][i])
-            rel = float(_rel_sd(table, n, "_sd")[i])
+            rel = float(ratio_rel_sd(table, n, "_sd")[i])
             crlb = float(table[f"crosscheck_fit_{n}_over_tCr_rel_crlb"][i])
             row[f"{n}/tCr network"] = f"{net:.3f}" + (f" ± {100 * rel:.0f} %" if np.isfinite(rel) else "")
             row[f"{n}/tCr fit"] = f"{fit:.3f} ± {100 * crlb:.0f} %" if np.isfinite(fit) else "no fit"
