@@ -39,6 +39,9 @@ class QuestOptions:
     baseline_knot_ppm: float = 0.1        # 'spline': spacing of the cubic B-spline baseline's knots (ppm)
     baseline_stiffness: float = 1.0       # 'spline': weight of the baseline's second differences (per noise sigma)
     auto_background_chi2: float = 25.0    # 'auto': keep the broad background when dropping it raises chi2 by more
+    # 'auto': components at least this broad are background (25-60 Hz ones, 0.2-0.5 ppm at 3 T, as wide as an MM peak
+    # or a broadened multiplet, were found in the noise of baseline-free spectra and kept by the chi2 test)
+    auto_background_min_fwhm_hz: float = 60.0
 
     def __post_init__(self):
         if self.background not in ("subtract", "include", "truncate", "none", "spline", "auto"):

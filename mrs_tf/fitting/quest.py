@@ -17,7 +17,7 @@ and first-order phase. One fit runs in stages:
    amplitudes, ``truncate`` keeps the stage-2 fit, ``none`` fits the whole FID without any background, ``spline``
    fits a band of the spectrum with a smooth baseline (LCModel's habit); ``auto`` (the default) is ``include`` where
    the data need the background (leaving it out raises chi2 by more than ``auto_background_chi2``) and ``none``
-   where they do not.
+   where they do not; its broad components are those of FWHM >= ``auto_background_min_fwhm_hz`` (60 Hz).
 
 Measured against each other (``benchmarks/estimators.py``; MAPE over the MAPE of an estimator at the exact model's
 bound, tNAA / tCho / Glu / Ins): on 2 x 200 spectra without baseline (the conditions in which the issue measured
@@ -346,7 +346,8 @@ def _fit_one(fid: np.ndarray, basis: BasisSet, opts: QuestOptions) -> QuestResul
         resid = y2 - m2.metabolite_amplitudes(lin2) @ phi2
         window = min(n, max(int(round(opts.background_window_ms * 1e-3 / dwell)), 4 * opts.background_components))
         comps = hlsvd(resid, dwell, opts.background_components, window)
-        broad = comps.select((comps.fwhm_hz >= opts.background_min_fwhm_hz) & (comps.damping > 0))
+        min_fwhm = opts.auto_background_min_fwhm_hz if opts.background == "auto" else opts.background_min_fwhm_hz
+        broad = comps.select((comps.fwhm_hz >= min_fwhm) & (comps.damping > 0))
         n_broad = len(broad)
         if opts.background == "subtract":
             background_acq = m2.unframe(broad.signal(t), p2)
