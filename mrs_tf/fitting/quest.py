@@ -22,8 +22,8 @@ and first-order phase. One fit runs in stages:
 Measured against each other (``benchmarks/estimators.py``; MAPE over the MAPE of an estimator at the exact model's
 bound, tNAA / tCho / Glu / Ins): on 2 x 200 spectra without baseline (the conditions in which the issue measured
 FSL-MRS: 0.94 / 1.15 / 1.06 / 1.09) ``subtract`` 1.28 / 1.10 / 1.06 / 1.43 and 1.54 / 1.25 / 1.74 / 1.98, ``auto``
-0.91 / 0.98 / 0.88 / 1.01 and 1.13 / 1.00 / 1.14 / 1.08; with broad baselines ``subtract`` 1.20 / 1.17 / 1.12 / 1.30 and
-1.31 / 1.20 / 1.13 / 1.59, ``auto`` 1.07 / 1.04 / 0.99 / 1.08 and 1.18 / 1.05 / 1.15 / 1.32, with the same CRLB coverage
+0.89 / 0.99 / 0.88 / 1.02 and 1.04 / 0.96 / 0.95 / 0.95; with broad baselines ``subtract`` 1.20 / 1.17 / 1.12 / 1.30 and
+1.31 / 1.20 / 1.13 / 1.59, ``auto`` 1.04 / 1.00 / 0.98 / 1.14 and 1.14 / 1.04 / 1.17 / 1.30, with the same CRLB coverage
 (standardised errors' SD 0.8-1.1). ``subtract``, the published QUEST, stays one argument away; ``truncate`` with
 7.5 ms is the hybrid's model (:data:`mrs_tf.hybrid.HYBRID_OPTIONS`: closest to the bound with baselines, but it
 spends the FID's start where there is none, and its CRLBs under-cover at SNR 100-200: 1.3-2.4).
