@@ -96,7 +96,7 @@ class Quantifier(ModelBundle):
         ``shift_average`` (e.g. 5; ``mrs-tf quantify --shift-average``): the network's answer averaged over that many
         frequency offsets within +-0.04 ppm (:meth:`~mrs_tf.nn.bundle.ModelBundle.infer`): 2-9 % lower MAPE on
         simulated spectra (their sigma coverage stays 63-72 %); ``shift_average`` times the network's time. On two
-        real scans it moved the ratios by up to 5 % (benchmarks/RESULTS.md), neither nearer to LCModel's nor
+        real scans it moved the ratios by up to 7 % (benchmarks/RESULTS.md), neither nearer to LCModel's nor
         further on the whole, so it is not the default.
         """
         if method not in ("network", "hybrid"):
