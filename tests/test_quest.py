@@ -222,7 +222,8 @@ def test_auto_background_rarely_keeps_one_that_is_not_there(basis):
     auto = quest.fit(plain, basis, n_jobs=2, progress=False)
     kept = np.asarray(auto["background_delta_chi2"]) >= quest.QuestOptions().auto_background_chi2
     assert kept.sum() <= 2, kept.sum()
-    assert quest.QuestOptions().auto_background_min_fwhm_hz == 60.0 and quest.QuestOptions().background_min_fwhm_hz == 25.0
+    defaults = quest.QuestOptions()
+    assert defaults.auto_background_min_fwhm_hz == 60.0 and defaults.background_min_fwhm_hz == 25.0
 
 
 def test_nonnegative_amplitudes(basis):

@@ -362,6 +362,9 @@ def test_train_basis_in_foreign_units_with_a_reference_peak_learns(tmp_path, cap
     assert "MM" in q.basis().names and "MM" not in fit_basis.names
     assert {"MM09", "MM20", "Lip09", "Lip13", "Lip20"} <= set(fit_basis.names)
     assert abs(fit_basis.fids[fit_basis.index("MM09")][0]) == pytest.approx(3e-4, rel=0.05)  # 3 protons x 1e-4
+    # the cross-check's messages name what it fitted with, from Python as from the command line
+    assert q.fit_basis_label() == "the network's training basis (tiny.BASIS)"
+    assert q.fit_basis_label("scan.BASIS") == "scan.BASIS"
     d = read_data(data)
     fitted = q.quantify(d["fids"], d["dwell_s"], d["field_mhz"], method="hybrid", n_jobs=1)
     assert "Lip13" in fitted and np.all(np.asarray(fitted["NAA_over_tCr"]) > 0)

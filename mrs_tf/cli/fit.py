@@ -152,17 +152,6 @@ def add_parsers(sub) -> None:
     qnt.add_argument("--overwrite", action="store_true")
 
 
-def _check_basis_label(args, q, scan_basis) -> str | None:
-    """What the cross-check's fit used, for its message: the scan's own basis (``--basis``), a network's training
-    basis file (``mrs-tf train --basis``), or None for mrs-tf's simulated basis."""
-    if scan_basis is not None:
-        return Path(args.basis).name
-    cfg = None if q.general else q.train_config()
-    if cfg is not None and cfg.basis_path:
-        return f"the network's training basis ({Path(cfg.basis_path).name})"
-    return None
-
-
 def _remove_water(d: dict, band) -> dict:
     """HLSVD removal of residual water in ``band`` (ppm) from every non-zero, finite FID of ``d``."""
     from mrs_tf.preprocess.hlsvd import remove_band
@@ -500,7 +489,8 @@ def _quantify(args) -> None:
                                  te_ms=d.get("te_ms"), method="hybrid", options=crosscheck.fit_options(),
                                  basis=scan_basis, fit_pulse=fit_pulse, shift_average=args.shift_average)
                 checked = crosscheck.cross_check(ResultTable({k: v[keep] for k, v in full.items()}), fit,
-                                                 basis_label=_check_basis_label(args, q, scan_basis))
+                                                 basis_label=q.fit_basis_label(
+                                                     Path(args.basis).name if scan_basis is not None else None))
                 for k, v in checked.items():  # the kept rows' values; the others keep theirs (not_quantified)
                     if k in full:
                         full[k][keep] = v

@@ -304,8 +304,7 @@ class _Batch:
             gram[:, m:m + j, m:m + j] += pen * inv_var
             gram[:, m + j:, m + j:] += pen * inv_var
         rhs = _gram(lin_rows, d_real)[..., 0] * inv_var[..., 0]
-        norm = np.sqrt(np.maximum(np.einsum("bii->bi", gram), 1e-300))                  # equilibrate the solve
-        gram_n = gram / norm[:, :, None] / norm[:, None, :]
+        gram_n, norm = _equilibrated(gram)
         lin = np.linalg.solve(gram_n, (rhs / norm)[..., None])[..., 0] / norm
         amp = lin[:, :m]
         met, tmet, met_td = _combine(amp, phi), _combine(amp, tphi), _combine(amp, phi_td)
@@ -583,6 +582,14 @@ def fit_results(fids, basis: BasisSet, initial: np.ndarray | None = None, option
                 yield res
 
 
+def _equilibrated(gram: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(B, L, L) normal-equation matrices scaled to a unit diagonal, and the (B, L) scale ``norm``: solve
+    ``gram_n x = rhs / norm`` and divide by ``norm`` (amplitudes of very different sizes, e.g. a basis in units of
+    1e-4 beside spline terms, then solve as well as equal ones)."""
+    norm = np.sqrt(np.maximum(np.einsum("bii->bi", gram), 1e-300))
+    return gram / norm[:, :, None] / norm[:, None, :], norm
+
+
 def _whole_cost(prob: _Problem, trunc: "_Batch", first: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     """(B,) the VARPRO cost of the whole FID at the truncated fit's parameters, amplitudes re-solved, from that fit's
     normal equations plus the first k0 points ``first`` (corrected data, (B, k0)): the 'auto' test's start, without
@@ -600,8 +607,8 @@ def _whole_cost(prob: _Problem, trunc: "_Batch", first: np.ndarray, sigma: np.nd
     d0 = _real(np.ascontiguousarray(first))[:, None, :]
     gram = gram_t + _gram(rows0, rows0) * inv_var
     rhs = rhs_t + _gram(rows0, d0)[..., 0] * inv_var[..., 0]
-    norm = np.sqrt(np.maximum(np.einsum("bii->bi", gram), 1e-300))
-    lin = np.linalg.solve(gram / norm[:, :, None] / norm[:, None, :], (rhs / norm)[..., None])[..., 0] / norm
+    gram_n, norm = _equilibrated(gram)
+    lin = np.linalg.solve(gram_n, (rhs / norm)[..., None])[..., 0] / norm
     data_sq = data_sq_t + np.sum(np.abs(first) ** 2, axis=1) / sigma ** 2
     return 0.5 * np.maximum(data_sq - np.einsum("bl,bl->b", lin, rhs), 0.0) + constraint
 

@@ -168,15 +168,13 @@ class ModelBundle:
         if self.general or basis.protocol.get("mm_model") != ADDED_PARAMETRIC_MM:
             return basis
         if self._fit_basis is None:
-            from mrs_tf.fitting.basis_prep import mm_and_lipid_signals
-            from mrs_tf.physics.basis import BasisSet
+            from mrs_tf.fitting.basis_prep import prepare_basis
             from mrs_tf.physics.metabolites import MM_NAME
 
+            # the training basis is already cleaned, referenced and resampled: only the MM/lipid step remains
             bare = basis.subset([n for n in basis.names if n != MM_NAME])
-            names, fids = mm_and_lipid_signals(bare)
-            self._fit_basis = BasisSet(list(bare.names) + names, np.vstack([bare.fids, fids]), bare.dwell_s,
-                                       bare.field_mhz, bare.ref_ppm, dict(basis.protocol,
-                                                                          mm_model="mrs-tf MM + lipids (added)"))
+            self._fit_basis = prepare_basis(bare, remove_references=False, reference=False,
+                                            log=lambda line: None).basis
         return self._fit_basis
 
     def basis(self):

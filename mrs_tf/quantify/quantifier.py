@@ -8,6 +8,9 @@ Water scaling is :mod:`mrs_tf.fitting.water`.
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 
 from mrs_tf.core.errors import MRSError, ProtocolError
@@ -111,8 +114,21 @@ class Quantifier(ModelBundle):
 
             fit = self._hybrid(fids, dwell_s, field_mhz, batch_size, te_ms, basis, crosscheck.fit_options(), n_jobs,
                                fallback, mean=mean, fit_pulse=fit_pulse)
-            table = crosscheck.cross_check(table, fit)
+            given = None if basis is None else (Path(basis).name if isinstance(basis, (str, os.PathLike))
+                                                else "the basis given")
+            table = crosscheck.cross_check(table, fit, basis_label=self.fit_basis_label(given))
         return table
+
+    def fit_basis_label(self, given: str | None = None) -> str | None:
+        """What the fits from the network's answer (hybrid, cross-check) fit with, for messages: ``given`` (the name
+        of a basis the caller passed, e.g. the scan's own file), else the network's training basis file (a network
+        of ``mrs-tf train --basis``), else None (mrs-tf's simulated basis)."""
+        if given:
+            return given
+        cfg = None if self.general else self.train_config()
+        if cfg is not None and cfg.basis_path:
+            return f"the network's training basis ({Path(cfg.basis_path).name})"
+        return None
 
     def _hybrid(self, fids, dwell_s, field_mhz, batch_size, te_ms, basis, options, n_jobs, fallback,
                 mean=None, fit_pulse: str | None = None, shift_average: int = 1) -> ResultTable:
