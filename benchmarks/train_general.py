@@ -170,9 +170,10 @@ def main() -> None:
     parser.add_argument("--init-from", default=None, help="a .keras model whose weights start the run")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--randomisation", default="all",
-                        choices=["none", "all", "te", "linewidth", "asymmetry", "shaped", "shaped-only", "shaped+all"],
+                        choices=["none", "all", "te", "linewidth", "asymmetry", "shaped", "shaped-only", "shaped+all",
+                                 "group-shifts"],
                         help="domain randomisation of the basis signals (nn.general.BasisRandomisation; default all; "
-                             "shaped: 3 of 4 batches from shaped-pulse PRESS simulations, shaped-only: all)")
+                             "shaped: 3 of 4 batches from shaped-pulse PRESS simulations, shaped-only: all; group-shifts: every spin system moved by its own +-0.02 ppm)")
     parser.add_argument("--baseline-amp", type=float, default=None,
                         help="largest baseline line, NAA heights (GENERAL_SYNTHESIS: 0.15)")
     parser.add_argument("--lipid-amp", type=float, default=None, help="largest lipid signal, NAA heights (0.3)")
@@ -181,8 +182,8 @@ def main() -> None:
     args = parser.parse_args()
     import dataclasses
 
-    from mrs_tf.nn.general import (DOMAIN_RANDOMISATION as ALL, GENERAL_SYNTHESIS, NO_RANDOMISATION as NONE,
-                                   SHAPED_PULSES as SHAPED, train_general)
+    from mrs_tf.nn.general import (DOMAIN_RANDOMISATION as ALL, GENERAL_SYNTHESIS, GROUP_SHIFTS,
+                                   NO_RANDOMISATION as NONE, SHAPED_PULSES as SHAPED, train_general)
 
     synthesis = GENERAL_SYNTHESIS
     if args.baseline_amp is not None:
@@ -197,6 +198,7 @@ def main() -> None:
             "shaped": SHAPED,
             "shaped-only": dataclasses.replace(SHAPED, shaped_fraction=1.0),
             "shaped+all": dataclasses.replace(ALL, pulses=SHAPED.pulses, shaped_fraction=SHAPED.shaped_fraction),
+            "group-shifts": GROUP_SHIFTS,
             }[args.randomisation]
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -214,3 +214,48 @@ def test_shaped_pulse_randomisation_takes_whole_batches_from_a_shaped_simulation
     assert randomised_basis(proto, names, np.random.default_rng(0), NO_RANDOMISATION).protocol["refocusing"] == "ideal"
     with pytest.raises(ValueError, match="unknown refocusing pulse"):
         dataclasses.replace(SHAPED_PULSES, pulses=("vendor_x",))
+
+
+def test_spin_systems_sum_to_the_metabolite_and_group_shifts_move_each_on_its_own():
+    import dataclasses
+
+    import mrs_tf
+    from mrs_tf.nn.general import GROUP_SHIFTS, NO_RANDOMISATION, randomised_basis
+
+    whole = mrs_tf.simulate_basis(metabolites=["NAA", "Cr", "Glu", "MM"], cache=False)
+    parts = mrs_tf.simulate_basis(metabolites=["NAA", "Cr", "Glu", "MM"], cache=False, spin_systems=True)
+    assert parts.names == ["NAA#0", "NAA#1", "Cr#0", "Cr#1", "Glu#0", "MM"]
+    for name in ("NAA", "Cr", "Glu", "MM"):
+        rows = [k for k, n in enumerate(parts.names) if n.split("#")[0] == name]
+        np.testing.assert_allclose(parts.fids[rows].sum(0), whole[name], atol=1e-12 * np.abs(whole[name]).max())
+    # the acetyl singlet holds 3 of NAA's 6 protons (fid[0] counts protons), Cr's CH2 2 of 5
+    assert parts["NAA#0"][0].real == pytest.approx(3.0, rel=1e-9)
+    assert parts["Cr#1"][0].real == pytest.approx(2.0, rel=1e-9)
+
+    names = mrs_tf.simulate_basis().names
+    proto = {"field_mhz": 127.7, "te_ms": 35.0, "te1_ms": 14.0, "bandwidth_hz": 2000.0}
+    base = randomised_basis(proto, names, np.random.default_rng(0), NO_RANDOMISATION)
+    lb = np.exp(-np.pi * 1.0 * base.time)
+    fine = np.fft.fftshift(np.fft.fftfreq(16 * base.n_points, base.dwell_s))
+    ppm = base.ref_ppm - fine / base.field_mhz
+
+    def peak(fid, lo, hi):  # ppm of the largest point of the real spectrum in [lo, hi]
+        spec = np.fft.fftshift(np.fft.fft(fid * lb, 16 * base.n_points)).real
+        window = (ppm > lo) & (ppm < hi)
+        return ppm[window][np.argmax(spec[window])]
+
+    moves = []
+    for seed in range(6):
+        got = randomised_basis(proto, names, np.random.default_rng(seed), GROUP_SHIFTS)
+        np.testing.assert_array_equal(got["MM"], base["MM"])
+        ch3 = peak(got["Cr"], 2.9, 3.15) - peak(base["Cr"], 2.9, 3.15)
+        ch2 = peak(got["Cr"], 3.8, 4.05) - peak(base["Cr"], 3.8, 4.05)
+        acetyl = peak(got["NAA"], 1.9, 2.1) - peak(base["NAA"], 1.9, 2.1)
+        assert max(abs(ch3), abs(ch2), abs(acetyl)) <= 0.02 + 0.002
+        # each singlet keeps its amount (a shift moves a line, it does not change its area)
+        assert abs(got["Cr"][0] - base["Cr"][0]) < 1e-9 * abs(base["Cr"][0])
+        moves.append((ch3, ch2))
+    # the two groups of one metabolite move independently, not together
+    assert np.std([a - b for a, b in moves]) > 0.004
+    same = dataclasses.replace(GROUP_SHIFTS, group_shift_ppm=0.0)
+    assert not same.active

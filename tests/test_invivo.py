@@ -108,9 +108,9 @@ GENERAL = Path(__file__).resolve().parents[1] / "saved_models" / "press3t_short_
 
 
 def test_the_networks_wrong_ins_on_sub01_is_flagged_by_the_fit_cross_check(tmp_path, capsys):
-    """The shipped general network put Ins/tCr of sub-01 30 % below LCModel (0.60 vs 0.86) with status ok; the
-    in vivo fit of the same spectrum (mrs-tf's basis, shaped refocusing pulses for a scanner file) gives 0.84: the
-    disagreement is flagged and named."""
+    """The shipped general network puts Ins/tCr of sub-01 23 % below LCModel (0.66 vs 0.86; 0.60 before the file's
+    halved first point was restored) with status ok; the in vivo fit of the same spectrum (mrs-tf's basis, shaped
+    refocusing pulses for a scanner file) gives 0.85: the disagreement is flagged and named."""
     out = tmp_path / "r.csv"
     report = tmp_path / "r.html"
     assert main(["quantify", str(_act("sub-01")), "--model", str(GENERAL), "--out", str(out), "--report",
@@ -120,7 +120,7 @@ def test_the_networks_wrong_ins_on_sub01_is_flagged_by_the_fit_cross_check(tmp_p
     text = report.read_text()  # the report sets the two side by side
     assert "beside an in vivo fit" in text and "Ins/tCr fit" in text and "fit_disagrees" in text
     assert "Ins/tCr" in table["message"][0] and "mrs-tf fit --basis" in table["message"][0]
-    assert float(table["crosscheck_max_diff_pct"][0]) > 25 and table["crosscheck_fit_status"][0] == "ok"
+    assert float(table["crosscheck_max_diff_pct"][0]) > 20 and table["crosscheck_fit_status"][0] == "ok"
     assert "an in vivo fit of the same spectrum" in capsys.readouterr().err
     # the fit's own ratios stand beside the network's: within the targets of LCModel (1.280, 0.165, 0.864, 1.129)
     for name, lcm, tol in (("NAA+NAAG", 1.280, 0.10), ("GPC+PCh", 0.165, 0.10), ("Ins", 0.864, 0.10),

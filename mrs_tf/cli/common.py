@@ -64,7 +64,8 @@ def water_scale(args, table, names, data: dict, te_ms: float | None, per_proton:
     from mrs_tf.fitting.water import WaterScaling, check_water_protocol, scale_table, water_amplitude
 
     water = data.get("water") or read_data(args.water, field_mhz=args.field_mhz, dwell_s=dwell_s_from(args), combine=True,
-                                           role="water")  # what the data got, no more
+                                           role="water",  # what the data got, no more
+                                           restore_first_point=getattr(args, "restore_first_point", True))
     check_water_protocol(water, data)
     n = len(data["fids"])
     if len(water["fids"]) not in (1, n):
@@ -92,6 +93,10 @@ def add_preprocessing(p: argparse.ArgumentParser) -> None:
                    help="eddy-current (and zero-order phase) correction from the --water reference (Klose; the "
                         "default when --water is given)")
     g.add_argument("--no-ecc", dest="ecc", action="store_false", help="no eddy-current correction")
+    g.add_argument("--keep-first-point", dest="restore_first_point", action="store_false", default=True,
+                   help="leave a FID's first point as the file stores it (default: a first point stored halved, the "
+                        "DFT's trapezoid weight, as in Philips SDAT files, is doubled back; column "
+                        "first_point_restored)")
     g.add_argument("--conjugate", action="store_true",
                    help="the file uses the other frequency sign convention (peaks mirrored about the carrier): "
                         "conjugate the FIDs (and the --water reference) first")

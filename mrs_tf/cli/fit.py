@@ -167,13 +167,16 @@ def _read_scan(args, path) -> dict:
     --water); ``d["steps"]`` holds the per-row table columns that report what was done."""
     from mrs_tf.io import read_data
 
-    d = read_data(path, field_mhz=args.field_mhz, dwell_s=dwell_s_from(args), combine=args.combine, align=args.align)
+    first = getattr(args, "restore_first_point", True)
+    d = read_data(path, field_mhz=args.field_mhz, dwell_s=dwell_s_from(args), combine=args.combine, align=args.align,
+                  restore_first_point=first)
     if getattr(args, "conjugate", False):
         d = {**d, "fids": np.conj(d["fids"])}
     pre = d.get("preprocessing", {})
     n = len(d["fids"])
     steps = {"coils_combined": np.full(n, pre.get("coils", 1)), "transients_averaged": np.full(n, pre.get(
-        "transients", 1)), "align_max_hz": np.full(n, pre.get("align_max_hz", np.nan))}
+        "transients", 1)), "align_max_hz": np.full(n, pre.get("align_max_hz", np.nan)),
+        "first_point_restored": np.full(n, int(bool(pre.get("first_point_restored", False))))}
     ecc = bool(args.water) if args.ecc is None else bool(args.ecc)
     if ecc:
         if not args.water:
@@ -181,7 +184,8 @@ def _read_scan(args, path) -> dict:
         from mrs_tf.preprocess.spectra import eddy_current_correction
         from mrs_tf.fitting.water import check_water_protocol
 
-        water = read_data(args.water, field_mhz=args.field_mhz, dwell_s=dwell_s_from(args), combine=True, role="water")
+        water = read_data(args.water, field_mhz=args.field_mhz, dwell_s=dwell_s_from(args), combine=True, role="water",
+                          restore_first_point=first)
         if getattr(args, "conjugate", False):
             water = {**water, "fids": np.conj(water["fids"])}
         check_water_protocol(water, d)

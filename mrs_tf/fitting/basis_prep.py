@@ -199,6 +199,10 @@ def prepare_basis(basis: BasisSet, *, n_points: int | None = None, dwell_s: floa
     names = list(basis.names)
     fids = basis.fids.copy()
     protocol = dict(basis.protocol)
+    from mrs_tf.physics.basis import FIRST_POINT_RESTORED
+
+    if protocol.get("first_point") == FIRST_POINT_RESTORED:  # done by BasisSet.load, before any resampling
+        actions.append("the file stored each signal's first point halved (the DFT's trapezoid weight): doubled back")
     drop = [n for n in names if n.lower() in NON_METABOLITES] if remove_references else []
     if drop:
         keep = [i for i, n in enumerate(names) if n not in drop]

@@ -32,7 +32,7 @@ def _synthesis_provenance(hdr: dict | None) -> dict | None:
 
 
 def read_data(path, *, field_mhz: float | None = None, dwell_s: float | None = None, combine: bool = False,
-              role: str = "data", align: bool = True) -> dict:
+              role: str = "data", align: bool = True, restore_first_point: bool = True) -> dict:
     """Read measured (or synthesized) spectra for quantification.
 
     Formats by suffix: NIfTI-MRS (``.nii``/``.nii.gz``; every voxel and every higher dimension becomes one row),
@@ -46,6 +46,9 @@ def read_data(path, *, field_mhz: float | None = None, dwell_s: float | None = N
     coils and averages repetitions first (:func:`combine_dimensions`; transients frequency- and phase-aligned first unless
     ``align=False``); what it did is in ``"preprocessing"`` (``coils``, ``transients``, ``align_max_hz``,
     ``align_max_deg``). ``role="water"`` picks the water reference of a file that holds both (GE P-files).
+    ``restore_first_point``: FIDs stored with the first point halved (the DFT's trapezoid weight; the Philips SDAT
+    scans in ``../shared/data`` are) get it doubled back (:mod:`mrs_tf.preprocess.first_point`; one decision per
+    file, on the sum of its rows); ``"preprocessing"`` then has ``first_point_restored: True``.
     """
     path = require_file(path)
     suffix = full_suffix(path)
@@ -85,4 +88,9 @@ def read_data(path, *, field_mhz: float | None = None, dwell_s: float | None = N
     for key, given in (("dwell_s", dwell_s), ("field_mhz", field_mhz)):
         if given is not None and out[key] is not None and abs(out[key] - given) > 5e-3 * given:
             raise ProtocolError(f"{path}: file says {key} = {out[key]:.6g} but {given:.6g} was given")
+    out.setdefault("preprocessing", {})
+    if restore_first_point:
+        from mrs_tf.preprocess.first_point import restore_halved_first_point
+
+        out["fids"], out["preprocessing"]["first_point_restored"] = restore_halved_first_point(out["fids"])
     return out

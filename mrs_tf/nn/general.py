@@ -19,7 +19,7 @@ from mrs_tf.physics.protocols import (DEFAULT_GRID, SHORT_TE_PRESS_3T, ProtocolG
 from mrs_tf.physics.synth import SynthesisConfig, concentration_matrix, synthesize
 from mrs_tf.preprocess.grid import GRID_POINTS, grid_coverage, grid_spectrum
 
-__all__ = ["GENERAL_SYNTHESIS", "BasisRandomisation", "NO_RANDOMISATION", "DOMAIN_RANDOMISATION", "SHAPED_PULSES",
+__all__ = ["GENERAL_SYNTHESIS", "BasisRandomisation", "GROUP_SHIFTS", "shifted_spin_systems", "NO_RANDOMISATION", "DOMAIN_RANDOMISATION", "SHAPED_PULSES",
            "protocol_vector", "draw_protocol", "general_batch", "general_dataset", "general_validation_set"]
 
 #: the nuisances of the training stream (3 T, short TE, in vivo as scanners deliver it)
@@ -54,6 +54,11 @@ class BasisRandomisation:
       shaped, slice-selective refocusing pulses (one of ``pulses``, names in
       :data:`~mrs_tf.physics.pulses.REFOCUSING_PULSES`, drawn per batch) instead of ideal ones: the physics of the
       vendor-pulse multiplets rather than a random reshaping of them;
+    * ``group_shift_ppm``: every spin system of every metabolite (NAA's acetyl singlet and its aspartyl group, Cr's
+      CH3 and CH2, GPC's choline singlet and its glycerol groups, ...; :attr:`Metabolite.systems`) moved by its own
+      shift, uniform in +-this (ppm), per batch: the groups of one metabolite sit a little apart from where mrs-tf's
+      tables put them, as the published tables differ from each other and from real basis sets (0.01-0.02 ppm);
+      per-metabolite shifts (the synthesis' ``metab_shift_hz``) move a metabolite's groups together;
     * ``asymmetry_fraction``: the fraction of spectra whose every line is skewed (eddy currents, poor shims): a
       shoulder of weight ``asymmetry_weight`` (uniform) ``asymmetry_offset_hz`` (uniform, either side) from each line,
       broadened by 3 Hz, FID(0) unchanged.
@@ -70,6 +75,7 @@ class BasisRandomisation:
     asymmetry_offset_hz: tuple[float, float] = (2.0, 6.0)
     pulses: tuple[str, ...] = ()
     shaped_fraction: float = 0.0
+    group_shift_ppm: float = 0.0
 
     def __post_init__(self) -> None:
         from mrs_tf.physics.pulses import REFOCUSING_PULSES
@@ -83,7 +89,7 @@ class BasisRandomisation:
     @property
     def active(self) -> bool:
         return bool(self.te_ms or self.te1_fraction or self.basis_lorentz_hz[1] or self.asymmetry_fraction or
-                    self.multiplet_gain or self.multiplet_phase_deg or self.shaped_fraction)
+                    self.multiplet_gain or self.multiplet_phase_deg or self.shaped_fraction or self.group_shift_ppm)
 
 
 #: the J-coupled signals whose multiplets :attr:`BasisRandomisation.multiplet_gain` reshapes
@@ -124,6 +130,10 @@ SHAPED_PULSES = BasisRandomisation(pulses=("sinc_4.0ms_1600hz", "sinc_5.2ms_1200
                                    shaped_fraction=0.75)
 
 
+#: every spin system moved by its own shift within +-0.02 ppm (issue 18's per-spin-group perturbations)
+GROUP_SHIFTS = BasisRandomisation(group_shift_ppm=0.02)
+
+
 def randomised_basis(proto: dict, names, rng: np.random.Generator, rand: BasisRandomisation,
                      space: ProtocolSpace = SHORT_TE_PRESS_3T, grid: ProtocolGrid = DEFAULT_GRID):
     """The basis of ``proto`` with :class:`BasisRandomisation` ``rand`` applied per metabolite (MM untouched)."""
@@ -136,6 +146,8 @@ def randomised_basis(proto: dict, names, rng: np.random.Generator, rand: BasisRa
         return basis
     fids = basis.fids.copy()
     metabolites = [k for k, n in enumerate(basis.names) if n != "MM"]
+    if rand.group_shift_ppm:
+        fids = shifted_spin_systems(proto, basis, rng, rand.group_shift_ppm, pulse, space, grid)
     if rand.te_ms or rand.te1_fraction:
         variants = []
         for _ in range(rand.variants):
@@ -153,6 +165,24 @@ def randomised_basis(proto: dict, names, rng: np.random.Generator, rand: BasisRa
         widths = rng.uniform(*rand.basis_lorentz_hz, len(metabolites))
         fids[metabolites] *= np.exp(-np.pi * widths[:, None] * basis.time[None, :])
     return dataclasses.replace(basis, fids=fids)
+
+
+def shifted_spin_systems(proto: dict, basis, rng: np.random.Generator, max_ppm: float, pulse: str | None = None,
+                         space: ProtocolSpace = SHORT_TE_PRESS_3T, grid: ProtocolGrid = DEFAULT_GRID) -> np.ndarray:
+    """``basis.fids`` (the protocol basis of ``proto``, rows in ``basis.names`` order) rebuilt from its spin systems,
+    each moved by a shift uniform in +-``max_ppm`` (ppm; positive: to higher ppm); MM unchanged."""
+    parts = protocol_basis(proto["field_mhz"], proto["te_ms"], proto["te1_ms"], grid, space, refocusing=pulse,
+                           spin_systems=True)
+    shifts_hz = rng.uniform(-max_ppm, max_ppm, len(parts.names)) * parts.field_mhz
+    # a signal at higher ppm precesses slower: exp(-2 pi i delta_hz t)
+    moved = parts.fids * np.exp(-2j * np.pi * shifts_hz[:, None] * parts.time[None, :])
+    fids = basis.fids.copy()
+    for k, name in enumerate(basis.names):
+        if name == "MM":
+            continue
+        rows = [j for j, part in enumerate(parts.names) if part.split("#")[0] == name]
+        fids[k] = moved[rows].sum(0)
+    return fids
 
 
 def skewed(fids: np.ndarray, dwell_s: float, weight, offset_hz, broadening_hz=3.0) -> np.ndarray:

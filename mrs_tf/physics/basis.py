@@ -7,6 +7,7 @@ centre bin is ``ref_ppm`` (4.65, water). This is the NIfTI-MRS (Levitt) conventi
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -248,7 +249,8 @@ class BasisSet:
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, field_mhz: float | None = None, dwell_s: float | None = None,
-             n_points: int | None = None, unknown: str = "keep", conjugate: bool | None = None) -> "BasisSet":
+             n_points: int | None = None, unknown: str = "keep", conjugate: bool | None = None,
+             restore_first_point: bool = True) -> "BasisSet":
         """Read a basis set from LCModel ``.BASIS``, a ``.RAW`` file or folder of them, an FSL-MRS JSON folder,
         jMRUI text (``.txt``) or NIfTI-MRS (``.nii``/``.nii.gz``).
 
@@ -261,6 +263,9 @@ class BasisSet:
                 hold signals mrs-tf does not simulate; they are fitted like any other), ``error`` or ``drop``.
             conjugate: ``True`` conjugates the data after the format's own conversion, for files written with the
                 opposite sign convention (spectra that come out mirrored about 4.65 ppm).
+            restore_first_point: a file whose FIDs hold the first point halved (the DFT's trapezoid weight, as the
+                Osprey project's LCModel ``.BASIS`` files do) gets it doubled back, before any resampling
+                (:mod:`mrs_tf.preprocess.first_point`); ``protocol["first_point"]`` then says so. ``False``: as stored.
         """
         from mrs_tf.formats import basis_files
 
@@ -270,10 +275,21 @@ class BasisSet:
         if field_mhz is not None and abs(content["field_mhz"] - field_mhz) > 0.005 * field_mhz:
             raise ProtocolError(f"{path}: basis is for {content['field_mhz']:.3f} MHz but {field_mhz:.3f} MHz was "
                                 f"asked")
-        basis = cls(names, fids[rows], content["dwell_s"], content["field_mhz"], 4.65, content["protocol"])
+        fids, protocol = fids[rows], dict(content["protocol"])
+        if restore_first_point:
+            from mrs_tf.preprocess.first_point import restore_halved_first_point
+
+            fids, restored = restore_halved_first_point(fids, per_row=True)
+            if restored:
+                protocol["first_point"] = FIRST_POINT_RESTORED
+        basis = cls(names, fids, content["dwell_s"], content["field_mhz"], 4.65, protocol)
         if dwell_s is not None or n_points is not None:
             basis = basis.resample(dwell_s=dwell_s, n_points=n_points)
         return basis
+
+
+#: ``protocol["first_point"]`` of a basis read from a file that stored its FIDs' first point halved
+FIRST_POINT_RESTORED = "restored (the file stored it halved)"
 
 
 def normalise_names(names: Seq[str], unknown: str = "error") -> tuple[list[str], list[int]]:
@@ -328,7 +344,8 @@ def simulate_basis(sequence: str = "press", field_mhz: float = 123.2, te_ms: flo
                    n_refocus: int = 4, n_points: int = 2048, bandwidth_hz: float = 4000.0,
                    metabolites: Iterable[str] | None = None, ref_ppm: float = 4.65,
                    cache: bool = True, mm: str | os.PathLike | None = None,
-                   refocusing_pulse: RFPulse | str | None = None, carrier_ppm: float = 3.0) -> BasisSet:
+                   refocusing_pulse: RFPulse | str | None = None, carrier_ppm: float = 3.0,
+                   spin_systems: bool = False) -> BasisSet:
     """Simulate mrs-tf's basis set with the density-matrix simulator (ideal or shaped pulses, no relaxation).
 
     Args:
@@ -346,9 +363,15 @@ def simulate_basis(sequence: str = "press", field_mhz: float = 123.2, te_ms: flo
             :class:`~mrs_tf.physics.pulses.RFPulse` or the name of one in
             :data:`~mrs_tf.physics.pulses.REFOCUSING_PULSES` (the signal averaged over the voxel; slower: seconds
             per metabolite); ``None`` or ``"ideal"``: ideal pulses. carrier_ppm: their transmit frequency (ppm).
+        spin_systems: one row per spin system instead of per metabolite, named ``<metabolite>#<k>`` (k from 0, the
+            order of :attr:`~mrs_tf.physics.metabolites.Metabolite.systems`; MM as ``MM``): a metabolite's rows sum
+            to its signal exactly (the simulation is linear in its systems). Used to move spin groups against each
+            other (:class:`mrs_tf.nn.general.BasisRandomisation` ``group_shift_ppm``).
     """
     names = canonical_names(metabolites)
     if mm is not None:
+        if spin_systems:
+            raise ProtocolError("spin_systems=True takes the parametric MM only (mm=None)")
         sim = simulate_basis(sequence, field_mhz, te_ms, te1_ms, te2_ms, tm_ms, n_refocus, n_points, bandwidth_hz,
                              [n for n in names if n != MM_NAME], ref_ppm, cache,
                              refocusing_pulse=refocusing_pulse, carrier_ppm=carrier_ppm)
@@ -378,32 +401,40 @@ def simulate_basis(sequence: str = "press", field_mhz: float = 123.2, te_ms: flo
     protocol = dict(seq.describe(), refocusing=refocusing, source=f"mrs-tf density-matrix simulation ({pulses})",
                     spin_tables="Govindaraju et al. NMR Biomed 2000 (+ Govind et al. 2015)",
                     mm_model="mrs_tf.macromolecules.MM_COMPONENTS", mrs_tf_version=__version__)
+    rows = [(name, None) for name in names]  # (metabolite, spin system index or None: all of them)
+    if spin_systems:
+        rows = [(name, k) for name in names
+                for k in ([None] if name == MM_NAME else range(len(METABOLITES[name].systems)))]
+    row_names = [name if k is None else f"{name}#{k}" for name, k in rows]
     key = json.dumps(dict(seq.describe(), field=float(field_mhz), n=n_points, dwell=dwell_s, ref=float(ref_ppm),
-                          names=names, v=SIMULATION_VERSION, tables=_spin_table_digest(names)), sort_keys=True)
+                          names=row_names, v=SIMULATION_VERSION, tables=_spin_table_digest(names)), sort_keys=True)
     path = _cache_dir() / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".npz")
     if cache and path.exists():
         try:
             with np.load(path) as stored:
-                if list(stored["names"]) == names:
-                    return BasisSet(names, stored["fids"], dwell_s, float(field_mhz), ref_ppm, protocol)
+                if list(stored["names"]) == row_names:
+                    return BasisSet(row_names, stored["fids"], dwell_s, float(field_mhz), ref_ppm, protocol)
         except Exception:  # a corrupt cache entry is recomputed
             pass
-    fids = np.empty((len(names), n_points), complex)
+    fids = np.empty((len(rows), n_points), complex)
     from mrs_tf.core.threads import one_blas_thread
 
     # small matrices: BLAS threads cost far more than they bring (7.7 s vs 1.1 s for the default basis here)
     with one_blas_thread():
-        for row, name in enumerate(names):
+        for row, (name, k) in enumerate(rows):
             if name == MM_NAME:
                 fids[row] = mm_fid(n_points, dwell_s, field_mhz, ref_ppm)
             else:
-                fids[row] = simulate_metabolite_fid(METABOLITES[name], seq, field_mhz, n_points, dwell_s, ref_ppm)
-    basis = BasisSet(names, fids, dwell_s, float(field_mhz), ref_ppm, protocol)
+                met = METABOLITES[name]
+                if k is not None:
+                    met = dataclasses.replace(met, systems=(met.systems[k],))
+                fids[row] = simulate_metabolite_fid(met, seq, field_mhz, n_points, dwell_s, ref_ppm)
+    basis = BasisSet(row_names, fids, dwell_s, float(field_mhz), ref_ppm, protocol)
     if cache:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
-            np.savez(tmp, names=np.array(names), fids=fids)
+            np.savez(tmp, names=np.array(row_names), fids=fids)
             os.replace(tmp, path)
         except OSError:  # a read-only home must not break simulation
             pass

@@ -81,10 +81,10 @@ DEFAULT_GRID = ProtocolGrid()
 
 @lru_cache(maxsize=640)  # every node of the default grid (72), ideal and three shaped pulses, at two samplings
 def _simulated(field_mhz: float, te_ms: float, te1_fraction: float, n_points: int, bandwidth_hz: float,
-               refocusing: str | None = None) -> BasisSet:
+               refocusing: str | None = None, spin_systems: bool = False) -> BasisSet:
     te1 = round(te_ms * te1_fraction, 4)
     return simulate_basis("press", field_mhz=field_mhz, te1_ms=te1, te2_ms=round(te_ms - te1, 4), n_points=n_points,
-                          bandwidth_hz=bandwidth_hz, refocusing_pulse=refocusing)
+                          bandwidth_hz=bandwidth_hz, refocusing_pulse=refocusing, spin_systems=spin_systems)
 
 
 def _neighbours(grid: tuple[float, ...], value: float) -> tuple[float, float, float]:
@@ -101,19 +101,21 @@ def _neighbours(grid: tuple[float, ...], value: float) -> tuple[float, float, fl
 
 def protocol_basis(field_mhz: float, te_ms: float, te1_ms: float | None = None, grid: ProtocolGrid = DEFAULT_GRID,
                    space: ProtocolSpace = SHORT_TE_PRESS_3T, n_points: int | None = None,
-                   dwell_s: float | None = None, refocusing: str | None = None) -> BasisSet:
+                   dwell_s: float | None = None, refocusing: str | None = None,
+                   spin_systems: bool = False) -> BasisSet:
     """The PRESS basis (20 metabolites + MM, basis units of :func:`~mrs_tf.simulate_basis`) for ``field_mhz``,
     ``te_ms`` and the first sub-echo ``te1_ms`` (default: 37 % of TE, the split of mrs-tf's default protocol), at the
     grid's sampling (see the module docstring), or at ``n_points`` and ``dwell_s`` when both are given (the grid's
     echo times and splits simulated at that sampling; slower the first time, cached after). ``refocusing``: the name
     of a shaped refocusing pulse of :data:`~mrs_tf.physics.pulses.REFOCUSING_PULSES` (``None``, the default, or
-    ``"ideal"``: ideal pulses). A protocol outside ``space`` is a :class:`ProtocolError`."""
+    ``"ideal"``: ideal pulses). ``spin_systems``: one row per spin system (``NAA#0``, ``NAA#1``, ...; see
+    :func:`~mrs_tf.simulate_basis`). A protocol outside ``space`` is a :class:`ProtocolError`."""
     refocusing = None if refocusing == "ideal" else refocusing  # one cache entry for both spellings
     if n_points is not None and dwell_s is not None:  # simulated a little longer and wider, then resampled exactly
         wide = ProtocolGrid(grid.fields_mhz, grid.te_ms, grid.te1_fractions, int(n_points * 1.03) + 16,
                             1.0 / dwell_s)
-        return protocol_basis(field_mhz, te_ms, te1_ms, wide, space,
-                              refocusing=refocusing).resample(dwell_s=dwell_s, n_points=n_points)
+        return protocol_basis(field_mhz, te_ms, te1_ms, wide, space, refocusing=refocusing,
+                              spin_systems=spin_systems).resample(dwell_s=dwell_s, n_points=n_points)
     problems = space.outside(field_mhz, te_ms, grid.bandwidth_hz, space.n_points[0])
     if problems:
         raise ProtocolError(f"outside {space.sequence.upper()} {space.field_mhz[0]:g}-{space.field_mhz[1]:g} MHz, "
@@ -128,7 +130,7 @@ def protocol_basis(field_mhz: float, te_ms: float, te1_ms: float | None = None, 
         for fr, w2 in ((fr_lo, 1 - w_fr), (fr_hi, w_fr)):
             if w1 * w2 == 0:
                 continue
-            b = _simulated(near_field, te, fr, grid.n_points, grid.bandwidth_hz, refocusing)
+            b = _simulated(near_field, te, fr, grid.n_points, grid.bandwidth_hz, refocusing, spin_systems)
             fids = fids + w1 * w2 * b.fids
             names = b.names
     te1 = te_ms * fraction
