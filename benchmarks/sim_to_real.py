@@ -80,7 +80,8 @@ FOREIGN_PRIORS = {"MM09": (2.0, 5.0), "MM12": (1.0, 3.0), "MM14": (2.0, 5.0), "M
 def load_osprey_mat(path):
     """Osprey's MATLAB basis (``BASIS`` struct): the signals mrs-tf knows (not CrCH2), its MM and lipid
     components, conjugated (the file's spectra are mirrored about the receiver frequency in mrs-tf's convention)
-    and re-referenced from the receiver's ppm (``centerFreq``, 3.0) to 4.65 ppm."""
+    and re-referenced from the receiver's ppm (``centerFreq``, 3.0) to 4.65 ppm; the FIDs' first points, which the
+    file stores halved as Osprey's ``.BASIS`` files do, doubled back (as ``BasisSet.load`` does for those)."""
     import scipy.io as sio
 
     from mrs_tf import BasisSet
@@ -96,8 +97,15 @@ def load_osprey_mat(path):
     # CrCH2 is Osprey's negative 3.9 ppm CH2 term (-1.00 x Cr's own CH2, a fitting device), not part of Cr: it stays
     # out (added to Cr it took Cr's CH2 away, and the spectra lost 3.9 ppm signal that every brain has)
     keep = [i for i, n in enumerate(names) if n in METABOLITES or n in FOREIGN_PRIORS]
-    return BasisSet([names[i] for i in keep], fids[keep], float(m.dwelltime), field, 4.65,
-                    {"sequence": "press", "te_ms": float(m.te), "loaded_from": str(path)})
+    from mrs_tf.preprocess.first_point import restore_halved_first_point
+
+    kept, restored = restore_halved_first_point(fids[keep], per_row=True)
+    protocol = {"sequence": "press", "te_ms": float(m.te), "loaded_from": str(path)}
+    if restored:
+        from mrs_tf.physics.basis import FIRST_POINT_RESTORED
+
+        protocol["first_point"] = FIRST_POINT_RESTORED
+    return BasisSet([names[i] for i in keep], kept, float(m.dwelltime), field, 4.65, protocol)
 
 
 def foreign_sets():
