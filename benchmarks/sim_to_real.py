@@ -97,7 +97,7 @@ def load_osprey_mat(path):
     # CrCH2 is Osprey's negative 3.9 ppm CH2 term (-1.00 x Cr's own CH2, a fitting device), not part of Cr: it stays
     # out (added to Cr it took Cr's CH2 away, and the spectra lost 3.9 ppm signal that every brain has)
     keep = [i for i, n in enumerate(names) if n in METABOLITES or n in FOREIGN_PRIORS]
-    from mrs_tf.preprocess.first_point import restore_halved_first_point
+    from mrs_tf.formats.first_point import restore_halved_first_point
 
     kept, restored = restore_halved_first_point(fids[keep], per_row=True)
     protocol = {"sequence": "press", "te_ms": float(m.te), "loaded_from": str(path)}

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import mrs_tf
-from mrs_tf.preprocess.first_point import first_point_state, restore_halved_first_point
+from mrs_tf.formats.first_point import first_point_state, restore_halved_first_point
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "osprey"
 needs_shared = pytest.mark.skipif(not SHARED.exists(), reason=f"reference data not found at {SHARED}")

@@ -47,7 +47,7 @@ def read_data(path, *, field_mhz: float | None = None, dwell_s: float | None = N
     ``align=False``); what it did is in ``"preprocessing"`` (``coils``, ``transients``, ``align_max_hz``,
     ``align_max_deg``). ``role="water"`` picks the water reference of a file that holds both (GE P-files).
     ``restore_first_point``: FIDs stored with the first point halved (the DFT's trapezoid weight; the Philips SDAT
-    scans in ``../shared/data`` are) get it doubled back (:mod:`mrs_tf.preprocess.first_point`; one decision per
+    scans in ``../shared/data`` are) get it doubled back (:mod:`mrs_tf.formats.first_point`; one decision per
     file, on the sum of its rows); ``"preprocessing"`` then has ``first_point_restored: True``.
     """
     path = require_file(path)
@@ -90,7 +90,7 @@ def read_data(path, *, field_mhz: float | None = None, dwell_s: float | None = N
             raise ProtocolError(f"{path}: file says {key} = {out[key]:.6g} but {given:.6g} was given")
     out.setdefault("preprocessing", {})
     if restore_first_point:
-        from mrs_tf.preprocess.first_point import restore_halved_first_point
+        from mrs_tf.formats.first_point import restore_halved_first_point
 
         out["fids"], out["preprocessing"]["first_point_restored"] = restore_halved_first_point(out["fids"])
     return out

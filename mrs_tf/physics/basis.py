@@ -265,7 +265,7 @@ class BasisSet:
                 opposite sign convention (spectra that come out mirrored about 4.65 ppm).
             restore_first_point: a file whose FIDs hold the first point halved (the DFT's trapezoid weight, as the
                 Osprey project's LCModel ``.BASIS`` files do) gets it doubled back, before any resampling
-                (:mod:`mrs_tf.preprocess.first_point`); ``protocol["first_point"]`` then says so. ``False``: as stored.
+                (:mod:`mrs_tf.formats.first_point`); ``protocol["first_point"]`` then says so. ``False``: as stored.
         """
         from mrs_tf.formats import basis_files
 
@@ -277,7 +277,7 @@ class BasisSet:
                                 f"asked")
         fids, protocol = fids[rows], dict(content["protocol"])
         if restore_first_point:
-            from mrs_tf.preprocess.first_point import restore_halved_first_point
+            from mrs_tf.formats.first_point import restore_halved_first_point
 
             fids, restored = restore_halved_first_point(fids, per_row=True)
             if restored:
