@@ -97,14 +97,10 @@ def load_osprey_mat(path):
     # CrCH2 is Osprey's negative 3.9 ppm CH2 term (-1.00 x Cr's own CH2, a fitting device), not part of Cr: it stays
     # out (added to Cr it took Cr's CH2 away, and the spectra lost 3.9 ppm signal that every brain has)
     keep = [i for i, n in enumerate(names) if n in METABOLITES or n in FOREIGN_PRIORS]
-    from mrs_tf.formats.first_point import restore_halved_first_point
+    from mrs_tf.formats.first_point import restore_basis_first_point
 
-    kept, restored = restore_halved_first_point(fids[keep], per_row=True)
-    protocol = {"sequence": "press", "te_ms": float(m.te), "loaded_from": str(path)}
-    if restored:
-        from mrs_tf.physics.basis import FIRST_POINT_RESTORED
-
-        protocol["first_point"] = FIRST_POINT_RESTORED
+    kept, protocol = restore_basis_first_point(fids[keep], {"sequence": "press", "te_ms": float(m.te),
+                                                            "loaded_from": str(path)})
     return BasisSet([names[i] for i in keep], kept, float(m.dwelltime), field, 4.65, protocol)
 
 

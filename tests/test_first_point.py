@@ -55,7 +55,7 @@ def test_noise_alone_is_never_called_halved():
 @needs_shared
 def test_the_osprey_basis_and_the_philips_scans_are_restored():
     from mrs_tf.io import read_data
-    from mrs_tf.physics.basis import FIRST_POINT_RESTORED
+    from mrs_tf.formats.first_point import FIRST_POINT_RESTORED
 
     path = SHARED / "basis" / "3T_PRESS_Philips_35ms_noMM.BASIS"
     stored = mrs_tf.BasisSet.load(path, restore_first_point=False)

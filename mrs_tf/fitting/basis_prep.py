@@ -199,7 +199,7 @@ def prepare_basis(basis: BasisSet, *, n_points: int | None = None, dwell_s: floa
     names = list(basis.names)
     fids = basis.fids.copy()
     protocol = dict(basis.protocol)
-    from mrs_tf.physics.basis import FIRST_POINT_RESTORED
+    from mrs_tf.formats.first_point import FIRST_POINT_RESTORED
 
     if protocol.get("first_point") == FIRST_POINT_RESTORED:  # done by BasisSet.load, before any resampling
         actions.append("the file stored each signal's first point halved (the DFT's trapezoid weight): doubled back")

@@ -24,7 +24,11 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["first_point_state", "restore_halved_first_point", "HALVED_TOLERANCE", "PREDICTIONS"]
+__all__ = ["first_point_state", "restore_halved_first_point", "restore_basis_first_point", "FIRST_POINT_RESTORED",
+           "HALVED_TOLERANCE", "PREDICTIONS"]
+
+#: ``protocol["first_point"]`` of a basis read from a file that stored its FIDs' first point halved
+FIRST_POINT_RESTORED = "restored (the file stored it halved)"
 
 #: ``|fid[0] / prediction - 0.5|`` below this: halved (``|... - 1|`` below it: intact)
 HALVED_TOLERANCE = 0.1
@@ -83,3 +87,11 @@ def restore_halved_first_point(fids: np.ndarray, per_row: bool = False) -> tuple
     out = np.array(arr, dtype=np.result_type(arr, np.complex64), copy=True)
     out[..., 0] *= 2.0
     return out, True
+
+
+def restore_basis_first_point(fids: np.ndarray, protocol: dict) -> tuple[np.ndarray, dict]:
+    """Basis signals as a file stored them: ``(fids, protocol)`` with the first points doubled back where the file
+    halved them (:func:`restore_halved_first_point`, row by row) and, then, ``protocol["first_point"] =``
+    :data:`FIRST_POINT_RESTORED` (a copy; ``protocol`` itself is not changed)."""
+    fids, restored = restore_halved_first_point(fids, per_row=True)
+    return fids, (dict(protocol, first_point=FIRST_POINT_RESTORED) if restored else dict(protocol))

@@ -19,6 +19,7 @@ import numpy as np
 
 from mrs_tf.core import __version__
 from mrs_tf.core.errors import BasisError, MetaboliteError, ProtocolError
+from mrs_tf.formats.first_point import restore_basis_first_point
 from mrs_tf.physics.macromolecules import MM_COMPONENTS, mm_fid
 from mrs_tf.physics.metabolites import ALL_NAMES, METABOLITES, MM_NAME, canonical_name, canonical_names
 from mrs_tf.physics.pulses import REFOCUSING_PULSES, RFPulse
@@ -277,19 +278,11 @@ class BasisSet:
                                 f"asked")
         fids, protocol = fids[rows], dict(content["protocol"])
         if restore_first_point:
-            from mrs_tf.formats.first_point import restore_halved_first_point
-
-            fids, restored = restore_halved_first_point(fids, per_row=True)
-            if restored:
-                protocol["first_point"] = FIRST_POINT_RESTORED
+            fids, protocol = restore_basis_first_point(fids, protocol)
         basis = cls(names, fids, content["dwell_s"], content["field_mhz"], 4.65, protocol)
         if dwell_s is not None or n_points is not None:
             basis = basis.resample(dwell_s=dwell_s, n_points=n_points)
         return basis
-
-
-#: ``protocol["first_point"]`` of a basis read from a file that stored its FIDs' first point halved
-FIRST_POINT_RESTORED = "restored (the file stored it halved)"
 
 
 def normalise_names(names: Seq[str], unknown: str = "error") -> tuple[list[str], list[int]]:
