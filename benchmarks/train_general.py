@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import sys
 import tempfile
 import time
@@ -104,12 +105,13 @@ def write_card(folder: Path, results: dict) -> None:
              "own MM model; one protocol per batch; water, lipids, varied MM shape, baselines, per-metabolite shifts "
              "(`mrs_tf.nn.general.GENERAL_SYNTHESIS`). No basis set or spectrum from elsewhere.", "",
              f"{tr['epochs_run']} epochs x {tr['steps_per_epoch']} steps x {tr['batch_size']} spectra "
-             f"({tr['spectra_seen']:,} spectra) in {tr['seconds'] / 60:.1f} min on {platform.machine()}, "
-             f"{os.cpu_count()} CPU cores, no GPU" + (
+             f"({tr['spectra_seen']:,} spectra) in {tr['seconds'] / 60:.1f} min on "
+             + tr.get("hardware", f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU") + (
                  f", after a warm start ({tr['warm_start']['minutes']:g} min, {tr['warm_start']['epochs']} epochs: "
                  f"{tr['warm_start']['note']})" if tr.get("warm_start") else "") +
-             f". Reproduce: `python benchmarks/train_general.py --out {folder} --minutes "
-             f"{round(tr['seconds'] / 60)}`.", "", "## Test metrics", ""]
+             ". Reproduce: `" + tr.get("command", f"python benchmarks/train_general.py --out {folder} --minutes "
+                                        f"{round(tr['seconds'] / 60)} --randomisation none") + "`.", "",
+             "## Test metrics", ""]
     for label, models in results.items():
         if label == "spectra_per_s":
             continue
@@ -160,6 +162,16 @@ def write_card(folder: Path, results: dict) -> None:
     os.replace(tmp, folder / "metrics.json")
 
 
+def record_command(folder: Path) -> None:
+    """The command that trained ``folder`` into its quantifier.json (the model card's "Reproduce")."""
+    path = folder / "quantifier.json"
+    meta = json.loads(path.read_text())
+    meta["training"]["command"] = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    tmp = path.with_name(".quantifier.json.tmp")
+    tmp.write_text(json.dumps(meta, indent=1))
+    os.replace(tmp, path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default=None)
@@ -177,6 +189,14 @@ def main() -> None:
     parser.add_argument("--baseline-amp", type=float, default=None,
                         help="largest baseline line, NAA heights (GENERAL_SYNTHESIS: 0.15)")
     parser.add_argument("--lipid-amp", type=float, default=None, help="largest lipid signal, NAA heights (0.3)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="simulate the stream in this many processes (default: tf.data under TensorFlow, one "
+                             "process per core under KERAS_BACKEND=jax or torch, e.g. on a GPU machine)")
+    parser.add_argument("--train-only", action="store_true",
+                        help="train and stop: no sigma calibration and no test (both need TensorFlow; run them with "
+                             "--evaluate-only --calibrate on a TensorFlow install)")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="with --evaluate-only: (re)calibrate the sigmas first (nn.general.calibrate_general_sd)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="a fixed number of epochs (the cosine over them) instead of --minutes")
     args = parser.parse_args()
@@ -210,7 +230,16 @@ def main() -> None:
         else:
             if not args.evaluate_only:
                 train_general(out, minutes=args.minutes, init_from=args.init_from, epochs=args.epochs,
-                              learning_rate=args.learning_rate, randomisation=rand, synthesis=synthesis)
+                              learning_rate=args.learning_rate, randomisation=rand, synthesis=synthesis,
+                              workers=args.workers)
+                record_command(out)
+                if args.train_only:
+                    print(f"\ntrained {out} (no sigma calibration, no test: --train-only)", file=sys.stderr)
+                    return
+            elif args.calibrate:
+                from mrs_tf.nn.general import calibrate_general_sd
+
+                calibrate_general_sd(out, synthesis=synthesis)
             n = args.n
         results = measure(out, n)
         print_results(results)

@@ -75,6 +75,24 @@ def test_the_training_stream_draws_one_protocol_per_batch_reproducibly():
     assert np.all(np.abs(protocol) <= 1.01)
 
 
+def test_the_process_pool_stream_is_the_tf_data_stream():
+    """Any Keras backend (JAX on a GPU machine without TensorFlow) trains on the same batches, bit for bit."""
+    import mrs_tf
+    from mrs_tf.nn.general import general_batches, general_dataset
+    from mrs_tf.nn.train import combination_matrix, output_names
+
+    names = list(mrs_tf.simulate_basis().names)
+    mat = combination_matrix(names, output_names(names))
+    pooled = list(general_batches(names, mat, batch_size=8, seed=4, first_batch=2, n_batches=3, workers=2))
+    streamed = list(general_dataset(names, mat, batch_size=8, seed=4, first_batch=2, n_batches=3).as_numpy_iterator())
+    assert len(pooled) == len(streamed) == 3
+    for (x, y), (u, v) in zip(pooled, streamed):
+        np.testing.assert_array_equal(x["spectrum"], u["spectrum"])
+        np.testing.assert_array_equal(x["protocol"], u["protocol"])
+        np.testing.assert_allclose(y["concentrations"], v["concentrations"], rtol=1e-6)
+    assert not np.array_equal(pooled[0][0]["spectrum"], pooled[1][0]["spectrum"])
+
+
 def test_basis_randomisation_varies_the_signals_not_the_draws():
     import dataclasses
 
@@ -155,6 +173,9 @@ def test_the_streams_nuisance_ranges_are_recorded(general_model):
     meta = json.loads((general_model / "quantifier.json").read_text())
     assert list(meta["training"]["synthesis"]["baseline_amp"]) == [-0.3, 0.3]
     assert list(meta["training"]["synthesis"]["lipid_amp"]) == [0.0, 0.3]
+    # where it trained, for the model card (a GPU by name when there is one)
+    assert meta["training"]["backend"] == "tensorflow"
+    assert "CPU cores" in meta["training"]["hardware"] and "tensorflow" in meta["training"]["hardware"]
 
 
 def test_a_general_model_serves_any_scan_of_its_space_without_flags(general_model, tmp_path, capsys):

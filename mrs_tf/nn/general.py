@@ -20,7 +20,8 @@ from mrs_tf.physics.synth import SynthesisConfig, concentration_matrix, synthesi
 from mrs_tf.preprocess.grid import GRID_POINTS, grid_coverage, grid_spectrum
 
 __all__ = ["GENERAL_SYNTHESIS", "BasisRandomisation", "GROUP_SHIFTS", "shifted_spin_systems", "NO_RANDOMISATION", "DOMAIN_RANDOMISATION", "SHAPED_PULSES",
-           "protocol_vector", "draw_protocol", "general_batch", "general_dataset", "general_validation_set"]
+           "protocol_vector", "draw_protocol", "general_batch", "general_dataset", "general_batches", "general_validation_set",
+           "training_hardware"]
 
 #: the nuisances of the training stream (3 T, short TE, in vivo as scanners deliver it)
 GENERAL_SYNTHESIS = SynthesisConfig(
@@ -263,6 +264,75 @@ def general_dataset(names, outputs_matrix, batch_size: int = 256, seed: int = 0,
             .map(make, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(4))
 
 
+def training_hardware() -> str:
+    """Where a training ran, for the model card: machine, CPU cores, GPUs (by name) and the Keras backend."""
+    import os
+    import platform
+
+    import keras
+
+    backend = keras.backend.backend()
+    gpus: list[str] = []
+    try:
+        if backend == "jax":
+            import jax
+
+            gpus = [d.device_kind for d in jax.devices() if d.platform == "gpu"]
+        elif backend == "tensorflow":
+            import tensorflow as tf
+
+            gpus = [tf.config.experimental.get_device_details(d).get("device_name", d.name)
+                    for d in tf.config.list_physical_devices("GPU")]
+        elif backend == "torch":
+            import torch
+
+            gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    except Exception:  # noqa: BLE001  (a description, never a reason to fail a finished training)
+        pass
+    return (f"{platform.machine()}, {os.cpu_count()} CPU cores, " + (" + ".join(gpus) if gpus else "no GPU")
+            + f" (Keras backend {backend})")
+
+
+def _worker_start() -> None:
+    """A stream worker: one BLAS thread (the pool has a process per core)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, user_api="blas")
+
+
+def _worker_batch(names, batch_size, seed, index, snr, config, randomisation):
+    return general_batch(names, batch_size, seed, index, snr, config, randomisation=randomisation)
+
+
+def general_batches(names, outputs_matrix, batch_size: int = 256, seed: int = 0, snr=(5.0, 200.0),
+                    config: SynthesisConfig = GENERAL_SYNTHESIS, first_batch: int = 0, n_batches: int | None = None,
+                    randomisation: BasisRandomisation = NO_RANDOMISATION, workers: int = 4, ahead: int | None = None):
+    """The stream of :func:`general_dataset` (the same batches, bit for bit) as a Python generator fed by a pool of
+    ``workers`` processes, for any Keras backend (JAX or PyTorch on a GPU machine without TensorFlow). The workers
+    are spawned, not forked, so they start clean whatever the parent has initialised (JAX's threads, CUDA);
+    ``ahead`` batches (default 3 per worker) are in flight at a time, delivered in order."""
+    import multiprocessing
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+
+    mat = np.asarray(outputs_matrix, np.float32)
+    ahead = ahead or 3 * workers
+    end = first_batch + n_batches if n_batches is not None else 2 ** 62
+    args = (list(names), batch_size, seed)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_worker_start) as pool:
+        pending: deque = deque()
+        index = first_batch
+        while True:
+            while len(pending) < ahead and index < end:
+                pending.append(pool.submit(_worker_batch, *args, index, snr, config, randomisation))
+                index += 1
+            if not pending:
+                return
+            spectra, protocol, conc = pending.popleft().result()
+            yield {"spectrum": spectra, "protocol": protocol}, {"concentrations": conc @ mat}
+
+
 def general_validation_set(names, outputs_matrix, n_batches: int = 8, batch_size: int = 256, seed: int = 0,
                            snr=(5.0, 200.0), config: SynthesisConfig = GENERAL_SYNTHESIS,
                            randomisation: BasisRandomisation = NO_RANDOMISATION):
@@ -278,7 +348,8 @@ def train_general(out_dir, minutes: float = 40.0, *, batch_size: int = 256, step
                   learning_rate: float = 1e-3, seed: int = 0, model: str = "seed_cnn", model_kwargs: dict | None = None,
                   val_batches: int = 8, resume: bool = False, verbose="auto", init_from=None,
                   min_learning_rate: float = 1e-5, randomisation: BasisRandomisation = NO_RANDOMISATION,
-                  epochs: int | None = None, synthesis: SynthesisConfig = GENERAL_SYNTHESIS):
+                  epochs: int | None = None, synthesis: SynthesisConfig = GENERAL_SYNTHESIS,
+                  workers: int | None = None):
     """Train a protocol-general network for ``minutes`` of wall-clock time (the epoch running at the limit ends
     it) into ``out_dir``: ``model.keras``, ``quantifier.json`` (``"input": "ppm_grid"`` and the protocol space),
     ``log.csv``; resumable (``resume=True`` continues the same stream). The learning rate follows a cosine from
@@ -286,6 +357,10 @@ def train_general(out_dir, minutes: float = 40.0, *, batch_size: int = 256, step
     halved it six times in the first 13 minutes). ``init_from``: a ``.keras`` model whose weights start the run.
     ``synthesis``: the nuisance ranges of the stream (default :data:`GENERAL_SYNTHESIS`; recorded in
     ``quantifier.json`` and used for the sigma calibration).
+    ``workers``: simulate the stream in that many processes (:func:`general_batches`) instead of TensorFlow's
+    ``tf.data`` threads; the default is ``tf.data`` under the TensorFlow backend and one process per core under any
+    other (``KERAS_BACKEND=jax`` on a GPU machine). The sigma calibration needs TensorFlow (it runs the bundle's
+    inference); under another backend it is left to :func:`calibrate_general_sd` on a TensorFlow install.
     Returns the Keras history dict. BLAS is held at one thread for the run (the stream's bits do not depend on
     thread scheduling; see :func:`mrs_tf.nn.train.train`)."""
     from mrs_tf.core.threads import one_blas_thread
@@ -293,11 +368,12 @@ def train_general(out_dir, minutes: float = 40.0, *, batch_size: int = 256, step
     with one_blas_thread():
         return _train_general(out_dir, minutes, batch_size, steps_per_epoch, learning_rate, seed, model, model_kwargs,
                               val_batches, resume, verbose, init_from, min_learning_rate, randomisation, epochs,
-                              synthesis)
+                              synthesis, workers)
 
 
 def _train_general(out_dir, minutes, batch_size, steps_per_epoch, learning_rate, seed, model, model_kwargs,
-                   val_batches, resume, verbose, init_from, min_learning_rate, randomisation, epochs, synthesis):
+                   val_batches, resume, verbose, init_from, min_learning_rate, randomisation, epochs, synthesis,
+                   workers):
     import os
     import time
     from pathlib import Path
@@ -329,8 +405,13 @@ def _train_general(out_dir, minutes, batch_size, steps_per_epoch, learning_rate,
     if init_from is not None:
         net.set_weights(keras.saving.load_model(init_from, compile=False).get_weights())
     first = _backed_up_epochs(backup) * steps_per_epoch if resume else 0
-    ds = general_dataset(names, mat, batch_size, seed, config=synthesis, first_batch=first,
-                         randomisation=randomisation)
+    tensorflow = keras.backend.backend() == "tensorflow"
+    if tensorflow and not workers:
+        ds = general_dataset(names, mat, batch_size, seed, config=synthesis, first_batch=first,
+                             randomisation=randomisation)
+    else:
+        ds = general_batches(names, mat, batch_size, seed, config=synthesis, first_batch=first,
+                             randomisation=randomisation, workers=workers or os.cpu_count() or 1)
     earlier = logged_run(out) if resume else {"seconds": 0.0, "best_val_loss": None, "epochs": 0}
     deadline = time.time() + minutes * 60 - earlier["seconds"]
 
@@ -379,9 +460,11 @@ def _train_general(out_dir, minutes, batch_size, steps_per_epoch, learning_rate,
                          "learning_rate": learning_rate, "model_kwargs": model_kwargs or {},
                          "synthesis": {k: v for k, v in synthesis.__dict__.items() if k != "priors"},
                          "basis_randomisation": dataclasses.asdict(randomisation),
-                         "init_from": str(init_from) if init_from is not None else None}}
+                         "init_from": str(init_from) if init_from is not None else None,
+                         "backend": keras.backend.backend(), "hardware": training_hardware()}}
     _write_json(out / "quantifier.json", meta)
-    calibrate_general_sd(out, seed=seed, batch_size=batch_size, synthesis=synthesis)
+    if tensorflow:
+        calibrate_general_sd(out, seed=seed, batch_size=batch_size, synthesis=synthesis)
     if backup.exists():
         import shutil
 
