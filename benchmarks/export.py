@@ -3,6 +3,8 @@
     python benchmarks/export.py --model saved_models/press3t_te30 --write   # also (re)writes model.tflite and
                                                                              # model_int8.tflite into the folder
     python benchmarks/export.py --model saved_models/press3t_te30 --fast    # CI: 256 spectra, 200 latency calls
+    python benchmarks/export.py --model saved_models/press3t_short_te       # a protocol-general model: its grid
+                                                                             # input, told TE 30 (default protocol)
 
 For float32, float16, dynamic-range and int8 exports: the size of the .tflite file; the median latency of one
 spectrum (batch 1, LiteRT interpreter, XNNPACK, one thread; the graph's input is the full spectrum, so the FFT is
@@ -48,8 +50,22 @@ def main() -> None:
     basis = simulate_basis()
     fids, truth = synthesize(basis, n, snr=(10, 100), seed=np.random.SeedSequence([cfg.seed, 2001]),
                              config=cfg.synthesis_config().with_(priors={}))
-    ref = q.quantify(fids, dwell_s=basis.dwell_s, field_mhz=basis.field_mhz)
-    spectra = export.full_spectrum(fids)
+    te = 30.0 if q.general else None  # a protocol-general model is told the echo time (the default protocol's)
+    ref = q.quantify(fids, dwell_s=basis.dwell_s, field_mhz=basis.field_mhz, te_ms=te)
+    if q.general:  # its graph reads the ppm grid and the protocol vector
+        from mrs_tf.nn.general import protocol_vector
+        from mrs_tf.preprocess.grid import grid_spectrum
+
+        grid = grid_spectrum(fids, basis.dwell_s, basis.field_mhz).astype(np.float32)
+        vec = protocol_vector(basis.field_mhz, te).astype(np.float32)
+
+        def one_input(i):
+            return {"spectrum": grid[i][None], "protocol": vec}
+    else:
+        spectra = export.full_spectrum(fids)
+
+        def one_input(i):
+            return spectra[i][None]
 
     def mape(table, name):
         tr = sum(truth[p] for p in name.split("+"))
@@ -62,13 +78,12 @@ def main() -> None:
         path = export.to_tflite(q, tmp / f"{mode}.tflite", quantize=mode)
         runner = export.LiteRTModel(path, num_threads=1)
         lite = Quantifier(None, q.meta, runner=runner)
-        table = lite.quantify(fids, dwell_s=basis.dwell_s, field_mhz=basis.field_mhz)
+        table = lite.quantify(fids, dwell_s=basis.dwell_s, field_mhz=basis.field_mhz, te_ms=te)
         rel = max(float(np.max(np.abs(table[m] - ref[m]) / np.abs(ref[m]))) for m in q.names)
-        one = spectra[:1]
-        runner.predict(one)
+        runner.predict(one_input(0))
         times = []
         for i in range(calls):
-            x = spectra[i % len(spectra)][None]
+            x = one_input(i % n)
             t0 = time.perf_counter()
             runner.predict(x)
             times.append(time.perf_counter() - t0)
