@@ -24,6 +24,9 @@ def test_files_are_small_and_documented():
     assert meta["input"] == "ppm_grid" and meta["space"]["te_ms"] == [20.0, 40.0] and len(meta["sd_scale"]) == 25
     card = (FOLDER / "model_card.md").read_text()
     assert "Only spectra synthesised by mrs-tf" in card and "CPU cores" in card and "basis sets it never saw" in card
+    # trained (fine-tuned) on a lent GPU: the card names the card, and the shaped-pulse batches it learnt from
+    assert "NVIDIA H200" in meta["training"]["hardware"] and "NVIDIA H200" in card
+    assert meta["training"]["basis_randomisation"]["shaped_fraction"] == 0.75 and "shaped, slice-selective" in card
 
 
 @pytest.fixture(scope="module")
