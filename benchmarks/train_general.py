@@ -121,17 +121,17 @@ def write_card(folder: Path, results: dict) -> None:
                  f", after a warm start ({tr['warm_start']['minutes']:g} min, {tr['warm_start']['epochs']} epochs: "
                  f"{tr['warm_start']['note']})" if tr.get("warm_start") else "") +
              ". Reproduce: `" + tr.get("command", f"python benchmarks/train_general.py --out {folder} --minutes "
-                                        f"{round(tr['seconds'] / 60)} --randomisation none") + "`.", "",
-             "## Test metrics", ""]
+                                        f"{round(tr['seconds'] / 60)} --randomisation none") + "`.", ""]
     gpu = tr.get("gpu_reproduction")
     if gpu:  # the recipe rerun on a GPU machine (the card names the card)
         mape = " / ".join(f"{v:.1f}" for v in gpu["press3t_te30_test_mape_pct"].values())
         cpu = " / ".join(f"{v:.1f}" for v in gpu.get("cpu_press3t_te30_test_mape_pct", {}).values())
-        lines[-3:-3] = ["", f"The ideal-pulse recipe rerun from scratch on {gpu['hardware']}, one cosine run: "
-                        f"{gpu['epochs']} epochs ({gpu['spectra']:,} spectra) in {gpu['minutes']:.1f} min "
-                        f"({gpu['date']}; `{gpu['command']}`, then `--evaluate-only --calibrate`); that network's "
-                        f"MAPE on press3t_te30's test set {mape} % (" + ", ".join(gpu["press3t_te30_test_mape_pct"]) +
-                        (f"), the CPU-trained one's {cpu} %." if cpu else ").")]
+        lines += [f"The ideal-pulse recipe rerun from scratch on {gpu['hardware']}, one cosine run: "
+                  f"{gpu['epochs']} epochs ({gpu['spectra']:,} spectra) in {gpu['minutes']:.1f} min "
+                  f"({gpu['date']}; `{gpu['command']}`, then `--evaluate-only --calibrate`); that network's "
+                  f"MAPE on press3t_te30's test set {mape} % (" + ", ".join(gpu["press3t_te30_test_mape_pct"]) +
+                  (f"), the CPU-trained one's {cpu} %." if cpu else ")."), ""]
+    lines += ["## Test metrics", ""]
 
     for label, models in results.items():
         if label == "spectra_per_s":

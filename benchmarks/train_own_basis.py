@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -34,8 +33,6 @@ def main() -> None:
     parser.add_argument("--work", default=None, help="folder for the files (default: a temporary one)")
     args = parser.parse_args()
 
-    import tensorflow as tf
-
     from mrs_tf import BasisSet, Quantifier, simulate_basis, synthesize
     from mrs_tf.cli import main as cli
     from mrs_tf.io import nifti
@@ -43,8 +40,9 @@ def main() -> None:
 
     work = Path(args.work or tempfile.mkdtemp(prefix="mrs_tf_own_basis_"))
     work.mkdir(parents=True, exist_ok=True)
-    gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
-    hardware = f"{platform.machine()}, {os.cpu_count()} CPU cores, " + (", ".join(gpus) if gpus else "no GPU")
+    from mrs_tf.nn.train import training_hardware
+
+    hardware = training_hardware()
 
     t0 = time.perf_counter()
     theirs = simulate_basis(te1_ms=12.0, te2_ms=23.0, n_points=4096, bandwidth_hz=5000)

@@ -114,22 +114,11 @@ def _train(args) -> None:
     _card(args, history)
 
 
-def _hardware() -> str:
-    """The machine in words, for model cards: CPU cores and the GPUs TensorFlow sees."""
-    import os
-    import platform
-
-    import tensorflow as tf
-
-    gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
-    return f"{platform.machine()}, {os.cpu_count()} CPU cores, " + (", ".join(gpus) if gpus else "no GPU")
-
-
 def _card(args, history) -> None:
     """metrics.json and model_card.md for a freshly trained folder."""
     from mrs_tf.reporting import model_card
     from mrs_tf.physics.basis import simulate_basis
-    from mrs_tf.nn.train import TrainConfig, load_training_basis, logged_run
+    from mrs_tf.nn.train import TrainConfig, load_training_basis, logged_run, training_hardware
 
     cfg = TrainConfig(**json.loads((Path(args.out) / "train_config.json").read_text()))
     basis = (load_training_basis(cfg.basis_path, cfg.protocol_from, complete=cfg.complete_basis) if cfg.basis_path
@@ -140,7 +129,7 @@ def _card(args, history) -> None:
     training = {"minutes": done["seconds"] / 60, "epochs": done["epochs_run"], "steps_per_epoch": cfg.steps_per_epoch,
                 "batch_size": cfg.batch_size,
                 "final_val_loss": best if best is not None else float(min(history["val_loss"])),
-                "hardware": _hardware(),
+                "hardware": training_hardware(),
                 "command": "mrs-tf " + " ".join(argv) if sys.argv[0].endswith("mrs-tf") else "mrs-tf train"}
     print(f"mrs-tf: testing on {args.test_size} fresh spectra for metrics.json and model_card.md ...",
           file=sys.stderr, flush=True)

@@ -20,8 +20,7 @@ from mrs_tf.physics.synth import SynthesisConfig, concentration_matrix, synthesi
 from mrs_tf.preprocess.grid import GRID_POINTS, grid_coverage, grid_spectrum
 
 __all__ = ["GENERAL_SYNTHESIS", "BasisRandomisation", "GROUP_SHIFTS", "shifted_spin_systems", "NO_RANDOMISATION", "DOMAIN_RANDOMISATION", "SHAPED_PULSES",
-           "protocol_vector", "draw_protocol", "general_batch", "general_dataset", "general_batches", "general_validation_set",
-           "training_hardware"]
+           "protocol_vector", "draw_protocol", "general_batch", "general_dataset", "general_batches", "general_validation_set"]
 
 #: the nuisances of the training stream (3 T, short TE, in vivo as scanners deliver it)
 GENERAL_SYNTHESIS = SynthesisConfig(
@@ -264,44 +263,11 @@ def general_dataset(names, outputs_matrix, batch_size: int = 256, seed: int = 0,
             .map(make, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(4))
 
 
-def training_hardware() -> str:
-    """Where a training ran, for the model card: machine, CPU cores, GPUs (by name) and the Keras backend."""
-    import os
-    import platform
-
-    import keras
-
-    backend = keras.backend.backend()
-    gpus: list[str] = []
-    try:
-        if backend == "jax":
-            import jax
-
-            gpus = [d.device_kind for d in jax.devices() if d.platform == "gpu"]
-        elif backend == "tensorflow":
-            import tensorflow as tf
-
-            gpus = [tf.config.experimental.get_device_details(d).get("device_name", d.name)
-                    for d in tf.config.list_physical_devices("GPU")]
-        elif backend == "torch":
-            import torch
-
-            gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    except Exception:  # noqa: BLE001  (a description, never a reason to fail a finished training)
-        pass
-    return (f"{platform.machine()}, {os.cpu_count()} CPU cores, " + (" + ".join(gpus) if gpus else "no GPU")
-            + f" (Keras backend {backend})")
-
-
 def _worker_start() -> None:
     """A stream worker: one BLAS thread (the pool has a process per core)."""
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1, user_api="blas")
-
-
-def _worker_batch(names, batch_size, seed, index, snr, config, randomisation):
-    return general_batch(names, batch_size, seed, index, snr, config, randomisation=randomisation)
 
 
 def general_batches(names, outputs_matrix, batch_size: int = 256, seed: int = 0, snr=(5.0, 200.0),
@@ -325,7 +291,7 @@ def general_batches(names, outputs_matrix, batch_size: int = 256, seed: int = 0,
         index = first_batch
         while True:
             while len(pending) < ahead and index < end:
-                pending.append(pool.submit(_worker_batch, *args, index, snr, config, randomisation))
+                pending.append(pool.submit(general_batch, *args, index, snr, config, randomisation=randomisation))
                 index += 1
             if not pending:
                 return
@@ -383,7 +349,7 @@ def _train_general(out_dir, minutes, batch_size, steps_per_epoch, learning_rate,
     from mrs_tf.core.errors import OutputExistsError
     from mrs_tf.nn.models import build_model
     from mrs_tf.nn.train import (_backed_up_epochs, _write_json, combination_matrix, compile_model, logged_run,
-                                 output_names, progress_verbosity)
+                                 output_names, progress_verbosity, training_hardware)
     from mrs_tf.physics.basis import simulate_basis
 
     out = Path(out_dir)

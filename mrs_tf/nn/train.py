@@ -366,6 +366,35 @@ def sd_scale(mean: np.ndarray, sd: np.ndarray, target: np.ndarray) -> np.ndarray
     return np.median(np.abs(mean - target) / sd, axis=0) / 0.6745
 
 
+def training_hardware() -> str:
+    """Where a training ran, for the model card: machine, CPU cores, GPUs (by name) and the Keras backend."""
+    import os
+    import platform
+
+    import keras
+
+    backend = keras.backend.backend()
+    gpus: list[str] = []
+    try:
+        if backend == "jax":
+            import jax
+
+            gpus = [d.device_kind for d in jax.devices() if d.platform == "gpu"]
+        elif backend == "tensorflow":
+            import tensorflow as tf
+
+            gpus = [tf.config.experimental.get_device_details(d).get("device_name", d.name)
+                    for d in tf.config.list_physical_devices("GPU")]
+        elif backend == "torch":
+            import torch
+
+            gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    except Exception:  # noqa: BLE001  (a description, never a reason to fail a finished training)
+        pass
+    return (f"{platform.machine()}, {os.cpu_count()} CPU cores, " + (" + ".join(gpus) if gpus else "no GPU")
+            + f" (Keras backend {backend})")
+
+
 def progress_verbosity(verbose: int | str = "auto") -> int:
     """Keras's ``verbose`` for where the output goes: ``"auto"`` is 1 (the live progress bar) in a terminal or a
     notebook and 2 (one line per epoch) in a log file or a CI log, where a progress bar is rewritten hundreds of
