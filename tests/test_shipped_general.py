@@ -72,3 +72,21 @@ def test_load_without_a_path_gives_the_general_network():
 
     q = mrs_tf.Quantifier.load()
     assert q.general and Path(q.folder).resolve() == FOLDER.resolve() and DEFAULT_MODEL.endswith("press3t_short_te")
+
+
+def test_mirrored_spectra_are_flagged_not_quantified_as_ok(philips_like):
+    """Data in the other frequency sign convention (every peak at 2 x 4.65 ppm - its place) quantified through the
+    Python API: the network's numbers are nonsense (Ins off by > 20 %), so the table must say so per spectrum,
+    not give them status ok (before: no status column; with cross_check every spectrum ``ok``)."""
+    basis, fids, _ = philips_like
+    q = mrs_tf.Quantifier.load(FOLDER)
+    mixed = np.concatenate([fids[:6], np.conj(fids[6:12])])
+    kw = dict(dwell_s=basis.dwell_s, field_mhz=basis.field_mhz, te_ms=35.0)
+    table = q.quantify(mixed, **kw)
+    assert list(table["status"]) == ["ok"] * 6 + ["mirrored"] * 6
+    assert all("--conjugate" in m and "np.conj" in m for m in table["message"][6:])
+    assert all(m == "" for m in table["message"][:6])
+    checked = q.quantify(mixed[4:8], cross_check=True, **kw)
+    assert list(checked["status"]) == ["ok", "ok", "mirrored", "mirrored"]
+    hybrid = q.quantify(mixed[4:8], method="hybrid", n_jobs=1, **kw)
+    assert list(hybrid["status"][2:]) == ["mirrored", "mirrored"] and "mirrored" not in set(hybrid["status"][:2])

@@ -484,7 +484,10 @@ def _quantify(args) -> None:
         full = {k: _padded(v, keep) for k, v in part.items()}
         full["reference_offset_ppm" if args.reference else "frequency_offset_ppm"] = offsets
         if args.method == "network":
+            own = full["status"].copy(), full["message"].copy()  # the network's table's flags (e.g. mirrored)
             full["status"], full["message"] = offset_flags(offsets, args.reference, _training_shift_ppm(q))
+            flagged = keep & (own[0] != "ok")
+            full["status"][flagged], full["message"][flagged] = own[0][flagged], own[1][flagged]
             full["status"][~keep] = "not_quantified"
             full["status"][~finite] = "nan_input"
             full["message"][~finite] = "the FID contains NaN or Inf"

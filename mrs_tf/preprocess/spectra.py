@@ -131,23 +131,36 @@ def magnitude_correlation(fids, templates, dwell_s: float, field_mhz: float,
     return corr[:, lags], lags * hz_per_bin
 
 
-def mirror_scores(fids, basis, search_ppm: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+def mirror_scores(fids, basis, search_ppm: float = 0.5, duration_s: float | None = 0.25,
+                  chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
     """How well each spectrum matches the basis as it is and frequency-mirrored: the best normalised correlation
     (over shifts within +-``search_ppm``, :func:`magnitude_correlation`) of its magnitude spectrum with the
     prior-weighted basis's, for the FID and for its complex conjugate (the other sign convention: every peak at
-    ``2 ref_ppm - ppm``, NAA near 7.3 ppm). Returns ``(as_is, conjugated)``, each (n,) in [-1, 1]."""
+    ``2 ref_ppm - ppm``, NAA near 7.3 ppm). Returns ``(as_is, conjugated)``, each (n,) in [-1, 1].
+
+    ``duration_s``: data and basis cut to their first ``duration_s`` seconds (None: all points); the 4-6 Hz
+    apodisation of the correlation has taken the signal to a few per cent by 0.25 s, and the cut makes the check
+    4-8x cheaper, so that :meth:`mrs_tf.Quantifier.quantify` can run it on every spectrum. ``chunk`` spectra at a
+    time (memory)."""
     from mrs_tf.physics.metabolites import prior_means
 
     arr = as_fid_matrix(fids)
     template = prior_means(basis.names) @ basis.fids
-    return tuple(magnitude_correlation(data, template, basis.dwell_s, basis.field_mhz, search_ppm)[0].max(axis=1)
-                 for data in (arr, np.conj(arr)))
+    if duration_s is not None:
+        m = min(arr.shape[1], max(int(np.ceil(duration_s / basis.dwell_s)), 64))
+        arr, template = arr[:, :m], template[:m]
+    scores = [tuple(magnitude_correlation(data, template, basis.dwell_s, basis.field_mhz, search_ppm)[0].max(axis=1)
+                    for data in (part, np.conj(part)))
+              for part in (arr[i:i + chunk] for i in range(0, max(len(arr), 1), chunk))]
+    return tuple(np.concatenate([s[k] for s in scores]) for k in (0, 1))
 
 
 def looks_mirrored(as_is, conjugated) -> np.ndarray:
     """The rule on :func:`mirror_scores`: the conjugated data match the basis well (> 0.4) and clearly better (by
-    > 0.2) than the data as they are. Measured: synthetic spectra at SNR 3-100 score >= 0.71 as they are and <= 0.32
-    conjugated (the reverse when mirrored), pure noise <= 0.15, the Philips scans 0.45-0.57 and < 0."""
+    > 0.2) than the data as they are. Measured: synthetic spectra at SNR 3-100 (residual water and lipids
+    included; 2,048 for each of four protocols, 123.2-127.7 MHz, 1,024-8,192 points, 1-4 kHz) score >= 0.58 as they
+    are and <= 0.37 conjugated (the reverse when mirrored), pure noise <= 0.37 on both, the Philips scans 0.45-0.57
+    and < 0."""
     as_is, conjugated = np.asarray(as_is, float), np.asarray(conjugated, float)
     return (conjugated > 0.4) & (conjugated > as_is + 0.2)
 

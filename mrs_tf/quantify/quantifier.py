@@ -104,11 +104,13 @@ class Quantifier(ModelBundle):
         """
         if method not in ("network", "hybrid"):
             raise MRSError(f"unknown method {method!r}; use network or hybrid (mrs_tf.quest.fit for QUEST)")
+        arr = self.check(fids, dwell_s, field_mhz, te_ms)
         if method == "hybrid":
-            return self._hybrid(fids, dwell_s, field_mhz, batch_size, te_ms, basis, options, n_jobs, fallback,
-                                fit_pulse=fit_pulse, shift_average=shift_average)
-        mean, sd = self.predict(fids, dwell_s, field_mhz, batch_size, te_ms, shift_average)
-        table = network_table(self.names, self.outputs, mean, sd)
+            table = self._hybrid(arr, dwell_s, field_mhz, batch_size, te_ms, basis, options, n_jobs, fallback,
+                                 fit_pulse=fit_pulse, shift_average=shift_average)
+            return self._flag_mirrored(table, arr, dwell_s, field_mhz, te_ms)
+        mean, sd = self.infer(arr, batch_size, dwell_s, field_mhz, te_ms, shift_average=shift_average)
+        table = self._flag_mirrored(network_table(self.names, self.outputs, mean, sd), arr, dwell_s, field_mhz, te_ms)
         if cross_check:
             from mrs_tf.quantify import crosscheck
 
@@ -117,6 +119,26 @@ class Quantifier(ModelBundle):
             given = None if basis is None else (Path(basis).name if isinstance(basis, (str, os.PathLike))
                                                 else "the basis given")
             table = crosscheck.cross_check(table, fit, basis_label=self.fit_basis_label(given))
+        return table
+
+    def _flag_mirrored(self, table: ResultTable, arr: np.ndarray, dwell_s, field_mhz, te_ms) -> ResultTable:
+        """``table`` with ``status``/``message`` per spectrum (added as ``ok``/``""`` where it has none): ``mirrored``
+        where the spectrum matches the basis far better conjugated than as it is
+        (:func:`~mrs_tf.preprocess.spectra.looks_mirrored`): data in the other frequency sign convention, every peak
+        at 2 x 4.65 ppm minus its place. The network reads them as plausible-looking nonsense (Ins off by > 20 %,
+        nothing else unusual), and a fit of them may well converge; the flag overrides either's status."""
+        from mrs_tf.preprocess.spectra import looks_mirrored, mirror_scores
+
+        n = len(arr)
+        status = np.asarray(table["status"], dtype=object).copy() if "status" in table else np.full(n, "ok", object)
+        message = np.asarray(table["message"], dtype=object).copy() if "message" in table else np.full(n, "", object)
+        as_is, conj = mirror_scores(arr, self.basis_for(arr.shape[1], dwell_s, field_mhz, te_ms))
+        for i in np.flatnonzero(looks_mirrored(as_is, conj)):
+            text = (f"the spectrum matches the basis frequency-mirrored ({conj[i]:.2f} conjugated against "
+                    f"{as_is[i]:.2f} as it is: the other frequency sign convention, every number is nonsense); "
+                    f"quantify np.conj(fids) instead (mrs-tf: --conjugate)")
+            status[i], message[i] = "mirrored", text + (f"; {message[i]}" if message[i] else "")
+        table["status"], table["message"] = status, message
         return table
 
     def fit_basis_label(self, given: str | None = None) -> str | None:
