@@ -232,3 +232,26 @@ def test_a_brain_basis_without_gly_and_glc_is_said_so():
     prepare_basis(raw, n_points=2048, dwell_s=1 / 2000, log=said.append)
     assert any(s.startswith("no Ala, Glc, Gly in the basis") and "Ins" in s for s in said)
     assert missing_brain_metabolites(["Cr", "PCr", "GPC"]) == []  # not a brain basis (no NAA): nothing to say
+
+
+def test_the_python_api_flags_a_scan_whose_residual_water_was_not_removed():
+    """``Quantifier.quantify`` on the FIDs as read (water suppressed, not removed, about 18x NAA's height) gave
+    Ins/tCr 0.49 against LCModel's 0.86 with nothing said (no status column); now ``residual_water`` with the way
+    out, and after that way out (HLSVD removal of 4.2-5.2 ppm) the same scans are ``ok``."""
+    import mrs_tf
+    from mrs_tf.hlsvd import remove_band
+    from mrs_tf.io import read_data
+
+    q = mrs_tf.Quantifier.load()
+    scans = [read_data(_act(sub)) for sub in ("sub-01", "sub-02")]
+    d = scans[0]
+    fids = np.concatenate([s["fids"] for s in scans])
+    kw = dict(dwell_s=d["dwell_s"], field_mhz=d["field_mhz"], te_ms=35.0)
+    raw = q.quantify(fids, **kw)
+    assert list(raw["status"]) == ["residual_water"] * 2
+    assert all("remove_band" in m and "x NAA's height" in m for m in raw["message"])
+    assert list(q.quantify(np.conj(fids), **kw)["status"]) == ["residual_water"] * 2
+    dry = np.stack([remove_band(f, d["dwell_s"], d["field_mhz"], (4.2, 5.2))[0] for f in fids])
+    table = q.quantify(dry, **kw)
+    assert list(table["status"]) == ["ok", "ok"] and list(table["message"]) == ["", ""]
+    assert list(q.quantify(np.conj(dry), **kw)["status"]) == ["mirrored"] * 2

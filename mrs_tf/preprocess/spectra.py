@@ -131,28 +131,46 @@ def magnitude_correlation(fids, templates, dwell_s: float, field_mhz: float,
     return corr[:, lags], lags * hz_per_bin
 
 
-def mirror_scores(fids, basis, search_ppm: float = 0.5, duration_s: float | None = 0.25,
-                  chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+def mirror_scores(fids, basis, search_ppm: float = 0.5, duration_s: float | None = 0.1,
+                  chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """How well each spectrum matches the basis as it is and frequency-mirrored: the best normalised correlation
-    (over shifts within +-``search_ppm``, :func:`magnitude_correlation`) of its magnitude spectrum with the
+    (over shifts within +-``search_ppm``; :func:`magnitude_correlation`'s measure) of its magnitude spectrum with the
     prior-weighted basis's, for the FID and for its complex conjugate (the other sign convention: every peak at
     ``2 ref_ppm - ppm``, NAA near 7.3 ppm). Returns ``(as_is, conjugated)``, each (n,) in [-1, 1].
 
-    ``duration_s``: data and basis cut to their first ``duration_s`` seconds (None: all points); the 4-6 Hz
-    apodisation of the correlation has taken the signal to a few per cent by 0.25 s, and the cut makes the check
-    4-8x cheaper, so that :meth:`mrs_tf.Quantifier.quantify` can run it on every spectrum. ``chunk`` spectra at a
-    time (memory)."""
+    Cheap enough for :meth:`mrs_tf.Quantifier.quantify` to run on every spectrum: data and basis are cut to their
+    first ``duration_s`` seconds (None: all points; after the 4-6 Hz apodisation the scores of 1,024 spectra with
+    water, lipids and baselines moved by <= 0.012 at 0.1 s, 0.05 at 0.06 s), the conjugate's magnitude spectrum is
+    the data's reversed (|FFT(x*)[k]| = |FFT(x)[-k]|), single precision and real FFTs for the correlations,
+    ``chunk`` spectra at a time (cache-sized: 0.11 s for 8,192 spectra of 2,048 points at 4 kHz on 2 cores)."""
+    from scipy import fft as sfft
+
     from mrs_tf.physics.metabolites import prior_means
 
     arr = as_fid_matrix(fids)
     template = prior_means(basis.names) @ basis.fids
-    if duration_s is not None:
-        m = min(arr.shape[1], max(int(np.ceil(duration_s / basis.dwell_s)), 64))
-        arr, template = arr[:, :m], template[:m]
-    scores = [tuple(magnitude_correlation(data, template, basis.dwell_s, basis.field_mhz, search_ppm)[0].max(axis=1)
-                    for data in (part, np.conj(part)))
-              for part in (arr[i:i + chunk] for i in range(0, max(len(arr), 1), chunk))]
-    return tuple(np.concatenate([s[k] for s in scores]) for k in (0, 1))
+    m = arr.shape[1] if duration_s is None else min(arr.shape[1], max(int(np.ceil(duration_s / basis.dwell_s)), 64))
+    nfft, t = 2 * m, np.arange(m) * basis.dwell_s
+
+    def normalised(mag):
+        mag = mag - mag.mean(axis=-1, keepdims=True)
+        return mag / np.maximum(np.linalg.norm(mag, axis=-1, keepdims=True), 1e-300)
+
+    ref = normalised(np.abs(np.fft.fft(template[:m] * np.exp(-np.pi * 6.0 * t - (np.pi * 6.0 * t) ** 2 / 2.77),
+                                       nfft)))
+    ref_f = np.conj(sfft.rfft(ref)).astype(np.complex64)
+    max_lag = int(search_ppm * basis.field_mhz * nfft * basis.dwell_s)
+    lags = np.r_[0:max_lag + 1, -max_lag:0]
+    reverse = (-np.arange(nfft)) % nfft
+    apod = np.exp(-np.pi * 4.0 * t)
+    as_is, conj = np.empty(len(arr)), np.empty(len(arr))
+    for i in range(0, len(arr), chunk):
+        mag = normalised(np.abs(sfft.fft((arr[i:i + chunk, :m] * apod).astype(np.complex64), nfft, axis=-1,
+                                         workers=-1)))
+        for out, dat in ((as_is, mag), (conj, mag[:, reverse])):
+            corr = sfft.irfft(sfft.rfft(dat, axis=-1, workers=-1) * ref_f, nfft, axis=-1, workers=-1)
+            out[i:i + chunk] = corr[:, lags].max(axis=1)
+    return as_is, conj
 
 
 def looks_mirrored(as_is, conjugated) -> np.ndarray:
@@ -163,6 +181,23 @@ def looks_mirrored(as_is, conjugated) -> np.ndarray:
     and < 0."""
     as_is, conjugated = np.asarray(as_is, float), np.asarray(conjugated, float)
     return (conjugated > 0.4) & (conjugated > as_is + 0.2)
+
+
+def water_to_naa(fids, dwell_s: float, field_mhz: float, ref_ppm: float = 4.65,
+                 duration_s: float | None = 0.1) -> np.ndarray:
+    """Residual water's height against NAA's, per spectrum: the magnitude spectrum's largest value in 4.3-5.0 ppm
+    over its largest in 1.9-2.15 ppm (first ``duration_s`` seconds, 4 Hz apodisation, zero-filled x2; phase-free).
+    Spectra synthesised with water as tall as NAA (``SynthConfig.water_amp`` = 1) score about 0.6-1.5; the two
+    Philips volunteers as read (water suppressed, not removed) about 20; after HLSVD removal below 0.5."""
+    arr = as_fid_matrix(fids)
+    m = arr.shape[1] if duration_s is None else min(arr.shape[1], max(int(np.ceil(duration_s / dwell_s)), 64))
+    t = np.arange(m) * dwell_s
+    mag = np.abs(np.fft.fft((arr[:, :m] * np.exp(-np.pi * 4.0 * t)).astype(np.complex64), 2 * m, axis=-1))
+    ppm = ref_ppm - np.fft.fftfreq(2 * m, dwell_s) / field_mhz
+    water, naa = (ppm > 4.3) & (ppm < 5.0), (ppm > 1.9) & (ppm < 2.15)
+    if not water.any() or not naa.any():
+        return np.zeros(len(arr))
+    return mag[:, water].max(axis=1) / np.maximum(mag[:, naa].max(axis=1), 1e-30)
 
 
 def eddy_current_correction(fids, water_fid, reliable: float = 0.05) -> np.ndarray:

@@ -20,7 +20,13 @@ from mrs_tf.preprocess.spectra import as_fid_matrix
 from mrs_tf.quantify import protocol
 from mrs_tf.quantify.tables import network_table
 
-__all__ = ["Quantifier"]
+__all__ = ["Quantifier", "RESIDUAL_WATER_LIMIT"]
+
+#: the network's path flags a spectrum ``residual_water`` where the water peak is taller than this many NAA peaks
+#: (:func:`mrs_tf.preprocess.spectra.water_to_naa`). The networks learnt water up to 2x NAA (``press3t_te30``:
+#: none); measured on 512 spectra per height (press3t_short_te; three protocols): at 5x NAA 1 % of spectra score
+#: above 6 and the ratios' MAPE rises by 0.2-1.3 points, at 10x (median score 4.8) by 1.3-1.9, at 20x (9.3) by 4-6.
+RESIDUAL_WATER_LIMIT = 6.0
 
 
 class Quantifier(ModelBundle):
@@ -108,9 +114,9 @@ class Quantifier(ModelBundle):
         if method == "hybrid":
             table = self._hybrid(arr, dwell_s, field_mhz, batch_size, te_ms, basis, options, n_jobs, fallback,
                                  fit_pulse=fit_pulse, shift_average=shift_average)
-            return self._flag_mirrored(table, arr, dwell_s, field_mhz, te_ms)
+            return self._flag_inputs(table, arr, dwell_s, field_mhz, te_ms, water=False)  # the fit removes water
         mean, sd = self.infer(arr, batch_size, dwell_s, field_mhz, te_ms, shift_average=shift_average)
-        table = self._flag_mirrored(network_table(self.names, self.outputs, mean, sd), arr, dwell_s, field_mhz, te_ms)
+        table = self._flag_inputs(network_table(self.names, self.outputs, mean, sd), arr, dwell_s, field_mhz, te_ms)
         if cross_check:
             from mrs_tf.quantify import crosscheck
 
@@ -121,23 +127,42 @@ class Quantifier(ModelBundle):
             table = crosscheck.cross_check(table, fit, basis_label=self.fit_basis_label(given))
         return table
 
-    def _flag_mirrored(self, table: ResultTable, arr: np.ndarray, dwell_s, field_mhz, te_ms) -> ResultTable:
-        """``table`` with ``status``/``message`` per spectrum (added as ``ok``/``""`` where it has none): ``mirrored``
-        where the spectrum matches the basis far better conjugated than as it is
-        (:func:`~mrs_tf.preprocess.spectra.looks_mirrored`): data in the other frequency sign convention, every peak
-        at 2 x 4.65 ppm minus its place. The network reads them as plausible-looking nonsense (Ins off by > 20 %,
-        nothing else unusual), and a fit of them may well converge; the flag overrides either's status."""
-        from mrs_tf.preprocess.spectra import looks_mirrored, mirror_scores
+    def _flag_inputs(self, table: ResultTable, arr: np.ndarray, dwell_s, field_mhz, te_ms,
+                     water: bool = True) -> ResultTable:
+        """``table`` with ``status``/``message`` per spectrum (added as ``ok``/``""`` where it has none), flagging data
+        the numbers cannot be trusted on, whatever they look like:
+
+        * ``residual_water`` (``water``: the network's path; the fits remove water themselves): the water peak is
+          more than :data:`RESIDUAL_WATER_LIMIT` times NAA's height (:func:`~mrs_tf.preprocess.spectra.water_to_naa`;
+          e.g. a scan as read, water suppressed but not removed: Ins/tCr of a Philips volunteer 0.49 against
+          LCModel's 0.86);
+        * ``mirrored``: the spectrum matches the basis far better conjugated than as it is
+          (:func:`~mrs_tf.preprocess.spectra.looks_mirrored`): data in the other frequency sign convention, every
+          peak at 2 x 4.65 ppm minus its place. The network reads them as plausible-looking nonsense (Ins off by
+          > 20 %) and a fit of them may converge; this flag overrides either's status."""
+        from mrs_tf.preprocess.spectra import looks_mirrored, mirror_scores, water_to_naa
 
         n = len(arr)
         status = np.asarray(table["status"], dtype=object).copy() if "status" in table else np.full(n, "ok", object)
         message = np.asarray(table["message"], dtype=object).copy() if "message" in table else np.full(n, "", object)
+
+        def flag(i, name, text):
+            status[i], message[i] = name, text + (f"; {message[i]}" if message[i] else "")
+
+        if water:
+            ratio = water_to_naa(arr, dwell_s, field_mhz, getattr(self.basis_for(arr.shape[1], dwell_s, field_mhz,
+                                                                                 te_ms), "ref_ppm", 4.65))
+            for i in np.flatnonzero(ratio > RESIDUAL_WATER_LIMIT):
+                flag(i, "residual_water",
+                     f"the residual water peak is {ratio[i]:.0f}x NAA's height (the networks learnt up to about 2x; "
+                     f"beyond {RESIDUAL_WATER_LIMIT:g}x their ratios to tCr drift by tens of per cent): remove it "
+                     f"first, e.g. mrs_tf.hlsvd.remove_band(fid, dwell_s, field_mhz, (4.2, 5.2)) for each FID, as "
+                     f"mrs-tf quantify does")
         as_is, conj = mirror_scores(arr, self.basis_for(arr.shape[1], dwell_s, field_mhz, te_ms))
         for i in np.flatnonzero(looks_mirrored(as_is, conj)):
-            text = (f"the spectrum matches the basis frequency-mirrored ({conj[i]:.2f} conjugated against "
-                    f"{as_is[i]:.2f} as it is: the other frequency sign convention, every number is nonsense); "
-                    f"quantify np.conj(fids) instead (mrs-tf: --conjugate)")
-            status[i], message[i] = "mirrored", text + (f"; {message[i]}" if message[i] else "")
+            flag(i, "mirrored", f"the spectrum matches the basis frequency-mirrored ({conj[i]:.2f} conjugated against "
+                                f"{as_is[i]:.2f} as it is: the other frequency sign convention, every number is "
+                                f"nonsense); quantify np.conj(fids) instead (mrs-tf: --conjugate)")
         table["status"], table["message"] = status, message
         return table
 
