@@ -249,15 +249,6 @@ def _warn_missing_metabolites(basis, source) -> None:
 SEARCH_PPM = 0.5
 
 
-def _training_shift_ppm(q) -> float:
-    """The largest frequency offset (ppm) the network saw in training (its train_config.json, else mrs-tf's)."""
-    from mrs_tf.nn.config import TRAINING_SYNTHESIS
-
-    cfg = q.train_config()
-    shift = cfg.synthesis_config().shift_ppm if cfg is not None else TRAINING_SYNTHESIS.shift_ppm
-    return float(max(abs(v) for v in shift))
-
-
 def offset_flags(offsets_ppm, corrected: bool, training_ppm: float) -> tuple[np.ndarray, np.ndarray]:
     """``status`` and ``message`` per spectrum of the network path from the frequency offset measured on the
     metabolite peaks (ppm, NaN where not measured). Corrected (``--reference``): an offset at the edge of the search
@@ -485,8 +476,8 @@ def _quantify(args) -> None:
         full["reference_offset_ppm" if args.reference else "frequency_offset_ppm"] = offsets
         if args.method == "network":
             own = full["status"].copy(), full["message"].copy()  # the network's table's flags (e.g. mirrored)
-            full["status"], full["message"] = offset_flags(offsets, args.reference, _training_shift_ppm(q))
-            flagged = keep & (own[0] != "ok")
+            full["status"], full["message"] = offset_flags(offsets, args.reference, q.training_shift_ppm())
+            flagged = keep & (own[0] != "ok") & (full["status"] == "ok")  # the file's own reasons first
             full["status"][flagged], full["message"][flagged] = own[0][flagged], own[1][flagged]
             full["status"][~keep] = "not_quantified"
             full["status"][~finite] = "nan_input"

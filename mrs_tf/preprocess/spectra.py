@@ -1,6 +1,8 @@
 """Spectral preprocessing shared by the data sets and the networks: spectra and the metabolite-range crop."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from mrs_tf.physics.basis import lagrange_interpolate, ppm_axis
@@ -131,12 +133,26 @@ def magnitude_correlation(fids, templates, dwell_s: float, field_mhz: float,
     return corr[:, lags], lags * hz_per_bin
 
 
-def mirror_scores(fids, basis, search_ppm: float = 0.5, duration_s: float | None = 0.1,
-                  chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """How well each spectrum matches the basis as it is and frequency-mirrored: the best normalised correlation
-    (over shifts within +-``search_ppm``; :func:`magnitude_correlation`'s measure) of its magnitude spectrum with the
-    prior-weighted basis's, for the FID and for its complex conjugate (the other sign convention: every peak at
-    ``2 ref_ppm - ppm``, NAA near 7.3 ppm). Returns ``(as_is, conjugated)``, each (n,) in [-1, 1].
+@dataclass
+class InputScores:
+    """What :func:`input_scores` measures per spectrum (each (n,)): ``as_is`` and ``conjugated``, the best normalised
+    correlation of the magnitude spectrum with the basis's as it is and complex-conjugated (frequency-mirrored);
+    ``offset_ppm``, where the as-is match puts the peaks against the basis (+ = at higher ppm; +-0.01 ppm);
+    ``water_to_naa``, the residual water peak's height over NAA's (windows moved by the offset)."""
+
+    as_is: np.ndarray
+    conjugated: np.ndarray
+    offset_ppm: np.ndarray
+    water_to_naa: np.ndarray
+
+
+def input_scores(fids, basis, search_ppm: float = 0.5, duration_s: float | None = 0.1,
+                 chunk: int = 256) -> InputScores:
+    """Is each spectrum what a quantifier of ``basis`` can read? One magnitude spectrum per FID gives
+    :class:`InputScores`: the match with the prior-weighted basis as it is and frequency-mirrored (the other sign
+    convention: every peak at ``2 ref_ppm - ppm``, NAA near 7.3 ppm; over shifts within +-``search_ppm``,
+    :func:`magnitude_correlation`'s measure), the offset of that match, and the residual water's height over NAA's
+    (:func:`water_to_naa`).
 
     Cheap enough for :meth:`mrs_tf.Quantifier.quantify` to run on every spectrum: data and basis are cut to their
     first ``duration_s`` seconds (None: all points; after the 4-6 Hz apodisation the scores of 1,024 spectra with
@@ -159,18 +175,37 @@ def mirror_scores(fids, basis, search_ppm: float = 0.5, duration_s: float | None
     ref = normalised(np.abs(np.fft.fft(template[:m] * np.exp(-np.pi * 6.0 * t - (np.pi * 6.0 * t) ** 2 / 2.77),
                                        nfft)))
     ref_f = np.conj(sfft.rfft(ref)).astype(np.complex64)
-    max_lag = int(search_ppm * basis.field_mhz * nfft * basis.dwell_s)
+    hz_per_bin = 1.0 / (nfft * basis.dwell_s)
+    max_lag = int(search_ppm * basis.field_mhz / hz_per_bin)
     lags = np.r_[0:max_lag + 1, -max_lag:0]
     reverse = (-np.arange(nfft)) % nfft
     apod = np.exp(-np.pi * 4.0 * t)
-    as_is, conj = np.empty(len(arr)), np.empty(len(arr))
+    out = InputScores(*(np.empty(len(arr)) for _ in range(4)))
     for i in range(0, len(arr), chunk):
-        mag = normalised(np.abs(sfft.fft((arr[i:i + chunk, :m] * apod).astype(np.complex64), nfft, axis=-1,
-                                         workers=-1)))
-        for out, dat in ((as_is, mag), (conj, mag[:, reverse])):
+        rows = slice(i, i + chunk)
+        raw = np.abs(sfft.fft((arr[rows, :m] * apod).astype(np.complex64), nfft, axis=-1, workers=-1))
+        mag = normalised(raw)
+        for name, dat in (("as_is", mag), ("conjugated", mag[:, reverse])):
             corr = sfft.irfft(sfft.rfft(dat, axis=-1, workers=-1) * ref_f, nfft, axis=-1, workers=-1)
-            out[i:i + chunk] = corr[:, lags].max(axis=1)
-    return as_is, conj
+            best = np.argmax(corr[:, lags], axis=1)
+            getattr(out, name)[rows] = corr[np.arange(len(corr)), lags[best]]
+            if name == "as_is":  # the peak's position refined by a parabola through its neighbours
+                k = lags[best]
+                y0, ym, yp = (corr[np.arange(len(corr)), (k + d) % nfft] for d in (0, -1, 1))
+                curv = ym - 2 * y0 + yp
+                frac = np.where(curv < 0, 0.5 * (ym - yp) / np.where(curv < 0, curv, -1.0), 0.0)
+                out.offset_ppm[rows] = -(k + np.clip(frac, -0.5, 0.5)) * hz_per_bin / basis.field_mhz
+        out.water_to_naa[rows] = _water_over_naa(raw, nfft, basis.dwell_s, basis.field_mhz, basis.ref_ppm,
+                                                 out.offset_ppm[rows])
+    return out
+
+
+def mirror_scores(fids, basis, search_ppm: float = 0.5, duration_s: float | None = 0.1,
+                  chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """``(as_is, conjugated)`` of :func:`input_scores`: how well each spectrum matches the basis as it is and
+    frequency-mirrored, each (n,) in [-1, 1]."""
+    scores = input_scores(fids, basis, search_ppm, duration_s, chunk)
+    return scores.as_is, scores.conjugated
 
 
 def looks_mirrored(as_is, conjugated) -> np.ndarray:
@@ -183,21 +218,27 @@ def looks_mirrored(as_is, conjugated) -> np.ndarray:
     return (conjugated > 0.4) & (conjugated > as_is + 0.2)
 
 
-def water_to_naa(fids, dwell_s: float, field_mhz: float, ref_ppm: float = 4.65,
+def water_to_naa(fids, dwell_s: float, field_mhz: float, ref_ppm: float = 4.65, offset_ppm=0.0,
                  duration_s: float | None = 0.1) -> np.ndarray:
     """Residual water's height against NAA's, per spectrum: the magnitude spectrum's largest value in 4.3-5.0 ppm
-    over its largest in 1.9-2.15 ppm (first ``duration_s`` seconds, 4 Hz apodisation, zero-filled x2; phase-free).
-    Spectra synthesised with water as tall as NAA (``SynthConfig.water_amp`` = 1) score about 0.6-1.5; the two
-    Philips volunteers as read (water suppressed, not removed) about 20; after HLSVD removal below 0.5."""
+    over its largest in 1.9-2.15 ppm, both windows moved by ``offset_ppm`` (scalar or (n,); where the peaks sit,
+    :func:`input_scores`), first ``duration_s`` seconds, 4 Hz apodisation, zero-filled x2, phase-free. Spectra
+    synthesised with water as tall as NAA (``SynthConfig.water_amp`` = 1) score about 0.6-1.5; the two Philips
+    volunteers as read (water suppressed, not removed) about 18; after HLSVD removal below 0.5."""
     arr = as_fid_matrix(fids)
     m = arr.shape[1] if duration_s is None else min(arr.shape[1], max(int(np.ceil(duration_s / dwell_s)), 64))
     t = np.arange(m) * dwell_s
-    mag = np.abs(np.fft.fft((arr[:, :m] * np.exp(-np.pi * 4.0 * t)).astype(np.complex64), 2 * m, axis=-1))
-    ppm = ref_ppm - np.fft.fftfreq(2 * m, dwell_s) / field_mhz
+    raw = np.abs(np.fft.fft((arr[:, :m] * np.exp(-np.pi * 4.0 * t)).astype(np.complex64), 2 * m, axis=-1))
+    return _water_over_naa(raw, 2 * m, dwell_s, field_mhz, ref_ppm, np.broadcast_to(offset_ppm, (len(arr),)))
+
+
+def _water_over_naa(mag, nfft: int, dwell_s: float, field_mhz: float, ref_ppm: float, offset_ppm) -> np.ndarray:
+    """:func:`water_to_naa` on magnitude spectra ``mag`` (n, nfft) of unshifted FFTs."""
+    ppm = (ref_ppm - np.fft.fftfreq(nfft, dwell_s) / field_mhz)[None, :] - np.asarray(offset_ppm, float)[:, None]
     water, naa = (ppm > 4.3) & (ppm < 5.0), (ppm > 1.9) & (ppm < 2.15)
-    if not water.any() or not naa.any():
-        return np.zeros(len(arr))
-    return mag[:, water].max(axis=1) / np.maximum(mag[:, naa].max(axis=1), 1e-30)
+    top = lambda sel: np.where(sel, mag, 0.0).max(axis=1)  # noqa: E731
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(naa.any(axis=1) & water.any(axis=1), top(water) / np.maximum(top(naa), 1e-30), 0.0)
 
 
 def eddy_current_correction(fids, water_fid, reliable: float = 0.05) -> np.ndarray:

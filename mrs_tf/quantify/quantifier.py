@@ -20,13 +20,17 @@ from mrs_tf.preprocess.spectra import as_fid_matrix
 from mrs_tf.quantify import protocol
 from mrs_tf.quantify.tables import network_table
 
-__all__ = ["Quantifier", "RESIDUAL_WATER_LIMIT"]
+__all__ = ["Quantifier", "RESIDUAL_WATER_LIMIT", "OFFSET_MARGIN_PPM"]
 
 #: the network's path flags a spectrum ``residual_water`` where the water peak is taller than this many NAA peaks
 #: (:func:`mrs_tf.preprocess.spectra.water_to_naa`). The networks learnt water up to 2x NAA (``press3t_te30``:
 #: none); measured on 512 spectra per height (press3t_short_te; three protocols): at 5x NAA 1 % of spectra score
 #: above 6 and the ratios' MAPE rises by 0.2-1.3 points, at 10x (median score 4.8) by 1.3-1.9, at 20x (9.3) by 4-6.
 RESIDUAL_WATER_LIMIT = 6.0
+#: the network's path flags a spectrum ``offset_out_of_range`` where its peaks sit further than the training range
+#: plus this (ppm) from the basis's (the offset is measured to about +-0.01 ppm; at +-0.25 ppm press3t_short_te's
+#: MAPE is 1.3-1.9x, at 0.3 ppm 2-3x its in-range one)
+OFFSET_MARGIN_PPM = 0.03
 
 
 class Quantifier(ModelBundle):
@@ -114,7 +118,7 @@ class Quantifier(ModelBundle):
         if method == "hybrid":
             table = self._hybrid(arr, dwell_s, field_mhz, batch_size, te_ms, basis, options, n_jobs, fallback,
                                  fit_pulse=fit_pulse, shift_average=shift_average)
-            return self._flag_inputs(table, arr, dwell_s, field_mhz, te_ms, water=False)  # the fit removes water
+            return self._flag_inputs(table, arr, dwell_s, field_mhz, te_ms, network=False)
         mean, sd = self.infer(arr, batch_size, dwell_s, field_mhz, te_ms, shift_average=shift_average)
         table = self._flag_inputs(network_table(self.names, self.outputs, mean, sd), arr, dwell_s, field_mhz, te_ms)
         if cross_check:
@@ -127,20 +131,30 @@ class Quantifier(ModelBundle):
             table = crosscheck.cross_check(table, fit, basis_label=self.fit_basis_label(given))
         return table
 
-    def _flag_inputs(self, table: ResultTable, arr: np.ndarray, dwell_s, field_mhz, te_ms,
-                     water: bool = True) -> ResultTable:
-        """``table`` with ``status``/``message`` per spectrum (added as ``ok``/``""`` where it has none), flagging data
-        the numbers cannot be trusted on, whatever they look like:
+    def training_shift_ppm(self) -> float:
+        """The largest frequency offset (ppm) the network saw in training (its train_config.json, else mrs-tf's
+        training synthesis, which the protocol-general networks share)."""
+        from mrs_tf.nn.config import TRAINING_SYNTHESIS
 
-        * ``residual_water`` (``water``: the network's path; the fits remove water themselves): the water peak is
-          more than :data:`RESIDUAL_WATER_LIMIT` times NAA's height (:func:`~mrs_tf.preprocess.spectra.water_to_naa`;
-          e.g. a scan as read, water suppressed but not removed: Ins/tCr of a Philips volunteer 0.49 against
-          LCModel's 0.86);
+        cfg = None if self.general else self.train_config()
+        shift = cfg.synthesis_config().shift_ppm if cfg is not None else TRAINING_SYNTHESIS.shift_ppm
+        return float(max(abs(v) for v in shift))
+
+    def _flag_inputs(self, table: ResultTable, arr: np.ndarray, dwell_s, field_mhz, te_ms,
+                     network: bool = True) -> ResultTable:
+        """``table`` with ``status``/``message`` per spectrum (added as ``ok``/``""`` where it has none), flagging data
+        the numbers cannot be trusted on, whatever they look like (:func:`~mrs_tf.preprocess.spectra.input_scores`):
+
+        * ``network`` only (the fits remove water and search the shift themselves): ``residual_water``, the water
+          peak more than :data:`RESIDUAL_WATER_LIMIT` times NAA's height (e.g. a scan as read, water suppressed but
+          not removed: Ins/tCr of a Philips volunteer 0.49 against LCModel's 0.86); ``offset_out_of_range``, the
+          peaks further from the basis's positions than the network was trained on (:meth:`training_shift_ppm` plus
+          :data:`OFFSET_MARGIN_PPM`; at 0.3 ppm its MAPE is 2-3x its in-range one);
         * ``mirrored``: the spectrum matches the basis far better conjugated than as it is
           (:func:`~mrs_tf.preprocess.spectra.looks_mirrored`): data in the other frequency sign convention, every
           peak at 2 x 4.65 ppm minus its place. The network reads them as plausible-looking nonsense (Ins off by
-          > 20 %) and a fit of them may converge; this flag overrides either's status."""
-        from mrs_tf.preprocess.spectra import looks_mirrored, mirror_scores, water_to_naa
+          > 20 %) and a fit of them may converge; this flag overrides the others."""
+        from mrs_tf.preprocess.spectra import input_scores, looks_mirrored
 
         n = len(arr)
         status = np.asarray(table["status"], dtype=object).copy() if "status" in table else np.full(n, "ok", object)
@@ -149,20 +163,25 @@ class Quantifier(ModelBundle):
         def flag(i, name, text):
             status[i], message[i] = name, text + (f"; {message[i]}" if message[i] else "")
 
-        if water:
-            ratio = water_to_naa(arr, dwell_s, field_mhz, getattr(self.basis_for(arr.shape[1], dwell_s, field_mhz,
-                                                                                 te_ms), "ref_ppm", 4.65))
-            for i in np.flatnonzero(ratio > RESIDUAL_WATER_LIMIT):
+        scores = input_scores(arr, self.basis_for(arr.shape[1], dwell_s, field_mhz, te_ms))
+        if network:
+            limit = self.training_shift_ppm()
+            for i in np.flatnonzero(np.abs(scores.offset_ppm) > limit + OFFSET_MARGIN_PPM):
+                flag(i, "offset_out_of_range",
+                     f"the peaks sit {scores.offset_ppm[i]:+.2f} ppm from the basis's positions, beyond the "
+                     f"network's training range (+-{limit:g} ppm): its numbers are biased; reference the spectra "
+                     f"first (mrs_tf.preprocess.frequency_reference(fids, basis)), as mrs-tf quantify does")
+            for i in np.flatnonzero(scores.water_to_naa > RESIDUAL_WATER_LIMIT):
                 flag(i, "residual_water",
-                     f"the residual water peak is {ratio[i]:.0f}x NAA's height (the networks learnt up to about 2x; "
-                     f"beyond {RESIDUAL_WATER_LIMIT:g}x their ratios to tCr drift by tens of per cent): remove it "
-                     f"first, e.g. mrs_tf.hlsvd.remove_band(fid, dwell_s, field_mhz, (4.2, 5.2)) for each FID, as "
-                     f"mrs-tf quantify does")
-        as_is, conj = mirror_scores(arr, self.basis_for(arr.shape[1], dwell_s, field_mhz, te_ms))
-        for i in np.flatnonzero(looks_mirrored(as_is, conj)):
-            flag(i, "mirrored", f"the spectrum matches the basis frequency-mirrored ({conj[i]:.2f} conjugated against "
-                                f"{as_is[i]:.2f} as it is: the other frequency sign convention, every number is "
-                                f"nonsense); quantify np.conj(fids) instead (mrs-tf: --conjugate)")
+                     f"the residual water peak is {scores.water_to_naa[i]:.0f}x NAA's height (the networks learnt "
+                     f"up to about 2x; beyond {RESIDUAL_WATER_LIMIT:g}x their ratios to tCr drift by tens of per "
+                     f"cent): remove it first, e.g. mrs_tf.hlsvd.remove_band(fid, dwell_s, field_mhz, (4.2, 5.2)) "
+                     f"for each FID, as mrs-tf quantify does")
+        for i in np.flatnonzero(looks_mirrored(scores.as_is, scores.conjugated)):
+            flag(i, "mirrored", f"the spectrum matches the basis frequency-mirrored ({scores.conjugated[i]:.2f} "
+                                f"conjugated against {scores.as_is[i]:.2f} as it is: the other frequency sign "
+                                f"convention, every number is nonsense); quantify np.conj(fids) instead (mrs-tf: "
+                                f"--conjugate)")
         table["status"], table["message"] = status, message
         return table
 
