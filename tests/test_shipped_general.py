@@ -115,3 +115,20 @@ def test_spectra_beyond_the_training_shift_are_flagged(philips_like):
     _, hz = frequency_reference(moved, basis)
     np.testing.assert_allclose(offset, -hz / basis.field_mhz, atol=0.02)
     np.testing.assert_allclose(offset, ppm, atol=0.04)
+
+
+def test_noise_alone_is_no_signal_not_the_networks_prior(philips_like):
+    """Pure noise through the Python API gave tNAA/tCr 1.5-1.9 and Ins/tCr 0.7-1.0 (the prior's look) with sigmas
+    like an SNR-10 spectrum's and no flag; now ``no_signal``; spectra of SNR >= 3 are not flagged so."""
+    from mrs_tf.nn.general import GENERAL_SYNTHESIS
+
+    basis = philips_like[0]
+    q = mrs_tf.Quantifier.load(FOLDER)
+    rng = np.random.default_rng(3)
+    noise = rng.normal(size=(64, basis.n_points)) + 1j * rng.normal(size=(64, basis.n_points))
+    table = q.quantify(noise, dwell_s=basis.dwell_s, field_mhz=basis.field_mhz, te_ms=35.0)
+    assert set(table["status"]) == {"no_signal"} and "above the noise" in table["message"][0]
+    syn = evaluation_synthesis(GENERAL_SYNTHESIS).with_(water_amp=(0.0, 0.0), lipid_amp=(0.0, 0.0))
+    fids, _ = mrs_tf.synthesize(basis, 128, snr=(3, 5), seed=np.random.SeedSequence([42, 20]), config=syn)
+    weak = q.quantify(fids, dwell_s=basis.dwell_s, field_mhz=basis.field_mhz, te_ms=35.0)
+    assert "no_signal" not in set(weak["status"])

@@ -138,12 +138,17 @@ class InputScores:
     """What :func:`input_scores` measures per spectrum (each (n,)): ``as_is`` and ``conjugated``, the best normalised
     correlation of the magnitude spectrum with the basis's as it is and complex-conjugated (frequency-mirrored);
     ``offset_ppm``, where the as-is match puts the peaks against the basis (+ = at higher ppm; +-0.01 ppm);
-    ``water_to_naa``, the residual water peak's height over NAA's (windows moved by the offset)."""
+    ``water_to_naa``, the residual water peak's height over NAA's (windows moved by the offset); ``naa_over_noise``,
+    NAA's height in the same 4 Hz-apodised spectrum of the first ``duration_s`` over the noise's standard deviation
+    there (from the last quarter of the FID): pure noise scores up to about 5, spectra of SNR 2 from 3.3, SNR 3 from
+    4.5, SNR 10 from 16 (1st percentiles, synthetic spectra of five protocols; SNR as :func:`mrs_tf.synthesize`
+    defines it); it underestimates high SNRs of narrow lines, whose signal is still in the FID's tail."""
 
     as_is: np.ndarray
     conjugated: np.ndarray
     offset_ppm: np.ndarray
     water_to_naa: np.ndarray
+    naa_over_noise: np.ndarray
 
 
 def input_scores(fids, basis, search_ppm: float = 0.5, duration_s: float | None = 0.1,
@@ -180,7 +185,9 @@ def input_scores(fids, basis, search_ppm: float = 0.5, duration_s: float | None 
     lags = np.r_[0:max_lag + 1, -max_lag:0]
     reverse = (-np.arange(nfft)) % nfft
     apod = np.exp(-np.pi * 4.0 * t)
-    out = InputScores(*(np.empty(len(arr)) for _ in range(4)))
+    out = InputScores(*(np.empty(len(arr)) for _ in range(5)))
+    tail = arr[:, -max(arr.shape[1] // 4, 1):]
+    noise = np.sqrt((tail.real.var(axis=1) + tail.imag.var(axis=1)) / 2 * (apod ** 2).sum())  # in the spectrum
     for i in range(0, len(arr), chunk):
         rows = slice(i, i + chunk)
         raw = np.abs(sfft.fft((arr[rows, :m] * apod).astype(np.complex64), nfft, axis=-1, workers=-1))
@@ -195,8 +202,10 @@ def input_scores(fids, basis, search_ppm: float = 0.5, duration_s: float | None 
                 curv = ym - 2 * y0 + yp
                 frac = np.where(curv < 0, 0.5 * (ym - yp) / np.where(curv < 0, curv, -1.0), 0.0)
                 out.offset_ppm[rows] = -(k + np.clip(frac, -0.5, 0.5)) * hz_per_bin / basis.field_mhz
-        out.water_to_naa[rows] = _water_over_naa(raw, nfft, basis.dwell_s, basis.field_mhz, basis.ref_ppm,
-                                                 out.offset_ppm[rows])
+        water, naa = _water_and_naa(raw, nfft, basis.dwell_s, basis.field_mhz, basis.ref_ppm, out.offset_ppm[rows])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out.water_to_naa[rows] = np.where(naa > 0, water / np.maximum(naa, 1e-30), 0.0)
+            out.naa_over_noise[rows] = np.where(noise[rows] > 0, naa / noise[rows], np.inf)
     return out
 
 
@@ -229,16 +238,18 @@ def water_to_naa(fids, dwell_s: float, field_mhz: float, ref_ppm: float = 4.65, 
     m = arr.shape[1] if duration_s is None else min(arr.shape[1], max(int(np.ceil(duration_s / dwell_s)), 64))
     t = np.arange(m) * dwell_s
     raw = np.abs(np.fft.fft((arr[:, :m] * np.exp(-np.pi * 4.0 * t)).astype(np.complex64), 2 * m, axis=-1))
-    return _water_over_naa(raw, 2 * m, dwell_s, field_mhz, ref_ppm, np.broadcast_to(offset_ppm, (len(arr),)))
+    water, naa = _water_and_naa(raw, 2 * m, dwell_s, field_mhz, ref_ppm, np.broadcast_to(offset_ppm, (len(arr),)))
+    return np.where(naa > 0, water / np.maximum(naa, 1e-30), 0.0)
 
 
-def _water_over_naa(mag, nfft: int, dwell_s: float, field_mhz: float, ref_ppm: float, offset_ppm) -> np.ndarray:
-    """:func:`water_to_naa` on magnitude spectra ``mag`` (n, nfft) of unshifted FFTs."""
+def _water_and_naa(mag, nfft: int, dwell_s: float, field_mhz: float, ref_ppm: float,
+                   offset_ppm) -> tuple[np.ndarray, np.ndarray]:
+    """The largest values of magnitude spectra ``mag`` (n, nfft; unshifted FFTs) in 4.3-5.0 ppm (water) and
+    1.9-2.15 ppm (NAA), moved by ``offset_ppm`` (n,); 0 where a window lies outside the spectrum."""
     ppm = (ref_ppm - np.fft.fftfreq(nfft, dwell_s) / field_mhz)[None, :] - np.asarray(offset_ppm, float)[:, None]
     water, naa = (ppm > 4.3) & (ppm < 5.0), (ppm > 1.9) & (ppm < 2.15)
     top = lambda sel: np.where(sel, mag, 0.0).max(axis=1)  # noqa: E731
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(naa.any(axis=1) & water.any(axis=1), top(water) / np.maximum(top(naa), 1e-30), 0.0)
+    return top(water), top(naa)
 
 
 def eddy_current_correction(fids, water_fid, reliable: float = 0.05) -> np.ndarray:

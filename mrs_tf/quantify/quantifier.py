@@ -20,13 +20,18 @@ from mrs_tf.preprocess.spectra import as_fid_matrix
 from mrs_tf.quantify import protocol
 from mrs_tf.quantify.tables import network_table
 
-__all__ = ["Quantifier", "RESIDUAL_WATER_LIMIT", "OFFSET_MARGIN_PPM"]
+__all__ = ["Quantifier", "RESIDUAL_WATER_LIMIT", "NO_SIGNAL_LIMIT", "OFFSET_MARGIN_PPM"]
 
 #: the network's path flags a spectrum ``residual_water`` where the water peak is taller than this many NAA peaks
 #: (:func:`mrs_tf.preprocess.spectra.water_to_naa`). The networks learnt water up to 2x NAA (``press3t_te30``:
 #: none); measured on 512 spectra per height (press3t_short_te; three protocols): at 5x NAA 1 % of spectra score
 #: above 6 and the ratios' MAPE rises by 0.2-1.3 points, at 10x (median score 4.8) by 1.3-1.9, at 20x (9.3) by 4-6.
 RESIDUAL_WATER_LIMIT = 6.0
+#: the network's path flags a spectrum ``no_signal`` where NAA's peak is below this many noise standard deviations
+#: (:class:`mrs_tf.preprocess.spectra.InputScores`' ``naa_over_noise``): pure noise scored up to 5.1 (2,048 FIDs for
+#: each of five protocols), spectra of SNR 2 from 3.3 and of SNR 3 from 4.5 (1st percentiles). Pure noise gave
+#: tNAA/tCr 1.5-1.9 and Ins/tCr 0.7-1.0 from press3t_short_te, with sigmas like an SNR-10 spectrum's.
+NO_SIGNAL_LIMIT = 6.0
 #: the network's path flags a spectrum ``offset_out_of_range`` where its peaks sit further than the training range
 #: plus this (ppm) from the basis's (the offset is measured to about +-0.01 ppm; at +-0.25 ppm press3t_short_te's
 #: MAPE is 1.3-1.9x, at 0.3 ppm 2-3x its in-range one)
@@ -145,7 +150,9 @@ class Quantifier(ModelBundle):
         """``table`` with ``status``/``message`` per spectrum (added as ``ok``/``""`` where it has none), flagging data
         the numbers cannot be trusted on, whatever they look like (:func:`~mrs_tf.preprocess.spectra.input_scores`):
 
-        * ``network`` only (the fits remove water and search the shift themselves): ``residual_water``, the water
+        * ``network`` only (the fits remove water, search the shift and say ``no_signal`` themselves): ``no_signal``,
+          NAA's peak below :data:`NO_SIGNAL_LIMIT` noise deviations (pure noise: the network answers with numbers
+          like its prior's); ``residual_water``, the water
           peak more than :data:`RESIDUAL_WATER_LIMIT` times NAA's height (e.g. a scan as read, water suppressed but
           not removed: Ins/tCr of a Philips volunteer 0.49 against LCModel's 0.86); ``offset_out_of_range``, the
           peaks further from the basis's positions than the network was trained on (:meth:`training_shift_ppm` plus
@@ -153,7 +160,7 @@ class Quantifier(ModelBundle):
         * ``mirrored``: the spectrum matches the basis far better conjugated than as it is
           (:func:`~mrs_tf.preprocess.spectra.looks_mirrored`): data in the other frequency sign convention, every
           peak at 2 x 4.65 ppm minus its place. The network reads them as plausible-looking nonsense (Ins off by
-          > 20 %) and a fit of them may converge; this flag overrides the others."""
+          > 20 %) and a fit of them may converge; this flag overrides the others but ``no_signal``."""
         from mrs_tf.preprocess.spectra import input_scores, looks_mirrored
 
         n = len(arr)
@@ -177,11 +184,18 @@ class Quantifier(ModelBundle):
                      f"up to about 2x; beyond {RESIDUAL_WATER_LIMIT:g}x their ratios to tCr drift by tens of per "
                      f"cent): remove it first, e.g. mrs_tf.hlsvd.remove_band(fid, dwell_s, field_mhz, (4.2, 5.2)) "
                      f"for each FID, as mrs-tf quantify does")
-        for i in np.flatnonzero(looks_mirrored(scores.as_is, scores.conjugated)):
+        silent = scores.naa_over_noise < NO_SIGNAL_LIMIT
+        for i in np.flatnonzero(looks_mirrored(scores.as_is, scores.conjugated) & ~silent):
             flag(i, "mirrored", f"the spectrum matches the basis frequency-mirrored ({scores.conjugated[i]:.2f} "
                                 f"conjugated against {scores.as_is[i]:.2f} as it is: the other frequency sign "
                                 f"convention, every number is nonsense); quantify np.conj(fids) instead (mrs-tf: "
                                 f"--conjugate)")
+        if network:  # noise alone: the other flags' measures are noise too, so this one is said alone
+            for i in np.flatnonzero(silent):
+                status[i], message[i] = "no_signal", (
+                    f"no metabolite signal above the noise (NAA's peak {scores.naa_over_noise[i]:.1f}x the noise; "
+                    f"pure noise scores up to about 5): the network's numbers would be its prior's; check the data "
+                    f"(an empty voxel? averaging?)")
         table["status"], table["message"] = status, message
         return table
 
