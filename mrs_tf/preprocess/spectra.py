@@ -142,13 +142,22 @@ class InputScores:
     NAA's height in the same 4 Hz-apodised spectrum of the first ``duration_s`` over the noise's standard deviation
     there (from the last quarter of the FID): pure noise scores up to about 5, spectra of SNR 2 from 3.3, SNR 3 from
     4.5, SNR 10 from 16 (1st percentiles, synthetic spectra of five protocols; SNR as :func:`mrs_tf.synthesize`
-    defines it); it underestimates high SNRs of narrow lines, whose signal is still in the FID's tail."""
+    defines it); it underestimates high SNRs of narrow lines, whose signal is still in the FID's tail; ``line_hz``,
+    the Lorentzian broadening (Hz, on :data:`LINE_GRID_HZ`) of the prior-weighted basis (with 3 Hz Gaussian) whose
+    magnitude spectrum over 0.5-4.1 ppm best matches the spectrum's at the measured offset: spectra synthesised
+    with Lorentzian 1-12 Hz and Gaussian 2-14 Hz score 9 Hz (median) and <= 22-26 Hz (99.8th percentile), with
+    Lorentzian 25-35 Hz >= 26 Hz for 87-94 % of them."""
 
     as_is: np.ndarray
     conjugated: np.ndarray
     offset_ppm: np.ndarray
     water_to_naa: np.ndarray
     naa_over_noise: np.ndarray
+    line_hz: np.ndarray
+
+
+#: the Lorentzian broadenings (Hz) :func:`input_scores` tries for ``line_hz``
+LINE_GRID_HZ = np.array([0.0, 3.0, 6.0, 9.0, 12.0, 15.0, 18.0, 22.0, 26.0, 30.0, 35.0, 40.0])
 
 
 def input_scores(fids, basis, search_ppm: float = 0.5, duration_s: float | None = 0.1,
@@ -185,9 +194,13 @@ def input_scores(fids, basis, search_ppm: float = 0.5, duration_s: float | None 
     lags = np.r_[0:max_lag + 1, -max_lag:0]
     reverse = (-np.arange(nfft)) % nfft
     apod = np.exp(-np.pi * 4.0 * t)
-    out = InputScores(*(np.empty(len(arr)) for _ in range(5)))
-    tail = arr[:, -max(arr.shape[1] // 4, 1):]
-    noise = np.sqrt((tail.real.var(axis=1) + tail.imag.var(axis=1)) / 2 * (apod ** 2).sum())  # in the spectrum
+    out = InputScores(*(np.empty(len(arr)) for _ in range(6)))
+    ppm_axis = basis.ref_ppm - np.fft.fftfreq(nfft, basis.dwell_s) / basis.field_mhz
+    band = np.flatnonzero((ppm_axis > 0.5) & (ppm_axis < 4.1))
+    widths = normalised(np.abs(np.fft.fft(template[:m] * apod * np.exp(-np.pi * LINE_GRID_HZ[:, None] * t - (
+        np.pi * 3.0 * t) ** 2 / 2.77), nfft, axis=-1))[:, band])                          # (W, band)
+    n_tail = max(arr.shape[1] // 4, 1)
+    apod_energy = float((apod ** 2).sum())
     for i in range(0, len(arr), chunk):
         rows = slice(i, i + chunk)
         raw = np.abs(sfft.fft((arr[rows, :m] * apod).astype(np.complex64), nfft, axis=-1, workers=-1))
@@ -202,10 +215,16 @@ def input_scores(fids, basis, search_ppm: float = 0.5, duration_s: float | None 
                 curv = ym - 2 * y0 + yp
                 frac = np.where(curv < 0, 0.5 * (ym - yp) / np.where(curv < 0, curv, -1.0), 0.0)
                 out.offset_ppm[rows] = -(k + np.clip(frac, -0.5, 0.5)) * hz_per_bin / basis.field_mhz
+        lag = np.rint(-out.offset_ppm[rows] * basis.field_mhz / hz_per_bin).astype(int)  # data[k + lag] ~ basis[k]
+        moved = normalised(raw[np.arange(len(raw))[:, None], (band[None, :] + lag[:, None]) % nfft])
+        out.line_hz[rows] = LINE_GRID_HZ[np.argmax(moved @ widths.T, axis=1)]
         water, naa = _water_and_naa(raw, nfft, basis.dwell_s, basis.field_mhz, basis.ref_ppm, out.offset_ppm[rows])
+        tail = arr[rows, -n_tail:].astype(np.complex64)  # the noise: (var re + var im) / 2, in the spectrum's units
+        tail -= tail.mean(axis=1, keepdims=True)
+        noise = np.sqrt(np.mean(tail.real ** 2 + tail.imag ** 2, axis=1) / 2 * apod_energy)
         with np.errstate(divide="ignore", invalid="ignore"):
             out.water_to_naa[rows] = np.where(naa > 0, water / np.maximum(naa, 1e-30), 0.0)
-            out.naa_over_noise[rows] = np.where(noise[rows] > 0, naa / noise[rows], np.inf)
+            out.naa_over_noise[rows] = np.where(noise > 0, naa / noise, np.inf)
     return out
 
 

@@ -20,7 +20,7 @@ from mrs_tf.preprocess.spectra import as_fid_matrix
 from mrs_tf.quantify import protocol
 from mrs_tf.quantify.tables import network_table
 
-__all__ = ["Quantifier", "RESIDUAL_WATER_LIMIT", "NO_SIGNAL_LIMIT", "OFFSET_MARGIN_PPM"]
+__all__ = ["Quantifier", "RESIDUAL_WATER_LIMIT", "NO_SIGNAL_LIMIT", "OFFSET_MARGIN_PPM", "BROAD_LINE_LIMIT_HZ"]
 
 #: the network's path flags a spectrum ``residual_water`` where the water peak is taller than this many NAA peaks
 #: (:func:`mrs_tf.preprocess.spectra.water_to_naa`). The networks learnt water up to 2x NAA (``press3t_te30``:
@@ -32,6 +32,12 @@ RESIDUAL_WATER_LIMIT = 6.0
 #: each of five protocols), spectra of SNR 2 from 3.3 and of SNR 3 from 4.5 (1st percentiles). Pure noise gave
 #: tNAA/tCr 1.5-1.9 and Ins/tCr 0.7-1.0 from press3t_short_te, with sigmas like an SNR-10 spectrum's.
 NO_SIGNAL_LIMIT = 6.0
+#: the network's path flags a spectrum ``broad_lines`` where :class:`~mrs_tf.preprocess.spectra.InputScores`'
+#: ``line_hz`` reaches this (Hz; for networks that learnt Lorentzians up to 12 Hz, as both shipped ones). Measured
+#: with press3t_short_te on 512-2,048 spectra per row and four protocols: Lorentzian 1-12 Hz (its training) flagged
+#: 0.2-0.8 % (the broadest Voigt lines of it, Lorentzian 10-12 with Gaussian 10-14 Hz, and lipids), 12-16 Hz 3-9 %
+#: (MAPE +0.1-0.6 points), 20-25 Hz 52-57 % (MAPE 1.5-2x), 25-35 Hz 85-94 % (2.5-3x); the Philips volunteers 6 Hz.
+BROAD_LINE_LIMIT_HZ = 26.0
 #: the network's path flags a spectrum ``offset_out_of_range`` where its peaks sit further than the training range
 #: plus this (ppm) from the basis's (the offset is measured to about +-0.01 ppm; at +-0.25 ppm press3t_short_te's
 #: MAPE is 1.3-1.9x, at 0.3 ppm 2-3x its in-range one)
@@ -136,14 +142,22 @@ class Quantifier(ModelBundle):
             table = crosscheck.cross_check(table, fit, basis_label=self.fit_basis_label(given))
         return table
 
-    def training_shift_ppm(self) -> float:
-        """The largest frequency offset (ppm) the network saw in training (its train_config.json, else mrs-tf's
-        training synthesis, which the protocol-general networks share)."""
+    def training_synthesis(self):
+        """The :class:`~mrs_tf.physics.synth.SynthesisConfig` of the network's training spectra: its
+        train_config.json's, the protocol-general stream's (:data:`~mrs_tf.nn.general.GENERAL_SYNTHESIS`), else
+        mrs-tf's default training synthesis."""
         from mrs_tf.nn.config import TRAINING_SYNTHESIS
 
-        cfg = None if self.general else self.train_config()
-        shift = cfg.synthesis_config().shift_ppm if cfg is not None else TRAINING_SYNTHESIS.shift_ppm
-        return float(max(abs(v) for v in shift))
+        if self.general:
+            from mrs_tf.nn.general import GENERAL_SYNTHESIS
+
+            return GENERAL_SYNTHESIS
+        cfg = self.train_config()
+        return cfg.synthesis_config() if cfg is not None else TRAINING_SYNTHESIS
+
+    def training_shift_ppm(self) -> float:
+        """The largest frequency offset (ppm) the network saw in training (:meth:`training_synthesis`)."""
+        return float(max(abs(v) for v in self.training_synthesis().shift_ppm))
 
     def _flag_inputs(self, table: ResultTable, arr: np.ndarray, dwell_s, field_mhz, te_ms,
                      network: bool = True) -> ResultTable:
@@ -156,7 +170,8 @@ class Quantifier(ModelBundle):
           peak more than :data:`RESIDUAL_WATER_LIMIT` times NAA's height (e.g. a scan as read, water suppressed but
           not removed: Ins/tCr of a Philips volunteer 0.49 against LCModel's 0.86); ``offset_out_of_range``, the
           peaks further from the basis's positions than the network was trained on (:meth:`training_shift_ppm` plus
-          :data:`OFFSET_MARGIN_PPM`; at 0.3 ppm its MAPE is 2-3x its in-range one);
+          :data:`OFFSET_MARGIN_PPM`; at 0.3 ppm its MAPE is 2-3x its in-range one); ``broad_lines``, lines broader
+          than it learnt (:data:`BROAD_LINE_LIMIT_HZ`; a poor shim);
         * ``mirrored``: the spectrum matches the basis far better conjugated than as it is
           (:func:`~mrs_tf.preprocess.spectra.looks_mirrored`): data in the other frequency sign convention, every
           peak at 2 x 4.65 ppm minus its place. The network reads them as plausible-looking nonsense (Ins off by
@@ -178,6 +193,14 @@ class Quantifier(ModelBundle):
                      f"the peaks sit {scores.offset_ppm[i]:+.2f} ppm from the basis's positions, beyond the "
                      f"network's training range (+-{limit:g} ppm): its numbers are biased; reference the spectra "
                      f"first (mrs_tf.preprocess.frequency_reference(fids, basis)), as mrs-tf quantify does")
+            # a network that learnt broader Lorentzians than 12 Hz gets the difference on top of the limit
+            broad = BROAD_LINE_LIMIT_HZ + max(self.training_synthesis().lorentz_hz[1] - 12.0, 0.0)
+            for i in np.flatnonzero(scores.line_hz >= broad):
+                flag(i, "broad_lines",
+                     f"the lines are as broad as the edge of what the network learnt or broader (the basis matches "
+                     f"best broadened by {scores.line_hz[i]:g} Hz; its training spectra score 9 Hz typically, 0.2-0.8 "
+                     f"% of them {broad:g} Hz or more): its ratios drift "
+                     f"(Lorentzian 25-35 Hz: MAPE 2.5-3x); check the shim, or fit (method='hybrid', mrs-tf fit)")
             for i in np.flatnonzero(scores.water_to_naa > RESIDUAL_WATER_LIMIT):
                 flag(i, "residual_water",
                      f"the residual water peak is {scores.water_to_naa[i]:.0f}x NAA's height (the networks learnt "
