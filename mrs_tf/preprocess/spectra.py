@@ -139,14 +139,14 @@ class InputScores:
     correlation of the magnitude spectrum with the basis's as it is and complex-conjugated (frequency-mirrored);
     ``offset_ppm``, where the as-is match puts the peaks against the basis (+ = at higher ppm; +-0.01 ppm);
     ``water_to_naa``, the residual water peak's height over NAA's (windows moved by the offset); ``naa_over_noise``,
-    NAA's height in the same 4 Hz-apodised spectrum of the first ``duration_s`` over the noise's standard deviation
-    there (from the last quarter of the FID): pure noise scores up to about 5, spectra of SNR 2 from 3.3, SNR 3 from
+    NAA's height in the same 4 Hz-apodised spectrum of the first ``duration_s`` (as it is or mirrored, whichever is
+    taller) over the noise's standard deviation there (from the last quarter of the FID): pure noise scores up to about 5, spectra of SNR 2 from 3.3, SNR 3 from
     4.5, SNR 10 from 16 (1st percentiles, synthetic spectra of five protocols; SNR as :func:`mrs_tf.synthesize`
     defines it); it underestimates high SNRs of narrow lines, whose signal is still in the FID's tail; ``line_hz``,
     the Lorentzian broadening (Hz, on :data:`LINE_GRID_HZ`) of the prior-weighted basis (with 3 Hz Gaussian) whose
-    magnitude spectrum over 0.5-4.1 ppm best matches the spectrum's at the measured offset: spectra synthesised
-    with Lorentzian 1-12 Hz and Gaussian 2-14 Hz score 9 Hz (median) and <= 22-26 Hz (99.8th percentile), with
-    Lorentzian 25-35 Hz >= 26 Hz for 87-94 % of them."""
+    magnitude spectrum over 1.8-3.4 ppm best matches the spectrum's at the measured offset: spectra synthesised
+    with Lorentzian 1-12 Hz and Gaussian 2-14 Hz score >= 26 Hz on 0-0.2 %, with Lorentzian 20-25 Hz on 60-62 %,
+    25-35 Hz on 96-97 %, with water up to 20x NAA's height on 0-0.4 % (512 spectra, SNR 5-100, three protocols)."""
 
     as_is: np.ndarray
     conjugated: np.ndarray
@@ -156,6 +156,8 @@ class InputScores:
     line_hz: np.ndarray
 
 
+#: half-width (ppm) of the band about the water frequency that :func:`input_scores` leaves out of its matches
+WATER_MASK_PPM = 0.7
 #: the Lorentzian broadenings (Hz) :func:`input_scores` tries for ``line_hz``
 LINE_GRID_HZ = np.array([0.0, 3.0, 6.0, 9.0, 12.0, 15.0, 18.0, 22.0, 26.0, 30.0, 35.0, 40.0])
 
@@ -196,19 +198,26 @@ def input_scores(fids, basis, search_ppm: float = 0.5, duration_s: float | None 
     apod = np.exp(-np.pi * 4.0 * t)
     out = InputScores(*(np.empty(len(arr)) for _ in range(6)))
     ppm_axis = basis.ref_ppm - np.fft.fftfreq(nfft, basis.dwell_s) / basis.field_mhz
-    band = np.flatnonzero((ppm_axis > 0.5) & (ppm_axis < 4.1))
+    # NAA, Glx, Cr, Cho: away from the water's and the lipids' long magnitude-mode tails (over 0.5-4.1 ppm a water
+    # 10x NAA's height read as broad lines on 31-45 % of spectra, here 7-9 %)
+    band = np.flatnonzero((ppm_axis > 1.8) & (ppm_axis < 3.4))
     widths = normalised(np.abs(np.fft.fft(template[:m] * apod * np.exp(-np.pi * LINE_GRID_HZ[:, None] * t - (
         np.pi * 3.0 * t) ** 2 / 2.77), nfft, axis=-1))[:, band])                          # (W, band)
+    water_bins = np.flatnonzero(np.abs(ppm_axis - basis.ref_ppm) < WATER_MASK_PPM)
     n_tail = max(arr.shape[1] // 4, 1)
     apod_energy = float((apod ** 2).sum())
     for i in range(0, len(arr), chunk):
         rows = slice(i, i + chunk)
         raw = np.abs(sfft.fft((arr[rows, :m] * apod).astype(np.complex64), nfft, axis=-1, workers=-1))
-        mag = normalised(raw)
+        masked = raw.copy()  # the matches without the residual water, whose tails would pull them
+        masked[:, water_bins] = np.median(raw, axis=1, keepdims=True)
+        mag = normalised(masked)
         for name, dat in (("as_is", mag), ("conjugated", mag[:, reverse])):
             corr = sfft.irfft(sfft.rfft(dat, axis=-1, workers=-1) * ref_f, nfft, axis=-1, workers=-1)
             best = np.argmax(corr[:, lags], axis=1)
             getattr(out, name)[rows] = corr[np.arange(len(corr)), lags[best]]
+            if name == "conjugated":  # where a mirrored spectrum's NAA is: for the noise test below
+                mirrored_offset = -lags[best] * hz_per_bin / basis.field_mhz
             if name == "as_is":  # the peak's position refined by a parabola through its neighbours
                 k = lags[best]
                 y0, ym, yp = (corr[np.arange(len(corr)), (k + d) % nfft] for d in (0, -1, 1))
@@ -219,12 +228,15 @@ def input_scores(fids, basis, search_ppm: float = 0.5, duration_s: float | None 
         moved = normalised(raw[np.arange(len(raw))[:, None], (band[None, :] + lag[:, None]) % nfft])
         out.line_hz[rows] = LINE_GRID_HZ[np.argmax(moved @ widths.T, axis=1)]
         water, naa = _water_and_naa(raw, nfft, basis.dwell_s, basis.field_mhz, basis.ref_ppm, out.offset_ppm[rows])
+        # a frequency-mirrored spectrum is not silent: its NAA sits at 2 ref_ppm - 2.01 ppm
+        naa_signal = np.maximum(naa, _water_and_naa(raw[:, reverse], nfft, basis.dwell_s, basis.field_mhz,
+                                                    basis.ref_ppm, mirrored_offset)[1])
         tail = arr[rows, -n_tail:].astype(np.complex64)  # the noise: (var re + var im) / 2, in the spectrum's units
         tail -= tail.mean(axis=1, keepdims=True)
         noise = np.sqrt(np.mean(tail.real ** 2 + tail.imag ** 2, axis=1) / 2 * apod_energy)
         with np.errstate(divide="ignore", invalid="ignore"):
             out.water_to_naa[rows] = np.where(naa > 0, water / np.maximum(naa, 1e-30), 0.0)
-            out.naa_over_noise[rows] = np.where(noise > 0, naa / noise, np.inf)
+            out.naa_over_noise[rows] = np.where(noise > 0, naa_signal / noise, np.inf)
     return out
 
 

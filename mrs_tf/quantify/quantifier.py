@@ -34,9 +34,9 @@ RESIDUAL_WATER_LIMIT = 6.0
 NO_SIGNAL_LIMIT = 6.0
 #: the network's path flags a spectrum ``broad_lines`` where :class:`~mrs_tf.preprocess.spectra.InputScores`'
 #: ``line_hz`` reaches this (Hz; for networks that learnt Lorentzians up to 12 Hz, as both shipped ones). Measured
-#: with press3t_short_te on 512-2,048 spectra per row and four protocols: Lorentzian 1-12 Hz (its training) flagged
-#: 0.2-0.8 % (the broadest Voigt lines of it, Lorentzian 10-12 with Gaussian 10-14 Hz, and lipids), 12-16 Hz 3-9 %
-#: (MAPE +0.1-0.6 points), 20-25 Hz 52-57 % (MAPE 1.5-2x), 25-35 Hz 85-94 % (2.5-3x); the Philips volunteers 6 Hz.
+#: with press3t_short_te (benchmarks/input_checks.py and RESULTS.md; 512 spectra per row, three protocols):
+#: Lorentzian 1-12 Hz (its training) flagged 0-0.4 %, 20-25 Hz 60-62 % (MAPE 1.5-2x), 25-35 Hz 96-97 % (2.5-3x);
+#: the Philips volunteers score 6 Hz.
 BROAD_LINE_LIMIT_HZ = 26.0
 #: the network's path flags a spectrum ``offset_out_of_range`` where its peaks sit further than the training range
 #: plus this (ppm) from the basis's (the offset is measured to about +-0.01 ppm; at +-0.25 ppm press3t_short_te's
@@ -198,8 +198,8 @@ class Quantifier(ModelBundle):
             for i in np.flatnonzero(scores.line_hz >= broad):
                 flag(i, "broad_lines",
                      f"the lines are as broad as the edge of what the network learnt or broader (the basis matches "
-                     f"best broadened by {scores.line_hz[i]:g} Hz; its training spectra score 9 Hz typically, 0.2-0.8 "
-                     f"% of them {broad:g} Hz or more): its ratios drift "
+                     f"best broadened by {scores.line_hz[i]:g} Hz; its training spectra score less, all but 0-0.4 %"
+                     f" of them below {broad:g} Hz): its ratios drift "
                      f"(Lorentzian 25-35 Hz: MAPE 2.5-3x); check the shim, or fit (method='hybrid', mrs-tf fit)")
             for i in np.flatnonzero(scores.water_to_naa > RESIDUAL_WATER_LIMIT):
                 flag(i, "residual_water",
