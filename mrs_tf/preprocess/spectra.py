@@ -140,9 +140,10 @@ class InputScores:
     ``offset_ppm``, where the as-is match puts the peaks against the basis (+ = at higher ppm; +-0.01 ppm);
     ``water_to_naa``, the residual water peak's height over NAA's (windows moved by the offset); ``naa_over_noise``,
     NAA's height in the same 4 Hz-apodised spectrum of the first ``duration_s`` (as it is or mirrored, whichever is
-    taller) over the noise's standard deviation there (from the last quarter of the FID): pure noise scores up to about 5, spectra of SNR 2 from 3.3, SNR 3 from
-    4.5, SNR 10 from 16 (1st percentiles, synthetic spectra of five protocols; SNR as :func:`mrs_tf.synthesize`
-    defines it); it underestimates high SNRs of narrow lines, whose signal is still in the FID's tail; ``line_hz``,
+    taller) over the noise's standard deviation there (from the last quarter of the FID): pure noise scores up to
+    about 5.2, spectra of SNR 2 from 3.2, SNR 3 from 4.9, SNR 10 from 16 (1st percentiles, synthetic spectra of
+    five protocols; SNR as :func:`mrs_tf.synthesize` defines it); it underestimates high SNRs of narrow lines,
+    whose signal is still in the FID's tail; ``line_hz``,
     the Lorentzian broadening (Hz, on :data:`LINE_GRID_HZ`) of the prior-weighted basis (with 3 Hz Gaussian) whose
     magnitude spectrum over 1.8-3.4 ppm best matches the spectrum's at the measured offset: spectra synthesised
     with Lorentzian 1-12 Hz and Gaussian 2-14 Hz score >= 26 Hz on 0-0.2 %, with Lorentzian 20-25 Hz on 60-62 %,

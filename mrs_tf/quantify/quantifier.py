@@ -28,8 +28,8 @@ __all__ = ["Quantifier", "RESIDUAL_WATER_LIMIT", "NO_SIGNAL_LIMIT", "OFFSET_MARG
 #: above 6 and the ratios' MAPE rises by 0.2-1.3 points, at 10x (median score 4.8) by 1.3-1.9, at 20x (9.3) by 4-6.
 RESIDUAL_WATER_LIMIT = 6.0
 #: the network's path flags a spectrum ``no_signal`` where NAA's peak is below this many noise standard deviations
-#: (:class:`mrs_tf.preprocess.spectra.InputScores`' ``naa_over_noise``): pure noise scored up to 5.1 (2,048 FIDs for
-#: each of five protocols), spectra of SNR 2 from 3.3 and of SNR 3 from 4.5 (1st percentiles). Pure noise gave
+#: (:class:`mrs_tf.preprocess.spectra.InputScores`' ``naa_over_noise``): pure noise scored up to 5.2 (2,048 FIDs for
+#: each of five protocols), spectra of SNR 2 from 3.2 and of SNR 3 from 4.9 (1st percentiles). Pure noise gave
 #: tNAA/tCr 1.5-1.9 and Ins/tCr 0.7-1.0 from press3t_short_te, with sigmas like an SNR-10 spectrum's.
 NO_SIGNAL_LIMIT = 6.0
 #: the network's path flags a spectrum ``broad_lines`` where :class:`~mrs_tf.preprocess.spectra.InputScores`'
