@@ -58,10 +58,12 @@ def _rows(basis, n: int, seed: int):
 def _mape(table, truth) -> str:
     if truth is None:
         return ""
-    tcr = truth["Cr"] + truth["PCr"]
+    from mrs_tf.evaluate import truth_value
+
+    tcr = truth_value(truth, "Cr+PCr")
     out = []
     for name in RATIOS:
-        true = sum(truth[p] for p in name.split("+")) / tcr
+        true = truth_value(truth, name) / tcr
         out.append(100 * np.mean(np.abs(np.asarray(table[f"{name}_over_tCr"], float) / true - 1)))
     return " / ".join(f"{v:.1f}" for v in out)
 

@@ -4,9 +4,9 @@ combination and averaging (:mod:`~mrs_tf.preprocess.combine`) and HLSVD (:mod:`~
 from mrs_tf.preprocess.combine import AVERAGED_TAGS, combine_dimensions
 from mrs_tf.preprocess.spectra import (DEFAULT_PPM_RANGE, as_fid_matrix, crop_slice, cropped_spectrum,
                                        eddy_current_correction, frequency_reference, full_spectrum, looks_mirrored,
-                                       magnitude_correlation, mirror_scores, resample_fids, spectral_registration,
-                                       water_to_naa)
+                                       input_scores, magnitude_correlation, mirror_scores, resample_fids,
+                                       spectral_registration)
 
 __all__ = ["DEFAULT_PPM_RANGE", "as_fid_matrix", "crop_slice", "cropped_spectrum", "full_spectrum", "resample_fids",
-           "frequency_reference", "magnitude_correlation", "mirror_scores", "looks_mirrored", "water_to_naa",
+           "frequency_reference", "magnitude_correlation", "input_scores", "mirror_scores", "looks_mirrored",
            "eddy_current_correction", "spectral_registration", "combine_dimensions", "AVERAGED_TAGS"]

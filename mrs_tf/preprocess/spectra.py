@@ -138,7 +138,9 @@ class InputScores:
     """What :func:`input_scores` measures per spectrum (each (n,)): ``as_is`` and ``conjugated``, the best normalised
     correlation of the magnitude spectrum with the basis's as it is and complex-conjugated (frequency-mirrored);
     ``offset_ppm``, where the as-is match puts the peaks against the basis (+ = at higher ppm; +-0.01 ppm);
-    ``water_to_naa``, the residual water peak's height over NAA's (windows moved by the offset); ``naa_over_noise``,
+    ``water_to_naa``, the residual water peak's height over NAA's (the largest magnitude in 4.3-5.0 ppm over that in
+    1.9-2.15 ppm, both moved by the offset: water as tall as NAA scores 0.6-1.5, the Philips volunteers as read
+    about 18, after HLSVD removal 0.2); ``naa_over_noise``,
     NAA's height in the same 4 Hz-apodised spectrum of the first ``duration_s`` (as it is or mirrored, whichever is
     taller) over the noise's standard deviation there (from the last quarter of the FID): pure noise scores up to
     about 5.2, spectra of SNR 2 from 3.2, SNR 3 from 4.9, SNR 10 from 16 (1st percentiles, synthetic spectra of
@@ -168,8 +170,8 @@ def input_scores(fids, basis, search_ppm: float = 0.5, duration_s: float | None 
     """Is each spectrum what a quantifier of ``basis`` can read? One magnitude spectrum per FID gives
     :class:`InputScores`: the match with the prior-weighted basis as it is and frequency-mirrored (the other sign
     convention: every peak at ``2 ref_ppm - ppm``, NAA near 7.3 ppm; over shifts within +-``search_ppm``,
-    :func:`magnitude_correlation`'s measure), the offset of that match, and the residual water's height over NAA's
-    (:func:`water_to_naa`).
+    :func:`magnitude_correlation`'s measure), the offset of that match, the residual water's height over NAA's, the
+    noise and the line width.
 
     Cheap enough for :meth:`mrs_tf.Quantifier.quantify` to run on every spectrum: data and basis are cut to their
     first ``duration_s`` seconds (None: all points; after the 4-6 Hz apodisation the scores of 1,024 spectra with
@@ -259,21 +261,6 @@ def looks_mirrored(as_is, conjugated) -> np.ndarray:
     dominates both, which is why the network's path flags ``residual_water`` first."""
     as_is, conjugated = np.asarray(as_is, float), np.asarray(conjugated, float)
     return (conjugated > 0.4) & (conjugated > as_is + 0.2)
-
-
-def water_to_naa(fids, dwell_s: float, field_mhz: float, ref_ppm: float = 4.65, offset_ppm=0.0,
-                 duration_s: float | None = 0.1) -> np.ndarray:
-    """Residual water's height against NAA's, per spectrum: the magnitude spectrum's largest value in 4.3-5.0 ppm
-    over its largest in 1.9-2.15 ppm, both windows moved by ``offset_ppm`` (scalar or (n,); where the peaks sit,
-    :func:`input_scores`), first ``duration_s`` seconds, 4 Hz apodisation, zero-filled x2, phase-free. Spectra
-    synthesised with water as tall as NAA (``SynthConfig.water_amp`` = 1) score about 0.6-1.5; the two Philips
-    volunteers as read (water suppressed, not removed) about 18; after HLSVD removal below 0.5."""
-    arr = as_fid_matrix(fids)
-    m = arr.shape[1] if duration_s is None else min(arr.shape[1], max(int(np.ceil(duration_s / dwell_s)), 64))
-    t = np.arange(m) * dwell_s
-    raw = np.abs(np.fft.fft((arr[:, :m] * np.exp(-np.pi * 4.0 * t)).astype(np.complex64), 2 * m, axis=-1))
-    water, naa = _water_and_naa(raw, 2 * m, dwell_s, field_mhz, ref_ppm, np.broadcast_to(offset_ppm, (len(arr),)))
-    return np.where(naa > 0, water / np.maximum(naa, 1e-30), 0.0)
 
 
 def _water_and_naa(mag, nfft: int, dwell_s: float, field_mhz: float, ref_ppm: float,

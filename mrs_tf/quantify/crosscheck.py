@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from mrs_tf.core.table import ResultTable
+from mrs_tf.quantify.tables import status_columns
 
 __all__ = ["TOLERANCE", "N_SIGMA", "cross_check", "fit_options", "disagreements", "ratio_rel_sd"]
 
@@ -106,8 +107,7 @@ def cross_check(network: ResultTable, fit: ResultTable, tolerance: dict | None =
         if key in fit:
             out[f"crosscheck_fit_{key}"] = np.where(usable, np.asarray(fit[key], float), np.nan)
             out[f"crosscheck_fit_{key}_rel_crlb"] = np.where(usable, ratio_rel_sd(fit, name, "_crlb"), np.nan)
-    status = np.asarray(out["status"], dtype=object).copy() if "status" in out else np.full(n, "ok", dtype=object)
-    message = np.asarray(out["message"], dtype=object).copy() if "message" in out else np.full(n, "", dtype=object)
+    status, message = status_columns(out, n)
     for i in range(n):
         if not usable[i] or not flagged[i]:
             continue

@@ -18,13 +18,13 @@ from mrs_tf.core.table import ResultTable
 from mrs_tf.nn.bundle import ModelBundle
 from mrs_tf.preprocess.spectra import as_fid_matrix
 from mrs_tf.quantify import protocol
-from mrs_tf.quantify.tables import network_table
+from mrs_tf.quantify.tables import network_table, status_columns
 
 __all__ = ["Quantifier", "RESIDUAL_WATER_LIMIT", "NO_SIGNAL_LIMIT", "OFFSET_MARGIN_PPM", "BROAD_LINE_LIMIT_HZ"]
 
 #: the network's path flags a spectrum ``residual_water`` where the water peak is taller than this many NAA peaks
-#: (:func:`mrs_tf.preprocess.spectra.water_to_naa`). The networks learnt water up to 2x NAA (``press3t_te30``:
-#: none); measured on 512 spectra per height (press3t_short_te; three protocols): at 5x NAA 1 % of spectra score
+#: (:class:`mrs_tf.preprocess.spectra.InputScores`' ``water_to_naa``). The networks learnt water up to 2x NAA
+#: (``press3t_te30``: none); measured on 512 spectra per height (press3t_short_te; three protocols): at 5x NAA 1 % of spectra score
 #: above 6 and the ratios' MAPE rises by 0.2-1.3 points, at 10x (median score 4.8) by 1.3-1.9, at 20x (9.3) by 4-6.
 RESIDUAL_WATER_LIMIT = 6.0
 #: the network's path flags a spectrum ``no_signal`` where NAA's peak is below this many noise standard deviations
@@ -135,7 +135,7 @@ class Quantifier(ModelBundle):
         if cross_check:
             from mrs_tf.quantify import crosscheck
 
-            fit = self._hybrid(fids, dwell_s, field_mhz, batch_size, te_ms, basis, crosscheck.fit_options(), n_jobs,
+            fit = self._hybrid(arr, dwell_s, field_mhz, batch_size, te_ms, basis, crosscheck.fit_options(), n_jobs,
                                fallback, mean=mean, fit_pulse=fit_pulse)
             given = None if basis is None else (Path(basis).name if isinstance(basis, (str, os.PathLike))
                                                 else "the basis given")
@@ -178,9 +178,7 @@ class Quantifier(ModelBundle):
           > 20 %) and a fit of them may converge; this flag overrides the others but ``no_signal``."""
         from mrs_tf.preprocess.spectra import input_scores, looks_mirrored
 
-        n = len(arr)
-        status = np.asarray(table["status"], dtype=object).copy() if "status" in table else np.full(n, "ok", object)
-        message = np.asarray(table["message"], dtype=object).copy() if "message" in table else np.full(n, "", object)
+        status, message = status_columns(table, len(arr))
 
         def flag(i, name, text):
             status[i], message[i] = name, text + (f"; {message[i]}" if message[i] else "")
@@ -233,13 +231,12 @@ class Quantifier(ModelBundle):
             return f"the network's training basis ({Path(cfg.basis_path).name})"
         return None
 
-    def _hybrid(self, fids, dwell_s, field_mhz, batch_size, te_ms, basis, options, n_jobs, fallback,
+    def _hybrid(self, arr, dwell_s, field_mhz, batch_size, te_ms, basis, options, n_jobs, fallback,
                 mean=None, fit_pulse: str | None = None, shift_average: int = 1) -> ResultTable:
         """The network's amplitudes (``mean``: already predicted) as the start of :func:`mrs_tf.hybrid.fit` (see
-        :meth:`quantify`)."""
+        :meth:`quantify`) on ``arr``, FIDs already through :meth:`check`."""
         from mrs_tf.fitting import hybrid
 
-        arr = self.check(fids, dwell_s, field_mhz, te_ms)
         if basis is None:
             basis = (self.basis_for(arr.shape[1], dwell_s, field_mhz, te_ms, refocusing=fit_pulse) if self.general
                      else self.fit_basis())
@@ -248,7 +245,7 @@ class Quantifier(ModelBundle):
         # else: a protocol-general network and a basis already at the data's sampling (the scan's own, prepared by
         # mrs_tf.basis_prep): fitted as given, also where it lacks signals the network quantifies
         if mean is None:
-            mean, _ = self.predict(arr, dwell_s, field_mhz, batch_size, te_ms, shift_average)
+            mean, _ = self.infer(arr, batch_size, dwell_s, field_mhz, te_ms, shift_average=shift_average)
         initial = np.stack([mean[:, self.names.index(n)] if n in self.names else np.zeros(len(mean))
                             for n in basis.names], axis=1)
         return hybrid.fit(arr, basis, initial=initial, options=options, fallback=fallback, n_jobs=n_jobs)
