@@ -10,7 +10,8 @@ water <= 2x and lipids <= 0.3 of NAA's height, baselines, shifts +-0.2 ppm; SNR 
 
 * ``in range``: as drawn (every flag here is a false one);
 * ``conjugated``: the other frequency sign convention (``mirrored``);
-* ``moved 0.3 ppm``: every peak 0.3 ppm up or down (``offset_out_of_range``; the networks learnt +-0.2);
+* ``moved 0.3 ppm`` / ``moved 1.0 ppm``: every peak that far up or down (``offset_out_of_range``; the networks learnt
+  +-0.2; 1.0 ppm is beyond frequency_reference's default +-0.5 ppm search, where the checks' had aliased);
 * ``water 10x`` / ``water 20x``: residual water that tall (``residual_water``; learnt up to 2x);
 * ``Lorentzian 25-35 Hz``: a poor shim (``broad_lines``);
 * ``noise``: complex white noise alone (``no_signal``).
@@ -48,6 +49,7 @@ def _rows(basis, n: int, seed: int):
     t = np.arange(basis.n_points) * basis.dwell_s
     sign = np.where(np.arange(n) % 2 == 0, 1.0, -1.0)
     yield "moved 0.3 ppm", fids * np.exp(-2j * np.pi * 0.3 * sign[:, None] * basis.field_mhz * t), truth
+    yield "moved 1.0 ppm", fids * np.exp(-2j * np.pi * 1.0 * sign[:, None] * basis.field_mhz * t), truth
     for amp in (10.0, 20.0):
         yield (f"water {amp:g}x", *draw(syn.with_(water_amp=(amp, amp)), 2))
     yield ("Lorentzian 25-35 Hz", *draw(syn.with_(lorentz_hz=(25.0, 35.0)), 3))

@@ -95,7 +95,8 @@ def test_mirrored_spectra_are_flagged_not_quantified_as_ok(philips_like):
 def test_spectra_beyond_the_training_shift_are_flagged(philips_like):
     """Through the Python API nothing references the spectra: peaks 0.3 ppm from their place took the network's
     MAPE to 2-3x (Ins/tCr 18 % against 6.5 %) with nothing said; now ``offset_out_of_range`` with the way out, and
-    the measured offset agrees with frequency_reference's."""
+    the measured offset agrees with frequency_reference's. Offsets beyond the +-0.5 ppm the offset was searched over
+    aliased to a match within it (+-1.0 ppm: 455 of 512 spectra ``ok``); the flags now search +-1.2 ppm."""
     from mrs_tf.preprocess import frequency_reference
     from mrs_tf.preprocess.spectra import input_scores
 
@@ -108,9 +109,14 @@ def test_spectra_beyond_the_training_shift_are_flagged(philips_like):
     t = np.arange(basis.n_points) * basis.dwell_s
     ppm = np.array([0.3, -0.3, 0.15, -0.15])
     moved = fids * np.exp(-2j * np.pi * ppm[:, None] * basis.field_mhz * t)  # +ppm: peaks at higher ppm
-    table = q.quantify(moved, dwell_s=basis.dwell_s, field_mhz=basis.field_mhz, te_ms=35.0)
-    assert list(table["status"]) == ["offset_out_of_range"] * 2 + ["ok"] * 2
+    far = fids * np.exp(-2j * np.pi * np.array([1.0, -1.0, 0.8, -0.8])[:, None] * basis.field_mhz * t)
+    kw = dict(dwell_s=basis.dwell_s, field_mhz=basis.field_mhz, te_ms=35.0)
+    table = q.quantify(np.concatenate([moved, far]), **kw)
+    assert list(table["status"]) == ["offset_out_of_range"] * 2 + ["ok"] * 2 + ["offset_out_of_range"] * 4
     assert "+0.3" in table["message"][0] and "frequency_reference" in table["message"][0]
+    said = [float(m.split("sit ")[1].split(" ppm")[0]) for m in table["message"][4:]]
+    np.testing.assert_allclose(said, [1.0, -1.0, 0.8, -0.8], atol=0.04)
+    assert "search_ppm=" in table["message"][4]  # the default +-0.5 ppm reference would alias as the check did
     offset = input_scores(moved, basis).offset_ppm
     _, hz = frequency_reference(moved, basis)
     np.testing.assert_allclose(offset, -hz / basis.field_mhz, atol=0.02)
