@@ -104,10 +104,15 @@ def shaped_text(tr: dict) -> str:
 def write_card(folder: Path, results: dict) -> None:
     meta = json.loads((folder / "quantifier.json").read_text())
     tr = meta["training"]
+    zeroed = meta.get("grid", {}).get("zeroed_above_ppm")
     lines = [f"# Model card: {folder.name}", "",
              "A protocol-general quantifier: one network for 3 T short-TE PRESS scans (123.2-127.8 MHz, TE 20-40 ms, "
              "any bandwidth >= 1,000 Hz, 1,024-8,192 points). Input: the spectrum on a fixed ppm grid (0.2-4.2 ppm, "
-             "256 points; `mrs_tf.preprocess.grid`) and the protocol (field, TE). Outputs: 20 metabolites + MM and "
+             "256 points; `mrs_tf.preprocess.grid`) and the protocol (field, TE)" + (
+                 f"; the grid above {zeroed:.1f} ppm is set to zero inside the network (`mrs_tf.layers.ZeroBins`): "
+                 f"there real scans carry the water suppression's and the water removal's traces, which moved the "
+                 f"Philips volunteers' Ins/tCr by 25-33 %, and the fits and LCModel stop at 4.0 ppm too"
+                 if zeroed else "") + ". Outputs: 20 metabolites + MM and "
              "NAA+NAAG, Cr+PCr, GPC+PCh, Glu+Gln with a calibrated sigma each.", "",
              "## Training data",
              "Only spectra synthesised by mrs-tf from its own density-matrix basis sets (`mrs_tf.physics.protocols`: "
@@ -221,6 +226,9 @@ def main() -> None:
                              "--evaluate-only --calibrate on a TensorFlow install)")
     parser.add_argument("--calibrate", action="store_true",
                         help="with --evaluate-only: (re)calibrate the sigmas first (nn.general.calibrate_general_sd)")
+    parser.add_argument("--zero-above-ppm", type=float, default=None,
+                        help="the network reads the grid only up to this shift (e.g. 4.0, as the fits and LCModel: "
+                             "real scans' water suppression and removal distort what lies above)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="a fixed number of epochs (the cosine over them) instead of --minutes")
     args = parser.parse_args()
@@ -255,7 +263,7 @@ def main() -> None:
             if not args.evaluate_only:
                 train_general(out, minutes=args.minutes, init_from=args.init_from, epochs=args.epochs,
                               learning_rate=args.learning_rate, randomisation=rand, synthesis=synthesis,
-                              workers=args.workers)
+                              workers=args.workers, zero_above_ppm=args.zero_above_ppm)
                 record_command(out)
                 if args.train_only:
                     print(f"\ntrained {out} (no sigma calibration, no test: --train-only)", file=sys.stderr)

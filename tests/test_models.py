@@ -40,6 +40,32 @@ def test_builders_run_round_trip_and_are_scale_invariant(name, uncertainty, tmp_
     np.testing.assert_allclose(scaled["concentrations"], ref, rtol=1e-4, atol=1e-5 * np.abs(ref).max())
 
 
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_zeroed_bins_are_not_read_and_survive_saving(name, tmp_path):
+    """``zero_bins``: what lies in those input bins (real scans above 4.0 ppm: the water suppression's and the water
+    removal's traces) changes nothing, through the phase alignment and the normalisation too; saved and loaded with
+    the model; the rest of the spectrum still counts."""
+    from mrs_tf.preprocess.grid import GRID_POINTS, bins_above, grid_ppm
+
+    start, stop = bins_above(4.0)
+    assert (start, stop) == (0, int(np.sum(grid_ppm() > 4.0))) and 10 <= stop <= 14  # 4.0-4.2 ppm of 256 points
+    model = BUILDERS[name](input_points=GRID_POINTS, n_outputs=5, uncertainty=True, protocol_inputs=2,
+                           zero_bins=(start, stop))
+    rng = np.random.default_rng(1)
+    x = {"spectrum": rng.standard_normal((4, GRID_POINTS, 2)).astype("float32"),
+         "protocol": rng.standard_normal((4, 2)).astype("float32")}
+    out = model.predict(x, verbose=0)["concentrations"]
+    moved = {**x, "spectrum": x["spectrum"].copy()}
+    moved["spectrum"][:, start:stop] += 50 * rng.standard_normal((4, stop - start, 2)).astype("float32")
+    np.testing.assert_array_equal(model.predict(moved, verbose=0)["concentrations"], out)
+    below = {**x, "spectrum": x["spectrum"].copy()}
+    below["spectrum"][:, stop:stop + 10] += 5.0
+    assert np.abs(model.predict(below, verbose=0)["concentrations"] - out).max() > 1e-3
+    model.save(tmp_path / "m.keras")
+    again = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_array_equal(again.predict(moved, verbose=0)["concentrations"], out)
+
+
 def test_tf_crop_equals_numpy_crop(basis):
     fids, _ = synthesize(basis, 4, snr=30, seed=0)
     sl = crop_slice(basis.n_points, basis.dwell_s, basis.field_mhz)

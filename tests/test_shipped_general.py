@@ -24,9 +24,13 @@ def test_files_are_small_and_documented():
     assert meta["input"] == "ppm_grid" and meta["space"]["te_ms"] == [20.0, 40.0] and len(meta["sd_scale"]) == 25
     card = (FOLDER / "model_card.md").read_text()
     assert "Only spectra synthesised by mrs-tf" in card and "CPU cores" in card and "basis sets it never saw" in card
-    # trained (fine-tuned) on a lent GPU: the card names the card, and the shaped-pulse batches it learnt from
-    assert "NVIDIA H200" in meta["training"]["hardware"] and "NVIDIA H200" in card
+    # its last run on this machine's 2 CPU cores, started from the fine-tune on a lent GPU: the card names both
+    # cards, the shaped-pulse batches it learnt from, and that it reads the grid only up to 4.0 ppm
+    assert "2 CPU cores" in meta["training"]["hardware"] and "NVIDIA H200" in meta["training"]["warm_start"]["note"]
+    assert "NVIDIA H200" in card and "2 CPU cores" in card
     assert meta["training"]["basis_randomisation"]["shaped_fraction"] == 0.75 and "shaped, slice-selective" in card
+    assert meta["grid"]["zeroed_above_ppm"] == 4.0 and "above 4.0 ppm is set to zero" in card
+    assert meta["training"]["model_kwargs"]["zero_bins"] == [0, 13]
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,8 @@ def add_parsers(sub) -> None:
                           "Glc, Ala), so that the training spectra carry them as brains do")
     trn.add_argument("--protocol-from", default=None,
                      help="a data file whose points, dwell, field and TE the basis is matched to (with --basis)")
+    trn.add_argument("--ppm-range", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                     help="the spectral range the network reads (ppm; default 0.2 4.2)")
     trn.add_argument("--test-size", type=int, default=1024, help="fresh test spectra for metrics.json/model card")
     trn.add_argument("--model", default=None, help="seed_cnn (default), resnet_cnn or dilated_cnn")
     trn.add_argument("--model-kwargs", default=None, help='builder keywords as JSON, e.g. \'{"kernel_size": 7}\'')
@@ -95,6 +97,12 @@ def _train(args) -> None:
     for key in ("model", "epochs", "steps_per_epoch", "batch_size", "learning_rate", "seed"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
+    if args.ppm_range:
+        low, high = sorted(args.ppm_range)
+        if low < 0 or high - low < 1.0:
+            raise MRSError(f"--ppm-range {low:g} {high:g}: give a range of at least 1 ppm within the metabolites' "
+                           f"(e.g. 0.2 4.0)")
+        settings["ppm_range"] = (low, high)
     if args.no_uncertainty:
         settings["uncertainty"] = False
     if args.tfds:

@@ -315,7 +315,7 @@ def train_general(out_dir, minutes: float = 40.0, *, batch_size: int = 256, step
                   val_batches: int = 8, resume: bool = False, verbose="auto", init_from=None,
                   min_learning_rate: float = 1e-5, randomisation: BasisRandomisation = NO_RANDOMISATION,
                   epochs: int | None = None, synthesis: SynthesisConfig = GENERAL_SYNTHESIS,
-                  workers: int | None = None):
+                  workers: int | None = None, zero_above_ppm: float | None = None):
     """Train a protocol-general network for ``minutes`` of wall-clock time (the epoch running at the limit ends
     it) into ``out_dir``: ``model.keras``, ``quantifier.json`` (``"input": "ppm_grid"`` and the protocol space),
     ``log.csv``; resumable (``resume=True`` continues the same stream). The learning rate follows a cosine from
@@ -327,19 +327,26 @@ def train_general(out_dir, minutes: float = 40.0, *, batch_size: int = 256, step
     ``tf.data`` threads; the default is ``tf.data`` under the TensorFlow backend and one process per core under any
     other (``KERAS_BACKEND=jax`` on a GPU machine). The sigma calibration needs TensorFlow (it runs the bundle's
     inference); under another backend it is left to :func:`calibrate_general_sd` on a TensorFlow install.
+    ``zero_above_ppm``: the network reads the grid only up to that shift (a :class:`~mrs_tf.layers.ZeroBins` front,
+    ``model_kwargs["zero_bins"]``): above 4.0 ppm real scans carry the water suppression's and the water removal's
+    traces, which no simulation reproduces, and the fits (and LCModel) stop at 4.0 ppm for that reason.
     Returns the Keras history dict. BLAS is held at one thread for the run (the stream's bits do not depend on
     thread scheduling; see :func:`mrs_tf.nn.train.train`)."""
     from mrs_tf.core.threads import one_blas_thread
 
     with one_blas_thread():
+        if zero_above_ppm is not None:
+            from mrs_tf.preprocess.grid import bins_above
+
+            model_kwargs = {**(model_kwargs or {}), "zero_bins": list(bins_above(zero_above_ppm))}
         return _train_general(out_dir, minutes, batch_size, steps_per_epoch, learning_rate, seed, model, model_kwargs,
                               val_batches, resume, verbose, init_from, min_learning_rate, randomisation, epochs,
-                              synthesis, workers)
+                              synthesis, workers, zero_above_ppm)
 
 
 def _train_general(out_dir, minutes, batch_size, steps_per_epoch, learning_rate, seed, model, model_kwargs,
                    val_batches, resume, verbose, init_from, min_learning_rate, randomisation, epochs, synthesis,
-                   workers):
+                   workers, zero_above_ppm=None):
     import os
     import time
     from pathlib import Path
@@ -413,7 +420,8 @@ def _train_general(out_dir, minutes, batch_size, steps_per_epoch, learning_rate,
     os.replace(tmp, out / "model.keras")
     epochs_run = logged_run(out)["epochs"]
     space = SHORT_TE_PRESS_3T
-    meta = {"input": "ppm_grid", "grid": {"ppm_range": [0.2, 4.2], "points": GRID_POINTS},
+    meta = {"input": "ppm_grid", "grid": {"ppm_range": [0.2, 4.2], "points": GRID_POINTS,
+                                          "zeroed_above_ppm": zero_above_ppm},
             "space": {"sequence": space.sequence, "field_mhz": list(space.field_mhz), "te_ms": list(space.te_ms),
                       "te1_fraction": list(space.te1_fraction), "min_bandwidth_hz": space.min_bandwidth_hz,
                       "n_points": list(space.n_points)},

@@ -6,6 +6,8 @@
   correction front end: an absorption-mode spectrum integrates to a real positive number), so that the network sees
   spectra within a few tens of degrees of absorption mode whatever the acquisition's phase.
 * :class:`CropSpectrum` keeps the metabolite range of a full spectrum (exported graphs take the full spectrum).
+* :class:`ZeroBins` sets a range of input bins to zero (a fit range inside the input: what lies beyond it on real
+  scans, e.g. the water suppression's and the water removal's traces above 4.0 ppm, is not read).
 * :class:`MagnitudeChannel` appends ``|spectrum|`` (phase-independent) to the real and imaginary channels.
 * :class:`GaussianHead` turns features into a mean and a positive standard deviation per output.
 * :class:`WeightedMSE` and :class:`GaussianNLL` weigh every output by ``1/scale^2`` (scale: a typical value, e.g.
@@ -17,7 +19,7 @@ import keras
 from keras import ops
 
 __all__ = ["PhaseAlignment", "SpectrumNormalization", "RestoreScale", "MagnitudeChannel", "GaussianHead", "WeightedMSE",
-           "GaussianNLL", "CropSpectrum"]
+           "GaussianNLL", "CropSpectrum", "ZeroBins"]
 
 
 @keras.saving.register_keras_serializable(package="mrs_tf")
@@ -178,6 +180,29 @@ class CropSpectrum(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.stop - self.start, input_shape[2])
+
+    def get_config(self):
+        return {**super().get_config(), "start": self.start, "stop": self.stop}
+
+
+@keras.saving.register_keras_serializable(package="mrs_tf")
+class ZeroBins(keras.layers.Layer):
+    """(B, N, C) -> (B, N, C) with bins ``start:stop`` set to zero (no weights): the network reads only the rest.
+    Placed before the phase alignment and the normalisation, so that neither depends on the zeroed bins either."""
+
+    def __init__(self, start: int, stop: int, **kwargs):
+        super().__init__(**kwargs)
+        self.start, self.stop = int(start), int(stop)
+        if not 0 <= self.start < self.stop:
+            raise ValueError(f"ZeroBins needs 0 <= start < stop, got {self.start}, {self.stop}")
+
+    def call(self, x):
+        n = x.shape[1]
+        keep = [0.0 if self.start <= i < self.stop else 1.0 for i in range(n)]
+        return x * ops.reshape(ops.convert_to_tensor(keep, dtype=x.dtype), (1, n, 1))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
 
     def get_config(self):
         return {**super().get_config(), "start": self.start, "stop": self.stop}

@@ -7,6 +7,8 @@ Every builder is a plain function returning a ``keras.Model`` with
   at any absolute scale and zero-order phase: :class:`~mrs_tf.layers.PhaseAlignment` (``align_phase=True``) rotates
   it to near absorption mode, :class:`~mrs_tf.layers.SpectrumNormalization` divides it by its RMS and
   :class:`~mrs_tf.layers.RestoreScale` multiplies the outputs back;
+* ``zero_bins=(start, stop)``: those input bins set to zero first (:class:`~mrs_tf.layers.ZeroBins`; e.g. the grid
+  above 4.0 ppm, which real scans' water suppression and water removal distort);
 * optional input ``"fid"``: float32 (B, T, 2), the first T time-domain points (``time_points=T``);
 * optional input ``"protocol"``: float32 (B, P), the acquisition's parameters scaled to O(1) (``protocol_inputs=P``;
   protocol-general networks, :mod:`mrs_tf.nn.general`), joined to the features before the dense head;
@@ -22,15 +24,17 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from mrs_tf.nn.layers import GaussianHead, MagnitudeChannel, PhaseAlignment, RestoreScale, SpectrumNormalization
+from mrs_tf.nn.layers import (GaussianHead, MagnitudeChannel, PhaseAlignment, RestoreScale, SpectrumNormalization,
+                              ZeroBins)
 
 __all__ = ["seed_cnn", "resnet_cnn", "dilated_cnn", "BUILDERS", "build_model"]
 
 
 def _inputs(input_points: int, magnitude: bool, time_points: int, align_phase: bool = True,
-            protocol_inputs: int = 0):
+            protocol_inputs: int = 0, zero_bins=None):
     spectrum = keras.Input((input_points, 2), name="spectrum")
-    x = PhaseAlignment(name="align_phase")(spectrum) if align_phase else spectrum
+    x = ZeroBins(*zero_bins, name="zero_bins")(spectrum) if zero_bins else spectrum
+    x = PhaseAlignment(name="align_phase")(x) if align_phase else x
     normalised, rms = SpectrumNormalization(name="normalise")(x)
     x = MagnitudeChannel(name="magnitude")(normalised) if magnitude else normalised
     inputs, extra = [spectrum], {}
@@ -92,9 +96,10 @@ def seed_cnn(input_points: int = 252, n_outputs: int = 21, output_scale=None, *,
              kernel_size: int = 9, pool_size: int = 2, pooling: str = "max", dense_units: int = 256,
              dropout: float = 0.1,
              magnitude: bool = True, align_phase: bool = True, uncertainty: bool = False, n_nuisance: int = 0,
-             time_points: int = 0, protocol_inputs: int = 0, name: str = "seed_cnn") -> keras.Model:
+             time_points: int = 0, protocol_inputs: int = 0, zero_bins=None,
+             name: str = "seed_cnn") -> keras.Model:
     """Stacked Conv1D (ReLU) + max pooling blocks, flattened into a dense regression head."""
-    inputs, x, rms, extra = _inputs(input_points, magnitude, time_points, align_phase, protocol_inputs)
+    inputs, x, rms, extra = _inputs(input_points, magnitude, time_points, align_phase, protocol_inputs, zero_bins)
     for i, f in enumerate(filters):
         x = layers.Conv1D(f, kernel_size, padding="same", activation="relu", name=f"conv{i}")(x)
         x = _pool(pooling, pool_size, f"pool{i}")(x)
@@ -106,9 +111,10 @@ def resnet_cnn(input_points: int = 252, n_outputs: int = 21, output_scale=None, 
                kernel_size: int = 7, pool_size: int = 2, pooling: str = "max", dense_units: int = 256,
                dropout: float = 0.1,
                magnitude: bool = True, align_phase: bool = True, uncertainty: bool = False, n_nuisance: int = 0,
-               time_points: int = 0, protocol_inputs: int = 0, name: str = "resnet_cnn") -> keras.Model:
+               time_points: int = 0, protocol_inputs: int = 0, zero_bins=None,
+               name: str = "resnet_cnn") -> keras.Model:
     """Residual blocks (two Conv1D + batch norm, identity or 1x1 projection shortcut), pooled between stages."""
-    inputs, x, rms, extra = _inputs(input_points, magnitude, time_points, align_phase, protocol_inputs)
+    inputs, x, rms, extra = _inputs(input_points, magnitude, time_points, align_phase, protocol_inputs, zero_bins)
     for i, f in enumerate(filters):
         shortcut = x if x.shape[-1] == f else layers.Conv1D(f, 1, name=f"proj{i}")(x)
         y = layers.Conv1D(f, kernel_size, padding="same", name=f"res{i}_a")(x)
@@ -125,11 +131,11 @@ def resnet_cnn(input_points: int = 252, n_outputs: int = 21, output_scale=None, 
 def dilated_cnn(input_points: int = 252, n_outputs: int = 21, output_scale=None, *, filters=(16, 32, 64),
                 kernel_size: int = 5, dilations=(1, 2, 4), pool_size: int = 2, dense_units: int = 256,
                 dropout: float = 0.1, magnitude: bool = True, align_phase: bool = True, uncertainty: bool = False,
-                n_nuisance: int = 0, time_points: int = 0, protocol_inputs: int = 0,
+                n_nuisance: int = 0, time_points: int = 0, protocol_inputs: int = 0, zero_bins=None,
                 name: str = "dilated_cnn") -> keras.Model:
     """Inception-style blocks: parallel Conv1D with dilation rates ``dilations`` (wide receptive field at few
     parameters, for multiplets spread over 0.1-0.3 ppm), concatenated and pooled."""
-    inputs, x, rms, extra = _inputs(input_points, magnitude, time_points, align_phase, protocol_inputs)
+    inputs, x, rms, extra = _inputs(input_points, magnitude, time_points, align_phase, protocol_inputs, zero_bins)
     for i, f in enumerate(filters):
         branches = [layers.Conv1D(f, kernel_size, dilation_rate=d, padding="same", activation="relu",
                                   name=f"block{i}_d{d}")(x) for d in dilations]

@@ -19,7 +19,7 @@ import numpy as np
 
 from mrs_tf.preprocess.spectra import as_fid_matrix
 
-__all__ = ["GRID_PPM", "GRID_POINTS", "grid_ppm", "grid_spectrum", "grid_coverage"]
+__all__ = ["GRID_PPM", "GRID_POINTS", "grid_ppm", "grid_spectrum", "grid_coverage", "bins_above"]
 
 #: chemical-shift range of the grid (ppm), low and high
 GRID_PPM = (0.2, 4.2)
@@ -30,6 +30,14 @@ GRID_POINTS = 256
 def grid_ppm(ppm_range=GRID_PPM, n: int = GRID_POINTS) -> np.ndarray:
     """The grid's chemical shifts (ppm), high to low as the spectrum array runs."""
     return np.linspace(max(ppm_range), min(ppm_range), n)
+
+
+def bins_above(ppm: float, ppm_range=GRID_PPM, n: int = GRID_POINTS) -> tuple[int, int]:
+    """``(0, k)``: the grid's first k points, those above ``ppm`` (the array runs from high to low ppm)."""
+    k = int(np.sum(grid_ppm(ppm_range, n) > ppm))
+    if k == 0:
+        raise ValueError(f"no grid point lies above {ppm} ppm (grid {min(ppm_range)}-{max(ppm_range)} ppm)")
+    return 0, k
 
 
 def grid_coverage(dwell_s: float, field_mhz: float, ref_ppm: float = 4.65, ppm_range=GRID_PPM,

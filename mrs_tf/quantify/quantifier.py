@@ -188,8 +188,13 @@ class Quantifier(ModelBundle):
         def flag(i, name, text):
             status[i], message[i] = name, text + (f"; {message[i]}" if message[i] else "")
 
-        scores = input_scores(arr, self.basis_for(arr.shape[1], dwell_s, field_mhz, te_ms),
-                              search_ppm=OFFSET_SEARCH_PPM)
+        basis = self.basis_for(arr.shape[1], dwell_s, field_mhz, te_ms)
+        scores = input_scores(arr, basis, search_ppm=OFFSET_SEARCH_PPM)
+        mirrored = looks_mirrored(scores.as_is, scores.conjugated)
+        if mirrored.any():  # their best match far out is a spurious one (+1.2 ppm on a Philips volunteer, its water
+            near = input_scores(arr[mirrored], basis)  # then unseen): the other measures as searched near home
+            for name in ("offset_ppm", "water_to_naa", "line_hz", "naa_over_noise"):
+                getattr(scores, name)[mirrored] = getattr(near, name)
         if network:
             limit = self.training_shift_ppm()
             for i in np.flatnonzero(np.abs(scores.offset_ppm) > limit + OFFSET_MARGIN_PPM):
@@ -217,7 +222,7 @@ class Quantifier(ModelBundle):
                      f"cent): remove it first, e.g. mrs_tf.hlsvd.remove_band(fid, dwell_s, field_mhz, (4.2, 5.2)) "
                      f"for each FID, as mrs-tf quantify does")
         silent = scores.naa_over_noise < NO_SIGNAL_LIMIT
-        for i in np.flatnonzero(looks_mirrored(scores.as_is, scores.conjugated) & ~silent):
+        for i in np.flatnonzero(mirrored & ~silent):
             flag(i, "mirrored", f"the spectrum matches the basis frequency-mirrored ({scores.conjugated[i]:.2f} "
                                 f"conjugated against {scores.as_is[i]:.2f} as it is: the other frequency sign "
                                 f"convention, every number is nonsense); quantify np.conj(fids) instead (mrs-tf: "
