@@ -177,17 +177,32 @@ def test_hybrid_on_scanner_files_fits_the_in_vivo_model_with_shaped_pulses(tmp_p
 
 
 def test_without_model_the_shipped_network_that_serves_the_scan_is_chosen(tmp_path, capsys):
-    """No --model: press3t_te30 does not serve a Philips TE 35 scan at 2 kHz, press3t_short_te does (said on stderr,
-    before TensorFlow); a scan of the default protocol keeps press3t_te30 (tested in test_cli/test_real_data)."""
-    from mrs_tf.cli.fit import SHIPPED_MODELS
+    """No --model: a scanner file gets press3t_short_te, which reads the spectrum up to 4.0 ppm (said on stderr,
+    before TensorFlow), also at press3t_te30's own protocol; files of ``mrs-tf synth`` from mrs-tf's basis at that
+    protocol keep press3t_te30, the more accurate on mrs-tf's own spectra."""
+    from mrs_tf import synthesize
+    from mrs_tf.io import nifti
+    from mrs_tf.cli.fit import SCANNER_MODELS, SHIPPED_MODELS, choose_model
+    from mrs_tf.physics.basis import simulate_basis
 
     out = tmp_path / "r.csv"
     assert main(["quantify", str(_act("sub-02")), "--out", str(out)]) == 0
     err = capsys.readouterr().err
-    assert "model saved_models/press3t_short_te" in err and "press3t_te30 does not serve" in err
+    assert "model saved_models/press3t_short_te" in err and "for scanner files" in err
     table = ResultTable.read_csv(out)
     assert abs(float(table["NAA+NAAG_over_tCr"][0]) / LCMODEL["sub-02"]["NAA+NAAG"] - 1) < 0.10
-    assert SHIPPED_MODELS[0].endswith("press3t_te30")
+    assert SHIPPED_MODELS[0].endswith("press3t_te30") and SCANNER_MODELS[0].endswith("press3t_short_te")
+    # the default protocol (123.2 MHz, TE 30, 2,048 points at 4 kHz): a file without mrs-tf synth's provenance
+    basis = simulate_basis()
+    fids, _ = synthesize(basis, 1, snr=60, seed=2)
+    nifti.write(tmp_path / "scan.nii.gz", fids.reshape(1, 1, 1, -1).astype(np.complex128), basis.dwell_s,
+                basis.field_mhz, te_s=0.03)
+    from mrs_tf.io import read_data
+
+    scan = read_data(tmp_path / "scan.nii.gz")
+    assert choose_model([("scan", scan)]).endswith("press3t_short_te")
+    assert choose_model([("scan", {**scan, "simulated": {"basis_source": "mrs-tf simulate_basis"}})]).endswith(
+        "press3t_te30")
 
 
 def test_the_scans_own_basis_serves_the_general_networks_hybrid_and_cross_check(tmp_path):

@@ -12,6 +12,9 @@ from mrs_tf.cli import main  # noqa: E402
 from mrs_tf.io import jmrui, lcmodel, nifti, read_data  # noqa: E402
 from mrs_tf.table import ResultTable  # noqa: E402
 
+#: the default protocol's own network (scanner-like files without mrs-tf synth's provenance get press3t_short_te)
+TE30 = "saved_models/press3t_te30"
+
 
 def test_one_spectrum_through_three_formats_reads_back_and_quantifies_the_same(basis, tmp_path):
     fids, _ = synthesize(basis, 1, snr=60, seed=17)
@@ -26,7 +29,7 @@ def test_one_spectrum_through_three_formats_reads_back_and_quantifies_the_same(b
         assert d["dwell_s"] == pytest.approx(basis.dwell_s) and d["field_mhz"] == pytest.approx(basis.field_mhz)
         out = tmp_path / f"{name}.csv"
         assert main(["quantify", str(tmp_path / name), "--field-mhz", "123.2", "--bandwidth-hz", "4000",
-                     "--out", str(out)]) == 0
+                     "--model", TE30, "--out", str(out)]) == 0
         tables[name] = ResultTable.read_csv(out)
     for key in ("NAA", "Cr+PCr", "Glu", "NAA_sd"):
         values = [float(t[key][0]) for t in tables.values()]
@@ -77,8 +80,9 @@ def test_quantify_report_shows_fits_concentrations_and_warnings(basis, tmp_path)
     data = np.concatenate([good, poor, broad]).reshape(4, 1, 1, -1).astype(np.complex128)
     nifti.write(tmp_path / "d.nii.gz", data, basis.dwell_s, basis.field_mhz, te_s=0.03)
     report = tmp_path / "r.html"
-    assert main(["quantify", str(tmp_path / "d.nii.gz"), "--out", str(tmp_path / "r.csv"), "--report",
-                 str(report)]) == 0
+    # press3t_te30's report (a file without mrs-tf synth's provenance gets press3t_short_te by default)
+    assert main(["quantify", str(tmp_path / "d.nii.gz"), "--model", TE30, "--out", str(tmp_path / "r.csv"),
+                 "--report", str(report)]) == 0
     text = report.read_text()
     assert "Plotly.newPlot" in text and "<script src=" not in text
     assert "network reconstruction" in text and "NAA/tCr" in text and "d.nii.gz[2:0:0]" in text
@@ -277,7 +281,8 @@ def test_a_basis_for_the_network_must_hold_its_metabolites(basis, tmp_path, caps
     missing = tmp_path / "missing.BASIS"
     basis.subset([n for n in basis.names if n not in ("GPC", "Glu")]).save(missing)
     out, report = tmp_path / "r.csv", tmp_path / "r.html"
-    assert main(["quantify", str(data), "--basis", str(missing), "--out", str(out), "--report", str(report)]) == 2
+    assert main(["quantify", str(data), "--model", TE30, "--basis", str(missing), "--out", str(out), "--report",
+                 str(report)]) == 2
     err = capsys.readouterr().err
     assert "lacks Glu, GPC, which this model quantifies" in err and "mrs-tf train --basis" in err
     assert not out.exists() and not report.exists()
@@ -290,8 +295,8 @@ def test_a_basis_for_the_network_must_hold_its_metabolites(basis, tmp_path, caps
     assert b.names == q.names and b.protocol["rescaled_by"] == pytest.approx(5.0, rel=2e-3)
     for name in ("Cr", "NAA", "MM"):
         np.testing.assert_allclose(b[name], basis[name], atol=2e-3 * np.abs(basis[name]).max())
-    assert main(["quantify", str(data), "--basis", str(tmp_path / "lcm.BASIS"), "--out", str(out), "--report",
-                 str(report)]) == 0
+    assert main(["quantify", str(data), "--model", TE30, "--basis", str(tmp_path / "lcm.BASIS"), "--out", str(out),
+                 "--report", str(report)]) == 0
     assert "network reconstruction" in report.read_text()
     with pytest.raises(ProtocolError, match="TE 144 ms"):
         Quantifier.load("saved_models/press3t_te30", basis=BasisSet(basis.names, basis.fids, basis.dwell_s,
@@ -350,8 +355,11 @@ def test_train_basis_in_foreign_units_with_a_reference_peak_learns(tmp_path, cap
     assert main([*args, "--out", str(out), "--epochs", "6", "--steps-per-epoch", "25"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())["metrics"]
     assert metrics["NAA"]["slope"] > 0.5 and metrics["Cr+PCr"]["slope"] > 0.5, metrics
-    assert json.loads((out / "quantifier.json").read_text())["basis_amplitude_per_proton"] == pytest.approx(1e-4,
-                                                                                                          rel=0.01)
+    meta = json.loads((out / "quantifier.json").read_text())
+    assert meta["basis_amplitude_per_proton"] == pytest.approx(1e-4, rel=0.01)
+    # a network for a scanner basis reads 0.2-4.0 ppm, as the fits and LCModel (real scans' residual-water traces
+    # lie above: with 0.2-4.2 ppm the Philips volunteers' Ins/tCr came out 14-20 % low)
+    assert meta["ppm_range"] == [0.2, 4.0]
     assert "reference peak near 0 ppm" in capsys.readouterr().err
     # the fits from the network's answer (hybrid, cross-check) get mrs-tf fit --basis's MM components and lipids as
     # free signals in the basis's units, not the training's one fixed-shape MM (6-13 % from LCModel in vivo)

@@ -23,13 +23,17 @@ def fit_pulse_for(choice: str, d: dict) -> str:
     simulation), every other file (scanner data) with :data:`SCANNER_FIT_PULSE`."""
     if choice != "auto":
         return choice
-    made = d.get("simulated")
-    if made is None:
+    if not made_by_mrs_tf(d):
         return SCANNER_FIT_PULSE
-    if "mrs-tf" not in str(made.get("basis_source", "")):  # synthesised from a basis file from elsewhere
-        return SCANNER_FIT_PULSE
-    pulse = str(made.get("refocusing", "ideal"))
+    pulse = str(d["simulated"].get("refocusing", "ideal"))
     return pulse if pulse in _pulse_names() else "ideal"
+
+
+def made_by_mrs_tf(d: dict) -> bool:
+    """Scan ``d`` (``read_data``'s dict) is a file of ``mrs-tf synth`` from mrs-tf's own basis (its provenance says
+    so); anything else is treated as scanner data."""
+    made = d.get("simulated")
+    return made is not None and "mrs-tf" in str(made.get("basis_source", ""))
 
 
 def _pulse_names() -> list[str]:
@@ -551,18 +555,26 @@ def _padded(values: np.ndarray, keep: np.ndarray) -> np.ndarray:
     return out
 
 
-#: the shipped networks ``mrs-tf quantify`` chooses from, in order of preference where both serve a scan
+#: the shipped networks ``mrs-tf quantify`` chooses from, in order of preference where both serve a file that
+#: mrs-tf simulated itself (:func:`made_by_mrs_tf`)
 SHIPPED_MODELS = ("saved_models/press3t_te30", "saved_models/press3t_short_te")
+#: the order for scanner files: press3t_te30 reads its spectrum up to 4.2 ppm, where scans carry the water
+#: suppression's and the water removal's traces (a line of 0.2 NAA heights at 4.1 ppm moved its Ins/tCr by 41-47 %,
+#: tNAA by 23-24 %; press3t_short_te's by <= 2 %: it reads up to 4.0 ppm)
+SCANNER_MODELS = ("saved_models/press3t_short_te", "saved_models/press3t_te30")
 
 
 def choose_model(scans, resample: bool = False) -> str:
-    """The first of :data:`SHIPPED_MODELS` whose protocol serves every scan (``(path, data dict)`` pairs), said on
-    stderr; a :class:`ProtocolError` naming each model's mismatches when none does."""
+    """The first shipped network whose protocol serves every scan (``(path, data dict)`` pairs), said on stderr:
+    of :data:`SHIPPED_MODELS` where every file is one of ``mrs-tf synth`` from mrs-tf's basis, else of
+    :data:`SCANNER_MODELS`; a :class:`ProtocolError` naming each model's mismatches when none does."""
     from mrs_tf.core.errors import ProtocolError
     from mrs_tf.quantify.quantifier import Quantifier
 
+    simulated = all(made_by_mrs_tf(d) for _, d in scans)
+    order = SHIPPED_MODELS if simulated else SCANNER_MODELS
     problems = {}
-    for model in SHIPPED_MODELS:
+    for model in order:
         meta = Quantifier.read_meta(model)
         for path, d in scans:
             mismatch = meta.protocol_mismatch(d["fids"].shape[1], d["dwell_s"], d["field_mhz"], d.get("te_ms"),
@@ -571,9 +583,12 @@ def choose_model(scans, resample: bool = False) -> str:
                 problems[model] = (path, mismatch)
                 break
         else:
-            if model != SHIPPED_MODELS[0]:
-                print(f"mrs-tf: model {model} ({meta.protocol_text()}; {SHIPPED_MODELS[0]} does not serve "
-                      f"{problems[SHIPPED_MODELS[0]][0]})", file=sys.stderr)
+            if model != order[0]:
+                print(f"mrs-tf: model {model} ({meta.protocol_text()}; {order[0]} does not serve "
+                      f"{problems[order[0]][0]})", file=sys.stderr)
+            elif not simulated:
+                print(f"mrs-tf: model {model} ({meta.protocol_text()}; for scanner files: it reads the spectrum up "
+                      f"to 4.0 ppm, where the water suppression and its removal leave traces)", file=sys.stderr)
             return model
     raise ProtocolError("no shipped network serves these scans: " + "; ".join(
         f"{model}: {path}: {text}" for model, (path, text) in problems.items()) + "; train one for your protocol: "
