@@ -60,7 +60,7 @@ from mrs_tf.core.errors import MRSError
 from mrs_tf.preprocess.hlsvd import hlsvd, remove_band
 from mrs_tf.physics.metabolites import prior_means
 from mrs_tf.fitting.quest import QuestOptions, QuestResult, _band, _failed_row, _snr, _tail_sd, check_protocol, fit_one, fit_quality, fit_status, spectral_noise_sd, spline_baseline
-from mrs_tf.preprocess.spectra import magnitude_correlation
+from mrs_tf.preprocess.spectra import magnitude_correlation, mirror_scores
 from mrs_tf.fitting.signal_model import DEG
 from mrs_tf.core.table import ResultTable
 
@@ -578,10 +578,13 @@ def fit_results(fids, basis: BasisSet, initial: np.ndarray | None = None, option
                         full[rows] = scipy.fft.ifft(prob.rotation(kept.theta) * yf[rows], axis=-1)
                 fitted = (prob.as_fitted(False), prob.as_fitted(True))
                 probs = [fitted[int(u)] for u in use]
+            # the data's match with the basis as they are and mirrored, for the chunk at once (magnitude spectra:
+            # the fitted phases do not change them)
+            as_is, mirrored = mirror_scores(ys, basis)
             share = (time.perf_counter() - t0) / len(ys)
             for i in range(len(ys)):
                 res = _result(probs[i], full[i], float(sigma[i]), theta[i], lin[i], phi_td[i], info[i],
-                              background[i], bool(done[i]), int(iters[i]), share)
+                              background[i], bool(done[i]), int(iters[i]), share, (as_is[i], mirrored[i]))
                 if prob.whole is not None:
                     res.quality["background_delta_chi2"] = float(excess[i])
                 yield res
@@ -618,7 +621,8 @@ def _whole_cost(prob: _Problem, trunc: "_Batch", first: np.ndarray, sigma: np.nd
     return 0.5 * np.maximum(data_sq - np.einsum("bl,bl->b", lin, rhs), 0.0) + constraint
 
 
-def _result(prob: _Problem, y2, sigma, theta, lin, phi_td, info, background, converged, n_iter, seconds):
+def _result(prob: _Problem, y2, sigma, theta, lin, phi_td, info, background, converged, n_iter, seconds,
+            match=None):
     """One spectrum's :class:`~mrs_tf.quest.QuestResult`: CRLB from ``info``, diagnostics and status as QUEST's."""
     basis, opts = prob.basis, prob.options
     names, m = list(basis.names), prob.n_met
@@ -644,7 +648,7 @@ def _result(prob: _Problem, y2, sigma, theta, lin, phi_td, info, background, con
     shifts = theta[SHIFT] + dev
     snr = _snr(basis, contributions, sigma, float(shifts[names.index("NAA")]) if "NAA" in names else 0.0)
     quality = fit_quality(basis, contributions, background if prob.splines_td is not None else None, resid, sigma,
-                          opts.ppm_range or (0.2, 4.2), data=data)
+                          opts.ppm_range or (0.2, 4.2), data=data, match=match)
     status, message = fit_status(names, amp, energy, m + len(theta), quality, chi2,
                                  None if converged else f"stopped after {n_iter} iterations", crlb)
     phase0 = theta[PSI] - DEG * theta[PHASE1] * prob.pivot

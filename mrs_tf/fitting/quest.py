@@ -458,7 +458,8 @@ def _fit_one(fid: np.ndarray, basis: BasisSet, opts: QuestOptions) -> QuestResul
 
 
 def fit_quality(basis: BasisSet, contributions: np.ndarray, baseline: np.ndarray | None, resid: np.ndarray,
-                sigma: float, ppm_range=(0.2, 4.2), data: np.ndarray | None = None) -> dict:
+                sigma: float, ppm_range=(0.2, 4.2), data: np.ndarray | None = None,
+                match: tuple[float, float] | None = None) -> dict:
     """Diagnostics of a fit over ``ppm_range`` of the spectrum (unshifted FFT / sqrt(n), the noise's scale):
 
     * ``baseline_over_signal``: the fitted baseline's largest magnitude over the metabolites' (a baseline taller
@@ -467,7 +468,8 @@ def fit_quality(basis: BasisSet, contributions: np.ndarray, baseline: np.ndarray
       leaves after the same smoothing (about 1 for a residual that is noise; large when it is unfitted signal);
     * with ``data`` (the fitted FID): ``basis_match`` and ``mirrored_match``, the magnitude-spectrum match of the
       data with the basis as they are and conjugated (:func:`mrs_tf.preprocess.mirror_scores`; frequency-mirrored
-      data fit to plausible-looking nonsense with a good chi2)."""
+      data fit to plausible-looking nonsense with a good chi2); ``match``: those two already measured (e.g. for a
+      batch of spectra at once), then ``data`` is not needed for them."""
     band = _band(basis, ppm_range).band
     n = basis.n_points
     spec = lambda v: np.fft.fft(v)[band] / np.sqrt(n)  # noqa: E731
@@ -481,7 +483,9 @@ def fit_quality(basis: BasisSet, contributions: np.ndarray, baseline: np.ndarray
         out["residual_structure"] = float(np.sqrt(np.mean(np.abs(smooth) ** 2) / 2) * np.sqrt(width) / sigma)
     else:
         out["residual_structure"] = float("nan")
-    if data is not None:
+    if match is not None:
+        out["basis_match"], out["mirrored_match"] = float(match[0]), float(match[1])
+    elif data is not None:
         from mrs_tf.preprocess.spectra import mirror_scores
 
         as_is, conj = mirror_scores(data, basis)
