@@ -191,15 +191,17 @@ class Quantifier(ModelBundle):
         basis = self.basis_for(arr.shape[1], dwell_s, field_mhz, te_ms)
         scores = input_scores(arr, basis, search_ppm=OFFSET_SEARCH_PPM)
         mirrored = looks_mirrored(scores.as_is, scores.conjugated)
-        if mirrored.any():  # their best match far out is a spurious one (+1.2 ppm on a Philips volunteer, its water
-            near = input_scores(arr[mirrored], basis)  # then unseen): the other measures as searched near home
+        if mirrored.any():
+            # a mirrored spectrum's best match far out is a spurious one (+1.2 ppm on a Philips volunteer, its water
+            # then measured at the wrong place): its other measures as searched near home
+            near = input_scores(arr[mirrored], basis)
             for name in ("offset_ppm", "water_to_naa", "line_hz", "naa_over_noise"):
                 getattr(scores, name)[mirrored] = getattr(near, name)
         if network:
             limit = self.training_shift_ppm()
             for i in np.flatnonzero(np.abs(scores.offset_ppm) > limit + OFFSET_MARGIN_PPM):
                 far = abs(scores.offset_ppm[i]) > 0.45  # frequency_reference searches +-0.5 ppm by default
-                call = ("frequency_reference(fids, basis, search_ppm=1.2)" if far
+                call = (f"frequency_reference(fids, basis, search_ppm={OFFSET_SEARCH_PPM:g})" if far
                         else "frequency_reference(fids, basis)")
                 flag(i, "offset_out_of_range",
                      f"the peaks sit {scores.offset_ppm[i]:+.2f} ppm from the basis's positions, beyond the "
