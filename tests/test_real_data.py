@@ -525,3 +525,11 @@ def test_fit_complete_basis_gives_the_missing_metabolites_their_own_columns(basi
     assert "added mrs-tf's Ala, Glc, Gly (PRESS TE 30 ms, ideal pulses)" in capsys.readouterr().err
     table = ResultTable.read_csv(tmp_path / "c.csv")
     assert {"Gly", "Glc", "Ala", "Gly_crlb"} <= set(table) and table["status"][0] == "ok"
+
+
+def test_train_refuses_a_ppm_range_too_narrow_to_read(tmp_path, capsys):
+    """--ppm-range (new with the 0.2-4.0 ppm default of train --basis): a range narrower than 1 ppm is refused, named,
+    before anything is written."""
+    assert main(["train", "--out", str(tmp_path / "m"), "--ppm-range", "3.0", "3.5"]) == 2
+    assert "--ppm-range 3 3.5" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
