@@ -163,6 +163,13 @@ def render(meta: dict, config: dict, metrics: dict, notes: str = "", folder_hint
         "degrade it (measured in benchmarks/sim_to_real.py). Check fits and residuals on your data.",
         "- Amplitudes are in basis units (no water scaling, relaxation or tissue correction).",
     ]
+    top = max(meta.get("ppm_range") or [0.0])
+    if top > 4.0:  # what real scans carry above 4.0 ppm (benchmarks/RESULTS.md, 2026-11-28)
+        lines.append(f"- Reads the spectrum up to {top:g} ppm: above 4.0 ppm real scans carry the water suppression's "
+                     f"and the water removal's traces, which it reads as metabolites (a line of 0.2 NAA heights at "
+                     f"4.1 ppm moved press3t_te30's Ins/tCr by 41-47 %). For scanner files use a network that reads "
+                     f"up to 4.0 ppm (`mrs-tf quantify` gives them press3t_short_te; `mrs-tf train --basis` reads "
+                     f"0.2-4.0 ppm by default).")
     if notes:
         lines += ["", notes]
     return "\n".join(lines) + "\n"
