@@ -10,6 +10,7 @@ import numpy as np
 from mrs_tf.cli.common import (add_preprocessing, add_water, basis_norm, dwell_s_from,
                               fit_options, refuse_existing, spectra_count, water_scale, write_plot)
 from mrs_tf.core.errors import MRSError
+from mrs_tf.preprocess.spectra import REFERENCE_SEARCH_PPM
 
 #: the refocusing pulse of mrs-tf's basis for the hybrid fit and the cross-check on scanner files (general networks):
 #: scanners' pulses are shaped; with ideal pulses the hybrid put tCho, Ins and Glu of two Philips volunteers 11-23 %
@@ -250,7 +251,7 @@ def _warn_missing_metabolites(basis, source) -> None:
 
 
 #: frequency referencing looks for the metabolite peaks within +-SEARCH_PPM of where they belong (ppm)
-SEARCH_PPM = 0.5
+SEARCH_PPM = REFERENCE_SEARCH_PPM
 
 
 def offset_flags(offsets_ppm, corrected: bool, training_ppm: float) -> tuple[np.ndarray, np.ndarray]:

@@ -95,7 +95,13 @@ def resample_fids(fids, dwell_s: float, new_dwell_s: float, new_n_points: int) -
     return out
 
 
-def frequency_reference(fids, basis, search_ppm: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+#: how far (+-ppm) :func:`frequency_reference` looks for the metabolite peaks by default (``mrs-tf quantify``'s and
+#: ``mrs-tf fit``'s referencing too)
+REFERENCE_SEARCH_PPM = 0.5
+
+
+def frequency_reference(fids, basis,
+                        search_ppm: float = REFERENCE_SEARCH_PPM) -> tuple[np.ndarray, np.ndarray]:
     """Put each spectrum's metabolite peaks where the basis has them: the global offset (Hz; positive = towards
     lower ppm) maximising the correlation of the magnitude spectrum with the prior-weighted basis (NAA, Cr, Cho and
     the rest together, phase-independent) within +-``search_ppm``, removed from the FID. Returns (corrected FIDs,

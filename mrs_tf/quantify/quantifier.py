@@ -16,7 +16,7 @@ import numpy as np
 from mrs_tf.core.errors import MRSError, ProtocolError
 from mrs_tf.core.table import ResultTable
 from mrs_tf.nn.bundle import ModelBundle
-from mrs_tf.preprocess.spectra import as_fid_matrix
+from mrs_tf.preprocess.spectra import REFERENCE_SEARCH_PPM, as_fid_matrix
 from mrs_tf.quantify import protocol
 from mrs_tf.quantify.tables import network_table, status_columns
 
@@ -200,15 +200,16 @@ class Quantifier(ModelBundle):
         if network:
             limit = self.training_shift_ppm()
             for i in np.flatnonzero(np.abs(scores.offset_ppm) > limit + OFFSET_MARGIN_PPM):
-                far = abs(scores.offset_ppm[i]) > 0.45  # frequency_reference searches +-0.5 ppm by default
+                # where the default referencing would stop at its search's edge (offset_at_search_limit)
+                far = abs(scores.offset_ppm[i]) > 0.9 * REFERENCE_SEARCH_PPM
                 call = (f"frequency_reference(fids, basis, search_ppm={OFFSET_SEARCH_PPM:g})" if far
                         else "frequency_reference(fids, basis)")
                 flag(i, "offset_out_of_range",
                      f"the peaks sit {scores.offset_ppm[i]:+.2f} ppm from the basis's positions, beyond the "
                      f"network's training range (+-{limit:g} ppm): its numbers are biased; reference the spectra "
                      f"first (mrs_tf.preprocess.{call})" + (
-                         "; further than mrs-tf quantify's referencing searches (+-0.5 ppm): check the scan's "
-                         "centre frequency" if far else ", as mrs-tf quantify does"))
+                         f"; further than mrs-tf quantify's referencing searches (+-{REFERENCE_SEARCH_PPM:g} ppm): "
+                         f"check the scan's centre frequency" if far else ", as mrs-tf quantify does"))
             # a network that learnt broader Lorentzians than 12 Hz gets the difference on top of the limit
             broad = BROAD_LINE_LIMIT_HZ + max(self.training_synthesis().lorentz_hz[1] - 12.0, 0.0)
             for i in np.flatnonzero(scores.line_hz >= broad):
