@@ -160,3 +160,22 @@ def test_lines_broader_than_learnt_are_flagged(philips_like):
     assert "check the shim" in table["message"][int(np.argmax(np.asarray(table["status"]) == "broad_lines"))]
     normal, _ = mrs_tf.synthesize(basis, 256, snr=(5, 100), seed=np.random.SeedSequence([42, 22]), config=syn)
     assert np.mean(np.asarray(q.quantify(normal, **kw)["status"]) == "broad_lines") < 0.02
+
+
+def test_sigma_covers_glu_at_te_40_as_calibrated_there():
+    """The shipped network's sigma is calibrated per echo time (``sd_scale_te``): its Glu/Cr error at TE 40 is larger
+    than elsewhere (bias -7 %), and with one factor for every TE only 52 % of 2,048 test spectra had Glu within
+    1 sigma; with the TE 40 factor 59 % (on these 512: 50 % and 57 %)."""
+    q = mrs_tf.Quantifier.load(FOLDER)
+    basis = protocol_basis(123.2, 40.0, n_points=2048, dwell_s=1 / 4000)
+    # the card's test conditions: press3t_te30's evaluation synthesis
+    te30 = mrs_tf.Quantifier.load(FOLDER.parent / "press3t_te30")
+    syn = evaluation_synthesis(te30.train_config().synthesis_config())
+    fids, truth = mrs_tf.synthesize(basis, 512, snr=(10, 100), seed=np.random.SeedSequence([0, 2001]), config=syn)
+    table = q.quantify(fids, dwell_s=basis.dwell_s, field_mhz=basis.field_mhz, te_ms=40.0)
+    err = np.abs(np.asarray(table["Glu"]) - truth["Glu"])
+    sd = np.asarray(table["Glu_sd"])
+    k = q.outputs.index("Glu")
+    single = sd / q.sd_factors(len(q.outputs), 40.0)[k] * q.meta["sd_scale"][k]
+    within, within_single = np.mean(err <= sd), np.mean(err <= single)
+    assert within >= 0.55 and within > within_single + 0.04, (within, within_single)

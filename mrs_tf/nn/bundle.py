@@ -307,6 +307,16 @@ class ModelBundle:
         return {"spectrum": grid_spectrum(fids, dwell_s, field_mhz, self.ref_ppm),
                 "protocol": np.repeat(protocol_vector(field_mhz, te_ms), len(fids), axis=0)}
 
+    def sd_factors(self, n_outputs: int, te_ms: float | None = None) -> np.ndarray:
+        """The calibration factor of each output's sigma (``train.calibrate_sd``,
+        ``general.calibrate_general_sd``): a protocol-general network's measured per echo time, interpolated at
+        ``te_ms`` (``sd_scale_te``), where it has them; else one per output (``sd_scale``); else 1."""
+        per_te = self.meta.get("sd_scale_te")
+        if per_te and te_ms is not None:
+            nodes, table = np.asarray(per_te["te_ms"], float), np.asarray(per_te["scale"], float)
+            return np.array([np.interp(float(te_ms), nodes, table[:, k]) for k in range(table.shape[1])])
+        return np.asarray(self.meta.get("sd_scale", np.ones(n_outputs)), float)
+
     def infer(self, arr: np.ndarray, batch_size: int = 4096, dwell_s: float | None = None,
               field_mhz: float | None = None, te_ms: float | None = None, shift_average: int = 1):
         """The network on FIDs already in its protocol (complex (n, n_points); no checks; ``dwell_s``, ``field_mhz``
@@ -340,6 +350,5 @@ class ModelBundle:
             raise FileFormatError(f"the model has {pred.shape[-1]} outputs but quantifier.json lists "
                                   f"{len(self.outputs)} ({', '.join(self.outputs[:4])}, ...)")
         if pred.ndim == 3:
-            scale = np.asarray(self.meta.get("sd_scale", np.ones(pred.shape[-1])), float)  # see train.calibrate_sd
-            return pred[:, 0], pred[:, 1] * scale
+            return pred[:, 0], pred[:, 1] * self.sd_factors(pred.shape[-1], te_ms)
         return pred, None

@@ -446,12 +446,20 @@ def _train_general(out_dir, minutes, batch_size, steps_per_epoch, learning_rate,
     return history.history
 
 
-def calibrate_general_sd(folder, n_batches: int = 16, batch_size: int = 256, seed: int = 0,
-                         synthesis: SynthesisConfig = GENERAL_SYNTHESIS) -> np.ndarray:
+def calibrate_general_sd(folder, n_batches: int = 160, batch_size: int = 128, seed: int = 0,
+                         synthesis: SynthesisConfig = GENERAL_SYNTHESIS,
+                         randomisation: BasisRandomisation | None = None, te_step_ms: float = 2.5,
+                         snr=(10.0, 100.0)) -> np.ndarray:
     """Post-hoc sigma calibration of a protocol-general network (as :func:`mrs_tf.train.calibrate_sd`): on fresh
-    batches of the stream (seed offset 2,000,000, protocols drawn from the space, healthy-brain priors), the factor
-    per output that makes the median |error| / sigma that of a standard normal (0.6745); written into
-    ``quantifier.json`` as ``sd_scale`` and returned."""
+    batches of the stream (seed offset 2,000,000, one protocol per batch drawn from the space, healthy-brain priors,
+    SNR ``snr``, the basis randomisation ``randomisation``: by default the one the network was trained with, as its
+    ``quantifier.json`` records it), the factor per output that makes the median |error| / sigma that of a standard
+    normal (0.6745), written into ``quantifier.json`` as ``sd_scale`` and returned.
+
+    The errors depend on the echo time, so the factors are also measured per echo time, at nodes every
+    ``te_step_ms`` over the space's range, each from the batches within ``te_step_ms`` of it, and stored as
+    ``sd_scale_te`` (``{"te_ms": nodes, "scale": [[factor per output] per node]}``);
+    :meth:`mrs_tf.nn.bundle.ModelBundle.sd_factors` interpolates them at the data's echo time."""
     import json
     from pathlib import Path
 
@@ -461,20 +469,35 @@ def calibrate_general_sd(folder, n_batches: int = 16, batch_size: int = 256, see
     folder = Path(folder)
     q = ModelBundle.load(folder)
     meta = json.loads((folder / "quantifier.json").read_text())
-    meta.pop("sd_scale", None)
-    q.meta.pop("sd_scale", None)
+    for key in ("sd_scale", "sd_scale_te"):
+        meta.pop(key, None)
+        q.meta.pop(key, None)
+    if randomisation is None:
+        recorded = dict(meta.get("training", {}).get("basis_randomisation") or {})
+        randomisation = BasisRandomisation(**{k: tuple(v) if isinstance(v, list) else v for k, v in recorded.items()})
     mat = combination_matrix(q.names, q.outputs)
     syn = evaluation_synthesis(synthesis)
-    means, sds, targets = [], [], []
+    means, sds, targets, tes = [], [], [], []
     for i in range(n_batches):
-        spectra, protocol, conc = general_batch(q.names, batch_size, seed + 2_000_000, i, config=syn)
+        spectra, protocol, conc = general_batch(q.names, batch_size, seed + 2_000_000, i, snr=snr, config=syn,
+                                                randomisation=randomisation)
+        # the batch's protocol, drawn as general_batch draws it
+        proto = draw_protocol(np.random.default_rng(np.random.SeedSequence([seed + 2_000_000, i, 7])))
         mean, sd = _predict(q, spectra, protocol)
-        means.append(mean), sds.append(sd), targets.append(conc @ mat)
-    mean, sd, target = (np.concatenate(x) for x in (means, sds, targets))
+        means.append(mean), sds.append(sd), targets.append(conc @ mat), tes.append(np.full(len(mean), proto["te_ms"]))
+    mean, sd, target, te = (np.concatenate(x) for x in (means, sds, targets, tes))
     scale = sd_scale(mean, sd, target)
+    lo, hi = SHORT_TE_PRESS_3T.te_ms
+    nodes = np.arange(lo, hi + 1e-9, te_step_ms)
+    per_te = [sd_scale(mean[near], sd[near], target[near]) if (near := np.abs(te - node) <= te_step_ms).sum() >= 256
+              else scale for node in nodes]
     meta["sd_scale"] = [float(v) for v in scale]
+    meta["sd_scale_te"] = {"te_ms": [float(v) for v in nodes], "scale": [[float(v) for v in row] for row in per_te]}
     meta["sd_calibration"] = {"n": int(len(mean)), "seed": seed + 2_000_000, "priors": "healthy-brain defaults",
-                              "protocols": "drawn from the space"}
+                              "snr": [float(v) for v in snr],
+                              "protocols": f"drawn from the space, one per batch of {batch_size}",
+                              "per_te": f"nodes every {te_step_ms:g} ms, each from the batches within {te_step_ms:g} ms",
+                              "basis_randomisation": dataclasses.asdict(randomisation)}
     _write_json(folder / "quantifier.json", meta)
     return scale
 
