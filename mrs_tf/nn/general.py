@@ -219,6 +219,11 @@ def draw_protocol(rng: np.random.Generator, space: ProtocolSpace = SHORT_TE_PRES
     return {"field_mhz": field, "te_ms": te, "te1_ms": te1, "bandwidth_hz": bandwidth}
 
 
+def batch_protocol(seed: int, index: int, space: ProtocolSpace = SHORT_TE_PRESS_3T) -> dict:
+    """The protocol of batch ``index`` of the stream of ``seed`` (:func:`draw_protocol` from its own seed)."""
+    return draw_protocol(np.random.default_rng(np.random.SeedSequence([int(seed), int(index), 7])), space)
+
+
 def general_batch(names, batch_size: int, seed: int, index: int, snr=(5.0, 200.0),
                   config: SynthesisConfig = GENERAL_SYNTHESIS, space: ProtocolSpace = SHORT_TE_PRESS_3T,
                   grid: ProtocolGrid = DEFAULT_GRID, randomisation: BasisRandomisation = NO_RANDOMISATION):
@@ -226,8 +231,7 @@ def general_batch(names, batch_size: int, seed: int, index: int, snr=(5.0, 200.0
     concentrations float32 (B, M) in ``names`` order). One protocol per batch; ``randomisation`` varies the basis
     signals per metabolite and skews lines (:class:`BasisRandomisation`; its draws from their own seed, so that
     the concentrations and nuisances of batch ``index`` are the same with and without it)."""
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index), 7]))
-    proto = draw_protocol(rng, space)
+    proto = batch_protocol(seed, index, space)
     rand_rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index), 11]))
     basis = randomised_basis(proto, names, rand_rng, randomisation, space, grid)
     fids, truth = synthesize(basis, n=batch_size, snr=snr, seed=np.random.SeedSequence([int(seed), int(index)]),
@@ -481,10 +485,9 @@ def calibrate_general_sd(folder, n_batches: int = 160, batch_size: int = 128, se
     for i in range(n_batches):
         spectra, protocol, conc = general_batch(q.names, batch_size, seed + 2_000_000, i, snr=snr, config=syn,
                                                 randomisation=randomisation)
-        # the batch's protocol, drawn as general_batch draws it
-        proto = draw_protocol(np.random.default_rng(np.random.SeedSequence([seed + 2_000_000, i, 7])))
         mean, sd = _predict(q, spectra, protocol)
-        means.append(mean), sds.append(sd), targets.append(conc @ mat), tes.append(np.full(len(mean), proto["te_ms"]))
+        te_ms = batch_protocol(seed + 2_000_000, i)["te_ms"]
+        means.append(mean), sds.append(sd), targets.append(conc @ mat), tes.append(np.full(len(mean), te_ms))
     mean, sd, target, te = (np.concatenate(x) for x in (means, sds, targets, tes))
     scale = sd_scale(mean, sd, target)
     lo, hi = SHORT_TE_PRESS_3T.te_ms
