@@ -21,7 +21,7 @@ from mrs_tf.quantify import protocol
 from mrs_tf.quantify.tables import network_table, status_columns
 
 __all__ = ["Quantifier", "RESIDUAL_WATER_LIMIT", "NO_SIGNAL_LIMIT", "OFFSET_MARGIN_PPM", "OFFSET_SEARCH_PPM",
-           "BROAD_LINE_LIMIT_HZ"]
+           "BROAD_LINE_LIMIT_HZ", "LIPID_LIMIT", "lipid_limit"]
 
 #: the network's path flags a spectrum ``residual_water`` where the water peak is taller than this many NAA peaks
 #: (:class:`mrs_tf.preprocess.spectra.InputScores`' ``water_to_naa``). The networks learnt water up to 2x NAA
@@ -39,6 +39,13 @@ NO_SIGNAL_LIMIT = 6.0
 #: Lorentzian 1-12 Hz (its training) flagged 0-0.4 %, 20-25 Hz 60-62 % (MAPE 1.5-2x), 25-35 Hz 96-97 % (2.5-3x);
 #: the Philips volunteers score 6 Hz.
 BROAD_LINE_LIMIT_HZ = 26.0
+#: the network's path flags a spectrum ``lipid_contamination`` where :class:`~mrs_tf.preprocess.spectra.InputScores`'
+#: ``lipid_to_naa`` (the 1.3 ppm band's height over NAA's) exceeds this, for a network that learnt lipids up to 0.3
+#: NAA heights (press3t_short_te; :func:`lipid_limit` for others). Its training spectra score up to 0.69-0.72 (99.9th
+#: percentile, three protocols), the Philips volunteers 0.50 and 0.31; beyond, press3t_short_te's tNAA/tCr reads
+#: +7.5 % (0.8-1.0), +12 % (1.0-1.2), +18 % (1.2-1.5) high and Glu/tCr +6, +8, +12 % (9,216 spectra, lipids up to
+#: 3 NAA heights, benchmarks/RESULTS.md)
+LIPID_LIMIT = 0.8
 #: the network's path flags a spectrum ``offset_out_of_range`` where its peaks sit further than the training range
 #: plus this (ppm) from the basis's (the offset is measured to about +-0.01 ppm; at +-0.25 ppm press3t_short_te's
 #: MAPE is 1.3-1.9x, at 0.3 ppm 2-3x its in-range one)
@@ -47,6 +54,13 @@ OFFSET_MARGIN_PPM = 0.03
 #: with +-0.5 ppm spectra moved by 0.8 / 1.0 ppm came out ``ok`` on 40 % / 89 % of 512 (press3t_short_te); with
 #: +-1.2 ppm 99-100 % are flagged and 0.2 % of spectra in the training range are
 OFFSET_SEARCH_PPM = 1.2
+
+
+def lipid_limit(max_lipid_amp: float) -> float:
+    """The ``lipid_contamination`` limit on ``lipid_to_naa`` for a network that learnt lipids up to ``max_lipid_amp``
+    NAA heights: :data:`LIPID_LIMIT` at 0.3 (or less), and as the training spectra's 99.9th percentile grows beyond
+    (0.69-0.72 at 0.3, 1.5-1.6 at 1.0: 1.2 per NAA height)."""
+    return LIPID_LIMIT + 1.2 * max(float(max_lipid_amp) - 0.3, 0.0)
 
 
 class Quantifier(ModelBundle):
@@ -176,12 +190,14 @@ class Quantifier(ModelBundle):
           not removed: Ins/tCr of a Philips volunteer 0.49 against LCModel's 0.86); ``offset_out_of_range``, the
           peaks further from the basis's positions than the network was trained on (:meth:`training_shift_ppm` plus
           :data:`OFFSET_MARGIN_PPM`; at 0.3 ppm its MAPE is 2-3x its in-range one); ``broad_lines``, lines broader
-          than it learnt (:data:`BROAD_LINE_LIMIT_HZ`; a poor shim);
+          than it learnt (:data:`BROAD_LINE_LIMIT_HZ`; a poor shim); ``lipid_contamination``, the 1.3 ppm band (lipids,
+          lactate) taller than the network learnt (:func:`lipid_limit`; a voxel near the skull: lipid lines read as
+          NAA and Glu);
         * ``mirrored``: the spectrum matches the basis far better conjugated than as it is
           (:func:`~mrs_tf.preprocess.spectra.looks_mirrored`): data in the other frequency sign convention, every
           peak at 2 x 4.65 ppm minus its place. The network reads them as plausible-looking nonsense (Ins off by
           > 20 %) and a fit of them may converge; this flag overrides the others but ``no_signal``."""
-        from mrs_tf.preprocess.spectra import input_scores, looks_mirrored
+        from mrs_tf.preprocess.spectra import LIPID_FREE_SEARCH_PPM, input_scores, looks_mirrored
 
         status, message = status_columns(table, len(arr))
 
@@ -195,7 +211,7 @@ class Quantifier(ModelBundle):
             # a mirrored spectrum's best match far out is a spurious one (+1.2 ppm on a Philips volunteer, its water
             # then measured at the wrong place): its other measures as searched near home
             near = input_scores(arr[mirrored], basis)
-            for name in ("offset_ppm", "water_to_naa", "line_hz", "naa_over_noise"):
+            for name in ("offset_ppm", "water_to_naa", "line_hz", "naa_over_noise", "lipid_to_naa"):
                 getattr(scores, name)[mirrored] = getattr(near, name)
         if network:
             limit = self.training_shift_ppm()
@@ -204,12 +220,14 @@ class Quantifier(ModelBundle):
                 far = abs(scores.offset_ppm[i]) > 0.9 * REFERENCE_SEARCH_PPM
                 call = (f"frequency_reference(fids, basis, search_ppm={OFFSET_SEARCH_PPM:g})" if far
                         else "frequency_reference(fids, basis)")
+                edge = (f"; further than mrs-tf quantify's referencing searches (+-{REFERENCE_SEARCH_PPM:g} ppm): "
+                        f"check the scan's centre frequency" if far else ", as mrs-tf quantify does")
+                fat = ("; or lipids several times NAA's height, whose 1.3 ppm line the match took for NAA's: look at "
+                       "the spectrum" if scores.offset_ppm[i] < -LIPID_FREE_SEARCH_PPM else "")
                 flag(i, "offset_out_of_range",
                      f"the peaks sit {scores.offset_ppm[i]:+.2f} ppm from the basis's positions, beyond the "
                      f"network's training range (+-{limit:g} ppm): its numbers are biased; reference the spectra "
-                     f"first (mrs_tf.preprocess.{call})" + (
-                         f"; further than mrs-tf quantify's referencing searches (+-{REFERENCE_SEARCH_PPM:g} ppm): "
-                         f"check the scan's centre frequency" if far else ", as mrs-tf quantify does"))
+                     f"first (mrs_tf.preprocess.{call}){edge}{fat}")
             # a network that learnt broader Lorentzians than 12 Hz gets the difference on top of the limit
             broad = BROAD_LINE_LIMIT_HZ + max(self.training_synthesis().lorentz_hz[1] - 12.0, 0.0)
             for i in np.flatnonzero(scores.line_hz >= broad):
@@ -218,6 +236,13 @@ class Quantifier(ModelBundle):
                      f"best broadened by {scores.line_hz[i]:g} Hz; its training spectra score less, all but 0-0.4 %"
                      f" of them below {broad:g} Hz): its ratios drift "
                      f"(Lorentzian 25-35 Hz: MAPE 2.5-3x); check the shim, or fit (method='hybrid', mrs-tf fit)")
+            lipids = lipid_limit(self.training_synthesis().lipid_amp[1])
+            for i in np.flatnonzero(scores.lipid_to_naa > lipids):
+                flag(i, "lipid_contamination",
+                     f"the 1.3 ppm band (lipids, lactate) is {scores.lipid_to_naa[i]:.2f}x NAA's height, beyond what "
+                     f"the network learnt (up to about {lipids:.2g}x): its ratios drift high (press3t_short_te's "
+                     f"tNAA/tCr +7 % at 0.8-1.0x, +18 % at 1.2-1.5x); suppress the lipids at the scan (outer-volume "
+                     f"suppression, the voxel away from the skull) or look at the spectrum before trusting a number")
             for i in np.flatnonzero(scores.water_to_naa > RESIDUAL_WATER_LIMIT):
                 flag(i, "residual_water",
                      f"the residual water peak is {scores.water_to_naa[i]:.0f}x NAA's height (the networks learnt "
