@@ -14,6 +14,8 @@ water <= 2x and lipids <= 0.3 of NAA's height, baselines, shifts +-0.2 ppm; SNR 
   +-0.2; 1.0 ppm is beyond frequency_reference's default +-0.5 ppm search, where the checks' had aliased);
 * ``water 10x`` / ``water 20x``: residual water that tall (``residual_water``; learnt up to 2x);
 * ``Lorentzian 25-35 Hz``: a poor shim (``broad_lines``);
+* ``lipids 1.5x`` / ``lipids 5x``: lipid lines (0.9, 1.3, 2.0 ppm) that many NAA heights, a voxel near the skull
+  (``lipid_contamination``; learnt up to 0.3x);
 * ``noise``: complex white noise alone (``no_signal``).
 
 Prints, per row, the share of each status and the network's MAPE % of tNAA / tCho / Ins / Glu over tCr (against the
@@ -53,6 +55,8 @@ def _rows(basis, n: int, seed: int):
     for amp in (10.0, 20.0):
         yield (f"water {amp:g}x", *draw(syn.with_(water_amp=(amp, amp)), 2))
     yield ("Lorentzian 25-35 Hz", *draw(syn.with_(lorentz_hz=(25.0, 35.0)), 3))
+    for amp in (1.5, 5.0):
+        yield (f"lipids {amp:g}x", *draw(syn.with_(lipid_amp=(amp, amp)), 5))
     rng = np.random.default_rng([seed, 4])
     yield "noise", rng.normal(size=(n, basis.n_points)) + 1j * rng.normal(size=(n, basis.n_points)), None
 
@@ -112,7 +116,8 @@ def main() -> None:
             table = q.quantify(x, dwell_s=d["dwell_s"], field_mhz=d["field_mhz"], te_ms=35.0)
             scores = input_scores(x, q.basis_for(x.shape[1], d["dwell_s"], d["field_mhz"], 35.0))
             print(f"  {label:14s} status {list(table['status'])}, Ins/tCr {np.round(table['Ins_over_tCr'], 3)}, "
-                  f"water/NAA {np.round(scores.water_to_naa, 1)}, line {scores.line_hz} Hz")
+                  f"water/NAA {np.round(scores.water_to_naa, 1)}, lipid/NAA {np.round(scores.lipid_to_naa, 2)}, "
+                  f"line {scores.line_hz} Hz")
 
     field, te, points, bw = protocols[0]
     basis = protocol_basis(field, te, n_points=points, dwell_s=1 / bw)

@@ -169,16 +169,20 @@ def test_lipids_taller_than_learnt_are_flagged_not_mistaken_for_an_offset(philip
     metabolites (lipid-free match) and such spectra are ``lipid_contamination``; spectra of the network's own lipid
     range are not."""
     from mrs_tf.nn.general import GENERAL_SYNTHESIS
+    from mrs_tf.preprocess import frequency_reference
     from mrs_tf.preprocess.spectra import input_scores
 
     basis = philips_like[0]
     q = mrs_tf.Quantifier.load(FOLDER)
     syn = evaluation_synthesis(GENERAL_SYNTHESIS).with_(water_amp=(0.0, 0.5))
     kw = dict(dwell_s=basis.dwell_s, field_mhz=basis.field_mhz, te_ms=35.0)
-    fatty, _ = mrs_tf.synthesize(basis, 96, snr=(20, 100), seed=np.random.SeedSequence([42, 23]),
-                                 config=syn.with_(lipid_amp=(1.5, 5.0)))
+    fatty, truth = mrs_tf.synthesize(basis, 96, snr=(20, 100), seed=np.random.SeedSequence([42, 23]),
+                                     config=syn.with_(lipid_amp=(1.5, 5.0)))
     offset = input_scores(fatty, basis, search_ppm=1.2).offset_ppm
     assert np.mean(np.abs(offset) < 0.25) > 0.9, np.round(offset, 2)
+    # mrs-tf quantify's referencing (+-0.5 ppm) had put some at the search's edge, 0.68 ppm from where they were
+    _, hz = frequency_reference(fatty, basis)
+    assert np.all(np.abs(hz - truth["shift_hz"]) / basis.field_mhz < 0.3)
     status = np.asarray(q.quantify(fatty, **kw)["status"])
     assert np.mean(status == "lipid_contamination") > 0.9 and not np.any(status == "ok"), status
     table = q.quantify(fatty, **kw)

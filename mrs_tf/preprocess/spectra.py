@@ -105,13 +105,23 @@ def frequency_reference(fids, basis,
     """Put each spectrum's metabolite peaks where the basis has them: the global offset (Hz; positive = towards
     lower ppm) maximising the correlation of the magnitude spectrum with the prior-weighted basis (NAA, Cr, Cho and
     the rest together, phase-independent) within +-``search_ppm``, removed from the FID. Returns (corrected FIDs,
-    offsets in Hz). For offsets beyond what a network was trained on (+-0.2 ppm for mrs-tf's)."""
+    offsets in Hz). For offsets beyond what a network was trained on (+-0.2 ppm for mrs-tf's). Lipids several
+    times NAA's height do not move it: see :func:`input_scores`."""
     from mrs_tf.physics.metabolites import prior_means
 
     arr = as_fid_matrix(fids)
-    corr, shift_hz = magnitude_correlation(arr, prior_means(basis.names) @ basis.fids, basis.dwell_s,
-                                           basis.field_mhz, search_ppm)
+    template = prior_means(basis.names) @ basis.fids
+    corr, shift_hz = magnitude_correlation(arr, template, basis.dwell_s, basis.field_mhz, search_ppm)
     shifts = shift_hz[np.argmax(corr, axis=1)]
+    # lipids several times NAA's height pull the match towards NAA's template on their 1.3 ppm line (peaks read
+    # 0.5-0.7 ppm low): where input_scores' lipid-free match puts them near home, search only near home
+    low = np.flatnonzero(shifts / basis.field_mhz > LIPID_FREE_SEARCH_PPM)
+    if len(low) and search_ppm > LIPID_FREE_SEARCH_PPM:
+        home = low[np.abs(input_scores(arr[low], basis, search_ppm=search_ppm).offset_ppm) <= LIPID_FREE_SEARCH_PPM]
+        if len(home):
+            corr, shift_hz = magnitude_correlation(arr[home], template, basis.dwell_s, basis.field_mhz,
+                                                   LIPID_FREE_SEARCH_PPM)
+            shifts[home] = shift_hz[np.argmax(corr, axis=1)]
     t = np.arange(arr.shape[1]) * basis.dwell_s
     return arr * np.exp(-2j * np.pi * shifts[:, None] * t[None, :]), shifts
 

@@ -236,6 +236,8 @@ class Quantifier(ModelBundle):
                      f"best broadened by {scores.line_hz[i]:g} Hz; its training spectra score less, all but 0-0.4 %"
                      f" of them below {broad:g} Hz): its ratios drift "
                      f"(Lorentzian 25-35 Hz: MAPE 2.5-3x); check the shim, or fit (method='hybrid', mrs-tf fit)")
+            # after broad_lines, whose line-width match the lipids' broad 2.0-2.8 ppm lines spoil (lipids 3x NAA: 2 of
+            # 4 spectra 'broad'); a poor shim lowers NAA's peak against the 1.3 ppm band too, and says both
             lipids = lipid_limit(self.training_synthesis().lipid_amp[1])
             for i in np.flatnonzero(scores.lipid_to_naa > lipids):
                 flag(i, "lipid_contamination",
