@@ -490,7 +490,9 @@ def _quantify(args) -> None:
             if args.cross_check and keep.sum() <= CROSS_CHECK_MAX:
                 fit = q.quantify(d["fids"][keep], dwell_s=d["dwell_s"], field_mhz=d["field_mhz"],
                                  te_ms=d.get("te_ms"), method="hybrid", options=crosscheck.fit_options(),
-                                 basis=scan_basis, fit_pulse=fit_pulse, shift_average=args.shift_average)
+                                 basis=q.cross_check_basis(d["fids"].shape[1], d["dwell_s"], d["field_mhz"],
+                                                           d.get("te_ms"), fit_pulse, scan_basis),
+                                 fit_pulse=fit_pulse, shift_average=args.shift_average)
                 checked = crosscheck.cross_check(ResultTable({k: v[keep] for k, v in full.items()}), fit,
                                                  basis_label=q.fit_basis_label(
                                                      Path(args.basis).name if scan_basis is not None else None))
