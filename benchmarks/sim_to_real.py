@@ -241,12 +241,11 @@ def cross_check_study(q, n: int, seed: int, n_sigma: float | None = None,
             wrong |= (np.abs(err) > tol) & (np.abs(err) > 2.5 * crosscheck.ratio_rel_sd(net, name, "_sd"))
         mean, _ = q.predict(fids, basis.dwell_s, basis.field_mhz, te_ms=te)
         for fit_basis in fit_bases:
-            if fit_basis == "mrs-tf's":
+            if fit_basis in ("mrs-tf's", "shaped"):  # as the cross-check fits: free MM components (fit_basis)
+                pulse = SCANNER_FIT_PULSE if fit_basis == "shaped" else None  # shaped refocusing for the protocol
                 fit = q.quantify(fids, dwell_s=basis.dwell_s, field_mhz=basis.field_mhz, te_ms=te, method="hybrid",
-                                 options=crosscheck.fit_options())
-            elif fit_basis == "shaped":  # mrs-tf's basis with shaped refocusing pulses for the protocol
-                fit = q.quantify(fids, dwell_s=basis.dwell_s, field_mhz=basis.field_mhz, te_ms=te, method="hybrid",
-                                 options=crosscheck.fit_options(), fit_pulse=SCANNER_FIT_PULSE)
+                                 options=crosscheck.fit_options(), fit_pulse=pulse,
+                                 basis=q.cross_check_basis(basis.n_points, basis.dwell_s, basis.field_mhz, te, pulse))
             else:  # the basis that made the spectra, as a user with the scan's own basis gives it (--basis)
                 initial = np.stack([mean[:, q.names.index(m)] if m in q.names else np.zeros(n)
                                     for m in basis.names], axis=1)
