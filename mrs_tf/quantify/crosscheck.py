@@ -64,7 +64,7 @@ def fit_basis(basis):
     keep = [i for i, n in enumerate(basis.names) if n != "MM"]
     return BasisSet([basis.names[i] for i in keep] + list(names), np.concatenate([basis.fids[keep], fids]),
                     basis.dwell_s, basis.field_mhz, basis.ref_ppm,
-                    dict(basis.protocol, mm_model="MM components + lipids (cross-check)"))
+                    dict(basis.protocol, mm_model="free MM components (cross-check)"))
 
 
 def ratio_rel_sd(table, name: str, sd_suffix: str) -> np.ndarray:
