@@ -263,16 +263,16 @@ def input_scores(fids, basis, search_ppm: float = 0.5, duration_s: float | None 
         # lipids many times NAA's height match NAA's template 0.5-0.8 ppm low (only ever low: NAA's template on the
         # 1.3 or 0.9 ppm line); where the spectrum without its lipid band matches near home about as well, that is
         # where the peaks are
-        free = masked.copy()
-        free[:, lipid_bins] = np.median(raw, axis=1, keepdims=True)
-        corr = sfft.irfft(sfft.rfft(normalised(free), axis=-1, workers=-1) * ref_free_f, nfft, axis=-1, workers=-1)
-        best = np.argmax(corr[:, near_lags], axis=1)
-        free_score = corr[np.arange(len(corr)), near_lags[best]]
-        use = ((out.offset_ppm[rows] < -LIPID_FREE_SEARCH_PPM) &
-               (free_score >= out.as_is[rows] - LIPID_FREE_SLACK))
-        if use.any():
-            out.offset_ppm[rows][use] = (_refined_offset(corr, near_lags[best], nfft) * hz_per_bin /
-                                         basis.field_mhz)[use]
+        low = np.flatnonzero(out.offset_ppm[rows] < -LIPID_FREE_SEARCH_PPM)  # only those: off the hot path
+        if len(low):
+            free = masked[low]
+            free[:, lipid_bins] = np.median(raw[low], axis=1, keepdims=True)
+            corr = sfft.irfft(sfft.rfft(normalised(free), axis=-1, workers=-1) * ref_free_f, nfft, axis=-1,
+                              workers=-1)
+            best = np.argmax(corr[:, near_lags], axis=1)
+            use = corr[np.arange(len(corr)), near_lags[best]] >= out.as_is[rows][low] - LIPID_FREE_SLACK
+            out.offset_ppm[rows][low[use]] = (_refined_offset(corr, near_lags[best], nfft) * hz_per_bin /
+                                              basis.field_mhz)[use]
         lag = np.rint(-out.offset_ppm[rows] * basis.field_mhz / hz_per_bin).astype(int)  # data[k + lag] ~ basis[k]
         moved = normalised(raw[np.arange(len(raw))[:, None], (band[None, :] + lag[:, None]) % nfft])
         out.line_hz[rows] = LINE_GRID_HZ[np.argmax(moved @ widths.T, axis=1)]

@@ -247,7 +247,7 @@ class Quantifier(ModelBundle):
         # after broad_lines, whose line-width match the lipids' broad 2.0-2.8 ppm lines spoil (lipids 3x NAA: 2 of 4
         # spectra 'broad'); a poor shim lowers NAA's peak against the 1.3 ppm band too, and says both. The fits too:
         # the in vivo fit with mrs-tf's basis (hybrid, cross-check) read Ins/tCr +81 % (median) there
-        lipids = lipid_limit(self.training_synthesis().lipid_amp[1] if network else 0.0)
+        lipids = lipid_limit(self.training_synthesis().lipid_amp[1]) if network else LIPID_LIMIT
         drift = ("its ratios drift high (press3t_short_te's tNAA/tCr +7 % at 0.8-1.0x, +18 % at 1.2-1.5x)" if network
                  else "the fit's ratios drift (mrs-tf's in vivo fit beyond 0.8x: Ins/tCr +81 %, Glu/tCr -51 % median, "
                       "most of them with status ok)")
@@ -275,8 +275,8 @@ class Quantifier(ModelBundle):
     def cross_check_basis(self, n_points: int, dwell_s: float, field_mhz: float, te_ms: float | None,
                           fit_pulse: str | None = None, basis=None):
         """The basis the cross-check fits with: ``basis`` where given; for a protocol-general network mrs-tf's basis
-        for the data's protocol (``fit_pulse``: shaped refocusing) with free MM components and lipids
-        (:func:`mrs_tf.quantify.crosscheck.fit_basis`); else None (the network's training basis)."""
+        for the data's protocol (``fit_pulse``: shaped refocusing) with free MM components in place of its one MM
+        signal (:func:`mrs_tf.quantify.crosscheck.fit_basis`); else None (the network's training basis)."""
         if basis is not None or not self.general:
             return basis
         from mrs_tf.quantify import crosscheck
