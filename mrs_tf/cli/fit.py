@@ -320,7 +320,7 @@ def _fit(args) -> None:
     pulse = fit_pulse_for(getattr(args, "fit_pulse", "auto"), first) if complete else None
     basis = prepare_basis(basis, n_points=first["fids"].shape[1], dwell_s=first["dwell_s"],
                           remove_references=hygiene, reference=hygiene, add_mm=hygiene, complete=complete,
-                          refocusing_pulse=pulse).basis
+                          refocusing_pulse=pulse, free_mm=hygiene).basis
     from mrs_tf.fitting.water import basis_amplitude_per_proton
 
     per_proton = basis_norm(args, lambda: basis_amplitude_per_proton(basis))  # before the fits: fail early
@@ -340,9 +340,14 @@ def _fit(args) -> None:
         offsets = -shifts / first["field_mhz"]
         moved = np.abs(offsets) > 0.05
         t = np.arange(fids.shape[1]) * first["dwell_s"]
-        fids = np.where(moved[:, None], fids * np.exp(-2j * np.pi * shifts[:, None] * t[None, :]), fids)
+        turn = np.exp(-2j * np.pi * shifts[:, None] * t[None, :])
+        fids = np.where(moved[:, None], fids * turn, fids)
+        dry = np.where(moved[:, None], dry * turn, dry)
+    else:
+        dry = fids
     table = quest.fit(fids, basis, n_jobs=args.n_jobs, options=options, dwell_s=first["dwell_s"],
                       field_mhz=first["field_mhz"])
+    _flag_fit_lipids(table, dry, basis)
     table = ResultTable({"spectrum": np.array(labels, dtype=object), **table, "reference_offset_ppm": offsets})
     for key in first["steps"]:
         table[key] = np.concatenate([d["steps"][key] for d in datasets])
@@ -356,6 +361,8 @@ def _fit(args) -> None:
     counts = {s: int(np.sum(table["status"] == s)) for s in dict.fromkeys(table["status"])}
     print(f"wrote {args.out}: {spectra_count(len(fids))}, status {counts}")
     _warn_poor_fits(table)
+    _warn_rows(table, np.flatnonzero(np.asarray(table["status"]) == "lipid_contamination"), "lipid-contaminated "
+               "spectra")
     if args.plot:
         write_plot(quest.fit_one(fids[0], basis, options).figure(title=f"QUEST fit of {labels[0]}"), args.plot,
                     args.overwrite)
@@ -364,6 +371,21 @@ def _fit(args) -> None:
 
         fit_report(args.report, table, fids, labels, basis, options, overwrite=args.overwrite)
         print(f"wrote {args.report}")
+
+
+def _flag_fit_lipids(table, dry, basis) -> None:
+    """``lipid_contamination`` (status and message, in place) for the spectra of a fit whose 1.3 ppm band is taller
+    than :data:`~mrs_tf.quantify.tables.LIPID_LIMIT` times NAA's (:func:`~mrs_tf.preprocess.spectra.input_scores` on
+    ``dry``, the FIDs as fitted with their residual water removed): no lipid model of a fit holds lipids that tall,
+    and the numbers look plausible (status ``ok`` on 93 % of such spectra). A basis without NAA is not scored."""
+    if "NAA" not in basis.names:
+        return
+    from mrs_tf.preprocess.spectra import input_scores
+    from mrs_tf.quantify.tables import FIT_LIPID_DRIFT, LIPID_LIMIT, flag_lipids, status_columns
+
+    status, message = status_columns(table, len(dry))
+    flag_lipids(status, message, input_scores(dry, basis).lipid_to_naa, LIPID_LIMIT, FIT_LIPID_DRIFT)
+    table["status"], table["message"] = status, message
 
 
 def _quantify(args) -> None:
@@ -471,9 +493,14 @@ def _quantify(args) -> None:
             from mrs_tf.fitting.basis_prep import prepare_basis
 
             scan_basis = prepare_basis(fit_basis, n_points=d["fids"].shape[1], dwell_s=d["dwell_s"]).basis
+        # the fits' basis (hybrid, cross-check, the report's reconstruction): the scan's own, else mrs-tf's for the
+        # protocol with free MM components in place of its one MM signal, which lipid lines drive into Cr, Ins, Glu
+        fitted_basis = q.cross_check_basis(d["fids"].shape[1], d["dwell_s"], d["field_mhz"], d.get("te_ms"), fit_pulse,
+                                           scan_basis)
         try:
             part = q.quantify(d["fids"][keep], dwell_s=d["dwell_s"], field_mhz=d["field_mhz"], te_ms=d.get("te_ms"),
-                              method=args.method, options=options, basis=scan_basis, fit_pulse=fit_pulse,
+                              method=args.method, options=options,
+                              basis=fitted_basis if args.method == "hybrid" else scan_basis, fit_pulse=fit_pulse,
                               shift_average=args.shift_average)
         except MRSError as exc:  # name the file: with several inputs, "data have 1021 points" alone is a riddle
             raise type(exc)(f"{path}: {exc}") from None
@@ -490,8 +517,7 @@ def _quantify(args) -> None:
             if args.cross_check and keep.sum() <= CROSS_CHECK_MAX:
                 fit = q.quantify(d["fids"][keep], dwell_s=d["dwell_s"], field_mhz=d["field_mhz"],
                                  te_ms=d.get("te_ms"), method="hybrid", options=crosscheck.fit_options(),
-                                 basis=q.cross_check_basis(d["fids"].shape[1], d["dwell_s"], d["field_mhz"],
-                                                           d.get("te_ms"), fit_pulse, scan_basis),
+                                 basis=fitted_basis,
                                  fit_pulse=fit_pulse, shift_average=args.shift_average)
                 checked = crosscheck.cross_check(ResultTable({k: v[keep] for k, v in full.items()}), fit,
                                                  basis_label=q.fit_basis_label(
@@ -545,7 +571,9 @@ def _quantify(args) -> None:
         n_fig = min(len(labels), 8)
         print(f"mrs-tf: report: fitting {n_fig} spectr{'um' if n_fig == 1 else 'a'} for the figures ...",
               file=sys.stderr, flush=True)
-        scan_report(args.report, table, np.concatenate(all_fids), labels, q, basis, overwrite=args.overwrite,
+        # the hybrid's own basis (its rows are the table's columns); the network's: its basis
+        shown = fitted_basis if args.method == "hybrid" and fitted_basis is not None else basis
+        scan_report(args.report, table, np.concatenate(all_fids), labels, q, shown, overwrite=args.overwrite,
                     fit_options=QuestOptions.in_vivo(water_ppm=None))
         print(f"wrote {args.report}")
 

@@ -48,23 +48,17 @@ def fit_options():
 
 def fit_basis(basis):
     """mrs-tf's basis as the cross-check fits it: its one parametric MM signal replaced by LCModel-style free MM
-    components (MM09, MM12, MM14, MM17, MM20; :func:`mrs_tf.basis_prep.mm_and_lipid_signals`) in its units. With the
-    one MM signal, lipid lines drove the MM amplitude and, with it, the MM's 3.0-3.8 ppm lines into Cr, Ins and Glu:
-    on spectra with lipids 0.8-1.0 NAA heights the fit read tCho/tCr +22 %, Ins/tCr +48 %, Glu/tCr -31 % (bias, 64
-    spectra, 127.7 MHz TE 35), and flagged the network's right numbers ``fit_disagrees``; with free components
-    +1 / +10 / -13 %. Their 0.9-2.0 ppm lines take up the lipids'; LCModel's lipid rows on top of them were no better
-    on those spectra (-6 / +11 / -4 %) and moved a Philips volunteer's Ins/tCr from -2 to -12 % of LCModel's
-    (benchmarks/RESULTS.md). A basis without an ``MM`` row is returned as it is."""
-    from mrs_tf.fitting.basis_prep import mm_and_lipid_signals
-    from mrs_tf.physics.basis import BasisSet
+    components (MM09, MM12, MM14, MM17, MM20; :func:`mrs_tf.basis_prep.free_mm_components`). With the one MM signal,
+    lipid lines drove the MM amplitude and, with it, the MM's 3.0-3.8 ppm lines into Cr, Ins and Glu: on spectra with
+    lipids 0.8-1.0 NAA heights the fit read tCho/tCr +22 %, Ins/tCr +48 %, Glu/tCr -31 % (bias, 64 spectra, 127.7 MHz
+    TE 35), and flagged the network's right numbers ``fit_disagrees``; with free components +1 / +10 / -13 %. Their
+    0.9-2.0 ppm lines take up the lipids'; LCModel's lipid rows on top of them were no better on those spectra
+    (-6 / +11 / -4 %) and moved a Philips volunteer's Ins/tCr from -2 to -12 % of LCModel's (benchmarks/RESULTS.md).
+    A basis without mrs-tf's parametric MM signal is returned as it is."""
+    from mrs_tf.fitting.basis_prep import free_mm_components
 
-    if "MM" not in basis.names:
-        return basis
-    names, fids = mm_and_lipid_signals(basis, lipids=False)
-    keep = [i for i, n in enumerate(basis.names) if n != "MM"]
-    return BasisSet([basis.names[i] for i in keep] + list(names), np.concatenate([basis.fids[keep], fids]),
-                    basis.dwell_s, basis.field_mhz, basis.ref_ppm,
-                    dict(basis.protocol, mm_model="free MM components (cross-check)"))
+    split = free_mm_components(basis)
+    return basis if split is None else split
 
 
 def ratio_rel_sd(table, name: str, sd_suffix: str) -> np.ndarray:

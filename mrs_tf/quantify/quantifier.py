@@ -18,7 +18,7 @@ from mrs_tf.core.table import ResultTable
 from mrs_tf.nn.bundle import ModelBundle
 from mrs_tf.preprocess.spectra import REFERENCE_SEARCH_PPM, as_fid_matrix
 from mrs_tf.quantify import protocol
-from mrs_tf.quantify.tables import network_table, status_columns
+from mrs_tf.quantify.tables import FIT_LIPID_DRIFT, LIPID_LIMIT, flag_lipids, network_table, status_columns
 
 __all__ = ["Quantifier", "RESIDUAL_WATER_LIMIT", "NO_SIGNAL_LIMIT", "OFFSET_MARGIN_PPM", "OFFSET_SEARCH_PPM",
            "BROAD_LINE_LIMIT_HZ", "LIPID_LIMIT", "lipid_limit"]
@@ -39,13 +39,6 @@ NO_SIGNAL_LIMIT = 6.0
 #: Lorentzian 1-12 Hz (its training) flagged 0-0.4 %, 20-25 Hz 60-62 % (MAPE 1.5-2x), 25-35 Hz 96-97 % (2.5-3x);
 #: the Philips volunteers score 6 Hz.
 BROAD_LINE_LIMIT_HZ = 26.0
-#: the network's path flags a spectrum ``lipid_contamination`` where :class:`~mrs_tf.preprocess.spectra.InputScores`'
-#: ``lipid_to_naa`` (the 1.3 ppm band's height over NAA's) exceeds this, for a network that learnt lipids up to 0.3
-#: NAA heights (press3t_short_te; :func:`lipid_limit` for others). Its training spectra score up to 0.69-0.72 (99.9th
-#: percentile, three protocols), the Philips volunteers 0.50 and 0.31; beyond, press3t_short_te's tNAA/tCr reads
-#: +7.5 % (0.8-1.0), +12 % (1.0-1.2), +18 % (1.2-1.5) high and Glu/tCr +6, +8, +12 % (9,216 spectra, lipids up to
-#: 3 NAA heights, benchmarks/RESULTS.md)
-LIPID_LIMIT = 0.8
 #: the network's path flags a spectrum ``offset_out_of_range`` where its peaks sit further than the training range
 #: plus this (ppm) from the basis's (the offset is measured to about +-0.01 ppm; at +-0.25 ppm press3t_short_te's
 #: MAPE is 1.3-1.9x, at 0.3 ppm 2-3x its in-range one)
@@ -194,7 +187,7 @@ class Quantifier(ModelBundle):
           than it learnt (:data:`BROAD_LINE_LIMIT_HZ`; a poor shim);
         * ``lipid_contamination``: the 1.3 ppm band (lipids, lactate) taller than the network learnt
           (:func:`lipid_limit`; a voxel near the skull: the network reads lipid lines as NAA and Glu) or, for the
-          fits, than :data:`LIPID_LIMIT` (mrs-tf's in vivo fit misreads Ins and Glu there by 50-80 %);
+          fits, than :data:`LIPID_LIMIT` (mrs-tf's in vivo fit misreads Ins and Glu there by 13-15 %);
         * ``mirrored``: the spectrum matches the basis far better conjugated than as it is
           (:func:`~mrs_tf.preprocess.spectra.looks_mirrored`): data in the other frequency sign convention, every
           peak at 2 x 4.65 ppm minus its place. The network reads them as plausible-looking nonsense (Ins off by
@@ -249,14 +242,8 @@ class Quantifier(ModelBundle):
         # the in vivo fit with mrs-tf's basis (hybrid, cross-check) read Ins/tCr +81 % (median) there
         lipids = lipid_limit(self.training_synthesis().lipid_amp[1]) if network else LIPID_LIMIT
         drift = ("its ratios drift high (press3t_short_te's tNAA/tCr +7 % at 0.8-1.0x, +18 % at 1.2-1.5x)" if network
-                 else "the fit's ratios drift (mrs-tf's in vivo fit beyond 0.8x: Ins/tCr +81 %, Glu/tCr -51 % median, "
-                      "most of them with status ok)")
-        for i in np.flatnonzero(scores.lipid_to_naa > lipids):
-            flag(i, "lipid_contamination",
-                 f"the 1.3 ppm band (lipids, lactate) is {scores.lipid_to_naa[i]:.2f}x NAA's height, beyond "
-                 + (f"what the network learnt (up to about {lipids:.2g}x): " if network else f"{lipids:.2g}x: ")
-                 + f"{drift}; suppress the lipids at the scan (outer-volume suppression, the voxel away from the "
-                   f"skull) or look at the spectrum before trusting a number")
+                 else FIT_LIPID_DRIFT)
+        flag_lipids(status, message, scores.lipid_to_naa, lipids, drift, learnt=network)
         silent = scores.naa_over_noise < NO_SIGNAL_LIMIT
         for i in np.flatnonzero(mirrored & ~silent):
             flag(i, "mirrored", f"the spectrum matches the basis frequency-mirrored ({scores.conjugated[i]:.2f} "

@@ -6,7 +6,21 @@ import numpy as np
 from mrs_tf.core.table import ResultTable
 from mrs_tf.fitting.crlb import combination_rows, tcr_rows
 
-__all__ = ["network_table", "status_columns"]
+__all__ = ["network_table", "status_columns", "LIPID_LIMIT", "flag_lipids"]
+
+#: the network's path flags a spectrum ``lipid_contamination`` where :class:`~mrs_tf.preprocess.spectra.InputScores`'
+#: ``lipid_to_naa`` (the 1.3 ppm band's height over NAA's) exceeds this, for a network that learnt lipids up to 0.3
+#: NAA heights (press3t_short_te; :func:`mrs_tf.quantify.quantifier.lipid_limit` for others); the fits (``mrs-tf
+#: fit``, hybrid, cross-check) too. The network's training spectra score up to 0.69-0.72 (99.9th percentile, three
+#: protocols), the Philips volunteers 0.50 and 0.31; beyond, press3t_short_te's tNAA/tCr reads +7.5 % (0.8-1.0), +12 %
+#: (1.0-1.2), +18 % (1.2-1.5) high and Glu/tCr +6, +8, +12 % (9,216 spectra, lipids up to 3 NAA heights); mrs-tf's
+#: in vivo fit with free MM components at 0.8-1.0: tCho/tCr -7 %, Ins/tCr +15 %, Glu/tCr -13 % (median, 46 spectra;
+#: benchmarks/RESULTS.md)
+LIPID_LIMIT = 0.8
+
+#: what the fits' ratios do beyond :data:`LIPID_LIMIT`, for the flag's message
+FIT_LIPID_DRIFT = ("the fit's ratios drift (mrs-tf's in vivo fit with free MM components at 0.8-1.0x: tCho/tCr -7 %, "
+                   "Ins/tCr +15 %, Glu/tCr -13 % median; it has no model of lipids that tall)")
 
 
 def network_table(names: list[str], outputs: list[str], mean: np.ndarray, sd: np.ndarray | None) -> ResultTable:
@@ -46,3 +60,16 @@ def status_columns(table, n: int) -> tuple[np.ndarray, np.ndarray]:
     status = np.asarray(table["status"], dtype=object).copy() if "status" in table else np.full(n, "ok", dtype=object)
     message = np.asarray(table["message"], dtype=object).copy() if "message" in table else np.full(n, "", dtype=object)
     return status, message
+
+
+def flag_lipids(status: np.ndarray, message: np.ndarray, lipid_to_naa: np.ndarray, limit: float, drift: str,
+                learnt: bool = False) -> None:
+    """Set ``status`` to ``lipid_contamination`` (in place; the earlier message kept after the new one) where
+    ``lipid_to_naa`` (:class:`~mrs_tf.preprocess.spectra.InputScores`) exceeds ``limit``; ``drift`` says what the
+    numbers do there, ``learnt``: the limit is what a network learnt (else a fit's)."""
+    for i in np.flatnonzero(np.asarray(lipid_to_naa) > limit):
+        text = (f"the 1.3 ppm band (lipids, lactate) is {lipid_to_naa[i]:.2f}x NAA's height, beyond "
+                + (f"what the network learnt (up to about {limit:.2g}x): " if learnt else f"{limit:.2g}x: ")
+                + f"{drift}; suppress the lipids at the scan (outer-volume suppression, the voxel away from the "
+                  f"skull) or look at the spectrum before trusting a number")
+        status[i], message[i] = "lipid_contamination", text + (f"; {message[i]}" if message[i] else "")
