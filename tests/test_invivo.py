@@ -297,3 +297,26 @@ def test_the_python_api_flags_a_scan_whose_residual_water_was_not_removed():
     table = q.quantify(dry, **kw)
     assert list(table["status"]) == ["ok", "ok"] and list(table["message"]) == ["", ""]
     assert list(q.quantify(np.conj(dry), **kw)["status"]) == ["mirrored"] * 2
+
+
+def test_a_water_reference_given_as_the_data_is_never_ok(tmp_path, capsys):
+    """The volunteers' water references (unsuppressed water) given where the water-suppressed scan belongs, a swap
+    any user makes once: ``mrs-tf fit`` had referenced sub-01's to the edge of its +-0.5 ppm search (+0.497 ppm) and
+    fitted it ``ok`` (tNAA/tCr 0.085); the network read sub-02's as tNAA/tCr 1.25, Ins/tCr 0.98, flagged only because
+    its lipid score happened to be 0.81. Now: ``offset_at_search_limit`` and ``no_metabolite_pattern`` (the spectrum
+    matches the basis's pattern 0.45-0.54; brain spectra 0.58 or more, the volunteers' scans 0.81 / 0.89), and the
+    mirrored-looking one is refused with the water reference named as a possible cause."""
+    ref = {sub: SCANS / f"{sub}_PRESS_35_ref.sdat" for sub in ("sub-01", "sub-02")}
+    status = {}
+    for sub, cmd in (("sub-01", "fit"), ("sub-02", "fit"), ("sub-02", "quantify")):
+        out = tmp_path / f"{sub}_{cmd}.csv"
+        assert main([cmd, str(ref[sub]), "--out", str(out)]) == 0
+        status[sub, cmd] = list(ResultTable.read_csv(out)["status"])
+    assert status["sub-01", "fit"] == ["offset_at_search_limit"]
+    assert status["sub-02", "fit"] == ["no_metabolite_pattern"]
+    assert status["sub-02", "quantify"] == ["no_metabolite_pattern"]
+    assert main(["quantify", str(ref["sub-01"]), "--out", str(tmp_path / "mirrored.csv")]) == 2
+    assert "unless it is a water reference" in capsys.readouterr().err
+    out = tmp_path / "conjugated.csv"
+    assert main(["quantify", str(ref["sub-01"]), "--conjugate", "--out", str(out)]) == 0
+    assert list(ResultTable.read_csv(out)["status"]) == ["no_metabolite_pattern"]

@@ -347,7 +347,7 @@ def _fit(args) -> None:
         dry = fids
     table = quest.fit(fids, basis, n_jobs=args.n_jobs, options=options, dwell_s=first["dwell_s"],
                       field_mhz=first["field_mhz"])
-    _flag_fit_lipids(table, dry, basis)
+    _flag_fit_inputs(table, dry, basis, offsets)
     table = ResultTable({"spectrum": np.array(labels, dtype=object), **table, "reference_offset_ppm": offsets})
     for key in first["steps"]:
         table[key] = np.concatenate([d["steps"][key] for d in datasets])
@@ -361,8 +361,9 @@ def _fit(args) -> None:
     counts = {s: int(np.sum(table["status"] == s)) for s in dict.fromkeys(table["status"])}
     print(f"wrote {args.out}: {spectra_count(len(fids))}, status {counts}")
     _warn_poor_fits(table)
-    _warn_rows(table, np.flatnonzero(np.asarray(table["status"]) == "lipid_contamination"), "lipid-contaminated "
-               "spectra")
+    flagged = np.isin(np.asarray(table["status"]), ["lipid_contamination", "offset_at_search_limit",
+                                                    "no_metabolite_pattern"])
+    _warn_rows(table, np.flatnonzero(flagged), "flagged spectra")
     if args.plot:
         write_plot(quest.fit_one(fids[0], basis, options).figure(title=f"QUEST fit of {labels[0]}"), args.plot,
                     args.overwrite)
@@ -373,18 +374,29 @@ def _fit(args) -> None:
         print(f"wrote {args.report}")
 
 
-def _flag_fit_lipids(table, dry, basis) -> None:
-    """``lipid_contamination`` (status and message, in place) for the spectra of a fit whose 1.3 ppm band is taller
-    than :data:`~mrs_tf.quantify.tables.LIPID_LIMIT` times NAA's (:func:`~mrs_tf.preprocess.spectra.input_scores` on
-    ``dry``, the FIDs as fitted with their residual water removed): no lipid model of a fit holds lipids that tall,
-    and the numbers look plausible (status ``ok`` on 93 % of such spectra). A basis without NAA is not scored."""
+def _flag_fit_inputs(table, dry, basis, offsets) -> None:
+    """Status and message (in place) of the spectra of a fit whose numbers cannot be trusted whatever they look like,
+    from :func:`~mrs_tf.preprocess.spectra.input_scores` on ``dry`` (the FIDs as fitted, residual water removed):
+    ``lipid_contamination`` (the 1.3 ppm band taller than :data:`~mrs_tf.quantify.tables.LIPID_LIMIT` times NAA's: no
+    lipid model of a fit holds lipids that tall, and the numbers look plausible: ``ok`` on 93 % of such spectra),
+    ``offset_at_search_limit`` (``offsets``, ppm, at the edge of the referencing's search: the peaks matched may be the
+    wrong ones; a Philips water reference given as the data was moved by +0.497 ppm and fitted ``ok``),
+    ``no_metabolite_pattern`` (:func:`~mrs_tf.preprocess.spectra.lacks_pattern`). A basis without NAA is not
+    scored."""
     if "NAA" not in basis.names:
         return
-    from mrs_tf.preprocess.spectra import input_scores
-    from mrs_tf.quantify.tables import FIT_LIPID_DRIFT, LIPID_LIMIT, flag_lipids, status_columns
+    from mrs_tf.preprocess.spectra import input_scores, lacks_pattern
+    from mrs_tf.quantify.tables import FIT_LIPID_DRIFT, LIPID_LIMIT, flag_lipids, pattern_message, status_columns
 
     status, message = status_columns(table, len(dry))
-    flag_lipids(status, message, input_scores(dry, basis).lipid_to_naa, LIPID_LIMIT, FIT_LIPID_DRIFT)
+    scores = input_scores(dry, basis)
+    flag_lipids(status, message, scores.lipid_to_naa, LIPID_LIMIT, FIT_LIPID_DRIFT)
+    edge_status, edge_message = offset_flags(offsets, True, 0.0)
+    for i in np.flatnonzero(edge_status != "ok"):
+        status[i], message[i] = edge_status[i], edge_message[i] + (f"; {message[i]}" if message[i] else "")
+    for i in np.flatnonzero(lacks_pattern(scores.as_is, scores.conjugated)):
+        status[i], message[i] = "no_metabolite_pattern", pattern_message(scores.as_is[i]) + (
+            f"; {message[i]}" if message[i] else "")
     table["status"], table["message"] = status, message
 
 
@@ -639,7 +651,8 @@ def _refuse_mirrored(path, fids, basis) -> None:
         raise MRSError(f"{path}: {int(mirrored.sum())} of {len(fids)} spectra look frequency-mirrored (their magnitude "
                        f"spectrum matches the basis {np.median(conj[mirrored]):.2f} conjugated against "
                        f"{np.median(as_is[mirrored]):.2f} as they are: peaks at 2 x 4.65 ppm - their place, NAA near "
-                       f"7.3 ppm); the file uses the other frequency sign convention: run again with --conjugate")
+                       f"7.3 ppm); the file uses the other frequency sign convention: run again with --conjugate (unless it "
+                       f"is a water reference, unsuppressed water, given as the data: that goes to --water)")
 
 
 def _mask_rows(mask_path, d) -> np.ndarray:

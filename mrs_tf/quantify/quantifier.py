@@ -18,7 +18,8 @@ from mrs_tf.core.table import ResultTable
 from mrs_tf.nn.bundle import ModelBundle
 from mrs_tf.preprocess.spectra import REFERENCE_SEARCH_PPM, as_fid_matrix
 from mrs_tf.quantify import protocol
-from mrs_tf.quantify.tables import FIT_LIPID_DRIFT, LIPID_LIMIT, flag_lipids, network_table, status_columns
+from mrs_tf.quantify.tables import (FIT_LIPID_DRIFT, LIPID_LIMIT, flag_lipids, network_table, pattern_message,
+                                   status_columns)
 
 __all__ = ["Quantifier", "RESIDUAL_WATER_LIMIT", "NO_SIGNAL_LIMIT", "OFFSET_MARGIN_PPM", "OFFSET_SEARCH_PPM",
            "BROAD_LINE_LIMIT_HZ", "LIPID_LIMIT", "lipid_limit"]
@@ -188,11 +189,14 @@ class Quantifier(ModelBundle):
         * ``lipid_contamination``: the 1.3 ppm band (lipids, lactate) taller than the network learnt
           (:func:`lipid_limit`; a voxel near the skull: the network reads lipid lines as NAA and Glu) or, for the
           fits, than :data:`LIPID_LIMIT` (mrs-tf's in vivo fit misreads Ins and Glu there by 13-15 %);
+        * ``no_metabolite_pattern``: the spectrum matches the basis's pattern poorly and is not mirrored
+          (:func:`~mrs_tf.preprocess.spectra.lacks_pattern`): e.g. a water reference given as the data (the network
+          read one as tNAA/tCr 1.25, Ins/tCr 0.98);
         * ``mirrored``: the spectrum matches the basis far better conjugated than as it is
           (:func:`~mrs_tf.preprocess.spectra.looks_mirrored`): data in the other frequency sign convention, every
           peak at 2 x 4.65 ppm minus its place. The network reads them as plausible-looking nonsense (Ins off by
           > 20 %) and a fit of them may converge; this flag overrides the others but ``no_signal``."""
-        from mrs_tf.preprocess.spectra import LIPID_FREE_SEARCH_PPM, input_scores, looks_mirrored
+        from mrs_tf.preprocess.spectra import LIPID_FREE_SEARCH_PPM, input_scores, lacks_pattern, looks_mirrored
 
         status, message = status_columns(table, len(arr))
 
@@ -250,6 +254,11 @@ class Quantifier(ModelBundle):
                                 f"conjugated against {scores.as_is[i]:.2f} as it is: the other frequency sign "
                                 f"convention, every number is nonsense); quantify np.conj(fids) instead (mrs-tf: "
                                 f"--conjugate)")
+        # after the lipids: a spectrum of no metabolite pattern has no meaningful lipid score (a water reference
+        # given as data scored 0.81)
+        unlike = lacks_pattern(scores.as_is, scores.conjugated)
+        for i in np.flatnonzero(unlike & ~silent if network else unlike):
+            flag(i, "no_metabolite_pattern", pattern_message(scores.as_is[i]))
         if network:  # noise alone: the other flags' measures are noise too, so this one is said alone
             for i in np.flatnonzero(silent):
                 status[i], message[i] = "no_signal", (

@@ -6,7 +6,7 @@ import numpy as np
 from mrs_tf.core.table import ResultTable
 from mrs_tf.fitting.crlb import combination_rows, tcr_rows
 
-__all__ = ["network_table", "status_columns", "LIPID_LIMIT", "flag_lipids"]
+__all__ = ["network_table", "status_columns", "LIPID_LIMIT", "flag_lipids", "pattern_message"]
 
 #: the network's path flags a spectrum ``lipid_contamination`` where :class:`~mrs_tf.preprocess.spectra.InputScores`'
 #: ``lipid_to_naa`` (the 1.3 ppm band's height over NAA's) exceeds this, for a network that learnt lipids up to 0.3
@@ -73,3 +73,14 @@ def flag_lipids(status: np.ndarray, message: np.ndarray, lipid_to_naa: np.ndarra
                 + f"{drift}; suppress the lipids at the scan (outer-volume suppression, the voxel away from the "
                   f"skull) or look at the spectrum before trusting a number")
         status[i], message[i] = "lipid_contamination", text + (f"; {message[i]}" if message[i] else "")
+
+
+def pattern_message(as_is: float) -> str:
+    """The ``no_metabolite_pattern`` message for a spectrum that matches the basis ``as_is``
+    (:func:`~mrs_tf.preprocess.spectra.lacks_pattern`)."""
+    from mrs_tf.preprocess.spectra import NO_PATTERN_LIMIT
+
+    return (f"the spectrum does not match the basis's metabolite pattern ({as_is:.2f}; brain spectra score "
+            f"0.58 or more, usually 0.7-0.9; the limit is {NO_PATTERN_LIMIT:g}): every number is nonsense. A water reference (unsuppressed "
+            f"water) given as the data? (it goes to --water) Failed water suppression, another nucleus or sequence? "
+            f"Look at the spectrum")
