@@ -386,7 +386,8 @@ def _flag_fit_inputs(table, dry, basis, offsets) -> None:
     if "NAA" not in basis.names:
         return
     from mrs_tf.preprocess.spectra import input_scores, lacks_pattern
-    from mrs_tf.quantify.tables import FIT_LIPID_DRIFT, LIPID_LIMIT, flag_lipids, pattern_message, status_columns
+    from mrs_tf.quantify.tables import (FIT_LIPID_DRIFT, LIPID_LIMIT, PATTERN_OVERRIDES, flag_lipids, pattern_message,
+                                       status_columns)
 
     status, message = status_columns(table, len(dry))
     scores = input_scores(dry, basis)
@@ -394,7 +395,7 @@ def _flag_fit_inputs(table, dry, basis, offsets) -> None:
     edge_status, edge_message = offset_flags(offsets, True, 0.0)
     for i in np.flatnonzero(edge_status != "ok"):
         status[i], message[i] = edge_status[i], edge_message[i] + (f"; {message[i]}" if message[i] else "")
-    for i in np.flatnonzero(lacks_pattern(scores.as_is, scores.conjugated)):
+    for i in np.flatnonzero(lacks_pattern(scores.as_is, scores.conjugated) & np.isin(status, PATTERN_OVERRIDES)):
         status[i], message[i] = "no_metabolite_pattern", pattern_message(scores.as_is[i]) + (
             f"; {message[i]}" if message[i] else "")
     table["status"], table["message"] = status, message

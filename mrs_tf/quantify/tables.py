@@ -75,6 +75,12 @@ def flag_lipids(status: np.ndarray, message: np.ndarray, lipid_to_naa: np.ndarra
         status[i], message[i] = "lipid_contamination", text + (f"; {message[i]}" if message[i] else "")
 
 
+#: the statuses that ``no_metabolite_pattern`` replaces: a lipid score or a fit's chi2 means nothing on a spectrum of
+#: no metabolite pattern; residual water, an offset, broad lines or a mirrored spectrum are causes of a poor match,
+#: and their flags say which
+PATTERN_OVERRIDES = ("ok", "lipid_contamination", "poor_fit")
+
+
 def pattern_message(as_is: float) -> str:
     """The ``no_metabolite_pattern`` message for a spectrum that matches the basis ``as_is``
     (:func:`~mrs_tf.preprocess.spectra.lacks_pattern`)."""
