@@ -593,3 +593,48 @@ def test_fit_without_basis_is_not_thrown_by_lipids_and_flags_tall_ones(tmp_path)
     status = list(tables[1.5][0]["status"])
     assert "ok" not in status and status.count("lipid_contamination") >= 10, status
     assert {"MM09", "MM12", "MM14", "MM17", "MM20"} <= set(table) and "MM" not in table  # (said once per process)
+
+
+def test_another_sequence_is_refused_not_read_as_press(tmp_path, capsys):
+    """The networks and mrs-tf's own basis are PRESS. Read as PRESS, sLASER TE 30 spectra gave the shipped network's
+    Ins/tCr +22 % and STEAM TE 20 ones tNAA/tCr -11 %, Ins/tCr -17 % (512 each, status ``ok`` on every one): the
+    sequence a file's header names (NIfTI-MRS ``SequenceName``/``ProtocolName``, what spec2nii writes from the
+    vendors' files) is now checked against the model's and the basis's, each refusal with its way out; ``mrs-tf
+    synth`` records its basis's sequence."""
+    import mrs_tf
+    from mrs_tf.errors import ProtocolError
+    from mrs_tf.physics.basis import simulate_basis
+    from mrs_tf.physics.protocols import sequence_kind
+
+    names = ("svs_se", "svs_st", "svs_slaser_dkd", "svs_semi_laser", "PRESS PAR 35", "eja_svs_mpress", "fid")
+    assert [sequence_kind(n) for n in names] == ["press", "steam", "slaser", "slaser", "press", "edited", None]
+    basis = simulate_basis("slaser", 123.2, 30.0, n_points=2048, bandwidth_hz=4000.0,
+                           metabolites=["NAA", "Cr", "PCr", "GPC", "PCh", "Ins", "Glu", "MM"])
+    fids, _ = synthesize(basis, 4, snr=(40, 60), seed=7)
+    for name in ("svs_slaser_dkd", "svs_se"):
+        nifti.write(tmp_path / f"{name}.nii.gz", fids.reshape(4, 1, 1, -1).astype(np.complex128), basis.dwell_s,
+                    basis.field_mhz, te_s=0.03, sequence=name)
+    slaser = str(tmp_path / "svs_slaser_dkd.nii.gz")
+    assert read_data(slaser)["sequence"] == "slaser"
+    assert main(["quantify", slaser, "--out", str(tmp_path / "a.csv")]) == 2
+    assert "sequence sLASER (the model's: PRESS" in capsys.readouterr().err
+    assert main(["fit", slaser, "--out", str(tmp_path / "b.csv")]) == 2
+    assert "a sLASER scan ('svs_slaser_dkd' in its header)" in capsys.readouterr().err
+    own = tmp_path / "slaser.BASIS"
+    basis.save(own)
+    assert main(["fit", "--basis", str(own), slaser, "--out", str(tmp_path / "c.csv")]) == 0  # its own sequence
+    press_basis = (Path(__file__).resolve().parents[2] / "shared" / "data" / "osprey" / "basis"
+                   / "3T_PRESS_Siemens_35ms_noMM.BASIS")
+    if press_basis.exists():
+        assert main(["fit", "--basis", str(press_basis), slaser, "--out", str(tmp_path / "d.csv")]) == 2
+        assert "is a PRESS basis" in capsys.readouterr().err
+    assert not (tmp_path / "a.csv").exists() and not (tmp_path / "b.csv").exists()
+    # a header that says PRESS is all mrs-tf can know: quantified
+    assert main(["quantify", str(tmp_path / "svs_se.nii.gz"), "--out", str(tmp_path / "e.csv"),
+                 "--no-cross-check"]) == 0
+    q = mrs_tf.Quantifier.load(Path(__file__).resolve().parents[1] / "saved_models" / "press3t_short_te")
+    with pytest.raises(ProtocolError, match="sequence STEAM"):
+        q.quantify(fids, dwell_s=basis.dwell_s, field_mhz=basis.field_mhz, te_ms=30.0, sequence="steam")
+    synth = tmp_path / "synth.nii.gz"
+    assert main(["synth", "--basis", str(own), "--n", "2", "--out", str(synth)]) == 0
+    assert read_data(synth)["sequence"] == "slaser"

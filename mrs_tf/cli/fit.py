@@ -9,7 +9,7 @@ import numpy as np
 
 from mrs_tf.cli.common import (add_preprocessing, add_water, basis_norm, dwell_s_from,
                               fit_options, refuse_existing, spectra_count, water_scale, write_plot)
-from mrs_tf.core.errors import MRSError
+from mrs_tf.core.errors import MRSError, ProtocolError
 from mrs_tf.preprocess.spectra import REFERENCE_SEARCH_PPM
 
 #: the refocusing pulse of mrs-tf's basis for the hybrid fit and the cross-check on scanner files (general networks):
@@ -211,9 +211,17 @@ def _load_fit_basis(path, scans, way_out: str):
     warned about."""
     from mrs_tf.physics.basis import BasisSet
 
+    from mrs_tf.physics.protocols import SEQUENCE_LABELS, sequence_kind
+
     basis = BasisSet.load(path, field_mhz=scans[0][1]["field_mhz"], unknown="keep")
     te_basis = basis.protocol.get("te_ms")
+    seq_basis = sequence_kind(basis.protocol.get("sequence"))
     for data_path, d in scans:
+        if seq_basis and d.get("sequence") and d["sequence"] != seq_basis:
+            raise ProtocolError(f"{path} is a {SEQUENCE_LABELS[seq_basis]} basis, {data_path} a "
+                                f"{SEQUENCE_LABELS[d['sequence']]} scan ({d.get('sequence_name')!r} in its header): "
+                                f"coupled signals evolve differently under another sequence; give a basis for the "
+                                f"scan's (mrs-tf basis simulate --sequence {d['sequence']} ...)")
         te_data = d.get("te_ms")
         if te_data and te_basis and abs(float(te_data) - float(te_basis)) > 0.5:
             raise MRSError(f"{path} is for TE {float(te_basis):g} ms, {data_path} has TE {float(te_data):g} ms: "
@@ -229,6 +237,14 @@ def _own_basis(args, path, d):
     from mrs_tf.core.errors import ProtocolError
     from mrs_tf.physics.protocols import protocol_basis
 
+    from mrs_tf.physics.protocols import SEQUENCE_LABELS
+    from mrs_tf.quantify.protocol import SEQUENCE_EFFECT
+
+    if d.get("sequence") not in (None, "press"):
+        raise ProtocolError(f"{path}: a {SEQUENCE_LABELS[d['sequence']]} scan ({d.get('sequence_name')!r} in its "
+                            f"header), and mrs-tf's own basis is PRESS ({SEQUENCE_EFFECT}): give a basis for this "
+                            f"sequence (--basis; mrs-tf basis simulate --sequence {d['sequence']} --field-mhz ... "
+                            f"--te-ms ... --out basis.BASIS writes one)")
     te = d.get("te_ms") if d.get("te_ms") is not None else getattr(args, "te_ms", None)
     pulse = fit_pulse_for(getattr(args, "fit_pulse", "auto"), d)
     try:
@@ -440,7 +456,7 @@ def _quantify(args) -> None:
     meta_only = Quantifier.read_meta(args.model)
     for path, d in scans:
         mismatch = meta_only.protocol_mismatch(d["fids"].shape[1], d["dwell_s"], d["field_mhz"], d.get("te_ms"),
-                                               resample=args.resample)
+                                               resample=args.resample, sequence=d.get("sequence"))
         if mismatch:
             from mrs_tf.core.errors import ProtocolError
 

@@ -107,6 +107,7 @@ def _synth(args) -> None:
             "refocusing": str(basis.protocol.get("refocusing", "ideal")), "seed": args.seed}
     nifti.write(args.out, fids.reshape(args.n, 1, 1, -1).astype(np.complex128), basis.dwell_s, basis.field_mhz,
                 te_s=(basis.protocol.get("te_ms") or 0) * 1e-3 or None, overwrite=args.overwrite,
+                sequence=basis.protocol.get("sequence"),
                 user={"mrs_tf_synthesis": (json.dumps(made), "mrs-tf synth: the basis and pulses of these spectra")})
     with atomic_output(truth_path, args.overwrite) as tmp:
         with open(tmp, "w", newline="") as fh:

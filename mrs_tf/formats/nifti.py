@@ -17,10 +17,11 @@ from mrs_tf.core.files import atomic_output, require_file
 
 
 def write(path, data, dwell_s: float, field_mhz: float, *, te_s: float | None = None, dim_tags=None,
-          affine=None, user: dict | None = None, overwrite: bool = False) -> Path:
+          affine=None, user: dict | None = None, overwrite: bool = False, sequence: str | None = None) -> Path:
     """Write a complex array (x, y, z, points[, d5, d6, d7]) as NIfTI-MRS, atomically.
 
-    ``user``: extra header keys, each ``{key: (value, description)}``.
+    ``user``: extra header keys, each ``{key: (value, description)}``. ``sequence``: the standard ``SequenceName``
+    (e.g. ``press``, ``steam``, ``slaser``).
     """
     from nifti_mrs.create_nmrs import gen_nifti_mrs
 
@@ -32,6 +33,8 @@ def write(path, data, dwell_s: float, field_mhz: float, *, te_s: float | None = 
                         dim_tags=tags[:3], no_conj=True)
     if te_s is not None:
         img.add_hdr_field("EchoTime", float(te_s))
+    if sequence:
+        img.add_hdr_field("SequenceName", str(sequence))
     for key, (value, doc) in (user or {}).items():
         img.add_hdr_field(key, value, doc=doc)
     with atomic_output(path, overwrite) as tmp:

@@ -31,6 +31,23 @@ def _synthesis_provenance(hdr: dict | None) -> dict | None:
     return made if isinstance(made, dict) else None
 
 
+def _sequence(hdr: dict | None) -> dict:
+    """``{"sequence": family or None, "sequence_name": the header's name}`` from a NIfTI-MRS header extension: its
+    ``SequenceName``, else its ``ProtocolName`` (:func:`mrs_tf.physics.protocols.sequence_kind`); a ``MixingTime``
+    without a name says STEAM."""
+    from mrs_tf.physics.protocols import sequence_kind
+
+    hdr = hdr or {}
+    for key in ("SequenceName", "ProtocolName"):
+        value = hdr.get(key)
+        value = value.get("Value") if isinstance(value, dict) else value
+        if sequence_kind(value):
+            return {"sequence": sequence_kind(value), "sequence_name": str(value)}
+    if hdr.get("MixingTime") is not None:
+        return {"sequence": "steam", "sequence_name": "MixingTime in the header"}
+    return {"sequence": None, "sequence_name": None}
+
+
 def read_data(path, *, field_mhz: float | None = None, dwell_s: float | None = None, combine: bool = False,
               role: str = "data", align: bool = True, restore_first_point: bool = True) -> dict:
     """Read measured (or synthesized) spectra for quantification.
@@ -41,7 +58,8 @@ def read_data(path, *, field_mhz: float | None = None, dwell_s: float | None = N
     ``.RAW``/``.H2O`` (one FID; ``field_mhz``/``dwell_s`` fill in what its header lacks) and jMRUI text
     (``.txt``). Returns ``{"fids": complex (n, n_points), "dwell_s", "field_mhz", "labels": [str, ...],
     "te_ms"}`` in mrs-tf's (NIfTI-MRS) sign convention; NIfTI-MRS adds ``"voxels"`` (n, 3) grid indices of every
-    row, ``"grid"`` (x, y, z), ``"affine"`` (voxel to world) and ``"simulated"`` (what ``mrs-tf synth`` recorded
+    row, ``"grid"`` (x, y, z), ``"affine"`` (voxel to world), ``"sequence"`` (the sequence family its header names,
+    :func:`mrs_tf.physics.protocols.sequence_kind`, or None; ``"sequence_name"`` as written) and ``"simulated"`` (what ``mrs-tf synth`` recorded
     about its own spectra: basis source and refocusing pulses; None for scanner files). ``combine=True`` combines
     coils and averages repetitions first (:func:`combine_dimensions`; transients frequency- and phase-aligned first unless
     ``align=False``); what it did is in ``"preprocessing"`` (``coils``, ``transients``, ``align_max_hz``,
@@ -68,7 +86,8 @@ def read_data(path, *, field_mhz: float | None = None, dwell_s: float | None = N
                # MRSI: the voxel (x, y, z) of every row, the grid and its affine (maps are written on it)
                "voxels": np.array([idx[:3] for idx in np.ndindex(data.shape[:-1])], int).reshape(-1, 3),
                "grid": tuple(int(v) for v in data.shape[:3]), "affine": content["affine"], "preprocessing": steps,
-               "simulated": _synthesis_provenance(content.get("hdr_ext"))}
+               "simulated": _synthesis_provenance(content.get("hdr_ext")),
+               **_sequence(content.get("hdr_ext"))}
     elif suffix in (".raw", ".h2o"):
         content = lcmodel.read_raw(path)
         out = {"fids": content["fid"][None, :], "dwell_s": content["dwell_s"] or dwell_s,

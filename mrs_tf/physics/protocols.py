@@ -16,6 +16,7 @@ dwell time irrelevant to the network beyond its noise and coverage).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -24,8 +25,36 @@ import numpy as np
 from mrs_tf.core.errors import ProtocolError
 from mrs_tf.physics.basis import BasisSet, simulate_basis
 
-__all__ = ["ProtocolSpace", "SHORT_TE_PRESS_3T", "ProtocolGrid", "DEFAULT_GRID", "protocol_basis",
+__all__ = ["sequence_kind", "SEQUENCE_LABELS", "ProtocolSpace", "SHORT_TE_PRESS_3T", "ProtocolGrid", "DEFAULT_GRID", "protocol_basis",
            "interpolation_error", "protocol_vector"]
+
+
+#: how each sequence family is named in messages
+SEQUENCE_LABELS = {"press": "PRESS", "steam": "STEAM", "slaser": "sLASER", "laser": "LASER", "special": "SPECIAL",
+                   "edited": "an edited sequence (MEGA-PRESS, HERMES, HERCULES)"}
+
+
+def sequence_kind(name) -> str | None:
+    """The sequence family (a key of :data:`SEQUENCE_LABELS`) that a sequence or protocol name from a file's header
+    names, as scanners and converters write them: Siemens ``svs_se`` (PRESS), ``svs_st`` (STEAM), ``svs_slaser`` /
+    ``svs_semi_laser`` (sLASER), ``eja_svs_mpress`` (MEGA-PRESS); Philips protocol names such as ``PRESS PAR 35``;
+    LCModel basis files' ``SEQ``. None when it names none of them (or is not a string)."""
+    if not isinstance(name, str):
+        return None
+    t = re.sub(r"[\s\-]+", "_", name.lower())
+    if any(k in t for k in ("mega", "mpress", "hermes", "hercules", "edit")):
+        return "edited"
+    if any(k in t for k in ("slaser", "semi_laser", "semilaser")):
+        return "slaser"
+    if "laser" in t:
+        return "laser"
+    if "special" in t:
+        return "special"
+    if "steam" in t or re.search(r"svs_st(?![a-z])", t):
+        return "steam"
+    if "press" in t or re.search(r"svs_se(?![a-z])", t):
+        return "press"
+    return None
 
 
 @dataclass(frozen=True)

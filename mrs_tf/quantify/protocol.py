@@ -4,23 +4,53 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["mismatch"]
+__all__ = ["mismatch", "sequence_mismatch", "model_sequence", "SEQUENCE_EFFECT"]
+
+
+#: why another sequence matters, measured (benchmarks/RESULTS.md)
+SEQUENCE_EFFECT = ("coupled signals evolve differently under another sequence: press3t_short_te read sLASER TE 30 "
+                   "spectra with Ins/tCr +22 %, STEAM TE 20 ones with tNAA/tCr -11 % and Ins/tCr -17 %, every one "
+                   "of them with status ok")
+
+
+def model_sequence(model) -> str | None:
+    """The sequence family ``model`` was trained for (:func:`~mrs_tf.physics.protocols.sequence_kind`), None when
+    its files do not say."""
+    from mrs_tf.physics.protocols import sequence_kind
+
+    if getattr(model, "general", False):
+        return sequence_kind(model.space().sequence)
+    return sequence_kind(model.meta.get("protocol", {}).get("sequence"))
+
+
+def sequence_mismatch(model, sequence: str | None) -> str:
+    """'' or the mismatch between the data's sequence family (``sequence``, where a file's header names it) and
+    ``model``'s."""
+    from mrs_tf.physics.protocols import SEQUENCE_LABELS
+
+    ours = model_sequence(model)
+    if not sequence or not ours or sequence == ours:
+        return ""
+    return (f"sequence {SEQUENCE_LABELS.get(sequence, sequence)} (the model's: {SEQUENCE_LABELS.get(ours, ours)}; "
+            f"{SEQUENCE_EFFECT})")
 
 
 def mismatch(model, n_points: int, dwell_s: float, field_mhz: float, te_ms: float | None = None,
-         resample: bool = False) -> str:
+         resample: bool = False, sequence: str | None = None) -> str:
     """Every mismatch between the data's protocol (``n_points``, dwell ``dwell_s`` in s, field ``field_mhz`` in MHz,
-    echo time ``te_ms`` in ms where known) and ``model``'s (a :class:`~mrs_tf.nn.bundle.ModelBundle`), each with the
-    way out, in one message ('' when they match). ``resample``: other points and a wider bandwidth are fine."""
+    echo time ``te_ms`` in ms where known, ``sequence`` family where known: ``press``, ``steam``, ``slaser``, ...) and
+    ``model``'s (a :class:`~mrs_tf.nn.bundle.ModelBundle`), each with the way out, in one message ('' when they
+    match). ``resample``: other points and a wider bandwidth are fine."""
+    seq = sequence_mismatch(model, sequence)
     if getattr(model, "general", False):
         bandwidth = 1.0 / dwell_s if dwell_s else None
-        out = model.space().outside(field_mhz, te_ms, bandwidth, n_points)
+        out = ([seq] if seq else []) + model.space().outside(field_mhz, te_ms, bandwidth, n_points)
         if not out:
             return ""
         return (f"this model serves {model.protocol_text()}; the data differ: {'; '.join(out)}. Way out: fit with a "
-                f"basis for your protocol (mrs-tf fit --basis YOUR_BASIS; mrs-tf basis simulate writes one), or train "
-                f"a model for it (mrs-tf train --basis YOUR_BASIS --protocol-from YOUR_DATA)")
-    out, retrain = [], False
+                f"basis for your protocol (mrs-tf fit --basis YOUR_BASIS; mrs-tf basis simulate --sequence ... "
+                f"writes one), or train a model for it (mrs-tf train --basis YOUR_BASIS --protocol-from YOUR_DATA)")
+    out, retrain = ([seq], True) if seq else ([], False)
     model_te = model.meta.get("protocol", {}).get("te_ms")
     if te_ms is not None and model_te is not None and abs(float(te_ms) - float(model_te)) > 0.5:
         out.append(f"echo time {te_ms:g} ms (the model's: {float(model_te):g} ms; metabolite signals change with "

@@ -66,11 +66,12 @@ class Quantifier(ModelBundle):
         self._basis = self.check_basis(basis, source)
         return self
 
-    def check(self, fids, dwell_s: float, field_mhz: float, te_ms: float | None = None) -> np.ndarray:
-        """Validate data against the model's protocol (``te_ms`` where the data's echo time is known); returns
-        complex (n, n_points)."""
+    def check(self, fids, dwell_s: float, field_mhz: float, te_ms: float | None = None,
+              sequence: str | None = None) -> np.ndarray:
+        """Validate data against the model's protocol (``te_ms`` where the data's echo time is known, ``sequence``
+        where its sequence is: ``press``, ``steam``, ``slaser``, ...); returns complex (n, n_points)."""
         arr = as_fid_matrix(fids)
-        self.check_protocol(arr.shape[1], dwell_s, field_mhz, te_ms)
+        self.check_protocol(arr.shape[1], dwell_s, field_mhz, te_ms, sequence=sequence)
         bad = ~np.all(np.isfinite(arr), axis=1)
         if bad.any():
             raise MRSError(f"spectra {np.flatnonzero(bad)[:10].tolist()} contain NaN or Inf")
@@ -80,19 +81,19 @@ class Quantifier(ModelBundle):
         return arr
 
     def check_protocol(self, n_points: int, dwell_s: float, field_mhz: float, te_ms: float | None = None,
-                       resample: bool = False) -> None:
+                       resample: bool = False, sequence: str | None = None) -> None:
         """ProtocolError when data of ``n_points`` points, dwell ``dwell_s`` (s), field ``field_mhz`` (MHz) and echo
         time ``te_ms`` (ms, where known) do not match the model's protocol; the message lists every mismatch at
         once, each with its way out. ``resample``: points and a wider bandwidth are fine (they will be resampled)."""
-        message = self.protocol_mismatch(n_points, dwell_s, field_mhz, te_ms, resample)
+        message = self.protocol_mismatch(n_points, dwell_s, field_mhz, te_ms, resample, sequence=sequence)
         if message:
             raise ProtocolError(message)
 
     def protocol_mismatch(self, n_points: int, dwell_s: float, field_mhz: float, te_ms: float | None = None,
-                          resample: bool = False) -> str:
+                          resample: bool = False, sequence: str | None = None) -> str:
         """Every mismatch between the data's protocol and the model's, and the way out, in one message ('' when
         they match); see :func:`mrs_tf.quantify.protocol.mismatch`."""
-        return protocol.mismatch(self, n_points, dwell_s, field_mhz, te_ms, resample)
+        return protocol.mismatch(self, n_points, dwell_s, field_mhz, te_ms, resample, sequence=sequence)
 
     def predict(self, fids, dwell_s: float, field_mhz: float, batch_size: int = 4096, te_ms: float | None = None,
                 shift_average: int = 1):
@@ -104,7 +105,7 @@ class Quantifier(ModelBundle):
     def quantify(self, fids, dwell_s: float | None = None, field_mhz: float | None = None,
                  batch_size: int = 4096, te_ms: float | None = None, *, method: str = "network", basis=None,
                  options=None, n_jobs: int | None = 2, fallback: bool = True, cross_check: bool = False,
-                 fit_pulse: str | None = None, shift_average: int = 1) -> ResultTable:
+                 fit_pulse: str | None = None, shift_average: int = 1, sequence: str | None = None) -> ResultTable:
         """Quantify every FID.
 
         ``method="network"`` (default): the table has ``<met>`` (basis units, mM for mrs-tf's basis), ``<met>_sd``
@@ -130,6 +131,10 @@ class Quantifier(ModelBundle):
         (:data:`~mrs_tf.physics.pulses.REFOCUSING_PULSES`) instead of ideal pulses: closer to what a scanner's
         pulses do to coupled signals.
 
+        ``sequence`` (``press``, ``steam``, ``slaser``, ...; :func:`mrs_tf.physics.protocols.sequence_kind` reads
+        it from a name): where the data's sequence is known, another than the model's is refused (a PRESS network
+        read sLASER TE 30 spectra with Ins/tCr +22 %, status ``ok``).
+
         ``shift_average`` (e.g. 5; ``mrs-tf quantify --shift-average``): the network's answer averaged over that many
         frequency offsets within +-0.04 ppm (:meth:`~mrs_tf.nn.bundle.ModelBundle.infer`): 2-9 % lower MAPE on
         simulated spectra (their sigma coverage stays 63-72 %); ``shift_average`` times the network's time. On two
@@ -138,7 +143,7 @@ class Quantifier(ModelBundle):
         """
         if method not in ("network", "hybrid"):
             raise MRSError(f"unknown method {method!r}; use network or hybrid (mrs_tf.quest.fit for QUEST)")
-        arr = self.check(fids, dwell_s, field_mhz, te_ms)
+        arr = self.check(fids, dwell_s, field_mhz, te_ms, sequence=sequence)
         if method == "hybrid":
             table = self._hybrid(arr, dwell_s, field_mhz, batch_size, te_ms, basis, options, n_jobs, fallback,
                                  fit_pulse=fit_pulse, shift_average=shift_average)
