@@ -638,3 +638,14 @@ def test_another_sequence_is_refused_not_read_as_press(tmp_path, capsys):
     synth = tmp_path / "synth.nii.gz"
     assert main(["synth", "--basis", str(own), "--n", "2", "--out", str(synth)]) == 0
     assert read_data(synth)["sequence"] == "slaser"
+    # training for a scan: a basis of another sequence or echo time is refused (the data's TE had been written over
+    # the basis's without a word)
+    press = str(tmp_path / "svs_se.nii.gz")
+    assert main(["train", "--basis", str(own), "--protocol-from", press, "--out", str(tmp_path / "n1")]) == 2
+    assert "is a sLASER basis" in capsys.readouterr().err
+    te35 = tmp_path / "te35.nii.gz"
+    nifti.write(te35, fids.reshape(4, 1, 1, -1).astype(np.complex128), basis.dwell_s, basis.field_mhz, te_s=0.035,
+                sequence="svs_slaser")
+    assert main(["train", "--basis", str(own), "--protocol-from", str(te35), "--out", str(tmp_path / "n2")]) == 2
+    assert "is for TE 30 ms" in capsys.readouterr().err
+    assert not (tmp_path / "n1").exists() and not (tmp_path / "n2").exists()

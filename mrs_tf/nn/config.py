@@ -101,8 +101,8 @@ def healthy_priors(syn: SynthesisConfig) -> SynthesisConfig:
 
 def load_training_basis(path, protocol_from=None, add_mm: bool = True, complete: bool = False) -> BasisSet:
     """A user's basis set for training: read (any format, unknown signals kept), matched to a data file's protocol
-    when ``protocol_from`` is given (resampled to its points and dwell time; a different field is an error; the
-    data's TE recorded), and given mrs-tf's parametric MM signal when it has none (real spectra always contain
+    when ``protocol_from`` is given (resampled to its points and dwell time; a different field, echo time (by more
+    than 0.5 ms) or sequence (where both name one) is an error; the data's TE recorded), and given mrs-tf's parametric MM signal when it has none (real spectra always contain
     one). ``complete``: mrs-tf's simulation of the brain metabolites it lacks added (ideal pulses; see
     :func:`mrs_tf.basis_prep.prepare_basis`): a brain's Gly, Glc and Ala then have signals of their own in training."""
     import dataclasses
@@ -119,6 +119,19 @@ def load_training_basis(path, protocol_from=None, add_mm: bool = True, complete:
         if not math.isclose(basis.field_mhz, data["field_mhz"], rel_tol=5e-3):
             raise ProtocolError(f"basis {path} is for {basis.field_mhz:g} MHz, data {protocol_from} for "
                                 f"{data['field_mhz']:g} MHz: simulate a basis for the data's field")
+        from mrs_tf.physics.protocols import SEQUENCE_LABELS, sequence_kind
+
+        te_basis, seq_basis = protocol.get("te_ms"), sequence_kind(protocol.get("sequence"))
+        if data.get("te_ms") and te_basis and abs(float(te_basis) - float(data["te_ms"])) > 0.5:
+            raise ProtocolError(f"basis {path} is for TE {float(te_basis):g} ms, data {protocol_from} for TE "
+                                f"{float(data['te_ms']):g} ms: a network trained on it would read the data's coupled "
+                                f"signals wrongly; simulate a basis for the data's TE (mrs-tf basis simulate "
+                                f"--te-ms {float(data['te_ms']):g} ...)")
+        if seq_basis and data.get("sequence") and data["sequence"] != seq_basis:
+            raise ProtocolError(f"basis {path} is a {SEQUENCE_LABELS[seq_basis]} basis, data {protocol_from} a "
+                                f"{SEQUENCE_LABELS[data['sequence']]} scan ({data.get('sequence_name')!r} in its "
+                                f"header): simulate a basis for its sequence (mrs-tf basis simulate --sequence "
+                                f"{data['sequence']} ...)")
         if data.get("te_ms"):
             protocol["te_ms"] = float(data["te_ms"])
     from mrs_tf.fitting.basis_prep import parametric_mm, prepare_basis

@@ -144,13 +144,14 @@ def _train(cfg: TrainConfig, out_dir, resume, strategy, basis, verbose, overwrit
     if resume and (out / "train_config.json").exists():
         saved = json.loads((out / "train_config.json").read_text())
         cfg = TrainConfig(**{**saved, "epochs": cfg.epochs})  # the run's own settings; epochs may be extended
+    # the basis first: a refused one (another field, echo time or sequence than the data's) leaves no folder behind
+    if basis is None and cfg.basis_path:
+        basis = load_training_basis(cfg.basis_path, cfg.protocol_from, complete=cfg.complete_basis)
+    basis = basis or simulate_basis(**cfg.protocol)
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(cfg.seed)
     if tf.config.list_physical_devices("GPU"):
         keras.mixed_precision.set_global_policy("mixed_float16")
-    if basis is None and cfg.basis_path:
-        basis = load_training_basis(cfg.basis_path, cfg.protocol_from, complete=cfg.complete_basis)
-    basis = basis or simulate_basis(**cfg.protocol)
     from mrs_tf.physics.metabolites import METABOLITES, MM_NAME
 
     unknown = [n for n in basis.names if n not in METABOLITES and n != MM_NAME and n not in cfg.synthesis.get(
