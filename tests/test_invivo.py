@@ -322,3 +322,25 @@ def test_a_water_reference_given_as_the_data_is_never_ok(tmp_path, capsys):
     # conjugated, its water's tails sit near NAA's mirrored place: flagged as residual water (the pattern flag leaves
     # the causes of a poor match their own names)
     assert list(ResultTable.read_csv(out)["status"]) == ["residual_water"]
+
+
+def test_the_suppressed_scan_given_as_its_own_water_reference_is_flagged(tmp_path):
+    """``--water`` given the water-suppressed scan instead of the unsuppressed reference: the water scaling gave NAA
+    218 mM, tCr 176 mM with status ``ok``. Now ``implausible_mM`` (tCr outside 2-25 mM); with the right reference
+    tCr is 8.3 mM and the row ``ok``."""
+    got = {}
+    for water in ("act", "ref"):
+        out = tmp_path / f"{water}.csv"
+        assert main(["fit", "--basis", str(BASIS), str(_act("sub-01")), "--water",
+                     str(SCANS / f"sub-01_PRESS_35_{water}.sdat"), "--out", str(out)]) == 0
+        table = ResultTable.read_csv(out)
+        got[water] = str(table["status"][0]), float(table["Cr+PCr_mM"][0])
+    assert got["act"][0] == "implausible_mM" and got["act"][1] > 50, got
+    assert got["ref"][0] == "ok" and 5 < got["ref"][1] < 12, got
+    out = tmp_path / "net.csv"
+    assert main(["quantify", str(_act("sub-01")), "--water", str(_act("sub-01")), "--out", str(out),
+                 "--no-cross-check"]) == 0
+    table = ResultTable.read_csv(out)
+    # the network's path: its eddy-current correction from that "reference" also spoiled the spectrum's pattern
+    assert table["status"][0] in ("implausible_mM", "no_metabolite_pattern"), table["status"]
+    assert "after water scaling" in table["message"][0]

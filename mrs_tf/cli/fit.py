@@ -378,7 +378,7 @@ def _fit(args) -> None:
     print(f"wrote {args.out}: {spectra_count(len(fids))}, status {counts}")
     _warn_poor_fits(table)
     flagged = np.isin(np.asarray(table["status"]), ["lipid_contamination", "offset_at_search_limit",
-                                                    "no_metabolite_pattern"])
+                                                    "no_metabolite_pattern", "implausible_mM"])
     _warn_rows(table, np.flatnonzero(flagged), "flagged spectra")
     if args.plot:
         write_plot(quest.fit_one(fids[0], basis, options).figure(title=f"QUEST fit of {labels[0]}"), args.plot,

@@ -167,4 +167,34 @@ def scale_table(table: dict, names, water_amp, scaling: WaterScaling, basis_prot
         for suffix in ("_sd", "_crlb"):
             if f"{name}{suffix}" in table:
                 table[f"{name}{suffix}_mM"] = np.asarray(table[f"{name}{suffix}"], float) * factor
+    _flag_implausible_tcr(table)
     return table
+
+
+#: (low, high) total creatine (Cr+PCr, mM) outside which a water-scaled row is flagged ``implausible_mM``: brains
+#: hold about 5-10 mM; the range leaves a factor of 2-3 for tissue, relaxation and partial volume
+TCR_MM_RANGE = (2.0, 25.0)
+
+
+def _flag_implausible_tcr(table) -> None:
+    """Status ``implausible_mM`` (message kept after the new one) on rows whose water-scaled tCr is outside
+    :data:`TCR_MM_RANGE`: a Philips volunteer's water-suppressed scan given as its own water reference gave NAA 218,
+    Cr 69 mM with status ``ok``. Rows already flagged keep their status; the message says it too."""
+    if "Cr+PCr_mM" not in table:
+        return
+    tcr = np.atleast_1d(np.asarray(table["Cr+PCr_mM"], float))
+    n = len(tcr)
+    status = (np.asarray(table["status"], dtype=object).copy() if "status" in table
+              else np.full(n, "ok", dtype=object))
+    message = (np.asarray(table["message"], dtype=object).copy() if "message" in table
+               else np.full(n, "", dtype=object))
+    lo, hi = TCR_MM_RANGE
+    for i in np.flatnonzero(np.isfinite(tcr) & ((tcr < lo) | (tcr > hi))):
+        text = (f"tCr (Cr+PCr) is {tcr[i]:.3g} mM after water scaling, outside any brain's (about 5-10 mM; flagged "
+                f"outside {lo:g}-{hi:g} mM): the scaling is wrong, not the ratios to tCr. The water-suppressed scan "
+                f"given as the water reference (--water takes the unsuppressed one)? A reference of other averages, "
+                f"gain or voxel?")
+        if status[i] == "ok":
+            status[i] = "implausible_mM"
+        message[i] = text + (f"; {message[i]}" if message[i] else "")
+    table["status"], table["message"] = status, message
