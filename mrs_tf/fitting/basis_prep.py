@@ -163,19 +163,17 @@ def free_mm_components(basis: BasisSet) -> BasisSet | None:
     where the lipid band scores 0.6-0.8 NAA heights: tCho +22...+27 %, Ins +53...+58 %, Glu -25...-40 % with the one
     signal, +3...+4, +5...+15, -3...-5 % with the free components; without lipids they cost Ins/tCr 3 points of MAPE
     (benchmarks/RESULTS.md)."""
-    if MM_NAME not in basis.names:
-        return None
-    row = basis.index(MM_NAME)
-    ours = mm_fid(basis.n_points, basis.dwell_s, basis.field_mhz, basis.ref_ppm)
-    scale = float(np.real(np.vdot(ours, basis.fids[row])) / np.vdot(ours, ours).real)
+    from mrs_tf.physics.synth import _parametric_mm_row
+
     # within 1 % of the peak: mrs-tf's signal also after a band-limited resampling (3e-4 at 2 kHz); a measured MM
     # differs by tens of per cent
-    if not (scale > 0 and np.abs(basis.fids[row] - scale * ours).max() <= 0.01 * scale * np.abs(ours).max()):
+    found = _parametric_mm_row(basis, tolerance=0.01)
+    if found is None:
         return None
-    fids = np.array([mm_fid(basis.n_points, basis.dwell_s, basis.field_mhz, basis.ref_ppm, comps) * scale
-                     for comps in MM_GROUPS.values()])
+    row, scale = found
+    names, fids = mm_and_lipid_signals(basis, lipids=False, units=scale)
     keep = [i for i in range(len(basis.names)) if i != row]
-    return BasisSet([basis.names[i] for i in keep] + list(MM_GROUPS), np.concatenate([basis.fids[keep], fids]),
+    return BasisSet([basis.names[i] for i in keep] + names, np.concatenate([basis.fids[keep], fids]),
                     basis.dwell_s, basis.field_mhz, basis.ref_ppm, dict(basis.protocol, mm_model="free MM components"))
 
 

@@ -182,12 +182,10 @@ def _flag_implausible_tcr(table) -> None:
     Cr 69 mM with status ``ok``. Rows already flagged keep their status; the message says it too."""
     if "Cr+PCr_mM" not in table:
         return
+    from mrs_tf.quantify.tables import status_columns
+
     tcr = np.atleast_1d(np.asarray(table["Cr+PCr_mM"], float))
-    n = len(tcr)
-    status = (np.asarray(table["status"], dtype=object).copy() if "status" in table
-              else np.full(n, "ok", dtype=object))
-    message = (np.asarray(table["message"], dtype=object).copy() if "message" in table
-               else np.full(n, "", dtype=object))
+    status, message = status_columns(table, len(tcr))
     lo, hi = TCR_MM_RANGE
     for i in np.flatnonzero(np.isfinite(tcr) & ((tcr < lo) | (tcr > hi))):
         text = (f"tCr (Cr+PCr) is {tcr[i]:.3g} mM after water scaling, outside any brain's (about 5-10 mM; flagged "

@@ -41,8 +41,9 @@ def _sequence(hdr: dict | None) -> dict:
     for key in ("SequenceName", "ProtocolName"):
         value = hdr.get(key)
         value = value.get("Value") if isinstance(value, dict) else value
-        if sequence_kind(value):
-            return {"sequence": sequence_kind(value), "sequence_name": str(value)}
+        kind = sequence_kind(value)
+        if kind:
+            return {"sequence": kind, "sequence_name": str(value)}
     if hdr.get("MixingTime") is not None:
         return {"sequence": "steam", "sequence_name": "MixingTime in the header"}
     return {"sequence": None, "sequence_name": None}

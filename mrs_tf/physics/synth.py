@@ -315,9 +315,9 @@ def _chunk(shifted, t, ppm_rel, truth, rows, names, n_terms, max_shift, ref_amp,
     return fid.astype(np.complex64, copy=False), sd, height
 
 
-def _parametric_mm_row(basis: BasisSet) -> tuple[int, float] | None:
+def _parametric_mm_row(basis: BasisSet, tolerance: float = 1e-4) -> tuple[int, float] | None:
     """(row, scale) of the basis's MM signal when it is mrs-tf's parametric one times ``scale`` (whose shape can be
-    varied), else None: a measured or foreign MM keeps its shape."""
+    varied), within ``tolerance`` of its peak, else None: a measured or foreign MM keeps its shape."""
     if MM_NAME not in basis.names:
         return None
     from mrs_tf.physics.macromolecules import mm_fid
@@ -326,7 +326,8 @@ def _parametric_mm_row(basis: BasisSet) -> tuple[int, float] | None:
     ours = mm_fid(basis.n_points, basis.dwell_s, basis.field_mhz, basis.ref_ppm)
     # ours in any units: a foreign basis gets it scaled to its own (mrs_tf.basis_prep.parametric_mm)
     scale = float(np.real(np.vdot(ours, basis.fids[row])) / np.vdot(ours, ours).real)
-    if scale > 0 and np.allclose(basis.fids[row], scale * ours, rtol=0, atol=1e-4 * scale * np.abs(ours).max()):
+    if scale > 0 and np.allclose(basis.fids[row], scale * ours, rtol=0,
+                                 atol=tolerance * scale * np.abs(ours).max()):
         return row, scale
     return None
 
