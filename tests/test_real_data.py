@@ -649,3 +649,14 @@ def test_another_sequence_is_refused_not_read_as_press(tmp_path, capsys):
     assert main(["train", "--basis", str(own), "--protocol-from", str(te35), "--out", str(tmp_path / "n2")]) == 2
     assert "is for TE 30 ms" in capsys.readouterr().err
     assert not (tmp_path / "n1").exists() and not (tmp_path / "n2").exists()
+    # both mismatches named at once, in training and in the fit alike, each with its way out
+    press35 = tmp_path / "press35.nii.gz"
+    nifti.write(press35, fids.reshape(4, 1, 1, -1).astype(np.complex128), basis.dwell_s, basis.field_mhz,
+                te_s=0.035, sequence="svs_se")
+    for command in (["train", "--basis", str(own), "--protocol-from", str(press35), "--out", str(tmp_path / "n3")],
+                    ["fit", "--basis", str(own), str(press35), "--out", str(tmp_path / "f.csv")]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert "is a sLASER basis, the scan a PRESS scan" in err and "is for TE 30 ms, the scan has TE 35 ms" in err
+        assert "--sequence press" in err and "--te-ms 35" in err
+    assert not (tmp_path / "n3").exists() and not (tmp_path / "f.csv").exists()

@@ -205,27 +205,19 @@ def _read_scan(args, path) -> dict:
     return d
 
 
-def _load_fit_basis(path, scans, way_out: str):
+def _load_fit_basis(path, scans, way_out: str = ""):
     """The basis file ``path`` read for fitting ``scans`` (``(data path, data dict)`` pairs; the first's field): refused
-    when its echo time differs from a scan's by more than 0.5 ms (``way_out`` says what to do), missing brain signals
-    warned about."""
+    when its echo time differs from a scan's by more than 0.5 ms or its sequence from a scan's
+    (:func:`~mrs_tf.quantify.protocol.basis_mismatch`, each with its way out; ``way_out``: one more), missing brain
+    signals warned about."""
     from mrs_tf.physics.basis import BasisSet
-
-    from mrs_tf.physics.protocols import SEQUENCE_LABELS, sequence_kind
+    from mrs_tf.quantify.protocol import basis_mismatch
 
     basis = BasisSet.load(path, field_mhz=scans[0][1]["field_mhz"], unknown="keep")
-    te_basis = basis.protocol.get("te_ms")
-    seq_basis = sequence_kind(basis.protocol.get("sequence"))
     for data_path, d in scans:
-        if seq_basis and d.get("sequence") and d["sequence"] != seq_basis:
-            raise ProtocolError(f"{path} is a {SEQUENCE_LABELS[seq_basis]} basis, {data_path} a "
-                                f"{SEQUENCE_LABELS[d['sequence']]} scan ({d.get('sequence_name')!r} in its header): "
-                                f"coupled signals evolve differently under another sequence; give a basis for the "
-                                f"scan's (mrs-tf basis simulate --sequence {d['sequence']} ...)")
-        te_data = d.get("te_ms")
-        if te_data and te_basis and abs(float(te_data) - float(te_basis)) > 0.5:
-            raise MRSError(f"{path} is for TE {float(te_basis):g} ms, {data_path} has TE {float(te_data):g} ms: "
-                           f"{way_out}")
+        problems = basis_mismatch(basis.protocol, d)
+        if problems:
+            raise ProtocolError(f"basis {path} does not suit {data_path}: {'; '.join(problems + [way_out] * bool(way_out))}")
     _warn_missing_metabolites(basis, path)
     return basis
 
@@ -323,12 +315,10 @@ def _fit(args) -> None:
     for path, d in zip(args.data[1:], datasets[1:]):
         if d["fids"].shape[1] != first["fids"].shape[1] or abs(d["dwell_s"] - first["dwell_s"]) > 1e-9:
             raise MRSError(f"{path}: points/dwell differ from {args.data[0]}; fit them in separate runs")
-    te_data = first.get("te_ms")
     if args.basis is None:
         basis = _own_basis(args, args.data[0], first)
     else:
-        basis = _load_fit_basis(args.basis, [(args.data[0], first)], f"simulate a basis for the data's TE (mrs-tf "
-                                                                     f"basis simulate --te-ms {float(te_data or 0):g} ...)")
+        basis = _load_fit_basis(args.basis, [(args.data[0], first)])
     from mrs_tf.fitting.basis_prep import prepare_basis
 
     hygiene = not args.no_basis_hygiene  # without it, only the resampling to the data
@@ -401,9 +391,8 @@ def _flag_fit_inputs(table, dry, basis, offsets) -> None:
     scored."""
     if "NAA" not in basis.names:
         return
-    from mrs_tf.preprocess.spectra import input_scores, lacks_pattern
-    from mrs_tf.quantify.tables import (FIT_LIPID_DRIFT, LIPID_LIMIT, PATTERN_OVERRIDES, flag_lipids, pattern_message,
-                                       status_columns)
+    from mrs_tf.preprocess.spectra import input_scores
+    from mrs_tf.quantify.tables import FIT_LIPID_DRIFT, LIPID_LIMIT, flag_lipids, flag_pattern, status_columns
 
     status, message = status_columns(table, len(dry))
     scores = input_scores(dry, basis)
@@ -411,9 +400,7 @@ def _flag_fit_inputs(table, dry, basis, offsets) -> None:
     edge_status, edge_message = offset_flags(offsets, True, 0.0)
     for i in np.flatnonzero(edge_status != "ok"):
         status[i], message[i] = edge_status[i], edge_message[i] + (f"; {message[i]}" if message[i] else "")
-    for i in np.flatnonzero(lacks_pattern(scores.as_is, scores.conjugated) & np.isin(status, PATTERN_OVERRIDES)):
-        status[i], message[i] = "no_metabolite_pattern", pattern_message(scores.as_is[i]) + (
-            f"; {message[i]}" if message[i] else "")
+    flag_pattern(status, message, scores)
     table["status"], table["message"] = status, message
 
 
@@ -465,8 +452,7 @@ def _quantify(args) -> None:
     # resampled, hygiene, MM/lipids added; it may lack signals the network quantifies), not the network's
     fit_basis = None
     if args.basis and meta_only.general and args.method in ("network", "hybrid"):
-        fit_basis = _load_fit_basis(args.basis, scans, "give the basis of the scan's protocol, or none (mrs-tf's is "
-                                                       "simulated for it)")
+        fit_basis = _load_fit_basis(args.basis, scans, "or give no --basis: mrs-tf's is simulated for the scan")
     q = Quantifier.load(args.model, backend=args.backend, tflite=args.tflite,
                         basis=None if fit_basis is not None else args.basis)
     if (args.report or args.reference) and not q.general:

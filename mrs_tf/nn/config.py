@@ -119,19 +119,12 @@ def load_training_basis(path, protocol_from=None, add_mm: bool = True, complete:
         if not math.isclose(basis.field_mhz, data["field_mhz"], rel_tol=5e-3):
             raise ProtocolError(f"basis {path} is for {basis.field_mhz:g} MHz, data {protocol_from} for "
                                 f"{data['field_mhz']:g} MHz: simulate a basis for the data's field")
-        from mrs_tf.physics.protocols import SEQUENCE_LABELS, sequence_kind
+        from mrs_tf.quantify.protocol import basis_mismatch
 
-        te_basis, seq_basis = protocol.get("te_ms"), sequence_kind(protocol.get("sequence"))
-        if data.get("te_ms") and te_basis and abs(float(te_basis) - float(data["te_ms"])) > 0.5:
-            raise ProtocolError(f"basis {path} is for TE {float(te_basis):g} ms, data {protocol_from} for TE "
-                                f"{float(data['te_ms']):g} ms: a network trained on it would read the data's coupled "
-                                f"signals wrongly; simulate a basis for the data's TE (mrs-tf basis simulate "
-                                f"--te-ms {float(data['te_ms']):g} ...)")
-        if seq_basis and data.get("sequence") and data["sequence"] != seq_basis:
-            raise ProtocolError(f"basis {path} is a {SEQUENCE_LABELS[seq_basis]} basis, data {protocol_from} a "
-                                f"{SEQUENCE_LABELS[data['sequence']]} scan ({data.get('sequence_name')!r} in its "
-                                f"header): simulate a basis for its sequence (mrs-tf basis simulate --sequence "
-                                f"{data['sequence']} ...)")
+        problems = basis_mismatch(protocol, data)
+        if problems:
+            raise ProtocolError(f"basis {path} does not suit data {protocol_from}: {'; '.join(problems)} (a network "
+                                f"trained on it would read the data's coupled signals wrongly)")
         if data.get("te_ms"):
             protocol["te_ms"] = float(data["te_ms"])
     from mrs_tf.fitting.basis_prep import parametric_mm, prepare_basis

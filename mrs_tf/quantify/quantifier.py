@@ -18,8 +18,8 @@ from mrs_tf.core.table import ResultTable
 from mrs_tf.nn.bundle import ModelBundle
 from mrs_tf.preprocess.spectra import REFERENCE_SEARCH_PPM, as_fid_matrix
 from mrs_tf.quantify import protocol
-from mrs_tf.quantify.tables import (FIT_LIPID_DRIFT, LIPID_LIMIT, PATTERN_OVERRIDES, flag_lipids, network_table,
-                                   pattern_message, status_columns)
+from mrs_tf.quantify.tables import (FIT_LIPID_DRIFT, LIPID_LIMIT, flag_lipids, flag_pattern, network_table,
+                                   status_columns)
 
 __all__ = ["Quantifier", "RESIDUAL_WATER_LIMIT", "NO_SIGNAL_LIMIT", "OFFSET_MARGIN_PPM", "OFFSET_SEARCH_PPM",
            "BROAD_LINE_LIMIT_HZ", "LIPID_LIMIT", "lipid_limit"]
@@ -201,7 +201,7 @@ class Quantifier(ModelBundle):
           (:func:`~mrs_tf.preprocess.spectra.looks_mirrored`): data in the other frequency sign convention, every
           peak at 2 x 4.65 ppm minus its place. The network reads them as plausible-looking nonsense (Ins off by
           > 20 %) and a fit of them may converge; this flag overrides the others but ``no_signal``."""
-        from mrs_tf.preprocess.spectra import LIPID_FREE_SEARCH_PPM, input_scores, lacks_pattern, looks_mirrored
+        from mrs_tf.preprocess.spectra import LIPID_FREE_SEARCH_PPM, input_scores, looks_mirrored
 
         status, message = status_columns(table, len(arr))
 
@@ -262,9 +262,7 @@ class Quantifier(ModelBundle):
         # after the lipids: a spectrum of no metabolite pattern has no meaningful lipid score (a water reference
         # given as data scored 0.81); residual water, offsets and broad lines also spoil the match, and their own
         # flags name the cause (water 20x NAA: 4-26 % of spectra match below the limit)
-        unlike = lacks_pattern(scores.as_is, scores.conjugated) & np.isin(status, PATTERN_OVERRIDES)
-        for i in np.flatnonzero(unlike & ~silent if network else unlike):
-            flag(i, "no_metabolite_pattern", pattern_message(scores.as_is[i]))
+        flag_pattern(status, message, scores, skip=silent if network else None)
         if network:  # noise alone: the other flags' measures are noise too, so this one is said alone
             for i in np.flatnonzero(silent):
                 status[i], message[i] = "no_signal", (

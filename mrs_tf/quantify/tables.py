@@ -81,6 +81,21 @@ def flag_lipids(status: np.ndarray, message: np.ndarray, lipid_to_naa: np.ndarra
 PATTERN_OVERRIDES = ("ok", "lipid_contamination", "poor_fit")
 
 
+def flag_pattern(status: np.ndarray, message: np.ndarray, scores, skip=None) -> None:
+    """Set ``status`` to ``no_metabolite_pattern`` (in place; the earlier message kept after the new one) where
+    ``scores`` (:class:`~mrs_tf.preprocess.spectra.InputScores`) match the basis's pattern poorly and are not mirrored
+    (:func:`~mrs_tf.preprocess.spectra.lacks_pattern`) and the status is one of :data:`PATTERN_OVERRIDES`; ``skip``:
+    a boolean mask of spectra to leave alone (e.g. those of no signal, said otherwise)."""
+    from mrs_tf.preprocess.spectra import lacks_pattern
+
+    unlike = lacks_pattern(scores.as_is, scores.conjugated) & np.isin(status, PATTERN_OVERRIDES)
+    if skip is not None:
+        unlike &= ~np.asarray(skip, bool)
+    for i in np.flatnonzero(unlike):
+        status[i], message[i] = "no_metabolite_pattern", pattern_message(scores.as_is[i]) + (
+            f"; {message[i]}" if message[i] else "")
+
+
 def pattern_message(as_is: float) -> str:
     """The ``no_metabolite_pattern`` message for a spectrum that matches the basis ``as_is``
     (:func:`~mrs_tf.preprocess.spectra.lacks_pattern`)."""
