@@ -660,3 +660,11 @@ def test_another_sequence_is_refused_not_read_as_press(tmp_path, capsys):
         assert "is a sLASER basis, the scan a PRESS scan" in err and "is for TE 30 ms, the scan has TE 35 ms" in err
         assert "--sequence press" in err and "--te-ms 35" in err
     assert not (tmp_path / "n3").exists() and not (tmp_path / "f.csv").exists()
+    # a file that names no sequence (LCModel .RAW) is said to be unchecked, on stderr and in the table
+    raw = tmp_path / "scan.RAW"
+    lcmodel.write_raw(raw, fids[0], basis.dwell_s, basis.field_mhz)
+    assert main(["fit", "--basis", str(own), str(raw), "--out", str(tmp_path / "g.csv")]) == 0
+    assert "does not name its sequence" in capsys.readouterr().err
+    assert list(ResultTable.read_csv(tmp_path / "g.csv")["sequence"]) == ["unknown"]
+    assert main(["fit", "--basis", str(own), slaser, "--out", str(tmp_path / "h.csv")]) == 0
+    assert list(ResultTable.read_csv(tmp_path / "h.csv")["sequence"]) == ["slaser"] * 4

@@ -177,11 +177,17 @@ def _read_scan(args, path) -> dict:
                   restore_first_point=first)
     if getattr(args, "conjugate", False):
         d = {**d, "fids": np.conj(d["fids"])}
+    if d.get("sequence") is None:
+        print(f"mrs-tf: {path} does not name its sequence ({d.get('sequence_name')!r} in its header; LCModel .RAW "
+              f"and jMRUI text files carry none): it cannot be checked against the model's or the basis's, and a scan "
+              f"of another sequence gets wrong numbers that look plausible (sLASER TE 30 read by the PRESS network: "
+              f"Ins/tCr +22 %); column sequence = unknown", file=sys.stderr)
     pre = d.get("preprocessing", {})
     n = len(d["fids"])
     steps = {"coils_combined": np.full(n, pre.get("coils", 1)), "transients_averaged": np.full(n, pre.get(
         "transients", 1)), "align_max_hz": np.full(n, pre.get("align_max_hz", np.nan)),
-        "first_point_restored": np.full(n, int(bool(pre.get("first_point_restored", False))))}
+        "first_point_restored": np.full(n, int(bool(pre.get("first_point_restored", False)))),
+        "sequence": np.full(n, d.get("sequence") or "unknown", dtype=object)}
     ecc = bool(args.water) if args.ecc is None else bool(args.ecc)
     if ecc:
         if not args.water:
@@ -211,7 +217,7 @@ def _load_fit_basis(path, scans, way_out: str = ""):
     (:func:`~mrs_tf.quantify.protocol.basis_mismatch`, each with its way out; ``way_out``: one more), missing brain
     signals warned about."""
     from mrs_tf.physics.basis import BasisSet
-    from mrs_tf.quantify.protocol import basis_mismatch
+    from mrs_tf.physics.protocols import basis_mismatch
 
     basis = BasisSet.load(path, field_mhz=scans[0][1]["field_mhz"], unknown="keep")
     for data_path, d in scans:

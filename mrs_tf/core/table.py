@@ -9,7 +9,7 @@ import numpy as np
 
 from mrs_tf.core.files import atomic_output
 
-__all__ = ["ResultTable"]
+__all__ = ["ResultTable", "status_columns"]
 
 
 class ResultTable(dict):
@@ -70,3 +70,11 @@ def _fmt(value) -> str:
     if isinstance(value, (float, np.floating)):
         return f"{float(value):.8g}"
     return str(value)
+
+
+def status_columns(table, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Copies of ``table``'s ``status`` and ``message`` columns (object arrays of ``n``), ``"ok"`` and ``""`` where it
+    has none: for a step that flags spectra on top of what earlier steps said."""
+    status = np.asarray(table["status"], dtype=object).copy() if "status" in table else np.full(n, "ok", dtype=object)
+    message = np.asarray(table["message"], dtype=object).copy() if "message" in table else np.full(n, "", dtype=object)
+    return status, message

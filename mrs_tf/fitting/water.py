@@ -182,7 +182,7 @@ def _flag_implausible_tcr(table) -> None:
     Cr 69 mM with status ``ok``. Rows already flagged keep their status; the message says it too."""
     if "Cr+PCr_mM" not in table:
         return
-    from mrs_tf.quantify.tables import status_columns
+    from mrs_tf.core.table import status_columns
 
     tcr = np.atleast_1d(np.asarray(table["Cr+PCr_mM"], float))
     status, message = status_columns(table, len(tcr))

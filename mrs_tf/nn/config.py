@@ -119,7 +119,7 @@ def load_training_basis(path, protocol_from=None, add_mm: bool = True, complete:
         if not math.isclose(basis.field_mhz, data["field_mhz"], rel_tol=5e-3):
             raise ProtocolError(f"basis {path} is for {basis.field_mhz:g} MHz, data {protocol_from} for "
                                 f"{data['field_mhz']:g} MHz: simulate a basis for the data's field")
-        from mrs_tf.quantify.protocol import basis_mismatch
+        from mrs_tf.physics.protocols import basis_mismatch
 
         problems = basis_mismatch(protocol, data)
         if problems:

@@ -4,35 +4,9 @@ from __future__ import annotations
 
 import math
 
+from mrs_tf.physics.protocols import SEQUENCE_EFFECT, basis_mismatch  # noqa: F401  (re-exported)
+
 __all__ = ["mismatch", "sequence_mismatch", "model_sequence", "basis_mismatch", "SEQUENCE_EFFECT"]
-
-
-#: why another sequence matters, measured (benchmarks/RESULTS.md)
-SEQUENCE_EFFECT = ("coupled signals evolve differently under another sequence: press3t_short_te read sLASER TE 30 "
-                   "spectra with Ins/tCr +22 %, STEAM TE 20 ones with tNAA/tCr -11 % and Ins/tCr -17 %, every one "
-                   "of them with status ok")
-
-
-def basis_mismatch(basis_protocol: dict, data: dict, te_tolerance_ms: float = 0.5) -> list[str]:
-    """Every way a basis set (its ``protocol`` dict: ``te_ms``, ``sequence`` where its file names them) does not suit a
-    scan (``data``: :func:`~mrs_tf.io.read_data`'s dict, ``te_ms``, ``sequence``, ``sequence_name``), each said with
-    its way out; [] when both suit (or neither names what would differ). Coupled signals evolve differently at
-    another echo time or under another sequence, so a fit or a network with that basis would misread the scan."""
-    from mrs_tf.physics.protocols import SEQUENCE_LABELS, sequence_kind
-
-    out = []
-    seq_basis, seq_data = sequence_kind(basis_protocol.get("sequence")), data.get("sequence")
-    if seq_basis and seq_data and seq_data != seq_basis:
-        out.append(f"it is a {SEQUENCE_LABELS.get(seq_basis, seq_basis)} basis, the scan a "
-                   f"{SEQUENCE_LABELS.get(seq_data, seq_data)} scan ({data.get('sequence_name')!r} in its header): "
-                   f"{SEQUENCE_EFFECT.split(':')[0]}; simulate a basis for the scan's sequence (mrs-tf basis "
-                   f"simulate --sequence {seq_data} ...)")
-    te_basis, te_data = basis_protocol.get("te_ms"), data.get("te_ms")
-    if te_basis and te_data and abs(float(te_basis) - float(te_data)) > te_tolerance_ms:
-        out.append(f"it is for TE {float(te_basis):g} ms, the scan has TE {float(te_data):g} ms: coupled "
-                   f"signals evolve with the echo time; simulate a basis for the scan's (mrs-tf basis simulate "
-                   f"--te-ms {float(te_data):g} ...)")
-    return out
 
 
 def model_sequence(model) -> str | None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mrs_tf.core.table import ResultTable
+from mrs_tf.core.table import ResultTable, status_columns
 from mrs_tf.fitting.crlb import combination_rows, tcr_rows
 
 __all__ = ["network_table", "status_columns", "LIPID_LIMIT", "flag_lipids", "pattern_message"]
@@ -52,14 +52,6 @@ def network_table(names: list[str], outputs: list[str], mean: np.ndarray, sd: np
             combo_sd = np.sqrt((sd[:, idx] ** 2).sum(1))
         add(combo, mean[:, idx].sum(1), combo_sd)
     return table
-
-
-def status_columns(table, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Copies of ``table``'s ``status`` and ``message`` columns (object arrays of ``n``), ``"ok"`` and ``""`` where it
-    has none: for a step that flags spectra on top of what earlier steps said."""
-    status = np.asarray(table["status"], dtype=object).copy() if "status" in table else np.full(n, "ok", dtype=object)
-    message = np.asarray(table["message"], dtype=object).copy() if "message" in table else np.full(n, "", dtype=object)
-    return status, message
 
 
 def flag_lipids(status: np.ndarray, message: np.ndarray, lipid_to_naa: np.ndarray, limit: float, drift: str,
