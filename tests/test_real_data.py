@@ -248,6 +248,33 @@ def test_eddy_current_correction_from_the_water_reference(basis, tmp_path):
     table = ResultTable.read_csv(tmp_path / "e.csv")
     assert np.mean(np.abs(np.asarray(table["NAA"], float) - truth["NAA"]) / truth["NAA"]) < 0.08
     assert "NAA_mM" in table
+    # the water line whose phase the correction put on the metabolites is reported: width and asymmetry
+    from mrs_tf.preprocess.spectra import singlet_shape
+
+    width, skew = singlet_shape(water * np.exp(1j * eddy), basis.dwell_s, basis.field_mhz, ppm=(4.2, 5.1))
+    np.testing.assert_allclose(np.asarray(table["water_fwhm_hz"], float), width[0], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(table["water_asymmetry"], float), skew[0], rtol=1e-6)
+    assert abs(skew[0]) > 0.05  # the eddy currents skew it
+
+
+def test_singlet_shape_measures_width_and_asymmetry():
+    """A Lorentzian's and a Gaussian's FWHM and zero asymmetry, at any zero-order phase; an eddy-current phase skews
+    a line, and Klose's correction with a water reference that shares it makes it symmetric again."""
+    from mrs_tf.preprocess.spectra import eddy_current_correction, singlet_shape
+
+    dt, field, n = 1 / 2000, 127.75, 2048
+    t = np.arange(n) * dt
+    move = np.exp(2j * np.pi * (2.01 - 4.65) * field * t)
+    lorentz = move * np.exp(-np.pi * 6.0 * t + 0.7j)
+    gauss = move * np.exp(-(np.pi * 8.0 * t) ** 2 / (4 * np.log(2)) - 2.0j)
+    width, skew = singlet_shape(np.stack([lorentz, gauss]), dt, field)
+    np.testing.assert_allclose(width, [6.0, 8.0], atol=0.1)
+    assert np.all(np.abs(skew) < 0.02)
+    eddy = np.exp(1j * 2 * np.pi * 15 * 0.01 * np.exp(-t / 0.01))
+    assert abs(singlet_shape(lorentz * eddy, dt, field)[1][0]) > 0.08
+    fixed = eddy_current_correction(lorentz * eddy, np.exp(-np.pi * 8.0 * t) * eddy)
+    assert abs(singlet_shape(fixed, dt, field)[1][0]) < 0.02
+    assert np.isnan(singlet_shape(np.zeros(n, complex), dt, field)[0][0])
 
 
 def test_unknown_nifti_mrs_dimension_tag_is_named(tmp_path, capsys):

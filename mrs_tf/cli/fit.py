@@ -192,7 +192,7 @@ def _read_scan(args, path) -> dict:
     if ecc:
         if not args.water:
             raise MRSError("--ecc needs the water reference: --water FILE")
-        from mrs_tf.preprocess.spectra import eddy_current_correction
+        from mrs_tf.preprocess.spectra import eddy_current_correction, singlet_shape
         from mrs_tf.fitting.water import check_water_protocol
 
         water = read_data(args.water, field_mhz=args.field_mhz, dwell_s=dwell_s_from(args), combine=True, role="water",
@@ -207,6 +207,14 @@ def _read_scan(args, path) -> dict:
                                                                   water["fids"][min(i, len(water["fids"]) - 1)])
                                           for i in range(n)])}
     steps["ecc"] = np.full(n, int(ecc))
+    # the water line whose phase ECC puts on the metabolites: its width and asymmetry, for the user to judge the
+    # correction by (NaN without ECC)
+    width, skew = np.full(n, np.nan), np.full(n, np.nan)
+    if ecc:
+        w, a = singlet_shape(water["fids"], water["dwell_s"], water["field_mhz"], ppm=(4.2, 5.1))
+        pick = np.minimum(np.arange(n), len(w) - 1)
+        width, skew = w[pick], a[pick]
+    steps["water_fwhm_hz"], steps["water_asymmetry"] = width, skew
     d["steps"] = steps
     return d
 

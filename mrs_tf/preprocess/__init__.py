@@ -5,8 +5,8 @@ from mrs_tf.preprocess.combine import AVERAGED_TAGS, combine_dimensions
 from mrs_tf.preprocess.spectra import (DEFAULT_PPM_RANGE, as_fid_matrix, crop_slice, cropped_spectrum,
                                        eddy_current_correction, frequency_reference, full_spectrum, looks_mirrored,
                                        input_scores, magnitude_correlation, mirror_scores, resample_fids,
-                                       spectral_registration)
+                                       singlet_shape, spectral_registration)
 
 __all__ = ["DEFAULT_PPM_RANGE", "as_fid_matrix", "crop_slice", "cropped_spectrum", "full_spectrum", "resample_fids",
            "frequency_reference", "magnitude_correlation", "input_scores", "mirror_scores", "looks_mirrored",
-           "eddy_current_correction", "spectral_registration", "combine_dimensions", "AVERAGED_TAGS"]
+           "eddy_current_correction", "singlet_shape", "spectral_registration", "combine_dimensions", "AVERAGED_TAGS"]
