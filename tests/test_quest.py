@@ -376,3 +376,31 @@ def test_exact_model_bound_with_the_baseline_lines_as_parameters(basis):
     assert np.all(exact["NAA+NAAG"] > 1.1 * known["NAA+NAAG"])
     with pytest.raises(MRSError, match="baseline must be"):
         crlb.from_truth(basis, truth, opts, baseline="fitted")
+
+
+def test_fit_flags_lipids_and_no_pattern_where_it_had_said_ok():
+    """``quest.fit`` with the in vivo options on spectra whose lipids stand 1.5 NAA heights tall (a voxel near the
+    skull) gave 4 of 6 ``ok``, with Glu/tCr 0.00 and Ins/tCr 2.3x the truth among them; a water reference given as the
+    data was fitted too. Now both are flagged (``lipid_contamination``, ``no_metabolite_pattern``), the same spectra
+    without lipids stay ``ok``, and ``check_inputs=False`` gives QUEST's own statuses."""
+    from mrs_tf.nn.general import GENERAL_SYNTHESIS
+    from mrs_tf.physics.protocols import protocol_basis
+    from mrs_tf.train import evaluation_synthesis
+
+    basis = protocol_basis(127.7, 35.0, 17.5, n_points=2048, dwell_s=1 / 2000)
+    syn = evaluation_synthesis(GENERAL_SYNTHESIS).with_(water_amp=(0.0, 0.0))
+    opts = quest.QuestOptions.in_vivo()
+    for lipids in (0.0, 1.5):
+        fids, _ = synthesize(basis, 6, snr=(40, 60), seed=np.random.SeedSequence([5, 31]),
+                             config=syn.with_(lipid_amp=(lipids, lipids)))
+        status = list(quest.fit(fids, basis, n_jobs=1, progress=False, options=opts)["status"])
+        if not lipids:
+            assert status == ["ok"] * 6
+            continue
+        assert "ok" not in status and status.count("lipid_contamination") >= 5, status  # the sixth: poor_fit
+        assert list(quest.fit(fids, basis, n_jobs=1, progress=False, options=opts,
+                              check_inputs=False)["status"]).count("ok") == 4
+    t = basis.time
+    water = 3e3 * np.exp(-np.pi * 8.0 * t) + np.random.default_rng(3).normal(0, 1.0, (2, len(t))) * (1 + 1j)
+    table = quest.fit(water, basis, n_jobs=1, progress=False)
+    assert "ok" not in set(table["status"]), list(table["status"])

@@ -366,7 +366,7 @@ def _fit(args) -> None:
     else:
         dry = fids
     table = quest.fit(fids, basis, n_jobs=args.n_jobs, options=options, dwell_s=first["dwell_s"],
-                      field_mhz=first["field_mhz"])
+                      field_mhz=first["field_mhz"], check_inputs=False)  # flagged below, with the offsets
     _flag_fit_inputs(table, dry, basis, offsets)
     table = ResultTable({"spectrum": np.array(labels, dtype=object), **table, "reference_offset_ppm": offsets})
     for key in first["steps"]:
@@ -403,18 +403,14 @@ def _flag_fit_inputs(table, dry, basis, offsets) -> None:
     wrong ones; a Philips water reference given as the data was moved by +0.497 ppm and fitted ``ok``),
     ``no_metabolite_pattern`` (:func:`~mrs_tf.preprocess.spectra.lacks_pattern`). A basis without NAA is not
     scored."""
-    if "NAA" not in basis.names:
-        return
-    from mrs_tf.preprocess.spectra import input_scores
-    from mrs_tf.quantify.tables import FIT_LIPID_DRIFT, LIPID_LIMIT, flag_lipids, flag_pattern, status_columns
+    from mrs_tf.core.table import status_columns
+    from mrs_tf.preprocess.input_flags import flag_fit_inputs
 
+    flag_fit_inputs(table, dry, basis)  # lipids, then no pattern (a basis without NAA is not scored)
     status, message = status_columns(table, len(dry))
-    scores = input_scores(dry, basis)
-    flag_lipids(status, message, scores.lipid_to_naa, LIPID_LIMIT, FIT_LIPID_DRIFT)
     edge_status, edge_message = offset_flags(offsets, True, 0.0)
     for i in np.flatnonzero(edge_status != "ok"):
         status[i], message[i] = edge_status[i], edge_message[i] + (f"; {message[i]}" if message[i] else "")
-    flag_pattern(status, message, scores)
     table["status"], table["message"] = status, message
 
 

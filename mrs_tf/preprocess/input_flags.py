@@ -1,0 +1,97 @@
+"""Flags on a quantifier's input that no fit or network can see past: lipids taller than any model of them holds
+(``lipid_contamination``), a spectrum with no metabolite pattern (``no_metabolite_pattern``: e.g. a water reference
+given as the data), each set on a result table's ``status`` with a message that says what to do. Measured by
+:func:`~mrs_tf.preprocess.spectra.input_scores`; shared by :func:`mrs_tf.quest.fit`, ``mrs-tf fit`` and
+:meth:`mrs_tf.Quantifier.quantify`."""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["LIPID_LIMIT", "FIT_LIPID_DRIFT", "PATTERN_OVERRIDES", "flag_lipids", "flag_pattern", "pattern_message",
+           "flag_fit_inputs", "SCORED_STATUSES"]
+
+#: the network's path flags a spectrum ``lipid_contamination`` where :class:`~mrs_tf.preprocess.spectra.InputScores`'
+#: ``lipid_to_naa`` (the 1.3 ppm band's height over NAA's) exceeds this, for a network that learnt lipids up to 0.3
+#: NAA heights (press3t_short_te; :func:`mrs_tf.quantify.quantifier.lipid_limit` for others); the fits (``mrs-tf
+#: fit``, hybrid, cross-check) too. The network's training spectra score up to 0.69-0.72 (99.9th percentile, three
+#: protocols), the Philips volunteers 0.50 and 0.31; beyond, press3t_short_te's tNAA/tCr reads +7.5 % (0.8-1.0), +12 %
+#: (1.0-1.2), +18 % (1.2-1.5) high and Glu/tCr +6, +8, +12 % (9,216 spectra, lipids up to 3 NAA heights); mrs-tf's
+#: in vivo fit with free MM components at 0.8-1.0: tCho/tCr -7 %, Ins/tCr +15 %, Glu/tCr -13 % (median, 46 spectra;
+#: benchmarks/RESULTS.md)
+LIPID_LIMIT = 0.8
+
+#: what the fits' ratios do beyond :data:`LIPID_LIMIT`, for the flag's message
+FIT_LIPID_DRIFT = ("the fit's ratios drift (mrs-tf's in vivo fit with free MM components at 0.8-1.0x: tCho/tCr -7 %, "
+                   "Ins/tCr +15 %, Glu/tCr -13 % median; it has no model of lipids that tall)")
+
+
+def flag_lipids(status: np.ndarray, message: np.ndarray, lipid_to_naa: np.ndarray, limit: float, drift: str,
+                learnt: bool = False) -> None:
+    """Set ``status`` to ``lipid_contamination`` (in place; the earlier message kept after the new one) where
+    ``lipid_to_naa`` (:class:`~mrs_tf.preprocess.spectra.InputScores`) exceeds ``limit``; ``drift`` says what the
+    numbers do there, ``learnt``: the limit is what a network learnt (else a fit's)."""
+    for i in np.flatnonzero(np.asarray(lipid_to_naa) > limit):
+        text = (f"the 1.3 ppm band (lipids, lactate) is {lipid_to_naa[i]:.2f}x NAA's height, beyond "
+                + (f"what the network learnt (up to about {limit:.2g}x): " if learnt else f"{limit:.2g}x: ")
+                + f"{drift}; suppress the lipids at the scan (outer-volume suppression, the voxel away from the "
+                  f"skull) or look at the spectrum before trusting a number")
+        status[i], message[i] = "lipid_contamination", text + (f"; {message[i]}" if message[i] else "")
+
+
+#: the statuses that ``no_metabolite_pattern`` replaces: a lipid score or a fit's chi2 means nothing on a spectrum of
+#: no metabolite pattern; residual water, an offset, broad lines or a mirrored spectrum are causes of a poor match,
+#: and their flags say which
+PATTERN_OVERRIDES = ("ok", "lipid_contamination", "poor_fit")
+
+
+def flag_pattern(status: np.ndarray, message: np.ndarray, scores, skip=None) -> None:
+    """Set ``status`` to ``no_metabolite_pattern`` (in place; the earlier message kept after the new one) where
+    ``scores`` (:class:`~mrs_tf.preprocess.spectra.InputScores`) match the basis's pattern poorly and are not mirrored
+    (:func:`~mrs_tf.preprocess.spectra.lacks_pattern`) and the status is one of :data:`PATTERN_OVERRIDES`; ``skip``:
+    a boolean mask of spectra to leave alone (e.g. those of no signal, said otherwise)."""
+    from mrs_tf.preprocess.spectra import lacks_pattern
+
+    unlike = lacks_pattern(scores.as_is, scores.conjugated) & np.isin(status, PATTERN_OVERRIDES)
+    if skip is not None:
+        unlike &= ~np.asarray(skip, bool)
+    for i in np.flatnonzero(unlike):
+        status[i], message[i] = "no_metabolite_pattern", pattern_message(scores.as_is[i]) + (
+            f"; {message[i]}" if message[i] else "")
+
+
+def pattern_message(as_is: float) -> str:
+    """The ``no_metabolite_pattern`` message for a spectrum that matches the basis ``as_is``
+    (:func:`~mrs_tf.preprocess.spectra.lacks_pattern`)."""
+    from mrs_tf.preprocess.spectra import NO_PATTERN_LIMIT
+
+    return (f"the spectrum does not match the basis's metabolite pattern ({as_is:.2f}; brain spectra score "
+            f"0.58 or more, usually 0.7-0.9; the limit is {NO_PATTERN_LIMIT:g}): every number is nonsense. A water reference (unsuppressed "
+            f"water) given as the data? (it goes to --water) Failed water suppression, another nucleus or sequence? "
+            f"Look at the spectrum")
+
+
+#: the fit statuses that :func:`flag_fit_inputs` may replace
+SCORED_STATUSES = ("ok", "poor_fit", "max_iterations")
+
+
+def flag_fit_inputs(table, fids, basis) -> None:
+    """``lipid_contamination`` and ``no_metabolite_pattern`` (in place, on ``table``'s ``status`` and ``message``)
+    for the spectra of a fit: ``fids`` as fitted (residual water removed where the fit removes it), ``basis`` the
+    fit's. A basis without NAA is not scored, nor are FIDs of NaN or zeros, nor spectra whose status is not one of
+    :data:`SCORED_STATUSES` (no signal, a failed fit: their own statuses say more; noise scores as anything)."""
+    from mrs_tf.core.table import status_columns
+    from mrs_tf.preprocess.spectra import as_fid_matrix, input_scores
+
+    if "NAA" not in basis.names:
+        return
+    arr = as_fid_matrix(fids)
+    status, message = status_columns(table, len(arr))
+    usable = np.flatnonzero(np.all(np.isfinite(arr), axis=1) & np.any(arr != 0, axis=1)
+                            & np.isin(status, SCORED_STATUSES))
+    if len(usable):
+        scores = input_scores(arr[usable], basis)
+        sub_status, sub_message = status[usable].copy(), message[usable].copy()
+        flag_lipids(sub_status, sub_message, scores.lipid_to_naa, LIPID_LIMIT, FIT_LIPID_DRIFT)
+        flag_pattern(sub_status, sub_message, scores)
+        status[usable], message[usable] = sub_status, sub_message
+    table["status"], table["message"] = status, message
