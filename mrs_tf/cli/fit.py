@@ -222,7 +222,7 @@ def _read_scan(args, path) -> dict:
 def _load_fit_basis(path, scans, way_out: str = ""):
     """The basis file ``path`` read for fitting ``scans`` (``(data path, data dict)`` pairs; the first's field): refused
     when its echo time differs from a scan's by more than 0.5 ms or its sequence from a scan's
-    (:func:`~mrs_tf.quantify.protocol.basis_mismatch`, each with its way out; ``way_out``: one more), missing brain
+    (:func:`~mrs_tf.physics.protocols.basis_mismatch`, each with its way out; ``way_out``: one more), missing brain
     signals warned about."""
     from mrs_tf.physics.basis import BasisSet
     from mrs_tf.physics.protocols import basis_mismatch
