@@ -249,6 +249,21 @@ def main() -> None:
                     ",".join(table["crosscheck_fit_status"]))
         else:
             print(f"{general}: exit {code} (see above)")
+        # the same with the water reference (ECC on), against LCModel given it too
+        per, secs, status = [], [], []
+        for path in scans:
+            out = work / f"general_water_{path.stem}.csv"
+            t0 = time.perf_counter()
+            code = cli(["quantify", str(path), "--model", str(general), "--water", str(water_of(path)), "--out",
+                        str(out), "--overwrite"])
+            secs.append(time.perf_counter() - t0)
+            if code != 0:
+                break
+            table = ResultTable.read_csv(out)
+            per.append(ratios_from(table, 0))
+            status.append(table["status"][0])
+        if len(per) == len(scans):
+            rows[f"network, {general.name} --water (ECC)"] = (per, float(np.mean(secs)), ",".join(status))
         # the network's answer starting a fit with the scan's own basis (mrs-tf fit's in vivo model, amplitudes >= 0)
         out = work / "hybrid.csv"
         t0 = time.perf_counter()
