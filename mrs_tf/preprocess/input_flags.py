@@ -78,9 +78,10 @@ def flag_fit_inputs(table, fids, basis) -> None:
     """``lipid_contamination`` and ``no_metabolite_pattern`` (in place, on ``table``'s ``status`` and ``message``)
     for the spectra of a fit: ``fids`` as fitted (residual water removed where the fit removes it), ``basis`` the
     fit's. A basis without NAA is not scored, nor are FIDs of NaN or zeros, nor spectra whose status is not one of
-    :data:`SCORED_STATUSES` (no signal, a failed fit: their own statuses say more; noise scores as anything)."""
+    :data:`SCORED_STATUSES` (no signal, a failed fit: their own statuses say more; noise scores as anything);
+    frequency-mirrored spectra get no lipid flag (their fit says ``poor_fit``, naming the mirroring)."""
     from mrs_tf.core.table import status_columns
-    from mrs_tf.preprocess.spectra import as_fid_matrix, input_scores
+    from mrs_tf.preprocess.spectra import as_fid_matrix, input_scores, looks_mirrored
 
     if "NAA" not in basis.names:
         return
@@ -91,7 +92,9 @@ def flag_fit_inputs(table, fids, basis) -> None:
     if len(usable):
         scores = input_scores(arr[usable], basis)
         sub_status, sub_message = status[usable].copy(), message[usable].copy()
-        flag_lipids(sub_status, sub_message, scores.lipid_to_naa, LIPID_LIMIT, FIT_LIPID_DRIFT)
+        # a frequency-mirrored spectrum's 1.3 ppm band is not lipids' (the fit's own status names the mirroring)
+        lipids = np.where(looks_mirrored(scores.as_is, scores.conjugated), 0.0, scores.lipid_to_naa)
+        flag_lipids(sub_status, sub_message, lipids, LIPID_LIMIT, FIT_LIPID_DRIFT)
         flag_pattern(sub_status, sub_message, scores)
         status[usable], message[usable] = sub_status, sub_message
     table["status"], table["message"] = status, message
