@@ -189,6 +189,7 @@ def _read_scan(args, path) -> dict:
         "first_point_restored": np.full(n, int(bool(pre.get("first_point_restored", False)))),
         "sequence": np.full(n, d.get("sequence") or "unknown", dtype=object)}
     ecc = bool(args.water) if args.ecc is None else bool(args.ecc)
+    steps["ecc"] = np.full(n, int(ecc))
     if ecc:
         if not args.water:
             raise MRSError("--ecc needs the water reference: --water FILE")
@@ -203,18 +204,15 @@ def _read_scan(args, path) -> dict:
         d["water"] = water  # read once: the water scaling uses it too
         if len(water["fids"]) not in (1, n):
             raise MRSError(f"{args.water}: {len(water['fids'])} water FIDs for {n} spectra")
-        d = {**d, "fids": np.concatenate([eddy_current_correction(d["fids"][i:i + 1],
-                                                                  water["fids"][min(i, len(water["fids"]) - 1)])
+        pick = np.minimum(np.arange(n), len(water["fids"]) - 1)  # each spectrum's water FID
+        d = {**d, "fids": np.concatenate([eddy_current_correction(d["fids"][i:i + 1], water["fids"][pick[i]])
                                           for i in range(n)])}
-    steps["ecc"] = np.full(n, int(ecc))
-    # the water line whose phase ECC puts on the metabolites: its width and asymmetry, for the user to judge the
-    # correction by (NaN without ECC)
-    width, skew = np.full(n, np.nan), np.full(n, np.nan)
-    if ecc:
-        w, a = singlet_shape(water["fids"], water["dwell_s"], water["field_mhz"], ppm=(4.2, 5.1))
-        pick = np.minimum(np.arange(n), len(w) - 1)
-        width, skew = w[pick], a[pick]
-    steps["water_fwhm_hz"], steps["water_asymmetry"] = width, skew
+        # the water line whose phase ECC puts on the metabolites: its width and asymmetry, for the user to judge the
+        # correction by (NaN without ECC)
+        width, skew = singlet_shape(water["fids"], water["dwell_s"], water["field_mhz"], ppm=(4.2, 5.1))
+        steps["water_fwhm_hz"], steps["water_asymmetry"] = width[pick], skew[pick]
+    else:
+        steps["water_fwhm_hz"], steps["water_asymmetry"] = np.full(n, np.nan), np.full(n, np.nan)
     d["steps"] = steps
     return d
 
@@ -231,7 +229,9 @@ def _load_fit_basis(path, scans, way_out: str = ""):
     for data_path, d in scans:
         problems = basis_mismatch(basis.protocol, d)
         if problems:
-            raise ProtocolError(f"basis {path} does not suit {data_path}: {'; '.join(problems + [way_out] * bool(way_out))}")
+            if way_out:
+                problems.append(way_out)
+            raise ProtocolError(f"basis {path} does not suit {data_path}: {'; '.join(problems)}")
     _warn_missing_metabolites(basis, path)
     return basis
 

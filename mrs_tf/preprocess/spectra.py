@@ -385,7 +385,8 @@ def eddy_current_correction(fids, water_fid, reliable: float = 0.05) -> np.ndarr
 def singlet_shape(fids, dwell_s: float, field_mhz: float, ref_ppm: float = 4.65, ppm=(1.92, 2.12),
                   zero_fill: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """FWHM (Hz) and asymmetry of the tallest line in ``ppm`` (default NAA's singlet at 2.01 ppm) of each FID: its
-    absorption at the zero-order phase that makes the line tallest, half-widths at half height on the lower- and
+    absorption at the zero-order phase that makes the line tallest (the phase that turns the band's largest complex
+    point real and positive), half-widths at half height on the lower- and
     higher-frequency sides ``lo``, ``hi``; asymmetry ``(hi - lo) / (hi + lo)`` (0 for a Lorentzian or Gaussian line,
     +-1 at the extremes). NaN where the line is not found (no half-height crossing inside the band +- 20 Hz)."""
     arr = as_fid_matrix(fids)
@@ -395,15 +396,12 @@ def singlet_shape(fids, dwell_s: float, field_mhz: float, ref_ppm: float = 4.65,
     band = (ppm_axis >= min(ppm)) & (ppm_axis <= max(ppm))
     near = np.flatnonzero((ppm_axis >= min(ppm) - 20.0 / field_mhz) & (ppm_axis <= max(ppm) + 20.0 / field_mhz))
     spec = np.fft.fftshift(np.fft.fft(arr, nfft, axis=1), axes=1)[:, near]
-    phases = np.exp(1j * np.linspace(-np.pi, np.pi, 360, endpoint=False))
     inband = band[near]
     fwhm, asym = np.full(len(arr), np.nan), np.full(len(arr), np.nan)
     f = freq[near]
     for i, row in enumerate(spec):
-        real = (row[None, :] * phases[:, None]).real
-        tallest = np.where(inband[None, :], real, -np.inf)
-        best = np.unravel_index(np.argmax(tallest), tallest.shape)
-        r, k = real[best[0]], best[1]
+        k = int(np.argmax(np.where(inband, np.abs(row), -np.inf)))
+        r = (row * np.exp(-1j * np.angle(row[k]))).real
         half = r[k] / 2
         lo = np.flatnonzero(r[:k] <= half)
         hi = np.flatnonzero(r[k:] <= half)
