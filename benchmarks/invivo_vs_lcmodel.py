@@ -107,6 +107,24 @@ def brain_complete_basis(folder: Path, pulse: str) -> Path:
     return plus.save(folder / f"{BASIS.stem}_plus_Gly_Glc_Ala.BASIS", overwrite=True)
 
 
+def per_scan(cli, scans, command) -> tuple[list, float, str] | None:
+    """A route run once per scan (``command(scan)``: the CLI arguments, writing the CSV after ``--out``): each
+    scan's ratios, the mean seconds per scan and the statuses; None when a run fails."""
+    from mrs_tf.table import ResultTable
+
+    per, secs, status = [], [], []
+    for path in scans:
+        args = command(path)
+        t0 = time.perf_counter()
+        if cli(args) != 0:
+            return None
+        secs.append(time.perf_counter() - t0)
+        table = ResultTable.read_csv(args[args.index("--out") + 1])
+        per.append(ratios_from(table, 0))
+        status.append(table["status"][0])
+    return per, float(np.mean(secs)), ",".join(status)
+
+
 def ratios_from(table, i, prefix: str = "") -> dict:
     """Row ``i``'s ratios to tCr (``prefix``: e.g. ``crosscheck_fit_``, the network's cross-check fit); Glx from
     Glu+Gln where the table has it (NaN otherwise)."""
@@ -141,6 +159,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     scans = [SCANS / f"{s}_PRESS_35_act.sdat" for s in SUBJECTS]
     rows: dict = {}  # route -> [ratios per scan], seconds per scan, status
+    with_water: set = set()  # the mrs-tf routes given the water reference: compared with LCModel given it too
 
     exe, how = lcmodel_binary(args, work)
     print(how)
@@ -175,17 +194,12 @@ def main() -> None:
             per.append(r)
             secs.append(s)
         rows[WATER_REFERENCE] = (per, float(np.mean(secs)), "-")
-    per, secs, status = [], [], []
-    for path in scans:
-        out = work / f"quest_water_{path.stem}.csv"
-        t0 = time.perf_counter()
-        assert cli(["fit", "--basis", str(BASIS), str(path), "--water", str(water_of(path)), "--out", str(out),
-                    "--overwrite", "--n-jobs", "1"]) == 0
-        secs.append(time.perf_counter() - t0)
-        table = ResultTable.read_csv(out)
-        per.append(ratios_from(table, 0))
-        status.append(table["status"][0])
-    rows["mrs-tf QUEST --water (ECC; vs LCModel ECC)"] = (per, float(np.mean(secs)), ",".join(status))
+    route = "mrs-tf QUEST --water (ECC; vs LCModel ECC)"
+    rows[route] = per_scan(cli, scans, lambda path: [
+        "fit", "--basis", str(BASIS), str(path), "--water", str(water_of(path)),
+        "--out", str(work / f"quest_water_{path.stem}.csv"), "--overwrite", "--n-jobs", "1"])
+    assert rows[route] is not None
+    with_water.add(route)
 
     out = work / "quest.csv"
     t0 = time.perf_counter()
@@ -250,20 +264,12 @@ def main() -> None:
         else:
             print(f"{general}: exit {code} (see above)")
         # the same with the water reference (ECC on), against LCModel given it too
-        per, secs, status = [], [], []
-        for path in scans:
-            out = work / f"general_water_{path.stem}.csv"
-            t0 = time.perf_counter()
-            code = cli(["quantify", str(path), "--model", str(general), "--water", str(water_of(path)), "--out",
-                        str(out), "--overwrite"])
-            secs.append(time.perf_counter() - t0)
-            if code != 0:
-                break
-            table = ResultTable.read_csv(out)
-            per.append(ratios_from(table, 0))
-            status.append(table["status"][0])
-        if len(per) == len(scans):
-            rows[f"network, {general.name} --water (ECC)"] = (per, float(np.mean(secs)), ",".join(status))
+        found = per_scan(cli, scans, lambda path: [
+            "quantify", str(path), "--model", str(general), "--water", str(water_of(path)),
+            "--out", str(work / f"general_water_{path.stem}.csv"), "--overwrite"])
+        if found is not None:
+            rows[f"network, {general.name} --water (ECC)"] = found
+            with_water.add(f"network, {general.name} --water (ECC)")
         # the network's answer starting a fit with the scan's own basis (mrs-tf fit's in vivo model, amplitudes >= 0)
         out = work / "hybrid.csv"
         t0 = time.perf_counter()
@@ -285,7 +291,7 @@ def main() -> None:
     print(head)
     print("-" * len(head))
     for route, (per, secs, status) in rows.items():
-        against = rows.get(WATER_REFERENCE) if "ECC" in route and route != WATER_REFERENCE else ref
+        against = rows.get(WATER_REFERENCE) if route in with_water else ref
         for k, (sub, r) in enumerate(zip(SUBJECTS, per)):
             cells = ""
             for lab, _ in RATIOS:
