@@ -82,6 +82,34 @@ def test_converges_in_a_few_steps(basis, spectra):
     assert set(table["status"]) == {"ok"}
 
 
+def test_derivatives_only_where_a_step_needs_them(basis, spectra):
+    """A trial point's cost comes without its gradient and curvature (a rejected trial, or the point a spectrum stops
+    at, needs none: a quarter of the work); derived for some spectra they equal the whole batch's rows, and the
+    evaluation counts of a fit show the saving."""
+    from mrs_tf.fitting.hybrid import _Batch, _Problem, _powers, initial_parameters
+    from mrs_tf.physics.metabolites import prior_means
+
+    fids, _ = spectra
+    prob = _Problem.build(basis, hybrid.HYBRID_OPTIONS)
+    yf = np.fft.fft(fids, axis=-1)
+    theta = initial_parameters(fids, prob, np.tile(prior_means(basis.names), (len(fids), 1)))
+    sigma = np.full(len(fids), np.std(fids[:, -256:]))
+    whole = _Batch(prob, prob.search, yf, sigma, theta)
+    assert not whole.derived.any() and not whole.grad.any()
+    some = _Batch(prob, prob.search, yf, sigma, theta)
+    whole.derive(prob, np.arange(len(fids)))
+    some.derive(prob, np.array([1, 4, 7]))
+    assert whole.derived.all() and list(np.flatnonzero(some.derived)) == [1, 4, 7]
+    np.testing.assert_allclose(some.hess[[1, 4, 7]], whole.hess[[1, 4, 7]], rtol=1e-10, atol=0)
+    np.testing.assert_allclose(some.grad[[1, 4, 7]], whole.grad[[1, 4, 7]], rtol=1e-10,
+                               atol=1e-10 * np.abs(whole.grad).max())
+    assert not some.grad[0].any()
+    # the damped exponentials by blocks: as exact as one running product, for any number of points
+    step = np.exp((-np.pi * 7.0 + 2j * np.pi * np.array([-30.0, 0.0, 55.0])) * 2.5e-4)
+    for n in (2048, 1000, 37):
+        np.testing.assert_allclose(_powers(step, n), step[:, None] ** np.arange(n), rtol=1e-12, atol=1e-14)
+
+
 def test_a_width_at_its_bound_does_not_stall_the_fit(basis):
     # purely Gaussian lines: the Lorentzian width sits at its bound 0 and the gradient pushes it out of the box.
     # A clipped step zigzagged against the bound (3 of these 12 spectra stopped at 40 iterations, status
