@@ -334,33 +334,18 @@ class _Batch:
         rows = rows[~self.derived[rows]]
         if not len(rows):
             return
-        every = np.array_equal(rows, np.arange(len(self.theta)))  # the whole batch: views, no copies of (B, M, N) arrays
+        every = np.array_equal(rows, np.arange(len(self.theta)))  # the whole batch: views, no copies of (B, M, N)
         pick = (lambda a: a) if every else (lambda a: a[rows])
-        theta, lin, view, m = pick(self.theta), pick(self.lin), self.view, prob.n_met
+        theta, lin, m = pick(self.theta), pick(self.lin), prob.n_met
         phi_td, tphi, gram, inv_var = pick(self.phi_td), pick(self.tphi), pick(self.gram), pick(self.inv_var)
-        phi = pick(self.phi) if view.band is not None else phi_td[..., view.first:]
-        lin_rows = self.parts[0] if every else _amplitude_rows(phi, view)
-        t, amp = prob.basis.time, lin[:, :m]
-        gram_n, norm = _equilibrated(gram)
-        met, tmet, met_td = _combine(amp, phi), _combine(amp, tphi), _combine(amp, phi_td)
-        t2met = prob.observe(met_td * t ** 2, view)
-        # d(residual)/d(theta), amplitudes held (Kaufman). The phases turn the data, but their derivative is taken
-        # on the model turned the other way (the same gradient, since Re<i r, r> = 0): the data's own derivative
-        # would add the noise's energy to the Gauss-Newton curvature and shorten every phase step (at low SNR by
-        # more than half: dozens of iterations instead of a few)
-        # (B, P, R), written in place (no stacked or concatenated copies of (B, M, R) arrays)
-        dres = np.empty((len(theta), prob.n_theta, met.shape[-1]), complex)
-        np.multiply(met, -1j, out=dres[:, 0])
-        np.negative(_turned(prob, met_td, met, view), out=dres[:, 1])
-        np.multiply(tmet, np.pi, out=dres[:, 2])
-        np.multiply(t2met, (np.pi ** 2 * 2 / _LN2x4 * theta[:, GAUSS])[:, None], out=dres[:, 3])
-        np.multiply(tmet, -2j * np.pi, out=dres[:, 4])
-        if prob.per_met:
-            np.multiply(tphi, (-2j * np.pi * amp)[:, :, None], out=dres[:, 5:])
-        d_rows = _real(dres)                                                             # (B, P, 2R)
-        cross = _gram(lin_rows, d_rows) * inv_var                                        # (B, L, P)
+        phi = pick(self.phi) if self.view.band is not None else phi_td[..., self.view.first:]
+        lin_rows = self.parts[0] if every else _amplitude_rows(phi, self.view)
+        # d(residual)/d(theta), amplitudes held (Kaufman): minus the model's derivatives
+        d_rows = _real(_model_derivatives(prob, self.view, theta, lin[:, :m], phi_td, phi, tphi))   # (B, P, 2R)
+        cross = -_gram(lin_rows, d_rows) * inv_var                                       # (B, L, P)
         jtj = _gram(d_rows, d_rows) * inv_var
-        jtb = _gram(d_rows, _real(pick(self.data))[:, None, :])[..., 0] * inv_var[..., 0]
+        jtb = -_gram(d_rows, _real(pick(self.data))[:, None, :])[..., 0] * inv_var[..., 0]
+        gram_n, norm = _equilibrated(gram)
         solved = np.linalg.solve(gram_n, cross / norm[:, :, None]) / norm[:, :, None]
         hess = jtj - np.matmul(np.swapaxes(cross, 1, 2), solved)
         grad = jtb - np.einsum("blp,bl->bp", cross, lin)
@@ -408,24 +393,42 @@ class _Batch:
 
     def fisher(self, prob: _Problem, amp: np.ndarray) -> np.ndarray:
         """(B, n_lin + P, n_lin + P) Fisher information of the model (no data) at ``theta`` with amplitudes ``amp``
-        (the final fit's), in this view: the amplitude block (with the baseline's penalty), the model's
-        derivatives, the soft constraints."""
+        (the final fit's), in this view: the amplitude block (the Gram matrix, with the baseline's penalty), the
+        model's derivatives, the soft constraints."""
         lin_rows, phi_td, phi, tphi, gram, inv_var = self.parts
-        t, view = prob.basis.time, self.view
-        met, tmet, met_td = _combine(amp, phi), _combine(amp, tphi), _combine(amp, phi_td)
-        dmod = np.stack([1j * met, _turned(prob, met_td, met, view), -np.pi * tmet,
-                         -np.pi ** 2 * 2 * self.theta[:, GAUSS, None] / _LN2x4 * prob.observe(met_td * t ** 2, view),
-                         2j * np.pi * tmet], axis=1)
-        if prob.per_met:
-            dmod = np.concatenate([dmod, 2j * np.pi * amp[:, :, None] * tphi], axis=1)
-        rows = np.concatenate([lin_rows, _real(dmod)], axis=1)
-        info = _gram(rows, rows) * inv_var
-        n_lin = lin_rows.shape[1]
-        info[:, :n_lin, :n_lin] = gram  # keeps the baseline penalty
+        d_rows = _real(_model_derivatives(prob, self.view, self.theta, amp, phi_td, phi, tphi))
+        n_lin, p = lin_rows.shape[1], d_rows.shape[1]
+        info = np.empty((len(gram), n_lin + p, n_lin + p))
+        info[:, :n_lin, :n_lin] = gram
+        info[:, :n_lin, n_lin:] = _gram(lin_rows, d_rows) * inv_var
+        info[:, n_lin:, :n_lin] = np.swapaxes(info[:, :n_lin, n_lin:], 1, 2)
+        info[:, n_lin:, n_lin:] = _gram(d_rows, d_rows) * inv_var
         if prob.per_met:
             idx = n_lin + 5 + np.arange(prob.n_met)
             info[:, idx, idx] += 1 / prob.options.shift_sd_hz ** 2
         return info
+
+
+def _model_derivatives(prob: _Problem, view: _View, theta, amp, phi_td, phi, tphi) -> np.ndarray:
+    """(B, P, R) derivatives of the model ``sum_m amp_m phi_m`` (in ``view``) by each nonlinear parameter: the
+    zero- and first-order phase, the Lorentzian and Gaussian widths, the common shift, each metabolite's shift.
+
+    The phases turn the data, but their derivative is taken on the model turned the other way (the same gradient,
+    since Re<i r, r> = 0): the data's own derivative would add the noise's energy to the Gauss-Newton curvature and
+    shorten every phase step (at low SNR by more than half: dozens of iterations instead of a few). Written in place
+    (no stacked or concatenated copies of (B, M, R) arrays)."""
+    t = prob.basis.time
+    met, tmet, met_td = _combine(amp, phi), _combine(amp, tphi), _combine(amp, phi_td)
+    out = np.empty((len(theta), prob.n_theta, met.shape[-1]), complex)
+    np.multiply(met, 1j, out=out[:, PSI])
+    out[:, PHASE1] = _turned(prob, met_td, met, view)
+    np.multiply(tmet, -np.pi, out=out[:, LORENTZ])
+    np.multiply(prob.observe(met_td * t ** 2, view), (-np.pi ** 2 * 2 / _LN2x4 * theta[:, GAUSS])[:, None],
+                out=out[:, GAUSS])
+    np.multiply(tmet, 2j * np.pi, out=out[:, SHIFT])
+    if prob.per_met:
+        np.multiply(tphi, (2j * np.pi * amp)[:, :, None], out=out[:, 5:])
+    return out
 
 
 def _levenberg_marquardt(prob: _Problem, view: _View, yf, sigma, theta, lo, hi, max_iterations: int, tol: float):
