@@ -298,10 +298,8 @@ class _Batch:
     def __init__(self, prob: _Problem, view: _View, yf: np.ndarray, sigma: np.ndarray, theta: np.ndarray):
         self.theta, self.view = theta, view
         basis, m = prob.basis, prob.n_met
-        t = basis.time
         phi_td = _signals(basis, theta, prob.per_met)                            # (B, M, N)
         phi = prob.observe(phi_td, view)                                                 # (B, M, R)
-        tphi = prob.observe(phi_td * t, view)
         spec = prob.rotation(theta) * yf                                                 # corrected spectrum
         if view.band is not None and not view.first:
             data = spec[:, view.band] / np.sqrt(yf.shape[-1])
@@ -323,7 +321,7 @@ class _Batch:
         if prob.per_met:  # the soft constraint on each deviation
             self.cost = self.cost + 0.5 * np.sum((theta[:, 5:] / prob.options.shift_sd_hz) ** 2, axis=1)
         self.lin, self.data = lin, data
-        self.phi_td, self.phi, self.tphi, self.gram, self.inv_var = phi_td, phi, tphi, gram, inv_var
+        self.phi_td, self.phi, self.gram, self.inv_var = phi_td, phi, gram, inv_var
         self._lin_rows = lin_rows
         p = prob.n_theta
         self.hess, self.grad = np.zeros((len(theta), p, p)), np.zeros((len(theta), p))
@@ -337,11 +335,11 @@ class _Batch:
         every = np.array_equal(rows, np.arange(len(self.theta)))  # the whole batch: views, no copies of (B, M, N)
         pick = (lambda a: a) if every else (lambda a: a[rows])
         theta, lin, m = pick(self.theta), pick(self.lin), prob.n_met
-        phi_td, tphi, gram, inv_var = pick(self.phi_td), pick(self.tphi), pick(self.gram), pick(self.inv_var)
+        phi_td, gram, inv_var = pick(self.phi_td), pick(self.gram), pick(self.inv_var)
         phi = pick(self.phi) if self.view.band is not None else phi_td[..., self.view.first:]
         lin_rows = self.parts[0] if every else _amplitude_rows(phi, self.view)
         # d(residual)/d(theta), amplitudes held (Kaufman): minus the model's derivatives
-        d_rows = _real(_model_derivatives(prob, self.view, theta, lin[:, :m], phi_td, phi, tphi))   # (B, P, 2R)
+        d_rows = _real(_model_derivatives(prob, self.view, theta, lin[:, :m], phi_td, phi))   # (B, P, 2R)
         cross = -_gram(lin_rows, d_rows) * inv_var                                       # (B, L, P)
         jtj = _gram(d_rows, d_rows) * inv_var
         jtb = -_gram(d_rows, _real(pick(self.data))[:, None, :])[..., 0] * inv_var[..., 0]
@@ -357,15 +355,14 @@ class _Batch:
         self.derived[rows] = True
 
     #: every per-spectrum array of a batch (first axis: the spectrum) that is not a view of another
-    _FIELDS = ("theta", "hess", "grad", "derived", "cost", "lin", "data", "phi_td", "tphi", "gram", "inv_var")
+    _FIELDS = ("theta", "hess", "grad", "derived", "cost", "lin", "data", "phi_td", "gram", "inv_var")
 
     @property
     def parts(self) -> tuple:
-        """(amplitude rows in ``_real``'s layout, basis signals (B, M, N), their view, t x their view, Gram
-        matrix, 1/sigma^2)."""
+        """(amplitude rows in ``_real``'s layout, basis signals (B, M, N), their view, Gram matrix, 1/sigma^2)."""
         if self._lin_rows is None:
             self._lin_rows = _amplitude_rows(self.phi, self.view)
-        return self._lin_rows, self.phi_td, self.phi, self.tphi, self.gram, self.inv_var
+        return self._lin_rows, self.phi_td, self.phi, self.gram, self.inv_var
 
     def _views(self) -> None:
         """phi again a view of phi_td where the view is a time window; the amplitude rows rebuilt when needed."""
@@ -395,8 +392,8 @@ class _Batch:
         """(B, n_lin + P, n_lin + P) Fisher information of the model (no data) at ``theta`` with amplitudes ``amp``
         (the final fit's), in this view: the amplitude block (the Gram matrix, with the baseline's penalty), the
         model's derivatives, the soft constraints."""
-        lin_rows, phi_td, phi, tphi, gram, inv_var = self.parts
-        d_rows = _real(_model_derivatives(prob, self.view, self.theta, amp, phi_td, phi, tphi))
+        lin_rows, phi_td, phi, gram, inv_var = self.parts
+        d_rows = _real(_model_derivatives(prob, self.view, self.theta, amp, phi_td, phi))
         n_lin, p = lin_rows.shape[1], d_rows.shape[1]
         info = np.empty((len(gram), n_lin + p, n_lin + p))
         info[:, :n_lin, :n_lin] = gram
@@ -409,7 +406,7 @@ class _Batch:
         return info
 
 
-def _model_derivatives(prob: _Problem, view: _View, theta, amp, phi_td, phi, tphi) -> np.ndarray:
+def _model_derivatives(prob: _Problem, view: _View, theta, amp, phi_td, phi) -> np.ndarray:
     """(B, P, R) derivatives of the model ``sum_m amp_m phi_m`` (in ``view``) by each nonlinear parameter: the
     zero- and first-order phase, the Lorentzian and Gaussian widths, the common shift, each metabolite's shift.
 
@@ -418,7 +415,10 @@ def _model_derivatives(prob: _Problem, view: _View, theta, amp, phi_td, phi, tph
     shorten every phase step (at low SNR by more than half: dozens of iterations instead of a few). Written in place
     (no stacked or concatenated copies of (B, M, R) arrays)."""
     t = prob.basis.time
-    met, tmet, met_td = _combine(amp, phi), _combine(amp, tphi), _combine(amp, phi_td)
+    met, met_td = _combine(amp, phi), _combine(amp, phi_td)
+    # t x the basis signals in the view (the shifts' derivatives): of the view itself where it is a time window
+    tphi = None if not prob.per_met else phi * t[view.first:] if view.band is None else prob.observe(phi_td * t, view)
+    tmet = _combine(amp, tphi) if tphi is not None else prob.observe(met_td * t, view)
     out = np.empty((len(theta), prob.n_theta, met.shape[-1]), complex)
     np.multiply(met, 1j, out=out[:, PSI])
     out[:, PHASE1] = _turned(prob, met_td, met, view)
@@ -523,7 +523,7 @@ def _background(prob: _Problem, yf: np.ndarray, sigma, search: "_Batch") -> tupl
     o, basis = prob.options, prob.basis
     n, dwell = basis.n_points, basis.dwell_s
     theta = search.theta
-    phi_td = search.parts[1]
+    phi_td = search.phi_td
     data = scipy.fft.ifft(prob.rotation(theta) * yf, axis=-1)  # corrected, whole FID
     resid = data - np.einsum("bm,bmn->bn", search.lin[:, :prob.n_met], phi_td)
     window = min(n, max(int(round(o.background_window_ms * 1e-3 / dwell)), 4 * o.background_components))
@@ -578,7 +578,7 @@ def fit_results(fids, basis: BasisSet, initial: np.ndarray | None = None, option
             theta = final.theta
             bound = final if prob.bound is prob.final else _Batch(prob, prob.bound, yf, sigma, theta)
             info = bound.fisher(prob, final.lin[:, :prob.n_met])
-            phi_td, lin = final.parts[1], final.lin
+            phi_td, lin = final.phi_td, final.lin
             full = scipy.fft.ifft(prob.rotation(theta) * yf, axis=-1)  # corrected data, whole FID
             probs, excess = [prob] * len(ys), np.full(len(ys), np.nan)
             if prob.whole is not None:
@@ -608,7 +608,7 @@ def fit_results(fids, basis: BasisSet, initial: np.ndarray | None = None, option
                         done[rows] = done3[keep]
                         # into the truncated fit's own arrays (not used after this): no copies of (B, M, N) signals
                         theta[rows], lin[rows] = kept.theta, kept.lin
-                        phi_td[rows] = kept.parts[1]
+                        phi_td[rows] = kept.phi_td
                         info[rows] = kept.fisher(prob, kept.lin[:, :prob.n_met])
                         full[rows] = scipy.fft.ifft(prob.rotation(kept.theta) * yf[rows], axis=-1)
                 fitted = (prob.as_fitted(False), prob.as_fitted(True))
