@@ -416,18 +416,23 @@ def _model_derivatives(prob: _Problem, view: _View, theta, amp, phi_td, phi) -> 
     (no stacked or concatenated copies of (B, M, R) arrays)."""
     t = prob.basis.time
     met, met_td = _combine(amp, phi), _combine(amp, phi_td)
-    # t x the basis signals in the view (the shifts' derivatives): of the view itself where it is a time window
-    tphi = None if not prob.per_met else phi * t[view.first:] if view.band is None else prob.observe(phi_td * t, view)
-    tmet = _combine(amp, tphi) if tphi is not None else prob.observe(met_td * t, view)
+    window = t[view.first:] if view.band is None else None  # a time window: t x a signal is the view's own product
+    if window is not None:
+        tmet, t2met = met * window, met * window ** 2
+    else:
+        tmet, t2met = prob.observe(met_td * t, view), prob.observe(met_td * t ** 2, view)
     out = np.empty((len(theta), prob.n_theta, met.shape[-1]), complex)
     np.multiply(met, 1j, out=out[:, PSI])
     out[:, PHASE1] = _turned(prob, met_td, met, view)
     np.multiply(tmet, -np.pi, out=out[:, LORENTZ])
-    np.multiply(prob.observe(met_td * t ** 2, view), (-np.pi ** 2 * 2 / _LN2x4 * theta[:, GAUSS])[:, None],
-                out=out[:, GAUSS])
+    np.multiply(t2met, (-np.pi ** 2 * 2 / _LN2x4 * theta[:, GAUSS])[:, None], out=out[:, GAUSS])
     np.multiply(tmet, 2j * np.pi, out=out[:, SHIFT])
-    if prob.per_met:
-        np.multiply(tphi, (2j * np.pi * amp)[:, :, None], out=out[:, 5:])
+    if prob.per_met:  # 2 pi i amp_m t phi_m
+        if window is not None:
+            np.multiply(phi, window, out=out[:, 5:])
+        else:
+            out[:, 5:] = prob.observe(phi_td * t, view)
+        out[:, 5:] *= (2j * np.pi * amp)[:, :, None]
     return out
 
 
