@@ -145,6 +145,14 @@ def test_bad_basis_files(basis, tmp_path):
     # garbage
     with pytest.raises(FileFormatError):
         BasisSet.load(_write(tmp_path / "junk.BASIS", "this is not a basis file\n1 2 3\n"))
+    # a word among the numbers is named with its line; Fortran's D exponents read as E ones
+    lines = good.splitlines()
+    lines[-5] = "  1.0E+00  abc"
+    with pytest.raises(FileFormatError, match=rf"line {len(lines) - 4}: cannot read 'abc'"):
+        BasisSet.load(_write(tmp_path / "word.BASIS", "\n".join(lines)))
+    fortran = _write(tmp_path / "d.BASIS", "\n".join(good.splitlines()[:-5] + [
+        line.replace("E", "D") for line in good.splitlines()[-5:]]))
+    np.testing.assert_array_equal(BasisSet.load(fortran).fids, BasisSet.load(tmp_path / "good.BASIS").fids)
     # FSL json: missing field, corrupt JSON
     folder = tmp_path / "fsl"
     folder.mkdir()
