@@ -255,7 +255,14 @@ def fit_one(fid: np.ndarray, basis: BasisSet, options: QuestOptions | None = Non
         return _fit_one(fid, basis, options or QuestOptions())
 
 
-def _fit_one(fid: np.ndarray, basis: BasisSet, opts: QuestOptions) -> QuestResult:
+def _without_water(fid: np.ndarray, basis: BasisSet, opts: QuestOptions) -> np.ndarray:
+    """``fid`` as the fit sees it: residual water removed (HLSVD) where ``opts.water_ppm`` says."""
+    if opts.water_ppm is None:
+        return fid
+    return remove_band(fid, basis.dwell_s, basis.field_mhz, opts.water_ppm, ref_ppm=basis.ref_ppm)[0]
+
+
+def _fit_one(fid: np.ndarray, basis: BasisSet, opts: QuestOptions, water_removed: bool = False) -> QuestResult:
     start = time.perf_counter()
     y = check_protocol(fid, basis)[0]
     if not np.all(np.isfinite(y)):
@@ -263,8 +270,8 @@ def _fit_one(fid: np.ndarray, basis: BasisSet, opts: QuestOptions) -> QuestResul
     names = list(basis.names)
     n, dwell, field_mhz = basis.n_points, basis.dwell_s, basis.field_mhz
     t = basis.time
-    if opts.water_ppm is not None:
-        y, _ = remove_band(y, dwell, field_mhz, opts.water_ppm, ref_ppm=basis.ref_ppm)
+    if not water_removed:
+        y = _without_water(y, basis, opts)
     dgroups, sgroups = group_indices(names, opts.damping), group_indices(names, opts.shift)
     k0 = opts.first_point(dwell, n)
     trunc = Observation(first_point=k0)
@@ -598,16 +605,20 @@ def spline_baseline(basis: BasisSet, band: np.ndarray, knot_ppm: float) -> np.nd
     return np.fft.ifft(spec, axis=1) * np.sqrt(basis.n_points)
 
 
-def _safe_row(fid, basis, options) -> dict:
-    """Row of one spectrum; bad spectra and numerical failures become a status, never an exception or a zero."""
+def _safe_row(fid, basis, options) -> tuple[dict, np.ndarray | None]:
+    """(row, the FID as fitted: water removed where the options say; None where no fit ran) of one spectrum; bad
+    spectra and numerical failures become a status, never an exception or a zero."""
     if not np.all(np.isfinite(fid)):
-        return _failed_row(basis.names, "nan_input", "the FID contains NaN or Inf")
+        return _failed_row(basis.names, "nan_input", "the FID contains NaN or Inf"), None
     if not np.any(fid):
-        return _failed_row(basis.names, "no_signal", "the FID is all zeros")
+        return _failed_row(basis.names, "no_signal", "the FID is all zeros"), None
+    dry = None
     try:
-        return fit_one(fid, basis, options).row()
+        with one_blas_thread():
+            dry = _without_water(check_protocol(fid, basis)[0], basis, options)
+            return _fit_one(dry, basis, options, water_removed=True).row(), dry
     except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
-        return _failed_row(basis.names, "failed", f"{type(exc).__name__}: {exc}")
+        return _failed_row(basis.names, "failed", f"{type(exc).__name__}: {exc}"), dry
 
 
 # --- batch ----------------------------------------------------------------------------------------------------------
@@ -620,7 +631,7 @@ def _init_worker(basis_state: dict, options: QuestOptions) -> None:
     threadpool_limits(1)
 
 
-def _work(args) -> tuple[int, list[dict]]:
+def _work(args) -> tuple[int, list[tuple[dict, np.ndarray | None]]]:
     start, fids = args
     return start, [_safe_row(f, _WORKER["basis"], _WORKER["options"]) for f in fids]
 
@@ -685,12 +696,13 @@ def fit(fids, basis: BasisSet, n_jobs: int | None = 2, options: QuestOptions | N
 
     bar = tqdm(total=n, desc="QUEST", unit="spectrum", disable=not progress)
     rows: list = [None] * n
+    dry: list = [None] * n  # each FID as fitted (water removed), for the input checks
     n_jobs = max(1, min(int(n_jobs or 1), os.cpu_count() or 1, n))
     try:
         if n_jobs == 1 or n < 4:
             with one_blas_thread():
                 for i in range(n):
-                    rows[i] = _safe_row(arr[i], basis, options)
+                    rows[i], dry[i] = _safe_row(arr[i], basis, options)
                     bar.update(1)
         else:
             chunk = max(1, min(8, n // (4 * n_jobs)))
@@ -709,34 +721,28 @@ def fit(fids, basis: BasisSet, n_jobs: int | None = 2, options: QuestOptions | N
                     with ProcessPoolExecutor(n_jobs, mp_context=ctx, initializer=_init_worker,
                                              initargs=(state, options)) as pool:
                         for s, chunk_rows in pool.map(_work, tasks):
-                            rows[s:s + len(chunk_rows)] = chunk_rows
+                            rows[s:s + len(chunk_rows)] = [row for row, _ in chunk_rows]
+                            dry[s:s + len(chunk_rows)] = [d for _, d in chunk_rows]
                             bar.update(len(chunk_rows))
                 except BrokenProcessPool as exc:  # a worker died: never a hang; the rest is fitted here
                     print(f"mrs-tf: a QUEST worker process died ({exc}); fitting the rest in this process",
                           file=sys.stderr)
             with one_blas_thread():
                 for i in [i for i in range(n) if rows[i] is None]:
-                    rows[i] = _safe_row(arr[i], basis, options)
+                    rows[i], dry[i] = _safe_row(arr[i], basis, options)
                     bar.update(1)
     finally:
         bar.close()
     table = ResultTable.from_rows([{"index": i, **r} for i, r in enumerate(rows)])
     if check_inputs:
-        _flag_inputs(table, arr, basis, options)
+        _flag_inputs(table, np.stack([a if d is None else d for a, d in zip(arr, dry)]), basis)
     table.options = asdict(options)
     return table
 
 
-def _flag_inputs(table: ResultTable, arr: np.ndarray, basis: BasisSet, options: QuestOptions) -> None:
-    """:func:`~mrs_tf.preprocess.input_flags.flag_fit_inputs` on ``arr`` as the fit saw it (residual water removed
-    where ``options.water_ppm`` says, as :func:`fit_one` does)."""
+def _flag_inputs(table: ResultTable, fitted: np.ndarray, basis: BasisSet) -> None:
+    """:func:`~mrs_tf.preprocess.input_flags.flag_fit_inputs` on the FIDs as the fit saw them (residual water
+    removed where the options say: the fits' own water-free FIDs, not removed a second time)."""
     from mrs_tf.preprocess.input_flags import flag_fit_inputs
 
-    if "NAA" not in basis.names:
-        return
-    dry = arr
-    if options.water_ppm:
-        dry = arr.copy()
-        for i in np.flatnonzero(np.all(np.isfinite(arr), axis=1) & np.any(arr != 0, axis=1)):
-            dry[i] = remove_band(arr[i], basis.dwell_s, basis.field_mhz, options.water_ppm, ref_ppm=basis.ref_ppm)[0]
-    flag_fit_inputs(table, dry, basis)
+    flag_fit_inputs(table, fitted, basis)
