@@ -734,15 +734,10 @@ def fit(fids, basis: BasisSet, n_jobs: int | None = 2, options: QuestOptions | N
     finally:
         bar.close()
     table = ResultTable.from_rows([{"index": i, **r} for i, r in enumerate(rows)])
-    if check_inputs:
-        _flag_inputs(table, np.stack([a if d is None else d for a, d in zip(arr, dry)]), basis)
+    if check_inputs:  # on the FIDs as fitted: the fits' own water-free FIDs, not the water removed a second time
+        from mrs_tf.preprocess.input_flags import flag_fit_inputs
+
+        flag_fit_inputs(table, np.stack([a if d is None else d for a, d in zip(arr, dry)]), basis)
     table.options = asdict(options)
     return table
 
-
-def _flag_inputs(table: ResultTable, fitted: np.ndarray, basis: BasisSet) -> None:
-    """:func:`~mrs_tf.preprocess.input_flags.flag_fit_inputs` on the FIDs as the fit saw them (residual water
-    removed where the options say: the fits' own water-free FIDs, not removed a second time)."""
-    from mrs_tf.preprocess.input_flags import flag_fit_inputs
-
-    flag_fit_inputs(table, fitted, basis)
