@@ -181,6 +181,11 @@ def test_quantifier_and_cli_hybrid(basis, spectra, tmp_path):
     naa = (truth["NAA"][:4] + truth["NAAG"][:4]) / tcr
     assert np.all(np.abs(table["NAA+NAAG_over_tCr"] / naa - 1) < 4 * table["NAA+NAAG_crlb_pct"] / 100 + 0.02)
     assert "Glu_crlb" in table and set(table["method"]) == {"hybrid"}
+    # peaks moved beyond the fit's reach: flagged by the quantifier's own input check (the fit's is not run twice)
+    t = np.arange(basis.n_points) * basis.dwell_s
+    moved = q.quantify(fids[:2] * np.exp(-2j * np.pi * 0.6 * basis.field_mhz * t), dwell_s=basis.dwell_s,
+                       field_mhz=basis.field_mhz, method="hybrid", n_jobs=1)
+    assert list(moved["status"]) == ["offset_out_of_range"] * 2 and moved["message"][0].count("the peaks sit") == 1
     with pytest.raises(MRSError, match="unknown method"):
         q.quantify(fids[:1], dwell_s=basis.dwell_s, field_mhz=basis.field_mhz, method="quest")
     data = tmp_path / "d.nii.gz"
@@ -230,16 +235,49 @@ def test_nonnegative_keeps_free_fits_without_negative_amplitudes_and_refits_the_
 
 def test_spectra_shifted_beyond_the_search_are_poor_fits_not_ok(basis, spectra):
     # shifted 0.6 ppm (beyond the +-0.25 ppm search), both fits landed on nonsense with status ok: NAAG or NAA
-    # -10...-60 mM, many CRLBs below zero, at a reduced chi2 of 1-4
+    # -10...-60 mM, many CRLBs below zero, at a reduced chi2 of 1-4. QUEST's own statuses (check_inputs=False)
+    # flag most; the input check names the cause on every one
     fids, _ = spectra
     t = np.arange(basis.n_points) * basis.dwell_s
     shifted = fids[:6] * np.exp(-2j * np.pi * 0.6 * basis.field_mhz * t)
-    for table in (hybrid.fit(shifted, basis, n_jobs=1),
-                  quest.fit(shifted, basis, options=hybrid.HYBRID_OPTIONS, n_jobs=1, progress=False)):
+    for fit in (lambda **kw: hybrid.fit(shifted, basis, n_jobs=1, **kw),
+                lambda **kw: quest.fit(shifted, basis, options=hybrid.HYBRID_OPTIONS, n_jobs=1, progress=False, **kw)):
+        table = fit(check_inputs=False)
         status = np.asarray(table["status"])
         assert np.sum(status == "poor_fit") >= 5
         assert any("CRLB below zero" in m for m in table["message"])
         for i in np.flatnonzero(status == "ok"):  # whatever is still ok has no signal far below zero
             assert min(float(table[n][i]) / float(table[f"{n}_crlb"][i]) for n in basis.names) > -4
+        checked = fit()
+        assert set(checked["status"]) == {"offset_out_of_range"}
+        assert all("sit +0.5" in m or "sit +0.6" in m for m in checked["message"])
+        assert all("frequency_reference(fids, basis, search_ppm=1.2)" in m
+                   for m in checked["message"])
     # the same spectra unshifted: every fit ok (no false flag on the in-distribution set)
     assert set(hybrid.fit(fids, basis, n_jobs=1)["status"]) == {"ok"}
+
+
+def test_no_fit_reads_spectra_beyond_its_shift_reach_as_ok(basis):
+    """Moved 0.6 ppm down, one of eight hybrid fits came out ``ok`` with Cr -3018 +- 1849, PCr +3529 +- 1980 mM and
+    tNAA/tCr -0.59 for 1.02 (44.6 Hz Gaussian lines, chi2 3.6: no negative signal four CRLBs below zero). The input
+    check measures the offset over +-1.2 ppm and flags what the fit cannot reach; referenced first, the same
+    spectra fit ``ok`` and right; spectra at the edge of what the fits reach are not flagged."""
+    from mrs_tf.preprocess import frequency_reference
+    from mrs_tf.synth import SynthesisConfig
+
+    fids, truth = synthesize(basis, 8, snr=(30, 60), seed=2)
+    moved = fids * np.exp(2j * np.pi * 0.6 * basis.field_mhz * basis.time).astype(np.complex64)
+    table = hybrid.fit(moved, basis)
+    assert set(table["status"]) == {"offset_out_of_range"}
+    assert "sit -0.6" in table["message"][0] and "beyond what the fit's shift reaches (+-0.30 ppm)" in table["message"][0]
+    back, _ = frequency_reference(moved, basis, search_ppm=1.2)
+    again = hybrid.fit(back, basis)
+    assert set(again["status"]) == {"ok"}
+    true_ratio = (truth["NAA"] + truth["NAAG"]) / (truth["Cr"] + truth["PCr"])
+    assert np.median(np.abs(again["NAA+NAAG_over_tCr"] / true_ratio - 1)) < 0.05
+    # at the edge: 0.28 ppm (within the hybrid's +-0.30) and 0.33 ppm (QUEST's +-0.35) are fitted, not flagged
+    edge, _ = synthesize(basis, 4, snr=(30, 60), seed=3, config=SynthesisConfig(shift_ppm=(0.0, 0.0)))
+    for move, fit in ((0.28, hybrid.fit), (0.33, lambda f, b: quest.fit(f, b, n_jobs=1, progress=False))):
+        status = fit(edge * np.exp(2j * np.pi * move * basis.field_mhz * basis.time).astype(np.complex64), basis)[
+            "status"]
+        assert "offset_out_of_range" not in set(status), move

@@ -367,7 +367,7 @@ def _fit(args) -> None:
         dry = fids
     table = quest.fit(fids, basis, n_jobs=args.n_jobs, options=options, dwell_s=first["dwell_s"],
                       field_mhz=first["field_mhz"], check_inputs=False)  # flagged below, with the offsets
-    _flag_fit_inputs(table, dry, basis, offsets)
+    _flag_fit_inputs(table, dry, basis, offsets, options.shift_reach_ppm(basis.field_mhz))
     table = ResultTable({"spectrum": np.array(labels, dtype=object), **table, "reference_offset_ppm": offsets})
     for key in first["steps"]:
         table[key] = np.concatenate([d["steps"][key] for d in datasets])
@@ -382,7 +382,8 @@ def _fit(args) -> None:
     print(f"wrote {args.out}: {spectra_count(len(fids))}, status {counts}")
     _warn_poor_fits(table)
     flagged = np.isin(np.asarray(table["status"]), ["lipid_contamination", "offset_at_search_limit",
-                                                    "no_metabolite_pattern", "implausible_mM"])
+                                                    "offset_out_of_range", "no_metabolite_pattern",
+                                                    "implausible_mM"])
     _warn_rows(table, np.flatnonzero(flagged), "flagged spectra")
     if args.plot:
         write_plot(quest.fit_one(fids[0], basis, options).figure(title=f"QUEST fit of {labels[0]}"), args.plot,
@@ -394,19 +395,20 @@ def _fit(args) -> None:
         print(f"wrote {args.report}")
 
 
-def _flag_fit_inputs(table, dry, basis, offsets) -> None:
+def _flag_fit_inputs(table, dry, basis, offsets, reach_ppm: float) -> None:
     """Status and message (in place) of the spectra of a fit whose numbers cannot be trusted whatever they look like,
     from :func:`~mrs_tf.preprocess.spectra.input_scores` on ``dry`` (the FIDs as fitted, residual water removed):
     ``lipid_contamination`` (the 1.3 ppm band taller than :data:`~mrs_tf.quantify.tables.LIPID_LIMIT` times NAA's: no
     lipid model of a fit holds lipids that tall, and the numbers look plausible: ``ok`` on 93 % of such spectra),
     ``offset_at_search_limit`` (``offsets``, ppm, at the edge of the referencing's search: the peaks matched may be the
     wrong ones; a Philips water reference given as the data was moved by +0.497 ppm and fitted ``ok``),
+    ``offset_out_of_range`` (peaks still further from the basis's than the fit's shift search, ``reach_ppm``),
     ``no_metabolite_pattern`` (:func:`~mrs_tf.preprocess.spectra.lacks_pattern`). A basis without NAA is not
     scored."""
     from mrs_tf.core.table import status_columns
     from mrs_tf.preprocess.input_flags import flag_fit_inputs
 
-    flag_fit_inputs(table, dry, basis)  # lipids, then no pattern (a basis without NAA is not scored)
+    flag_fit_inputs(table, dry, basis, reach_ppm)  # lipids, offset, no pattern (a basis without NAA: not scored)
     status, message = status_columns(table, len(dry))
     edge_status, edge_message = offset_flags(offsets, True, 0.0)
     for i in np.flatnonzero(edge_status != "ok"):

@@ -65,6 +65,20 @@ class QuestOptions:
     def with_(self, **changes) -> "QuestOptions":
         return replace(self, **changes)
 
+    @staticmethod
+    def global_shift_bound_hz(field_mhz: float) -> float:
+        """Half-width (Hz) of the bound on the global shift about its start in each refinement: 0.05 ppm, at least
+        5 Hz."""
+        return max(0.05 * field_mhz, 5.0)
+
+    def shift_reach_ppm(self, field_mhz: float, refinements: int = 2) -> float:
+        """How far (+-ppm) from the basis's positions a fit's global shift can go: the starting search
+        (``search_ppm``) and ``refinements`` bounded refinements, each about the last result (QUEST: 2, the
+        network-initialised fit: 1). Spectra further out are fitted to other peaks (mrs-tf's spectra moved 0.25-0.5
+        ppm: QUEST's tNAA/tCr within 12 % up to 0.38 ppm, 9-360 % off and ``poor_fit`` beyond; the hybrid's within
+        15 % to 0.33 ppm, then off by up to 97 % with some ``ok``)."""
+        return self.search_ppm + refinements * self.global_shift_bound_hz(field_mhz) / field_mhz
+
     def first_point(self, dwell_s: float, n_points: int) -> int:
         """Points at the FID start left to the background in stages 1-2 (0 with ``background="none"``)."""
         if self.background == "none":

@@ -241,7 +241,7 @@ def _bounds(model: SignalModel, opts: QuestOptions, shift_center: float):
         elif nm == "gauss":
             lo.append(0.0), hi.append(opts.gauss_max_hz)
         elif nm == "shift":
-            half = max(0.05 * model.field_mhz, 5.0)
+            half = opts.global_shift_bound_hz(model.field_mhz)
             lo.append(shift_center - half), hi.append(shift_center + half)
         else:  # dshift
             lo.append(-opts.shift_bound_hz), hi.append(opts.shift_bound_hz)
@@ -677,7 +677,9 @@ def fit(fids, basis: BasisSet, n_jobs: int | None = 2, options: QuestOptions | N
             as fitted, residual water removed where ``options.water_ppm`` says): ``lipid_contamination`` (the 1.3 ppm
             band taller than 0.8 NAA heights: with the in vivo options and mrs-tf's basis, lipids of 1.5 NAA heights
             had given 4 of 6 spectra ``ok`` with Glu/tCr 0.00 and Ins/tCr 2.3x the truth) and
-            ``no_metabolite_pattern`` (e.g. a water reference given as the data). False: QUEST's own statuses only.
+            ``no_metabolite_pattern`` (e.g. a water reference given as the data) and ``offset_out_of_range`` (the
+            peaks further from the basis's than ``options.search_ppm`` reaches: the fit matches them to other
+            peaks). False: QUEST's own statuses only.
 
     Returns:
         :class:`~mrs_tf.table.ResultTable` with columns ``<met>`` (basis units), ``<met>_crlb`` (same units),
@@ -685,7 +687,7 @@ def fit(fids, basis: BasisSet, n_jobs: int | None = 2, options: QuestOptions | N
         NAA+NAAG, Cr+PCr, GPC+PCh, Glu+Gln; then ``phase0_deg``, ``phase1_deg_per_ppm``, ``lorentz_hz``,
         ``gauss_hz``, ``shift_hz``, ``shift_ppm``, ``<met>_shift_hz``, ``noise_sd``, ``snr``, ``chi2``, ``nfev``,
         ``seconds``, ``status`` (ok, poor_fit, max_iterations, no_signal, nan_input, failed; with ``check_inputs``
-        also lipid_contamination, no_metabolite_pattern) and ``message``.
+        also lipid_contamination, no_metabolite_pattern, offset_out_of_range) and ``message``.
     """
     options = options or QuestOptions()
     if option_changes:
@@ -737,7 +739,8 @@ def fit(fids, basis: BasisSet, n_jobs: int | None = 2, options: QuestOptions | N
     if check_inputs:  # on the FIDs as fitted: the fits' own water-free FIDs, not the water removed a second time
         from mrs_tf.preprocess.input_flags import flag_fit_inputs
 
-        flag_fit_inputs(table, np.stack([a if d is None else d for a, d in zip(arr, dry)]), basis)
+        flag_fit_inputs(table, np.stack([a if d is None else d for a, d in zip(arr, dry)]), basis,
+                        reach_ppm=options.shift_reach_ppm(basis.field_mhz))
     table.options = asdict(options)
     return table
 

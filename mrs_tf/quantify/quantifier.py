@@ -16,6 +16,9 @@ import numpy as np
 from mrs_tf.core.errors import MRSError, ProtocolError
 from mrs_tf.core.table import ResultTable
 from mrs_tf.nn.bundle import ModelBundle
+# OFFSET_MARGIN_PPM: a network's training range plus this (at +-0.25 ppm press3t_short_te's MAPE is 1.3-1.9x, at 0.3 ppm
+# 2-3x its in-range one)
+from mrs_tf.preprocess.input_flags import OFFSET_MARGIN_PPM, OFFSET_SEARCH_PPM, flag_offset
 from mrs_tf.preprocess.spectra import REFERENCE_SEARCH_PPM, as_fid_matrix
 from mrs_tf.quantify import protocol
 from mrs_tf.quantify.tables import (FIT_LIPID_DRIFT, LIPID_LIMIT, flag_lipids, flag_pattern, network_table,
@@ -40,14 +43,6 @@ NO_SIGNAL_LIMIT = 6.0
 #: Lorentzian 1-12 Hz (its training) flagged 0-0.4 %, 20-25 Hz 60-62 % (MAPE 1.5-2x), 25-35 Hz 96-97 % (2.5-3x);
 #: the Philips volunteers score 6 Hz.
 BROAD_LINE_LIMIT_HZ = 26.0
-#: the network's path flags a spectrum ``offset_out_of_range`` where its peaks sit further than the training range
-#: plus this (ppm) from the basis's (the offset is measured to about +-0.01 ppm; at +-0.25 ppm press3t_short_te's
-#: MAPE is 1.3-1.9x, at 0.3 ppm 2-3x its in-range one)
-OFFSET_MARGIN_PPM = 0.03
-#: how far (+-ppm) the input checks search the offset: beyond the search an offset aliases to a match within it, and
-#: with +-0.5 ppm spectra moved by 0.8 / 1.0 ppm came out ``ok`` on 40 % / 89 % of 512 (press3t_short_te); with
-#: +-1.2 ppm 99-100 % are flagged and 0.2 % of spectra in the training range are
-OFFSET_SEARCH_PPM = 1.2
 
 
 def lipid_limit(max_lipid_amp: float) -> float:
@@ -147,7 +142,10 @@ class Quantifier(ModelBundle):
         if method == "hybrid":
             table = self._hybrid(arr, dwell_s, field_mhz, batch_size, te_ms, basis, options, n_jobs, fallback,
                                  fit_pulse=fit_pulse, shift_average=shift_average)
-            return self._flag_inputs(table, arr, dwell_s, field_mhz, te_ms, network=False)
+            from mrs_tf.fitting.hybrid import HYBRID_OPTIONS
+
+            return self._flag_inputs(table, arr, dwell_s, field_mhz, te_ms, network=False,
+                                     fit_options=options or HYBRID_OPTIONS)
         mean, sd = self.infer(arr, batch_size, dwell_s, field_mhz, te_ms, shift_average=shift_average)
         table = self._flag_inputs(network_table(self.names, self.outputs, mean, sd), arr, dwell_s, field_mhz, te_ms)
         if cross_check:
@@ -179,7 +177,7 @@ class Quantifier(ModelBundle):
         return float(max(abs(v) for v in self.training_synthesis().shift_ppm))
 
     def _flag_inputs(self, table: ResultTable, arr: np.ndarray, dwell_s, field_mhz, te_ms,
-                     network: bool = True) -> ResultTable:
+                     network: bool = True, fit_options=None) -> ResultTable:
         """``table`` with ``status``/``message`` per spectrum (added as ``ok``/``""`` where it has none), flagging data
         the numbers cannot be trusted on, whatever they look like (:func:`~mrs_tf.preprocess.spectra.input_scores`):
 
@@ -191,6 +189,9 @@ class Quantifier(ModelBundle):
           peaks further from the basis's positions than the network was trained on (:meth:`training_shift_ppm` plus
           :data:`OFFSET_MARGIN_PPM`; at 0.3 ppm its MAPE is 2-3x its in-range one); ``broad_lines``, lines broader
           than it learnt (:data:`BROAD_LINE_LIMIT_HZ`; a poor shim);
+        * a hybrid fit's (``fit_options``, its :class:`~mrs_tf.quest.QuestOptions`): ``offset_out_of_range``, the
+          peaks further from the basis's than the fit's shift reaches (:func:`~mrs_tf.preprocess.input_flags.flag_offset`: the fit matches them to other
+          peaks);
         * ``lipid_contamination``: the 1.3 ppm band (lipids, lactate) taller than the network learnt
           (:func:`lipid_limit`; a voxel near the skull: the network reads lipid lines as NAA and Glu) or, for the
           fits, than :data:`LIPID_LIMIT` (mrs-tf's in vivo fit misreads Ins and Glu there by 13-15 %);
@@ -262,6 +263,11 @@ class Quantifier(ModelBundle):
         # after the lipids: a spectrum of no metabolite pattern has no meaningful lipid score (a water reference
         # given as data scored 0.81); residual water, offsets and broad lines also spoil the match, and their own
         # flags name the cause (water 20x NAA: 4-26 % of spectra match below the limit)
+        if not network and fit_options is not None:
+            from mrs_tf.preprocess.spectra import lacks_pattern
+
+            flag_offset(status, message, scores.offset_ppm, fit_options.shift_reach_ppm(basis.field_mhz, 1),
+                        skip=mirrored | lacks_pattern(scores.as_is, scores.conjugated))
         flag_pattern(status, message, scores, skip=silent if network else None)
         if network:  # noise alone: the other flags' measures are noise too, so this one is said alone
             for i in np.flatnonzero(silent):
@@ -311,7 +317,8 @@ class Quantifier(ModelBundle):
             mean, _ = self.infer(arr, batch_size, dwell_s, field_mhz, te_ms, shift_average=shift_average)
         initial = np.stack([mean[:, self.names.index(n)] if n in self.names else np.zeros(len(mean))
                             for n in basis.names], axis=1)
-        return hybrid.fit(arr, basis, initial=initial, options=options, fallback=fallback, n_jobs=n_jobs)
+        return hybrid.fit(arr, basis, initial=initial, options=options, fallback=fallback, n_jobs=n_jobs,
+                          check_inputs=False)  # checked by _flag_inputs
 
 
 def _of_sampling(basis, n_points: int, dwell_s: float) -> bool:
