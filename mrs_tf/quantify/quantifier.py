@@ -113,7 +113,11 @@ class Quantifier(ModelBundle):
         :meth:`use_basis` or the training basis) and ``options`` (:data:`mrs_tf.hybrid.HYBRID_OPTIONS` by
         default): :func:`mrs_tf.hybrid.fit`, QUEST's columns (CRLBs, fit diagnostics, ``status``) and ``method``
         per spectrum (``hybrid``, or ``quest_fallback`` where the refined fit was poor and QUEST's full search
-        did better). ``n_jobs`` worker processes; ``fallback=False`` keeps every refined fit.
+        did better). ``n_jobs`` worker processes; ``fallback=False`` keeps every refined fit. A protocol-general
+        network given neither ``basis`` nor ``options`` fits as ``mrs-tf quantify --method hybrid`` does: the in vivo
+        model (:meth:`~mrs_tf.quest.QuestOptions.in_vivo`: residual water removed, spline baseline, 0.2-4.0 ppm,
+        amplitudes >= 0 where ``fallback``) with mrs-tf's basis for the protocol, its MM as free components
+        (:meth:`cross_check_basis`).
 
         ``cross_check=True`` (network): every spectrum is also fitted with the in vivo model from the network's
         answer (:mod:`mrs_tf.quantify.crosscheck`; ``basis`` or the model's basis for the protocol) and flagged
@@ -140,6 +144,14 @@ class Quantifier(ModelBundle):
             raise MRSError(f"unknown method {method!r}; use network or hybrid (mrs_tf.quest.fit for QUEST)")
         arr = self.check(fids, dwell_s, field_mhz, te_ms, sequence=sequence)
         if method == "hybrid":
+            if self.general and basis is None and options is None:
+                # the in vivo model, as mrs-tf quantify --method hybrid fits: with QUEST's time-domain model and no
+                # water removal, 58 of 64 spectra of the network's own stream (residual water up to 2, lipids up to
+                # 0.3 NAA heights) came out poor_fit, Lac far below zero under the lipids
+                from mrs_tf.fitting.quest import QuestOptions
+
+                options = QuestOptions.in_vivo(nonnegative=fallback)
+                basis = self.cross_check_basis(arr.shape[1], dwell_s, field_mhz, te_ms, fit_pulse)
             table = self._hybrid(arr, dwell_s, field_mhz, batch_size, te_ms, basis, options, n_jobs, fallback,
                                  fit_pulse=fit_pulse, shift_average=shift_average)
             from mrs_tf.fitting.hybrid import HYBRID_OPTIONS
