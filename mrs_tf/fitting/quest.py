@@ -558,8 +558,11 @@ def _negative_signals(names, amplitudes, crlb) -> list[str]:
         return []
     listed = ", ".join(f"{names[i]} {amplitudes[i]:.3g} ({-z[i]:.0f} CRLB below zero)" for i in far[:3])
     more = f" and {len(far) - 3} more" if len(far) > 3 else ""
-    return [f"{listed}{more}: no brain spectrum has negative signals (a spectrum shifted beyond the shift search: "
-            f"re-reference it or widen QuestOptions.search_ppm; a basis of another protocol or sequence?)"]
+    lipid = any(names[i] in ("Lac", "Ala") for i in far[:3])
+    why = ("lipid lines the model lacks, which drive the 1.3-1.5 ppm doublets below zero (fit with free MM and lipid "
+           "components: QuestOptions.in_vivo() and mrs-tf fit's basis preparation)? " if lipid else "")
+    return [f"{listed}{more}: no brain spectrum has negative signals ({why}a spectrum shifted beyond the shift "
+            f"search: re-reference it or widen QuestOptions.search_ppm; a basis of another protocol or sequence?)"]
 
 
 def _snr(basis: BasisSet, contributions: np.ndarray, sigma: float, naa_shift_hz: float = 0.0) -> float:
