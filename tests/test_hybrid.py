@@ -269,7 +269,8 @@ def test_no_fit_reads_spectra_beyond_its_shift_reach_as_ok(basis):
     moved = fids * np.exp(2j * np.pi * 0.6 * basis.field_mhz * basis.time).astype(np.complex64)
     table = hybrid.fit(moved, basis)
     assert set(table["status"]) == {"offset_out_of_range"}
-    assert "sit -0.6" in table["message"][0] and "beyond what the fit's shift reaches (+-0.30 ppm)" in table["message"][0]
+    first = table["message"][0]
+    assert "sit -0.6" in first and "beyond what the fit's shift reaches (+-0.30 ppm)" in first
     back, _ = frequency_reference(moved, basis, search_ppm=1.2)
     again = hybrid.fit(back, basis)
     assert set(again["status"]) == {"ok"}
@@ -285,8 +286,8 @@ def test_no_fit_reads_spectra_beyond_its_shift_reach_as_ok(basis):
 
 def test_lac_or_ala_below_zero_under_lipids_names_the_lipids(basis):
     """Lipid lines (0.25-0.3 NAA heights) that the time-domain model lacks drive Lac or Ala far below zero:
-    ``poor_fit``, and the message names the lipids first (it had named only a shift beyond the search, which the offset check
-    now rules out, and another protocol)."""
+    ``poor_fit``, and the message names the lipids first (it had named only a shift beyond the search, which the
+    offset check now rules out, and another protocol)."""
     from mrs_tf.synth import SynthesisConfig
 
     cfg = SynthesisConfig(lipid_amp=(0.25, 0.3), water_amp=(0.0, 0.0))
