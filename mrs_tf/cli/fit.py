@@ -382,7 +382,7 @@ def _fit(args) -> None:
     print(f"wrote {args.out}: {spectra_count(len(fids))}, status {counts}")
     _warn_poor_fits(table)
     flagged = np.isin(np.asarray(table["status"]), ["lipid_contamination", "offset_at_search_limit",
-                                                    "offset_out_of_range", "no_metabolite_pattern",
+                                                    "offset_out_of_range", "broad_lines", "no_metabolite_pattern",
                                                     "implausible_mM"])
     _warn_rows(table, np.flatnonzero(flagged), "flagged spectra")
     if args.plot:

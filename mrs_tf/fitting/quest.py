@@ -680,7 +680,8 @@ def fit(fids, basis: BasisSet, n_jobs: int | None = 2, options: QuestOptions | N
             as fitted, residual water removed where ``options.water_ppm`` says): ``lipid_contamination`` (the 1.3 ppm
             band taller than 0.8 NAA heights: with the in vivo options and mrs-tf's basis, lipids of 1.5 NAA heights
             had given 4 of 6 spectra ``ok`` with Glu/tCr 0.00 and Ins/tCr 2.3x the truth) and
-            ``no_metabolite_pattern`` (e.g. a water reference given as the data) and ``offset_out_of_range`` (the
+            ``no_metabolite_pattern`` (e.g. a water reference given as the data), ``broad_lines`` (a poor shim:
+            lines of 26 Hz or more) and ``offset_out_of_range`` (the
             peaks further from the basis's than ``options.search_ppm`` reaches: the fit matches them to other
             peaks). False: QUEST's own statuses only.
 
@@ -690,7 +691,7 @@ def fit(fids, basis: BasisSet, n_jobs: int | None = 2, options: QuestOptions | N
         NAA+NAAG, Cr+PCr, GPC+PCh, Glu+Gln; then ``phase0_deg``, ``phase1_deg_per_ppm``, ``lorentz_hz``,
         ``gauss_hz``, ``shift_hz``, ``shift_ppm``, ``<met>_shift_hz``, ``noise_sd``, ``snr``, ``chi2``, ``nfev``,
         ``seconds``, ``status`` (ok, poor_fit, max_iterations, no_signal, nan_input, failed; with ``check_inputs``
-        also lipid_contamination, no_metabolite_pattern, offset_out_of_range) and ``message``.
+        also lipid_contamination, broad_lines, no_metabolite_pattern, offset_out_of_range) and ``message``.
     """
     options = options or QuestOptions()
     if option_changes:

@@ -18,7 +18,8 @@ from mrs_tf.core.table import ResultTable
 from mrs_tf.nn.bundle import ModelBundle
 # OFFSET_MARGIN_PPM: a network's training range plus this (at +-0.25 ppm press3t_short_te's MAPE is 1.3-1.9x, at 0.3 ppm
 # 2-3x its in-range one)
-from mrs_tf.preprocess.input_flags import OFFSET_MARGIN_PPM, OFFSET_SEARCH_PPM, flag_offset
+from mrs_tf.preprocess.input_flags import (BROAD_LINE_LIMIT_HZ, OFFSET_MARGIN_PPM, OFFSET_SEARCH_PPM,
+                                           flag_broad_lines, flag_offset)
 from mrs_tf.preprocess.spectra import REFERENCE_SEARCH_PPM, as_fid_matrix
 from mrs_tf.quantify import protocol
 from mrs_tf.quantify.tables import (FIT_LIPID_DRIFT, LIPID_LIMIT, flag_lipids, flag_pattern, network_table,
@@ -37,12 +38,12 @@ RESIDUAL_WATER_LIMIT = 6.0
 #: each of five protocols), spectra of SNR 2 from 3.2 and of SNR 3 from 4.9 (1st percentiles). Pure noise gave
 #: tNAA/tCr 1.5-1.9 and Ins/tCr 0.7-1.0 from press3t_short_te, with sigmas like an SNR-10 spectrum's.
 NO_SIGNAL_LIMIT = 6.0
-#: the network's path flags a spectrum ``broad_lines`` where :class:`~mrs_tf.preprocess.spectra.InputScores`'
+#: the network's path (and the fits: :func:`~mrs_tf.preprocess.input_flags.flag_broad_lines`) flags a spectrum
+#: ``broad_lines`` where :class:`~mrs_tf.preprocess.spectra.InputScores`'
 #: ``line_hz`` reaches this (Hz; for networks that learnt Lorentzians up to 12 Hz, as both shipped ones). Measured
 #: with press3t_short_te (benchmarks/input_checks.py and RESULTS.md; 512 spectra per row, three protocols):
 #: Lorentzian 1-12 Hz (its training) flagged 0-0.4 %, 20-25 Hz 60-62 % (MAPE 1.5-2x), 25-35 Hz 96-97 % (2.5-3x);
 #: the Philips volunteers score 6 Hz.
-BROAD_LINE_LIMIT_HZ = 26.0
 
 
 def lipid_limit(max_lipid_amp: float) -> float:
@@ -201,8 +202,9 @@ class Quantifier(ModelBundle):
           peaks further from the basis's positions than the network was trained on (:meth:`training_shift_ppm` plus
           :data:`OFFSET_MARGIN_PPM`; at 0.3 ppm its MAPE is 2-3x its in-range one); ``broad_lines``, lines broader
           than it learnt (:data:`BROAD_LINE_LIMIT_HZ`; a poor shim);
-        * a hybrid fit's (``fit_options``, its :class:`~mrs_tf.quest.QuestOptions`): ``offset_out_of_range``, the
-          peaks further from the basis's than the fit's shift reaches (:func:`~mrs_tf.preprocess.input_flags.flag_offset`: the fit matches them to other
+        * a hybrid fit's (``fit_options``, its :class:`~mrs_tf.quest.QuestOptions`): ``broad_lines``
+          (:func:`~mrs_tf.preprocess.input_flags.flag_broad_lines`), ``offset_out_of_range``, the peaks further from
+          the basis's than the fit's shift reaches (:func:`~mrs_tf.preprocess.input_flags.flag_offset`: the fit matches them to other
           peaks);
         * ``lipid_contamination``: the 1.3 ppm band (lipids, lactate) taller than the network learnt
           (:func:`lipid_limit`; a voxel near the skull: the network reads lipid lines as NAA and Glu) or, for the
@@ -278,6 +280,7 @@ class Quantifier(ModelBundle):
         if not network and fit_options is not None:
             from mrs_tf.preprocess.spectra import lacks_pattern
 
+            flag_broad_lines(status, message, scores.line_hz, skip=mirrored)
             flag_offset(status, message, scores.offset_ppm, fit_options.shift_reach_ppm(basis.field_mhz, 1),
                         skip=mirrored | lacks_pattern(scores.as_is, scores.conjugated))
         flag_pattern(status, message, scores, skip=silent if network else None)
