@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["LIPID_LIMIT", "FIT_LIPID_DRIFT", "PATTERN_OVERRIDES", "flag_lipids", "flag_pattern", "pattern_message",
-           "flag_fit_inputs", "flag_offset", "flag_broad_lines", "BROAD_LINE_LIMIT_HZ", "SCORED_STATUSES", "OFFSET_SEARCH_PPM", "OFFSET_MARGIN_PPM"]
+           "flag_fit_inputs", "flag_offset", "flag_broad_lines", "BROAD_LINE_LIMIT_HZ", "SCORED_STATUSES",
+           "OFFSET_SEARCH_PPM", "OFFSET_MARGIN_PPM"]
 
 #: the network's path flags a spectrum ``lipid_contamination`` where :class:`~mrs_tf.preprocess.spectra.InputScores`'
 #: ``lipid_to_naa`` (the 1.3 ppm band's height over NAA's) exceeds this, for a network that learnt lipids up to 0.3
@@ -135,12 +136,12 @@ SCORED_STATUSES = ("ok", "poor_fit", "max_iterations")
 
 def flag_fit_inputs(table, fids, basis, reach_ppm: float | None = None) -> None:
     """``lipid_contamination``, ``broad_lines`` (:func:`flag_broad_lines`), ``offset_out_of_range`` (with
-    ``reach_ppm``, the fit's shift search: :func:`flag_offset`) and ``no_metabolite_pattern`` (in place, on ``table``'s ``status`` and ``message``) for the
-    spectra of a fit: ``fids`` as fitted (residual water removed where the fit removes it, or not: the scores leave
-    the water's band out), ``basis`` the fit's. A basis without NAA is not scored, nor are FIDs of NaN or zeros, nor
-    spectra whose status is not one of :data:`SCORED_STATUSES` (no signal, a failed fit: their own statuses say more;
-    noise scores as anything); frequency-mirrored spectra get no lipid or offset flag (their fit says ``poor_fit``,
-    naming the mirroring)."""
+    ``reach_ppm``, the fit's shift search: :func:`flag_offset`) and ``no_metabolite_pattern`` (in place, on
+    ``table``'s ``status`` and ``message``) for the spectra of a fit: ``fids`` as fitted (residual water removed
+    where the fit removes it, or not: the scores leave the water's band out), ``basis`` the fit's. A basis without
+    NAA is not scored, nor are FIDs of NaN or zeros, nor spectra whose status is not one of :data:`SCORED_STATUSES`
+    (no signal, a failed fit: their own statuses say more; noise scores as anything); frequency-mirrored spectra get
+    no lipid, line or offset flag (their fit says ``poor_fit``, naming the mirroring)."""
     from mrs_tf.core.table import status_columns
     from mrs_tf.preprocess.spectra import as_fid_matrix, input_scores, looks_mirrored
 
