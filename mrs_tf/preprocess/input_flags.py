@@ -119,7 +119,7 @@ def flag_broad_lines(status: np.ndarray, message: np.ndarray, line_hz: np.ndarra
     :data:`BROAD_LINE_LIMIT_HZ`: a poor shim (brain spectra at 3 T: 4-12 Hz), beyond what quality control accepts
     (0.1 ppm). On spectra with Lorentzian 25-35 Hz (127.75 MHz TE 35, SNR 5-100, 32 spectra) the network-initialised
     in vivo fit read tNAA / tCho / Ins / Glu over tCr with MAPE 17 / 27 / 51 / 35 %, 94 % ``ok``, one of them 5-7
-    CRLBs off; ``skip``: spectra to leave alone (mirrored: their line is not measured)."""
+    CRLBs off; ``skip``: spectra to leave alone (mirrored or of no metabolite pattern: their line means nothing)."""
     broad = np.asarray(line_hz, float) >= BROAD_LINE_LIMIT_HZ
     if skip is not None:
         broad &= ~np.asarray(skip, bool)
@@ -162,12 +162,13 @@ def flag_fit_inputs(table, fids, basis, reach_ppm: float | None = None) -> None:
         # a frequency-mirrored spectrum's 1.3 ppm band is not lipids' (the fit's own status names the mirroring)
         lipids = np.where(mirrored, 0.0, scores.lipid_to_naa)
         flag_lipids(sub_status, sub_message, lipids, LIPID_LIMIT, FIT_LIPID_DRIFT)
-        flag_broad_lines(sub_status, sub_message, scores.line_hz, skip=mirrored)
-        if reach_ppm is not None:
-            from mrs_tf.preprocess.spectra import lacks_pattern
+        from mrs_tf.preprocess.spectra import lacks_pattern
 
-            flag_offset(sub_status, sub_message, scores.offset_ppm, reach_ppm,
-                        skip=mirrored | lacks_pattern(scores.as_is, scores.conjugated))
+        # a spectrum of no metabolite pattern (a water reference given as the data) has no line or offset to speak of
+        unlike = mirrored | lacks_pattern(scores.as_is, scores.conjugated)
+        flag_broad_lines(sub_status, sub_message, scores.line_hz, skip=unlike)
+        if reach_ppm is not None:
+            flag_offset(sub_status, sub_message, scores.offset_ppm, reach_ppm, skip=unlike)
         flag_pattern(sub_status, sub_message, scores)
         status[usable], message[usable] = sub_status, sub_message
     table["status"], table["message"] = status, message

@@ -280,9 +280,10 @@ class Quantifier(ModelBundle):
         if not network and fit_options is not None:
             from mrs_tf.preprocess.spectra import lacks_pattern
 
-            flag_broad_lines(status, message, scores.line_hz, skip=mirrored)
+            unlike = mirrored | lacks_pattern(scores.as_is, scores.conjugated)
+            flag_broad_lines(status, message, scores.line_hz, skip=unlike)
             flag_offset(status, message, scores.offset_ppm, fit_options.shift_reach_ppm(basis.field_mhz, 1),
-                        skip=mirrored | lacks_pattern(scores.as_is, scores.conjugated))
+                        skip=unlike)
         flag_pattern(status, message, scores, skip=silent if network else None)
         if network:  # noise alone: the other flags' measures are noise too, so this one is said alone
             for i in np.flatnonzero(silent):
