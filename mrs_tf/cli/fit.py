@@ -402,17 +402,18 @@ def _flag_fit_inputs(table, dry, basis, offsets, reach_ppm: float) -> None:
     lipid model of a fit holds lipids that tall, and the numbers look plausible: ``ok`` on 93 % of such spectra),
     ``offset_at_search_limit`` (``offsets``, ppm, at the edge of the referencing's search: the peaks matched may be the
     wrong ones; a Philips water reference given as the data was moved by +0.497 ppm and fitted ``ok``),
-    ``offset_out_of_range`` (peaks still further from the basis's than the fit's shift search, ``reach_ppm``),
+    ``broad_lines`` (a poor shim), ``offset_out_of_range`` (peaks still further from the basis's than the fit's
+    shift reaches, ``reach_ppm``),
     ``no_metabolite_pattern`` (:func:`~mrs_tf.preprocess.spectra.lacks_pattern`). A basis without NAA is not
     scored."""
     from mrs_tf.core.table import status_columns
-    from mrs_tf.preprocess.input_flags import flag_fit_inputs
+    from mrs_tf.preprocess.input_flags import flag_fit_inputs, set_flag
 
     flag_fit_inputs(table, dry, basis, reach_ppm)  # lipids, offset, no pattern (a basis without NAA: not scored)
     status, message = status_columns(table, len(dry))
     edge_status, edge_message = offset_flags(offsets, True, 0.0)
     for i in np.flatnonzero(edge_status != "ok"):
-        status[i], message[i] = edge_status[i], edge_message[i] + (f"; {message[i]}" if message[i] else "")
+        set_flag(status, message, i, edge_status[i], edge_message[i])
     table["status"], table["message"] = status, message
 
 

@@ -721,9 +721,10 @@ def fit(fids, basis: BasisSet, initial: np.ndarray | None = None, options: Quest
         chunk: spectra per vectorised batch (memory about chunk x n_met x n_points x 64 bytes).
         progress: a progress bar (tqdm).
         check_inputs: flag what no fit sees past, as :func:`mrs_tf.quest.fit` does
-            (:func:`mrs_tf.preprocess.input_flags.flag_fit_inputs`): ``lipid_contamination``, ``offset_out_of_range``
-            (peaks further from the basis's than the fit reaches, ``options.shift_reach_ppm``: mrs-tf's spectra moved 0.6 ppm had read
-            tNAA/tCr -0.59 for 1.02, status ``ok``), ``broad_lines`` and ``no_metabolite_pattern``. False: the fit's own statuses
+            (:func:`mrs_tf.preprocess.input_flags.flag_fit_inputs`): ``lipid_contamination``,
+            ``offset_out_of_range`` (peaks further from the basis's than the fit reaches,
+            ``options.shift_reach_ppm``: mrs-tf's spectra moved 0.6 ppm had read tNAA/tCr -0.59 for 1.02, status
+            ``ok``), ``broad_lines`` and ``no_metabolite_pattern``. False: the fit's own statuses
             (:meth:`mrs_tf.Quantifier.quantify` checks its input itself).
     """
     opts = options or HYBRID_OPTIONS

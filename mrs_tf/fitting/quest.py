@@ -681,9 +681,9 @@ def fit(fids, basis: BasisSet, n_jobs: int | None = 2, options: QuestOptions | N
             band taller than 0.8 NAA heights: with the in vivo options and mrs-tf's basis, lipids of 1.5 NAA heights
             had given 4 of 6 spectra ``ok`` with Glu/tCr 0.00 and Ins/tCr 2.3x the truth) and
             ``no_metabolite_pattern`` (e.g. a water reference given as the data), ``broad_lines`` (a poor shim:
-            lines of 26 Hz or more) and ``offset_out_of_range`` (the
-            peaks further from the basis's than ``options.search_ppm`` reaches: the fit matches them to other
-            peaks). False: QUEST's own statuses only.
+            lines of 26 Hz or more) and ``offset_out_of_range`` (the peaks further from the basis's than the fit
+            reaches, ``options.shift_reach_ppm``: the fit matches them to other peaks). False: QUEST's own statuses
+            only.
 
     Returns:
         :class:`~mrs_tf.table.ResultTable` with columns ``<met>`` (basis units), ``<met>_crlb`` (same units),

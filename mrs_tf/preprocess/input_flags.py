@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["LIPID_LIMIT", "FIT_LIPID_DRIFT", "PATTERN_OVERRIDES", "flag_lipids", "flag_pattern", "pattern_message",
-           "flag_fit_inputs", "flag_offset", "flag_broad_lines", "BROAD_LINE_LIMIT_HZ", "SCORED_STATUSES",
-           "OFFSET_SEARCH_PPM", "OFFSET_MARGIN_PPM"]
+           "flag_fit_inputs", "flag_offset", "flag_broad_lines", "flag_fit_reach", "set_flag", "wide_scores",
+           "BROAD_LINE_LIMIT_HZ", "SCORED_STATUSES", "OFFSET_SEARCH_PPM", "OFFSET_MARGIN_PPM", "OFFSET_ACCURACY_PPM"]
 
 #: the network's path flags a spectrum ``lipid_contamination`` where :class:`~mrs_tf.preprocess.spectra.InputScores`'
 #: ``lipid_to_naa`` (the 1.3 ppm band's height over NAA's) exceeds this, for a network that learnt lipids up to 0.3
@@ -30,8 +30,11 @@ FIT_LIPID_DRIFT = ("the fit's ratios drift (mrs-tf's in vivo fit with free MM co
 #: (NAA's singlet on Cr's, ...), and with +-0.5 ppm spectra moved by 0.8 / 1.0 ppm came out ``ok`` on 40 % / 89 % of 512
 #: (press3t_short_te); with +-1.2 ppm 99-100 % are flagged and 0.2 % of spectra in the training range are
 OFFSET_SEARCH_PPM = 1.2
-#: a spectrum is ``offset_out_of_range`` where its peaks sit further than a network's training range or a fit's shift
-#: search plus this (ppm) from the basis's (the offset is measured to about +-0.01 ppm)
+#: how well (ppm) :func:`~mrs_tf.preprocess.spectra.input_scores` measures the offset: a fit's spectrum is
+#: ``offset_out_of_range`` where its peaks sit further than the fit's shift reaches plus this
+OFFSET_ACCURACY_PPM = 0.01
+#: the network's path flags ``offset_out_of_range`` where the peaks sit further than its training range plus this (ppm;
+#: at +-0.25 ppm press3t_short_te's MAPE is 1.3-1.9x, at 0.3 ppm 2-3x its in-range one)
 OFFSET_MARGIN_PPM = 0.03
 
 
@@ -41,6 +44,27 @@ OFFSET_MARGIN_PPM = 0.03
 #: volunteers score 6 Hz. A network that learnt broader lines gets the difference on top
 #: (:meth:`mrs_tf.Quantifier.quantify`)
 BROAD_LINE_LIMIT_HZ = 26.0
+
+
+def set_flag(status: np.ndarray, message: np.ndarray, i: int, name: str, text: str) -> None:
+    """Set spectrum ``i``'s ``status`` to ``name`` and its message to ``text``, the earlier message kept after it."""
+    status[i], message[i] = name, text + (f"; {message[i]}" if message[i] else "")
+
+
+def wide_scores(fids, basis):
+    """(:class:`~mrs_tf.preprocess.spectra.InputScores`, mirrored mask) of ``fids`` with the offset searched over
+    +-:data:`OFFSET_SEARCH_PPM`; a frequency-mirrored spectrum's best match far out is spurious (+1.2 ppm on a Philips
+    volunteer, its water then measured at the wrong place), so its other measures are those of a search near home."""
+    from mrs_tf.preprocess.spectra import as_fid_matrix, input_scores, looks_mirrored
+
+    arr = as_fid_matrix(fids)
+    scores = input_scores(arr, basis, search_ppm=OFFSET_SEARCH_PPM)
+    mirrored = looks_mirrored(scores.as_is, scores.conjugated)
+    if mirrored.any():
+        near = input_scores(arr[mirrored], basis)
+        for name in ("offset_ppm", "water_to_naa", "line_hz", "naa_over_noise", "lipid_to_naa"):
+            getattr(scores, name)[mirrored] = getattr(near, name)
+    return scores, mirrored
 
 
 def flag_lipids(status: np.ndarray, message: np.ndarray, lipid_to_naa: np.ndarray, limit: float, drift: str,
@@ -53,7 +77,7 @@ def flag_lipids(status: np.ndarray, message: np.ndarray, lipid_to_naa: np.ndarra
                 + (f"what the network learnt (up to about {limit:.2g}x): " if learnt else f"{limit:.2g}x: ")
                 + f"{drift}; suppress the lipids at the scan (outer-volume suppression, the voxel away from the "
                   f"skull) or look at the spectrum before trusting a number")
-        status[i], message[i] = "lipid_contamination", text + (f"; {message[i]}" if message[i] else "")
+        set_flag(status, message, i, "lipid_contamination", text)
 
 
 #: the statuses that ``no_metabolite_pattern`` replaces: a lipid score or a fit's chi2 means nothing on a spectrum of
@@ -73,8 +97,7 @@ def flag_pattern(status: np.ndarray, message: np.ndarray, scores, skip=None) -> 
     if skip is not None:
         unlike &= ~np.asarray(skip, bool)
     for i in np.flatnonzero(unlike):
-        status[i], message[i] = "no_metabolite_pattern", pattern_message(scores.as_is[i]) + (
-            f"; {message[i]}" if message[i] else "")
+        set_flag(status, message, i, "no_metabolite_pattern", pattern_message(scores.as_is[i]))
 
 
 def pattern_message(as_is: float) -> str:
@@ -100,17 +123,17 @@ def flag_offset(status: np.ndarray, message: np.ndarray, offset_ppm: np.ndarray,
     from mrs_tf.preprocess.spectra import REFERENCE_SEARCH_PPM
 
     off = np.asarray(offset_ppm, float)
-    far = np.abs(off) > reach_ppm + 0.01
+    far = np.abs(off) > reach_ppm + OFFSET_ACCURACY_PPM
     if skip is not None:
         far &= ~np.asarray(skip, bool)
     for i in np.flatnonzero(far):
         wide = abs(off[i]) > 0.9 * REFERENCE_SEARCH_PPM
         call = f"frequency_reference(fids, basis{f', search_ppm={OFFSET_SEARCH_PPM:g}' if wide else ''})"
-        status[i], message[i] = "offset_out_of_range", (
-            f"the peaks sit {off[i]:+.2f} ppm from the basis's positions, beyond what the fit's shift reaches "
-            f"(+-{reach_ppm:.2f} ppm): the fit matched them to other peaks and every number is nonsense; reference the "
-            f"spectra first (mrs_tf.preprocess.{call}) or widen the search (QuestOptions.search_ppm)"
-            + (f"; {message[i]}" if message[i] else ""))
+        set_flag(status, message, i, "offset_out_of_range",
+                 f"the peaks sit {off[i]:+.2f} ppm from the basis's positions, beyond what the fit's shift reaches "
+                 f"(+-{reach_ppm:.2f} ppm): the fit matched them to other peaks and every number is nonsense; "
+                 f"reference the spectra first (mrs_tf.preprocess.{call}) or widen the search "
+                 f"(QuestOptions.search_ppm)")
 
 
 def flag_broad_lines(status: np.ndarray, message: np.ndarray, line_hz: np.ndarray, skip=None) -> None:
@@ -124,10 +147,24 @@ def flag_broad_lines(status: np.ndarray, message: np.ndarray, line_hz: np.ndarra
     if skip is not None:
         broad &= ~np.asarray(skip, bool)
     for i in np.flatnonzero(broad):
-        status[i], message[i] = "broad_lines", (
-            f"the lines are {line_hz[i]:g} Hz broad or more (the basis matches best broadened so much; brain spectra "
-            f"at 3 T: 4-12 Hz): a poor shim, whose fitted ratios drift far (Lorentzian 25-35 Hz: MAPE 17-51 %); "
-            f"check the shim" + (f"; {message[i]}" if message[i] else ""))
+        set_flag(status, message, i, "broad_lines",
+                 f"the lines are {line_hz[i]:g} Hz broad or more (the basis matches best broadened so much; brain "
+                 f"spectra at 3 T: 4-12 Hz): a poor shim, whose fitted ratios drift far (Lorentzian 25-35 Hz: MAPE "
+                 f"17-51 %); check the shim")
+
+
+def flag_fit_reach(status: np.ndarray, message: np.ndarray, scores, mirrored: np.ndarray,
+                   reach_ppm: float | None) -> None:
+    """A fit's ``broad_lines`` (:func:`flag_broad_lines`) and, with ``reach_ppm`` (the fit's shift reach,
+    :meth:`~mrs_tf.quest.QuestOptions.shift_reach_ppm`), ``offset_out_of_range`` (:func:`flag_offset`) from
+    ``scores`` (:func:`wide_scores`); spectra mirrored or of no metabolite pattern (a water reference given as the
+    data) have no line or offset to speak of and are left alone."""
+    from mrs_tf.preprocess.spectra import lacks_pattern
+
+    unlike = np.asarray(mirrored, bool) | lacks_pattern(scores.as_is, scores.conjugated)
+    flag_broad_lines(status, message, scores.line_hz, skip=unlike)
+    if reach_ppm is not None:
+        flag_offset(status, message, scores.offset_ppm, reach_ppm, skip=unlike)
 
 
 #: the fit statuses that :func:`flag_fit_inputs` may replace
@@ -143,7 +180,7 @@ def flag_fit_inputs(table, fids, basis, reach_ppm: float | None = None) -> None:
     (no signal, a failed fit: their own statuses say more; noise scores as anything); frequency-mirrored spectra get
     no lipid, line or offset flag (their fit says ``poor_fit``, naming the mirroring)."""
     from mrs_tf.core.table import status_columns
-    from mrs_tf.preprocess.spectra import as_fid_matrix, input_scores, looks_mirrored
+    from mrs_tf.preprocess.spectra import as_fid_matrix
 
     if "NAA" not in basis.names:
         return
@@ -152,23 +189,12 @@ def flag_fit_inputs(table, fids, basis, reach_ppm: float | None = None) -> None:
     usable = np.flatnonzero(np.all(np.isfinite(arr), axis=1) & np.any(arr != 0, axis=1)
                             & np.isin(status, SCORED_STATUSES))
     if len(usable):
-        scores = input_scores(arr[usable], basis, search_ppm=OFFSET_SEARCH_PPM)
-        mirrored = looks_mirrored(scores.as_is, scores.conjugated)
-        if mirrored.any():  # a mirrored spectrum's best match far out is spurious: its other measures near home
-            near = input_scores(arr[usable][mirrored], basis)
-            for name in ("offset_ppm", "water_to_naa", "line_hz", "naa_over_noise", "lipid_to_naa"):
-                getattr(scores, name)[mirrored] = getattr(near, name)
+        scores, mirrored = wide_scores(arr[usable], basis)
         sub_status, sub_message = status[usable].copy(), message[usable].copy()
         # a frequency-mirrored spectrum's 1.3 ppm band is not lipids' (the fit's own status names the mirroring)
         lipids = np.where(mirrored, 0.0, scores.lipid_to_naa)
         flag_lipids(sub_status, sub_message, lipids, LIPID_LIMIT, FIT_LIPID_DRIFT)
-        from mrs_tf.preprocess.spectra import lacks_pattern
-
-        # a spectrum of no metabolite pattern (a water reference given as the data) has no line or offset to speak of
-        unlike = mirrored | lacks_pattern(scores.as_is, scores.conjugated)
-        flag_broad_lines(sub_status, sub_message, scores.line_hz, skip=unlike)
-        if reach_ppm is not None:
-            flag_offset(sub_status, sub_message, scores.offset_ppm, reach_ppm, skip=unlike)
+        flag_fit_reach(sub_status, sub_message, scores, mirrored, reach_ppm)
         flag_pattern(sub_status, sub_message, scores)
         status[usable], message[usable] = sub_status, sub_message
     table["status"], table["message"] = status, message

@@ -16,10 +16,8 @@ import numpy as np
 from mrs_tf.core.errors import MRSError, ProtocolError
 from mrs_tf.core.table import ResultTable
 from mrs_tf.nn.bundle import ModelBundle
-# OFFSET_MARGIN_PPM: a network's training range plus this (at +-0.25 ppm press3t_short_te's MAPE is 1.3-1.9x, at 0.3 ppm
-# 2-3x its in-range one)
 from mrs_tf.preprocess.input_flags import (BROAD_LINE_LIMIT_HZ, OFFSET_MARGIN_PPM, OFFSET_SEARCH_PPM,
-                                           flag_broad_lines, flag_offset)
+                                           flag_fit_reach, set_flag, wide_scores)
 from mrs_tf.preprocess.spectra import REFERENCE_SEARCH_PPM, as_fid_matrix
 from mrs_tf.quantify import protocol
 from mrs_tf.quantify.tables import (FIT_LIPID_DRIFT, LIPID_LIMIT, flag_lipids, flag_pattern, network_table,
@@ -204,8 +202,8 @@ class Quantifier(ModelBundle):
           than it learnt (:data:`BROAD_LINE_LIMIT_HZ`; a poor shim);
         * a hybrid fit's (``fit_options``, its :class:`~mrs_tf.quest.QuestOptions`): ``broad_lines``
           (:func:`~mrs_tf.preprocess.input_flags.flag_broad_lines`), ``offset_out_of_range``, the peaks further from
-          the basis's than the fit's shift reaches (:func:`~mrs_tf.preprocess.input_flags.flag_offset`: the fit matches them to other
-          peaks);
+          the basis's than the fit's shift reaches (:func:`~mrs_tf.preprocess.input_flags.flag_offset`: the fit
+          matches them to other peaks);
         * ``lipid_contamination``: the 1.3 ppm band (lipids, lactate) taller than the network learnt
           (:func:`lipid_limit`; a voxel near the skull: the network reads lipid lines as NAA and Glu) or, for the
           fits, than :data:`LIPID_LIMIT` (mrs-tf's in vivo fit misreads Ins and Glu there by 13-15 %);
@@ -216,22 +214,15 @@ class Quantifier(ModelBundle):
           (:func:`~mrs_tf.preprocess.spectra.looks_mirrored`): data in the other frequency sign convention, every
           peak at 2 x 4.65 ppm minus its place. The network reads them as plausible-looking nonsense (Ins off by
           > 20 %) and a fit of them may converge; this flag overrides the others but ``no_signal``."""
-        from mrs_tf.preprocess.spectra import LIPID_FREE_SEARCH_PPM, input_scores, looks_mirrored
+        from mrs_tf.preprocess.spectra import LIPID_FREE_SEARCH_PPM
 
         status, message = status_columns(table, len(arr))
 
         def flag(i, name, text):
-            status[i], message[i] = name, text + (f"; {message[i]}" if message[i] else "")
+            set_flag(status, message, i, name, text)
 
         basis = self.basis_for(arr.shape[1], dwell_s, field_mhz, te_ms)
-        scores = input_scores(arr, basis, search_ppm=OFFSET_SEARCH_PPM)
-        mirrored = looks_mirrored(scores.as_is, scores.conjugated)
-        if mirrored.any():
-            # a mirrored spectrum's best match far out is a spurious one (+1.2 ppm on a Philips volunteer, its water
-            # then measured at the wrong place): its other measures as searched near home
-            near = input_scores(arr[mirrored], basis)
-            for name in ("offset_ppm", "water_to_naa", "line_hz", "naa_over_noise", "lipid_to_naa"):
-                getattr(scores, name)[mirrored] = getattr(near, name)
+        scores, mirrored = wide_scores(arr, basis)
         if network:
             limit = self.training_shift_ppm()
             for i in np.flatnonzero(np.abs(scores.offset_ppm) > limit + OFFSET_MARGIN_PPM):
@@ -278,12 +269,7 @@ class Quantifier(ModelBundle):
         # given as data scored 0.81); residual water, offsets and broad lines also spoil the match, and their own
         # flags name the cause (water 20x NAA: 4-26 % of spectra match below the limit)
         if not network and fit_options is not None:
-            from mrs_tf.preprocess.spectra import lacks_pattern
-
-            unlike = mirrored | lacks_pattern(scores.as_is, scores.conjugated)
-            flag_broad_lines(status, message, scores.line_hz, skip=unlike)
-            flag_offset(status, message, scores.offset_ppm, fit_options.shift_reach_ppm(basis.field_mhz, 1),
-                        skip=unlike)
+            flag_fit_reach(status, message, scores, mirrored, fit_options.shift_reach_ppm(basis.field_mhz, 1))
         flag_pattern(status, message, scores, skip=silent if network else None)
         if network:  # noise alone: the other flags' measures are noise too, so this one is said alone
             for i in np.flatnonzero(silent):
