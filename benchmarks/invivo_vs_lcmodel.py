@@ -140,6 +140,8 @@ def main() -> None:
     parser.add_argument("--lcmodel", default=None, help="LCModel binary (default: $LCMODEL, PATH, or build it)")
     parser.add_argument("--lcmodel-include", default=None, help="folder with LCModel's .inc files for the build")
     parser.add_argument("--epochs", type=int, default=None, help="network training epochs (default: the command's 40)")
+    parser.add_argument("--ensemble", type=int, default=None,
+                        help="train --basis --ensemble K: K networks read as one (default: one network)")
     parser.add_argument("--work", default=None, help="folder for the files (default: a temporary one)")
     parser.add_argument("--refocusing-pulse", default=SCANNER_FIT_PULSE,
                         help="shaped pulse of the mrs-tf basis route (mrs_tf.physics.pulses.REFOCUSING_PULSES)")
@@ -223,11 +225,15 @@ def main() -> None:
                                                          ",".join(table["status"]))
 
     model = work / "net_philips_te35"
-    train = ["train", "--basis", str(BASIS), "--protocol-from", str(scans[0]), "--out", str(model), "--overwrite"]
+    # an ensemble's members that finished in this --work folder before are kept (--resume), not trained again
+    again = "--resume" if args.ensemble and (model / "members").exists() else "--overwrite"
+    train = ["train", "--basis", str(BASIS), "--protocol-from", str(scans[0]), "--out", str(model), again]
     if args.fast:
         train += ["--epochs", "12", "--steps-per-epoch", "40", "--batch-size", "64", "--test-size", "256"]
     elif args.epochs:
         train += ["--epochs", str(args.epochs)]
+    if args.ensemble:
+        train += ["--ensemble", str(args.ensemble)]
     t0 = time.perf_counter()
     code = cli(train)
     train_min = (time.perf_counter() - t0) / 60
@@ -238,7 +244,9 @@ def main() -> None:
         secs = (time.perf_counter() - t0) / len(scans)
         table = ResultTable.read_csv(out)
         meta = json.loads((model / "quantifier.json").read_text())["training"]
-        rows[f"network, train --basis ({meta['epochs_run']} ep, {train_min:.1f} min)"] = (
+        what = (f"{meta['members']} x {meta['member_epochs'][0]} ep" if meta.get("members")
+                else f"{meta['epochs_run']} ep")
+        rows[f"network, train --basis ({what}, {train_min:.1f} min)"] = (
             [ratios_from(table, i) for i in range(len(scans))], secs, ",".join(table["status"]))
         if "crosscheck_fit_NAA+NAAG_over_tCr" in table:  # its cross-check: a fit with the training basis
             rows["  its cross-check fit, the training basis"] = (

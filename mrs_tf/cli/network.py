@@ -39,6 +39,10 @@ def add_parsers(sub) -> None:
     trn.add_argument("--batch-size", type=int, default=None, help="default 128")
     trn.add_argument("--learning-rate", type=float, default=None, help="default 1e-3")
     trn.add_argument("--seed", type=int, default=None, help="default 0")
+    trn.add_argument("--ensemble", type=int, default=None, metavar="K",
+                     help="train K networks (seeds SEED ... SEED+K-1) and read them as one (mean of theirs, sigma "
+                          "widened where they disagree); K times the training time. On real scans a single "
+                          "network's answer depends on its seed (benchmarks/RESULTS.md); default 1")
     trn.add_argument("--no-uncertainty", action="store_true", help="plain MSE, no sigma output")
     trn.add_argument("--tfds", default=None, help="train on mrs_brain_sim/CONFIG instead of streaming")
     trn.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
@@ -99,7 +103,9 @@ def _train(args) -> None:
             settings["model_kwargs"] = json.loads(args.model_kwargs)
         except json.JSONDecodeError as exc:
             raise MRSError(f"--model-kwargs is not JSON ({exc})") from None
-    for key in ("model", "epochs", "steps_per_epoch", "batch_size", "learning_rate", "seed"):
+    if args.ensemble is not None and args.ensemble < 1:
+        raise MRSError(f"--ensemble {args.ensemble}: give the number of networks, 1 or more")
+    for key in ("model", "epochs", "steps_per_epoch", "batch_size", "learning_rate", "seed", "ensemble"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
     if args.ppm_range:
@@ -125,9 +131,14 @@ def _train(args) -> None:
         settings.setdefault("ppm_range", BASIS_PPM_RANGE)
     cfg = TrainConfig(**settings)
     _, history = train(cfg, args.out, resume=args.resume, strategy=args.strategy, overwrite=args.overwrite)
-    meta = json.loads((Path(args.out) / "quantifier.json").read_text())
-    print(f"wrote {args.out}/model.keras after {meta['training']['epochs_run']} epochs "
-          f"(best val_loss {logged_run(args.out)['best_val_loss']:.4f})")
+    done = json.loads((Path(args.out) / "quantifier.json").read_text())["training"]
+    if done.get("members"):
+        print(f"wrote {args.out}/model.keras: {done['members']} networks of {', '.join(map(str, done['member_epochs']))}"
+              f" epochs (validation loss {done['val_loss']:.4f}; each alone "
+              f"{', '.join(f'{v:.4f}' for v in done['member_best_val_loss'])})")
+    else:
+        print(f"wrote {args.out}/model.keras after {done['epochs_run']} epochs "
+              f"(best val_loss {logged_run(args.out)['best_val_loss']:.4f})")
     _card(args, history)
 
 
@@ -143,8 +154,11 @@ def _card(args, history) -> None:
     done = json.loads((Path(args.out) / "quantifier.json").read_text())["training"]
     best = logged_run(args.out)["best_val_loss"]  # log.csv spans every resumed part
     argv = [a for a in sys.argv[1:] if a != "--resume"]  # the card's command reproduces the whole run
+    if done.get("members"):  # an ensemble: its own validation loss; epochs per member
+        best = done["val_loss"]
     training = {"minutes": done["seconds"] / 60, "epochs": done["epochs_run"], "steps_per_epoch": cfg.steps_per_epoch,
-                "batch_size": cfg.batch_size,
+                "batch_size": cfg.batch_size, "members": done.get("members", 1),
+                "member_epochs": done.get("member_epochs"),
                 "final_val_loss": best if best is not None else float(min(history["val_loss"])),
                 "hardware": training_hardware(),
                 "command": "mrs-tf " + " ".join(argv) if sys.argv[0].endswith("mrs-tf") else "mrs-tf train"}

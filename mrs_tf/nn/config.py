@@ -66,6 +66,7 @@ class TrainConfig:
     basis_path: str | None = None     # train on this basis file/folder instead of simulating ``protocol``
     protocol_from: str | None = None  # a data file whose points, dwell, field (and TE) the basis is matched to
     complete_basis: bool = False      # add mrs-tf's simulation of the brain metabolites the basis lacks (Gly, Glc, ...)
+    ensemble: int = 1                 # train this many networks (seeds seed, seed+1, ...) read as one (nn.ensemble)
 
     def synthesis_config(self) -> SynthesisConfig:
         syn = dict(self.synthesis)

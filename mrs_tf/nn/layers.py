@@ -10,6 +10,7 @@
   scans, e.g. the water suppression's and the water removal's traces above 4.0 ppm, is not read).
 * :class:`MagnitudeChannel` appends ``|spectrum|`` (phase-independent) to the real and imaginary channels.
 * :class:`GaussianHead` turns features into a mean and a positive standard deviation per output.
+* :class:`EnsembleMixture` reads K networks' outputs as one (a deep ensemble, :mod:`mrs_tf.nn.ensemble`).
 * :class:`WeightedMSE` and :class:`GaussianNLL` weigh every output by ``1/scale^2`` (scale: a typical value, e.g.
   the prior mean concentration), so that a 10 % error counts the same for NAA (12 mM) and GABA (1.5 mM).
 """
@@ -19,7 +20,7 @@ import keras
 from keras import ops
 
 __all__ = ["PhaseAlignment", "SpectrumNormalization", "RestoreScale", "MagnitudeChannel", "GaussianHead", "WeightedMSE",
-           "GaussianNLL", "CropSpectrum", "ZeroBins"]
+           "GaussianNLL", "CropSpectrum", "ZeroBins", "EnsembleMixture"]
 
 
 @keras.saving.register_keras_serializable(package="mrs_tf")
@@ -206,3 +207,35 @@ class ZeroBins(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "start": self.start, "stop": self.stop}
+
+
+@keras.saving.register_keras_serializable(package="mrs_tf")
+class EnsembleMixture(keras.layers.Layer):
+    """K members' outputs (a list) -> one output of the same shape (no trainable weights).
+
+    (B, 2, M) mean and sd each: the equally weighted mixture of the K Gaussians, mean ``mean_k mu_k`` and sd
+    ``sqrt(mean_k (c_k sd_k)^2 + mean_k (mu_k - mean)^2)`` (the members' own spread plus their disagreement; a deep
+    ensemble's predictive distribution). ``sd_scales`` (K, M): each member's sigma calibration ``c_k``
+    (``sd_scale`` of its ``quantifier.json``), so that its own spread enters the mixture at its measured size;
+    default 1. (B, M) plain estimates: their mean."""
+
+    def __init__(self, sd_scales=None, **kwargs):
+        super().__init__(**kwargs)
+        self.sd_scales = None if sd_scales is None else [[float(v) for v in row] for row in sd_scales]
+
+    def call(self, inputs):
+        x = ops.stack(list(inputs), axis=0)
+        if len(x.shape) == 3:
+            return ops.mean(x, axis=0)
+        mu, sd = x[:, :, 0], x[:, :, 1]
+        if self.sd_scales is not None:
+            sd = sd * ops.convert_to_tensor(self.sd_scales, dtype=sd.dtype)[:, None, :]
+        mean = ops.mean(mu, axis=0)
+        var = ops.mean(ops.square(sd), axis=0) + ops.mean(ops.square(mu - mean[None]), axis=0)
+        return ops.stack([mean, ops.sqrt(var)], axis=1)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[0])
+
+    def get_config(self):
+        return {**super().get_config(), "sd_scales": self.sd_scales}

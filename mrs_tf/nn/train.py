@@ -16,7 +16,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -120,9 +120,17 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, st
 
     The same ``cfg`` (seed) trains the same network, bit for bit, on the same machine: BLAS is held at one thread for
     the run (the stream's matrix products sum in another order on two threads, and a limit set from tf.data's own
-    threads did not always take effect)."""
+    threads did not always take effect).
+
+    ``cfg.ensemble`` > 1 trains that many networks from seeds ``seed``, ``seed + 1``, ... and writes them as one
+    model (:mod:`mrs_tf.nn.ensemble`; each member a complete, resumable run in ``<out>/members/seed_<s>``)."""
     from mrs_tf.core.threads import one_blas_thread
 
+    saved = Path(out_dir) / "train_config.json"
+    if resume and saved.exists() and int(json.loads(saved.read_text()).get("ensemble", 1)) > 1:
+        cfg = TrainConfig(**{**json.loads(saved.read_text()), "epochs": cfg.epochs})  # the ensemble's own recipe
+    if int(getattr(cfg, "ensemble", 1)) > 1:
+        return _train_ensemble(cfg, out_dir, resume, strategy, basis, verbose, overwrite, callbacks_extra)
     with one_blas_thread():
         return _train(cfg, out_dir, resume, strategy, basis, verbose, overwrite, callbacks_extra)
 
@@ -225,6 +233,78 @@ def _train(cfg: TrainConfig, out_dir, resume, strategy, basis, verbose, overwrit
         shutil.rmtree(backup, ignore_errors=True)
     (out / ".training_seconds.json").unlink(missing_ok=True)
     return model, history.history
+
+
+def _train_ensemble(cfg, out_dir, resume: bool = False, strategy: str | None = None, basis=None,
+                    verbose: int | str = "auto", overwrite: bool = False, callbacks_extra=()):
+    """Train ``cfg.ensemble`` members (seeds ``cfg.seed``, ``cfg.seed + 1``, ...; everything else ``cfg``'s) and
+    write the combined model into ``out_dir`` (``model.keras``, ``quantifier.json`` with ``ensemble``,
+    ``train_config.json``); returns ``(model, history)`` with the members' mean validation loss per epoch.
+
+    ``resume=True`` keeps the members that finished and continues an interrupted one; ``overwrite=True`` trains
+    every member afresh (their folders are replaced)."""
+    import keras
+
+    import mrs_tf.nn.layers  # noqa: F401  (registers the custom layers the members' files name)
+    from mrs_tf.nn.ensemble import combine, finished, member_folders
+
+    k = int(cfg.ensemble)
+    if k < 2:
+        raise MRSError(f"ensemble={k}: give 2 or more members (1 is a single network: train())")
+    out = Path(out_dir)
+    if (out / "model.keras").exists() and not (resume or overwrite):
+        raise OutputExistsError(f"{out} already holds a trained model; use overwrite=True (--overwrite) or another "
+                                f"folder")
+    if basis is None and cfg.basis_path:
+        basis = load_training_basis(cfg.basis_path, cfg.protocol_from, complete=cfg.complete_basis)
+    basis = basis or simulate_basis(**cfg.protocol)
+    folders = member_folders(out, cfg)
+    if overwrite and not resume and (out / "members").exists():
+        shutil.rmtree(out / "members")
+    out.mkdir(parents=True, exist_ok=True)
+    _write_json(out / "train_config.json", asdict(cfg))  # first: a resumed run finds the ensemble's recipe
+    one = replace(cfg, ensemble=1)
+    histories, seconds, epochs = [], 0.0, []
+    for i, folder in enumerate(folders):
+        member_cfg = replace(one, seed=cfg.seed + i)
+        if resume and finished(folder, member_cfg):
+            if verbose:
+                print(f"member {i + 1}/{k} (seed {member_cfg.seed}): finished earlier, kept", flush=True)
+            histories.append(logged_run(folder)["val_loss"])
+        else:
+            if verbose:
+                print(f"member {i + 1}/{k} (seed {member_cfg.seed}) -> {folder}", flush=True)
+            _, history = train(member_cfg, folder, resume=resume and folder.exists(), strategy=strategy,
+                               basis=basis, verbose=verbose, overwrite=overwrite, callbacks_extra=callbacks_extra)
+            histories.append(logged_run(folder)["val_loss"] or list(history.get("val_loss", [])))
+        done = json.loads((folder / "quantifier.json").read_text())["training"]
+        seconds += float(done["seconds"])
+        epochs.append(int(done["epochs_run"]))
+    members = [keras.saving.load_model(f / "model.keras", compile=False) for f in folders]
+    scales = [json.loads((f / "quantifier.json").read_text()).get("sd_scale") for f in folders]
+    model = combine(members, sd_scales=scales if cfg.uncertainty and all(scales) else None)
+    tmp = out / ".model.keras.tmp.keras"
+    model.save(tmp)
+    os.replace(tmp, out / "model.keras")
+    # the ensemble's own validation loss, on the members' validation set
+    val_x, val_y, _ = validation_set(basis, cfg)
+    meta = _quantifier_meta(basis, cfg, model)
+    compile_model(model, meta["outputs"], cfg.uncertainty, cfg.learning_rate)
+    val_loss = float(model.evaluate({"spectrum": val_x}, {"concentrations": val_y}, batch_size=512, verbose=0))
+    meta["training"] = {"seconds": seconds, "epochs_run": int(sum(epochs)), "members": k,
+                        "member_epochs": epochs, "seeds": [cfg.seed + i for i in range(k)],
+                        "spectra_seen": int(sum(epochs)) * cfg.steps_per_epoch * cfg.batch_size,
+                        "val_loss": val_loss,
+                        "member_best_val_loss": [min(h) if h else None for h in histories]}
+    meta["ensemble"] = {"members": k, "folders": [str(f.relative_to(out)) for f in folders]}
+    _write_json(out / "quantifier.json", meta)
+    if cfg.uncertainty:
+        if verbose:
+            print("calibrating the ensemble's sigma on fresh spectra ...", flush=True)
+        calibrate_sd(out, basis, cfg)
+    width = max(len(h) for h in histories)
+    mean_val = [float(np.mean([h[e] for h in histories if e < len(h)])) for e in range(width)]
+    return model, {"val_loss": mean_val, "ensemble_val_loss": val_loss}
 
 
 def logged_run(out: str | os.PathLike) -> dict:

@@ -131,7 +131,11 @@ def render(meta: dict, config: dict, metrics: dict, notes: str = "", folder_hint
         "- concentrations uniform over the healthy-brain priors widened to [0.5 low, 1.3 high]",
         "",
         "## Training run",
-        f"{training['epochs']} epochs x {training['steps_per_epoch']} steps x {training['batch_size']} spectra "
+        (f"An ensemble of {training['members']} networks of this recipe (seeds {config['seed']}-"
+         f"{config['seed'] + training['members'] - 1}; `mrs_tf.nn.ensemble`: the mean of their answers, sigma "
+         f"widened where they disagree), {', '.join(map(str, training.get('member_epochs') or []))} epochs; "
+         f"in all " if training.get("members", 1) > 1 else "")
+        + f"{training['epochs']} epochs x {training['steps_per_epoch']} steps x {training['batch_size']} spectra "
         f"({training['epochs'] * training['steps_per_epoch'] * training['batch_size']:,} spectra) in "
         f"{training['minutes']:.1f} min on {training['hardware']}; final validation loss "
         f"{training['final_val_loss']:.4f}. Reproduce: `{training.get('command', 'benchmarks/train_model.py')}`.",
