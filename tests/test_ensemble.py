@@ -100,6 +100,16 @@ def test_an_ensemble_trains_resumes_and_quantifies(tmp_path, basis):
     export.to_tflite(tmp_path / "run", tmp_path / "run" / "model.tflite")
     lite = Quantifier.load(tmp_path / "run", backend="litert")
     np.testing.assert_allclose(lite.infer(fids)[0], mean, rtol=1e-4, atol=1e-6 * np.abs(mean).max())
+    # int8 too: every member's first convolution stays float (found inside the nested members), any scale goes in
+    from ai_edge_litert.interpreter import Interpreter
+
+    export.to_tflite(tmp_path / "run", tmp_path / "run" / "model_int8.tflite", quantize="int8", n_representative=32)
+    weights = [t for t in Interpreter(model_path=str(tmp_path / "run" / "model_int8.tflite")).get_tensor_details()
+               if "conv0" in t["name"] and t["dtype"] == np.int8 and len(t["shape"]) == 4 and t["shape"][0] == 8]
+    assert not weights, [t["name"] for t in weights]
+    q8 = Quantifier.load(tmp_path / "run", backend="litert", tflite="model_int8.tflite")
+    naa = q8.infer(fids)[0][:, 0]
+    np.testing.assert_allclose(q8.infer(fids * 1e-3)[0][:, 0] / 1e-3, naa, rtol=0.02)
 
 
 def test_train_ensemble_from_the_command_line(tmp_path, capsys):

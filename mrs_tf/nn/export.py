@@ -2,8 +2,9 @@
 
 The exported graph is the whole inference path after the FFT: its input ``"spectrum"`` is float32
 (batch, n_points, 2), the real and imaginary parts of ``fftshift(fft(fid))`` over the full spectral width (any
-scale, any zero-order phase); the graph crops the metabolite range (:class:`CropSpectrum`), aligns the phase,
-normalises, runs the network and restores the scale, and returns ``"concentrations"`` (batch, 2, outputs): the
+scale, any zero-order phase); the graph divides it by its RMS (multiplied back at the end: the network is
+scale-free, and an int8 graph then quantises nothing at the scanner's absolute scale), crops the metabolite range
+(:class:`CropSpectrum`), aligns the phase, normalises, runs the network and restores the scale, and returns ``"concentrations"`` (batch, 2, outputs): the
 amplitudes in row 0 and their sigma in row 1 (or (batch, outputs) for a model without sigma). The FFT stays on the
 device's side because TFLite has no complex FFT kernel (complex tensors cannot even be sliced); every DSP library
 has one.
@@ -31,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from mrs_tf.core.errors import MRSError, OutputExistsError
-from mrs_tf.nn.layers import CropSpectrum
+from mrs_tf.nn.layers import CropSpectrum, RestoreScale, SpectrumNormalization
 from mrs_tf.nn.litert import LiteRTModel
 from mrs_tf.preprocess.spectra import full_spectrum  # noqa: F401  (part of this module's API: the graphs' input)
 
@@ -68,9 +69,14 @@ def inference_model(quantifier):
         return q.model
     sl = crop_slice(q.n_points, q.dwell_s, q.field_mhz, q.ppm_range, q.ref_ppm)
     spectrum = keras.Input((q.n_points, 2), name="spectrum")
-    cropped = CropSpectrum(sl.start, sl.stop, name="crop")(spectrum)
+    # the raw spectrum's absolute scale taken out first and put back last (the network is exactly scale-free):
+    # whatever an int8 conversion quantises at the graph's entry then sees spectra of unit RMS, not the scanner's
+    # scale (quantised at the representative set's scale, a spectrum at 1e-2 of it had read NAA 0)
+    unit, rms = SpectrumNormalization(name="input_scale")(spectrum)
+    cropped = CropSpectrum(sl.start, sl.stop, name="crop")(unit)
     out = q.model({"spectrum": cropped})
     conc = out["concentrations"] if isinstance(out, dict) else out
+    conc = RestoreScale([1.0] * int(conc.shape[-1]), name="input_scale_back")([conc, rms])
     return keras.Model(spectrum, {"concentrations": conc}, name=f"{q.model.name}_inference")
 
 
@@ -142,8 +148,11 @@ def _convert(q, quantize: str, n_representative: int, seed: int) -> bytes:
         plain = tf.lite.TFLiteConverter.from_keras_model(inference_model(q)).convert()
         import keras
 
-        first_conv = next((layer.name for layer in q.model.layers if isinstance(layer, keras.layers.Conv1D)), None)
-        keep = ["/gaussian", "/linear"] + ([f"/{first_conv}"] if first_conv else [])
+        first_conv = next((layer.name for layer in _all_layers(q.model) if isinstance(layer, keras.layers.Conv1D)),
+                          None)
+        # the crop too: the quantiser otherwise puts an int8 quantize of the raw spectrum in front of it, at the
+        # representative set's absolute scale (a scan at 1e-2 of it read NAA 0, at 1e2 of it 0.07x)
+        keep = ["/gaussian", "/linear", "/crop"] + ([f"/{first_conv}"] if first_conv else [])
         head = [t["name"] for t in Interpreter(model_content=plain).get_tensor_details()
                 if any(k in t["name"] for k in keep)]
         options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(FLOAT_OPS), denylisted_nodes=head)
@@ -151,6 +160,15 @@ def _convert(q, quantize: str, n_representative: int, seed: int) -> bytes:
                                                              debug_options=options)
         return debugger.get_nondebug_quantized_model()
     return converter.convert()
+
+
+def _all_layers(model):
+    """The layers of ``model`` and of the models nested in it (an ensemble's members), depth first."""
+    for layer in model.layers:
+        if hasattr(layer, "layers"):
+            yield from _all_layers(layer)
+        else:
+            yield layer
 
 
 def to_saved_model(quantifier, out: str | os.PathLike, overwrite: bool = False) -> Path:
