@@ -150,9 +150,7 @@ def _convert(q, quantize: str, n_representative: int, seed: int) -> bytes:
 
         first_conv = next((layer.name for layer in _all_layers(q.model) if isinstance(layer, keras.layers.Conv1D)),
                           None)
-        # the crop too: the quantiser otherwise puts an int8 quantize of the raw spectrum in front of it, at the
-        # representative set's absolute scale (a scan at 1e-2 of it read NAA 0, at 1e2 of it 0.07x)
-        keep = ["/gaussian", "/linear", "/crop"] + ([f"/{first_conv}"] if first_conv else [])
+        keep = ["/gaussian", "/linear"] + ([f"/{first_conv}"] if first_conv else [])
         head = [t["name"] for t in Interpreter(model_content=plain).get_tensor_details()
                 if any(k in t["name"] for k in keep)]
         options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(FLOAT_OPS), denylisted_nodes=head)

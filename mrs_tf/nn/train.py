@@ -126,13 +126,29 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, st
     model (:mod:`mrs_tf.nn.ensemble`; each member a complete, resumable run in ``<out>/members/seed_<s>``)."""
     from mrs_tf.core.threads import one_blas_thread
 
-    saved = Path(out_dir) / "train_config.json"
-    if resume and saved.exists() and int(json.loads(saved.read_text()).get("ensemble", 1)) > 1:
-        cfg = TrainConfig(**{**json.loads(saved.read_text()), "epochs": cfg.epochs})  # the ensemble's own recipe
+    saved_path = Path(out_dir) / "train_config.json"
+    saved = json.loads(saved_path.read_text()) if resume and saved_path.exists() else {}
+    if int(saved.get("ensemble", 1)) > 1:
+        cfg = TrainConfig(**{**saved, "epochs": cfg.epochs})  # the ensemble's own recipe
     if int(getattr(cfg, "ensemble", 1)) > 1:
         return _train_ensemble(cfg, out_dir, resume, strategy, basis, verbose, overwrite, callbacks_extra)
     with one_blas_thread():
         return _train(cfg, out_dir, resume, strategy, basis, verbose, overwrite, callbacks_extra)
+
+
+def _refuse_finished(out: Path, resume: bool, overwrite: bool) -> None:
+    """An existing finished model in ``out`` is never overwritten silently."""
+    if (out / "model.keras").exists() and not (resume or overwrite):
+        raise OutputExistsError(f"{out} already holds a trained model; use overwrite=True (--overwrite) or another "
+                                f"folder")
+
+
+def _training_basis(cfg: TrainConfig, basis: BasisSet | None) -> BasisSet:
+    """``basis``, else the user's basis file of ``cfg`` (matched to ``protocol_from``), else mrs-tf's simulation of
+    ``cfg.protocol``."""
+    if basis is None and cfg.basis_path:
+        basis = load_training_basis(cfg.basis_path, cfg.protocol_from, complete=cfg.complete_basis)
+    return basis or simulate_basis(**cfg.protocol)
 
 
 def _train(cfg: TrainConfig, out_dir, resume, strategy, basis, verbose, overwrite, callbacks_extra):
@@ -143,9 +159,7 @@ def _train(cfg: TrainConfig, out_dir, resume, strategy, basis, verbose, overwrit
 
     out = Path(out_dir)
     backup = out / "backup"
-    if (out / "model.keras").exists() and not (resume or overwrite):
-        raise OutputExistsError(f"{out} already holds a trained model; use overwrite=True (--overwrite) or another "
-                                f"folder")
+    _refuse_finished(out, resume, overwrite)
     if backup.exists() and not resume:
         raise OutputExistsError(f"{out} holds an interrupted training run; continue it with resume=True (--resume) "
                                 f"or remove {backup}")
@@ -153,9 +167,7 @@ def _train(cfg: TrainConfig, out_dir, resume, strategy, basis, verbose, overwrit
         saved = json.loads((out / "train_config.json").read_text())
         cfg = TrainConfig(**{**saved, "epochs": cfg.epochs})  # the run's own settings; epochs may be extended
     # the basis first: a refused one (another field, echo time or sequence than the data's) leaves no folder behind
-    if basis is None and cfg.basis_path:
-        basis = load_training_basis(cfg.basis_path, cfg.protocol_from, complete=cfg.complete_basis)
-    basis = basis or simulate_basis(**cfg.protocol)
+    basis = _training_basis(cfg, basis)
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(cfg.seed)
     if tf.config.list_physical_devices("GPU"):
@@ -252,12 +264,8 @@ def _train_ensemble(cfg, out_dir, resume: bool = False, strategy: str | None = N
     if k < 2:
         raise MRSError(f"ensemble={k}: give 2 or more members (1 is a single network: train())")
     out = Path(out_dir)
-    if (out / "model.keras").exists() and not (resume or overwrite):
-        raise OutputExistsError(f"{out} already holds a trained model; use overwrite=True (--overwrite) or another "
-                                f"folder")
-    if basis is None and cfg.basis_path:
-        basis = load_training_basis(cfg.basis_path, cfg.protocol_from, complete=cfg.complete_basis)
-    basis = basis or simulate_basis(**cfg.protocol)
+    _refuse_finished(out, resume, overwrite)
+    basis = _training_basis(cfg, basis)
     folders = member_folders(out, cfg)
     if overwrite and not resume and (out / "members").exists():
         shutil.rmtree(out / "members")
