@@ -132,3 +132,20 @@ def test_train_ensemble_from_the_command_line(tmp_path, capsys):
     card = (out / "model_card.md").read_text()
     assert "An ensemble of 2 networks of this recipe (seeds 0-1" in card and "6, 6 epochs; in all 12 epochs" in card
     assert json.loads((out / "train_config.json").read_text())["ensemble"] == 2
+
+
+def test_a_finished_member_asked_for_more_epochs_is_trained_further(tmp_path):
+    """--resume --epochs N on a finished ensemble: members asked for fewer epochs than N are not 'finished' (they
+    were kept as they were and the new epochs ignored)."""
+    from mrs_tf.nn.config import TrainConfig
+    from mrs_tf.nn.ensemble import finished
+
+    folder = tmp_path / "seed_0"
+    folder.mkdir()
+    (folder / "model.keras").write_bytes(b"x")
+    (folder / "quantifier.json").write_text(json.dumps({"sd_scale": [1.0]}))
+    (folder / "train_config.json").write_text(json.dumps({"epochs": 3}))
+    assert finished(folder, TrainConfig(epochs=3))
+    assert not finished(folder, TrainConfig(epochs=5))
+    (folder / "backup").mkdir()
+    assert not finished(folder, TrainConfig(epochs=3))

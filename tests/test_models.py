@@ -153,6 +153,37 @@ def test_a_killed_and_resumed_run_is_the_uninterrupted_run(tmp_path, basis):
     np.testing.assert_allclose(cut, whole, rtol=0.02)
 
 
+def test_resume_of_a_finished_run_trains_it_further_or_refuses(tmp_path, basis):
+    """A finished run given --resume: with the epochs it ran, it is refused and nothing is touched (it was retrained
+    from scratch and its model replaced); with more epochs, training continues from its best weights and optimizer
+    state for the extra epochs only (it started again at epoch 1 with fresh weights)."""
+    import os
+
+    from mrs_tf.train import logged_run
+
+    cfg = _small(epochs=3, steps_per_epoch=6)
+    run = tmp_path / "run"
+    train(cfg, run, basis=basis, verbose=0)
+    before = logged_run(run)["val_loss"]
+    stamp = os.stat(run / "model.keras").st_mtime_ns
+    with pytest.raises(OutputExistsError, match="finished.*3 epochs.*--epochs"):
+        train(cfg, run, resume=True, basis=basis, verbose=0)
+    assert os.stat(run / "model.keras").st_mtime_ns == stamp
+    assert logged_run(run)["val_loss"] == before
+    _, history = train(_small(epochs=5, steps_per_epoch=6), run, resume=True, basis=basis, verbose=0)
+    assert len(history["loss"]) == 2  # epochs 4 and 5 only
+    after = logged_run(run)["val_loss"]
+    assert len(after) == 5 and after[:3] == before
+    epochs = [line.split(",")[0] for line in (run / "log.csv").read_text().splitlines()[1:]]
+    assert epochs == ["0", "1", "2", "3", "4"]
+    # continued, not restarted: the first new epoch is no worse than the run's best so far (a fresh network's first
+    # epoch is far above it)
+    assert after[3] < min(before) + 0.25 * (before[0] - min(before))
+    meta = json.loads((run / "quantifier.json").read_text())["training"]
+    assert meta["epochs_run"] == 5
+    assert json.loads((run / "train_config.json").read_text())["epochs"] == 5
+
+
 def test_resumed_monitors_carry_on_counting(basis):
     """EarlyStopping and ReduceLROnPlateau take up the logged epochs' state instead of a fresh patience."""
     from mrs_tf.train import replay_monitors

@@ -45,7 +45,9 @@ def add_parsers(sub) -> None:
                           "network's answer depends on its seed (benchmarks/RESULTS.md); default 1")
     trn.add_argument("--no-uncertainty", action="store_true", help="plain MSE, no sigma output")
     trn.add_argument("--tfds", default=None, help="train on mrs_brain_sim/CONFIG instead of streaming")
-    trn.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    trn.add_argument("--resume", action="store_true",
+                     help="continue an interrupted run in --out; with more --epochs, train a finished one further "
+                          "(from its best weights)")
     trn.add_argument("--overwrite", action="store_true", help="replace a finished model in --out")
     trn.add_argument("--strategy", choices=["mirrored", "multiworker"], default=None,
                      help="tf.distribute strategy (GPUs / several machines; multiworker reads TF_CONFIG)")

@@ -60,8 +60,12 @@ def member_folders(out_dir, cfg) -> list[Path]:
 
 
 def finished(folder: Path, cfg) -> bool:
-    """A member's run has finished (its model written, its sigma calibrated where it has one)."""
+    """A member's run has finished (its model written, its sigma calibrated where it has one) and was asked for at
+    least ``cfg.epochs`` (more epochs train it further)."""
     meta = folder / "quantifier.json"
     if not ((folder / "model.keras").exists() and meta.exists()) or (folder / "backup").exists():
+        return False
+    saved = folder / "train_config.json"
+    if saved.exists() and int(json.loads(saved.read_text()).get("epochs", 0)) < int(cfg.epochs):
         return False
     return not cfg.uncertainty or "sd_scale" in json.loads(meta.read_text())

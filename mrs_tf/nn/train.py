@@ -163,9 +163,20 @@ def _train(cfg: TrainConfig, out_dir, resume, strategy, basis, verbose, overwrit
     if backup.exists() and not resume:
         raise OutputExistsError(f"{out} holds an interrupted training run; continue it with resume=True (--resume) "
                                 f"or remove {backup}")
+    # a finished run (its model written, no interrupted state) given resume: more epochs train it further from its
+    # best weights and optimizer state (best.keras); as many as it was asked for leave nothing to do
+    extend = resume and not backup.exists() and (out / "model.keras").exists()
     if resume and (out / "train_config.json").exists():
         saved = json.loads((out / "train_config.json").read_text())
+        if extend and cfg.epochs <= int(saved.get("epochs", 0)):
+            raise OutputExistsError(
+                f"{out} holds a finished run ({logged_run(out)['epochs']} epochs run of the {saved.get('epochs')} "
+                f"asked): nothing to resume. To train it further, ask for more: --resume --epochs N (N > "
+                f"{saved.get('epochs')}) continues from its best weights; --overwrite trains it afresh")
         cfg = TrainConfig(**{**saved, "epochs": cfg.epochs})  # the run's own settings; epochs may be extended
+    if extend and not (out / "best.keras").exists():
+        raise OutputExistsError(f"{out} holds a finished run without best.keras (its weights with the optimizer "
+                                f"state), which training further needs; --overwrite trains it afresh")
     # the basis first: a refused one (another field, echo time or sequence than the data's) leaves no folder behind
     basis = _training_basis(cfg, basis)
     out.mkdir(parents=True, exist_ok=True)
@@ -186,9 +197,15 @@ def _train(cfg: TrainConfig, out_dir, resume, strategy, basis, verbose, overwrit
         model = build_model(cfg.model, input_points=val_x.shape[1], n_outputs=len(names),
                             output_scale=scale_out, uncertainty=cfg.uncertainty, **cfg.model_kwargs)
         compile_model(model, names, cfg.uncertainty, cfg.learning_rate)
+        if extend:  # the finished run's best weights, with its optimizer's moments and learning rate
+            model = keras.saving.load_model(out / "best.keras")
     earlier = logged_run(out) if resume else {"epochs": 0, "best_val_loss": None, "seconds": 0.0, "val_loss": []}
+    if extend:  # its clock file went when it finished: its seconds are in quantifier.json
+        done = json.loads((out / "quantifier.json").read_text()).get("training", {})
+        earlier["seconds"] = float(done.get("seconds", 0.0))
     # a resumed run continues the same stream: epoch e of an uninterrupted run sees batches e*steps ... (e+1)*steps-1
-    first = _backed_up_epochs(backup) * cfg.steps_per_epoch if resume else 0
+    initial_epoch = earlier["epochs"] if extend else 0
+    first = (initial_epoch or _backed_up_epochs(backup)) * cfg.steps_per_epoch if resume else 0
     train_ds = (_tfds_dataset(cfg, "train", basis.names, first) if cfg.tfds_config
                 else make_dataset(basis, cfg, seed=cfg.seed, first_batch=first))
     _write_json(out / "train_config.json", asdict(cfg))
@@ -214,7 +231,8 @@ def _train(cfg: TrainConfig, out_dir, resume, strategy, basis, verbose, overwrit
     start = time.perf_counter()
     verbose = progress_verbosity(verbose)
     with interrupt.installed():
-        history = model.fit(train_ds, epochs=cfg.epochs, steps_per_epoch=cfg.steps_per_epoch,
+        history = model.fit(train_ds, epochs=cfg.epochs, initial_epoch=initial_epoch,
+                            steps_per_epoch=cfg.steps_per_epoch,
                             validation_data=({"spectrum": val_x}, {"concentrations": val_y}),
                             validation_batch_size=512, callbacks=callbacks, verbose=verbose,
                             shuffle=False)  # a stream: already in its (seeded) order
