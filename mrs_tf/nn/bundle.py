@@ -339,7 +339,7 @@ class ModelBundle:
             return mean, (None if runs[0][1] is None else np.mean([r[1] for r in runs], axis=0))
         parts = []
         for start in range(0, len(arr), batch_size):
-            chunk = arr[start:start + batch_size].astype(np.complex64)
+            chunk = np.asarray(arr[start:start + batch_size], np.complex64)  # no copy when it is already
             if self.runner is not None:
                 parts.append(self.runner.predict(self.inputs(chunk, dwell_s, field_mhz, te_ms) if self.general
                                                   else full_spectrum(chunk)))

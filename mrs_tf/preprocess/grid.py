@@ -3,7 +3,10 @@
 A spectrum's sampling depends on the acquisition (points, dwell time, field); a network that reads any 3 T scan needs
 the same input for the same chemistry. :func:`grid_spectrum` evaluates every FID's spectrum at :data:`GRID_POINTS`
 chemical shifts evenly spaced over :data:`GRID_PPM` (0.2-4.2 ppm, high to low as the array runs, like
-``fftshift(fft(fid))`` and :func:`~mrs_tf.preprocess.cropped_spectrum`), by a chirp-z (zoom) DFT:
+``fftshift(fft(fid))`` and :func:`~mrs_tf.preprocess.cropped_spectrum`), by a chirp-z (zoom) DFT in single
+precision (Bluestein's convolution with cached chirps and scipy.fft: 2.6x faster here than scipy's ``ZoomFFT``, which
+works in complex128, and equal to it within 6e-7 of the spectrum's peak; FFTs per row, so the bits do not depend on
+threads or processes):
 
 * frequency of a chemical shift: ``f = (ref_ppm - ppm) * field_mhz`` (Hz; mrs-tf's NIfTI-MRS sign convention);
 * the FID is used for at most ``1 / (grid spacing in Hz)`` seconds, so that the spectrum's resolution is the grid's
@@ -14,6 +17,8 @@ chemical shifts evenly spaced over :data:`GRID_PPM` (0.2-4.2 ppm, high to low as
   zero; :func:`grid_coverage` says which.
 """
 from __future__ import annotations
+
+from functools import lru_cache
 
 import numpy as np
 
@@ -47,21 +52,40 @@ def grid_coverage(dwell_s: float, field_mhz: float, ref_ppm: float = 4.65, ppm_r
     return np.abs(freq) < 0.5 / dwell_s
 
 
+@lru_cache(maxsize=16)
+def _chirps(n_use: int, m: int, dwell_s: float, f0_hz: float, df_hz: float):
+    """Bluestein's factors for ``y_k = dt sum_n x_n exp(-2 pi i (f0 + k df) n dt)``, k < m, n < n_use: with
+    ``nk = (n^2 + k^2 - (k - n)^2) / 2`` the sum is ``post_k (conv(x pre, chirp))_k``. Returns the convolution length,
+    ``pre`` (n_use,), the chirp's FFT (L,) and ``post`` (m,), complex64."""
+    import scipy.fft
+
+    c = df_hz * dwell_s
+    n = np.arange(n_use)
+    size = scipy.fft.next_fast_len(n_use + m - 1)
+    pre = np.exp(-2j * np.pi * f0_hz * n * dwell_s - 1j * np.pi * c * n.astype(float) ** 2)
+    lags = np.r_[np.arange(m), np.arange(-(n_use - 1), 0)]  # the chirp at lags 0..m-1, then -(n_use-1)..-1
+    chirp = np.zeros(size, complex)
+    chirp[np.r_[np.arange(m), np.arange(size - (n_use - 1), size)]] = np.exp(1j * np.pi * c * lags.astype(float) ** 2)
+    post = dwell_s * np.exp(-1j * np.pi * c * np.arange(m, dtype=float) ** 2)
+    return size, pre.astype(np.complex64), scipy.fft.fft(chirp).astype(np.complex64), post.astype(np.complex64)
+
+
 def grid_spectrum(fids, dwell_s: float, field_mhz: float, ref_ppm: float = 4.65, ppm_range=GRID_PPM,
                   n: int = GRID_POINTS, workers: int = -1) -> np.ndarray:
     """float32 (m, n, 2): real and imaginary parts of every FID's spectrum on the ppm grid (see the module
     docstring), in FID units x seconds. ``workers``: threads of the FFTs (-1: every core; 1 where batches are made
     in parallel already, as the training stream does)."""
     import scipy.fft
-    from scipy.signal import ZoomFFT
 
     arr = as_fid_matrix(fids)
     ppm = grid_ppm(ppm_range, n)
     freq = (ref_ppm - ppm) * field_mhz  # Hz, increasing along the array
     spacing_hz = abs(freq[1] - freq[0])
     n_use = min(arr.shape[1], max(8, int(round(1.0 / (spacing_hz * dwell_s)))))
-    zoom = ZoomFFT(n_use, [float(freq[0]), float(freq[-1])], m=n, fs=1.0 / dwell_s, endpoint=True)
-    with scipy.fft.set_workers(workers):  # the chirp-z's FFTs on every core: 31 -> 23 us per 2,048-point FID here
-        spec = zoom(arr[:, :n_use], axis=-1) * dwell_s
+    size, pre, chirp_f, post = _chirps(n_use, n, float(dwell_s), float(freq[0]), float(freq[1] - freq[0]))
+    with scipy.fft.set_workers(workers):
+        spec = scipy.fft.fft(np.asarray(arr[:, :n_use], np.complex64) * pre, size, axis=-1)
+        spec *= chirp_f
+        spec = scipy.fft.ifft(spec, axis=-1, overwrite_x=True)[:, :n] * post
     spec[:, ~grid_coverage(dwell_s, field_mhz, ref_ppm, ppm_range, n)] = 0.0
     return np.stack([spec.real, spec.imag], axis=-1).astype(np.float32)
