@@ -147,12 +147,10 @@ def _train(args) -> None:
 def _card(args, history) -> None:
     """metrics.json and model_card.md for a freshly trained folder."""
     from mrs_tf.reporting import model_card
-    from mrs_tf.physics.basis import simulate_basis
-    from mrs_tf.nn.train import TrainConfig, load_training_basis, logged_run, training_hardware
+    from mrs_tf.nn.train import TrainConfig, logged_run, training_basis, training_hardware
 
     cfg = TrainConfig(**json.loads((Path(args.out) / "train_config.json").read_text()))
-    basis = (load_training_basis(cfg.basis_path, cfg.protocol_from, complete=cfg.complete_basis) if cfg.basis_path
-             else simulate_basis(**cfg.protocol))
+    basis = training_basis(cfg)
     done = json.loads((Path(args.out) / "quantifier.json").read_text())["training"]
     best = logged_run(args.out)["best_val_loss"]  # log.csv spans every resumed part
     argv = [a for a in sys.argv[1:] if a != "--resume"]  # the card's command reproduces the whole run

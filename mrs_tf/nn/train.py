@@ -31,7 +31,7 @@ from mrs_tf.nn.config import (TRAINING_PRIOR_WIDENING, TRAINING_SYNTHESIS, UNKNO
 
 __all__ = ["TrainConfig", "TRAINING_SYNTHESIS", "TRAINING_PRIOR_WIDENING", "train", "make_dataset", "prior_scale",
            "output_scale", "output_names", "combination_matrix", "tf_cropped_spectrum", "calibrate_sd",
-           "load_training_basis", "UNKNOWN_PRIOR_MM", "healthy_priors", "evaluation_synthesis"]
+           "load_training_basis", "training_basis", "UNKNOWN_PRIOR_MM", "healthy_priors", "evaluation_synthesis"]
 
 def output_scale(spectra: np.ndarray, conc: np.ndarray) -> np.ndarray:
     """Median of ``concentration / rms(spectrum)`` per output: makes the network's scale-free outputs O(1)."""
@@ -143,7 +143,7 @@ def _refuse_finished(out: Path, resume: bool, overwrite: bool) -> None:
                                 f"folder")
 
 
-def _training_basis(cfg: TrainConfig, basis: BasisSet | None) -> BasisSet:
+def training_basis(cfg: TrainConfig, basis: BasisSet | None = None) -> BasisSet:
     """``basis``, else the user's basis file of ``cfg`` (matched to ``protocol_from``), else mrs-tf's simulation of
     ``cfg.protocol``."""
     if basis is None and cfg.basis_path:
@@ -178,7 +178,7 @@ def _train(cfg: TrainConfig, out_dir, resume, strategy, basis, verbose, overwrit
         raise OutputExistsError(f"{out} holds a finished run without best.keras (its weights with the optimizer "
                                 f"state), which training further needs; --overwrite trains it afresh")
     # the basis first: a refused one (another field, echo time or sequence than the data's) leaves no folder behind
-    basis = _training_basis(cfg, basis)
+    basis = training_basis(cfg, basis)
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(cfg.seed)
     if tf.config.list_physical_devices("GPU"):
@@ -283,7 +283,7 @@ def _train_ensemble(cfg, out_dir, resume: bool = False, strategy: str | None = N
         raise MRSError(f"ensemble={k}: give 2 or more members (1 is a single network: train())")
     out = Path(out_dir)
     _refuse_finished(out, resume, overwrite)
-    basis = _training_basis(cfg, basis)
+    basis = training_basis(cfg, basis)
     folders = member_folders(out, cfg)
     if overwrite and not resume and (out / "members").exists():
         shutil.rmtree(out / "members")
