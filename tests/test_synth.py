@@ -189,3 +189,34 @@ def test_one_blas_thread_holds_while_any_caller_is_inside():
     assert blas_threads() == {1}
     b.__exit__(None, None, None)
     assert blas_threads() == before
+
+
+def test_creatine_ch2_scaled_per_spectrum_and_nothing_else(basis):
+    """cr_ch2_scale: each spectrum's Cr and PCr CH2 singlets (3.9 ppm) times g, their CH3 (3.03 ppm) and every other
+    draw as without it; the same as a basis whose Cr and PCr carry g times their CH2."""
+    from dataclasses import replace
+
+    from mrs_tf.synth import cr_ch2_part
+
+    cfg = QUIET.with_(lorentz_hz=(3.0, 3.0), metab_shift_hz=1.0)
+    plain, t0 = synthesize(basis, n=16, snr=None, seed=5, config=cfg)
+    scaled, t1 = synthesize(basis, n=16, snr=None, seed=5, config=cfg.with_(cr_ch2_scale=(0.6, 0.6)))
+    np.testing.assert_allclose(t1["cr_ch2_scale"], 0.6)
+    assert set(t1) - set(t0) == {"cr_ch2_scale"}
+    for key in t0:
+        np.testing.assert_array_equal(t0[key], t1[key])
+    fids = basis.fids.copy()
+    for nm in ("Cr", "PCr"):
+        fids[basis.index(nm)] -= 0.4 * cr_ch2_part(basis, nm)
+    by_hand, _ = synthesize(replace(basis, fids=fids), n=16, snr=None, seed=5, config=cfg)
+    np.testing.assert_allclose(scaled, by_hand, atol=2e-5 * np.abs(by_hand).max())
+    # in the spectrum: the 3.9 ppm creatine line lower by the CH2 share of it, the 3.03 ppm line as it was
+    ppm = basis.ref_ppm - np.fft.fftfreq(basis.n_points, basis.dwell_s) / basis.field_mhz
+    spec0, spec1 = (np.abs(np.fft.fft(f, axis=1)) for f in (plain, scaled))
+    ch3 = np.abs(ppm - 3.03) < 0.02
+    assert np.allclose(spec1[:, ch3].max(1), spec0[:, ch3].max(1), rtol=0.01)
+    ch2 = np.abs(ppm - 3.92) < 0.02
+    assert np.all(spec1[:, ch2].max(1) < 0.85 * spec0[:, ch2].max(1))
+    # drawn per spectrum within the range
+    _, t2 = synthesize(basis, n=64, snr=None, seed=5, config=cfg.with_(cr_ch2_scale=(0.7, 1.0)))
+    assert 0.7 <= t2["cr_ch2_scale"].min() and t2["cr_ch2_scale"].max() <= 1.0 and np.ptp(t2["cr_ch2_scale"]) > 0.2

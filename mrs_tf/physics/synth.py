@@ -35,7 +35,8 @@ from mrs_tf.physics.basis import BasisSet
 from mrs_tf.core.errors import MRSError
 from mrs_tf.physics.metabolites import MM_NAME, METABOLITES, prior_ranges
 
-__all__ = ["SynthesisConfig", "synthesize", "concentration_matrix", "snr_reference_amplitude", "measure_snr"]
+__all__ = ["SynthesisConfig", "synthesize", "concentration_matrix", "snr_reference_amplitude", "measure_snr",
+           "cr_ch2_part"]
 
 _LN2x4 = 4 * np.log(2)
 
@@ -67,6 +68,10 @@ class SynthesisConfig:
     mm_ppm_spread: float = 0.0           # each component's position + U(-s, s) ppm
     mm_width_spread: float = 0.0         # each component's FWHM x U(1 - s, 1 + s)
     mm_lorentz_fraction: tuple[float, float] = (0.0, 0.0)  # lineshape: Gaussian (0) to Lorentzian (1)
+    # Cr's and PCr's 3.9 ppm CH2 singlet x U(low, high) per spectrum, the 3.0 ppm CH3 kept: in vivo the CH2 line is
+    # often lower than a basis simulates it (a shorter T2, exchange with water, the water suppression's bands);
+    # LCModel fits a "-CrCH2" term for it. (1, 1): off
+    cr_ch2_scale: tuple[float, float] = (1.0, 1.0)
     priors: dict = field(default_factory=dict)  # name -> (low, high) overrides of the default mM priors
 
     def with_(self, **changes) -> "SynthesisConfig":
@@ -315,6 +320,36 @@ def _chunk(shifted, t, ppm_rel, truth, rows, names, n_terms, max_shift, ref_amp,
     return fid.astype(np.complex64, copy=False), sd, height
 
 
+#: the creatine CH2 singlets (Cr 3.913, PCr 3.930 ppm; Govindaraju et al. 2000) and the window (ppm) that cuts
+#: them out of a basis signal for ``SynthesisConfig.cr_ch2_scale``
+CR_CH2_PPM, CR_CH2_HALF_WIDTH_PPM = 3.92, 0.1
+
+
+def cr_ch2_part(basis: BasisSet, name: str) -> np.ndarray:
+    """The 3.9 ppm CH2 singlet of basis signal ``name`` (Cr or PCr) as a FID: its spectrum within
+    +-:data:`CR_CH2_HALF_WIDTH_PPM` of :data:`CR_CH2_PPM`, transformed back (the CH3 line at 3.03 ppm is 0.9 ppm
+    away; the part of a basis line's tails beyond the window stays with the CH3 signal)."""
+    ppm = basis.ref_ppm - np.fft.fftfreq(basis.n_points, basis.dwell_s) / basis.field_mhz
+    spec = np.fft.fft(basis.fids[basis.index(name)])
+    spec[np.abs(ppm - CR_CH2_PPM) > CR_CH2_HALF_WIDTH_PPM] = 0.0
+    return np.fft.ifft(spec)
+
+
+def _with_ch2_rows(basis: BasisSet, truth: dict, rng, scale) -> tuple[np.ndarray, list]:
+    """The basis's FIDs and names with a row per creatine CH2 singlet (``<name>_CH2``) whose amplitude is minus
+    (1 - g) times the creatine's, g drawn per spectrum from ``scale``; its shift the creatine's. ``truth`` gains
+    ``cr_ch2_scale`` (g) and the rows' amplitudes and shifts (taken out again after synthesis)."""
+    names = [nm for nm in ("Cr", "PCr") if nm in basis.names]
+    g = _uniform(rng, scale, len(truth[basis.names[0]]))
+    truth["cr_ch2_scale"] = g
+    fids = [basis.fids] + [cr_ch2_part(basis, nm)[None, :] for nm in names]
+    rows = [f"{nm}_CH2" for nm in names]
+    for nm, row in zip(names, rows):
+        truth[row] = -(1.0 - g) * truth[nm]
+        truth[f"{row}_shift_hz"] = truth[f"{nm}_shift_hz"]
+    return np.concatenate(fids).astype(basis.fids.dtype), list(basis.names) + rows
+
+
 def _parametric_mm_row(basis: BasisSet, tolerance: float = 1e-4) -> tuple[int, float] | None:
     """(row, scale) of the basis's MM signal when it is mrs-tf's parametric one times ``scale`` (whose shape can be
     varied), within ``tolerance`` of its peak, else None: a measured or foreign MM keeps its shape."""
@@ -370,13 +405,19 @@ def synthesize(basis: BasisSet, n: int = 1000, snr=(10.0, 100.0), seed: int | np
     names = basis.names
     ref_name, _, ref_amp = snr_reference_amplitude(basis)
     naa_row = names.index(ref_name)
+    basis_fids, extra = basis.fids, []
+    if tuple(config.cr_ch2_scale) != (1.0, 1.0) and ("Cr" in names or "PCr" in names):
+        # drawn after every other parameter, from their generator: the rest is the same with and without it
+        basis_fids, names = _with_ch2_rows(basis, truth, np.random.default_rng(param_seq.spawn(1)[0]),
+                                           config.cr_ch2_scale)
+        extra = names[len(basis.names):]
     t = basis.time.astype(np.float64)
     ppm_rel = -np.fft.fftfreq(basis.n_points, basis.dwell_s) / basis.field_mhz  # ppm - ref_ppm, unshifted fft order
     max_shift = float(config.metab_shift_hz)
     ja = _jacobi_anger(max_shift, basis.n_points, basis.dwell_s) if max_shift > 0 else np.ones((1, basis.n_points),
                                                                                              np.complex64)
     with one_blas_thread():
-        shifted = _shifted_basis(basis.fids, ja)
+        shifted = _shifted_basis(basis_fids, ja)
     t32 = t.astype(np.float32)
     starts = list(range(0, n, chunk_size))
     rngs = [np.random.default_rng(s) for s in noise_seq.spawn(len(starts))]
@@ -401,6 +442,9 @@ def synthesize(basis: BasisSet, n: int = 1000, snr=(10.0, 100.0), seed: int | np
         else:
             for i in range(len(starts)):
                 work(i)
+    for row in extra:  # the CH2 rows are a lineshape of Cr and PCr, not signals of their own
+        truth.pop(row)
+        truth.pop(f"{row}_shift_hz")
     truth["noise_sd"] = sd
     truth["naa_height"] = height
     return fids, truth
