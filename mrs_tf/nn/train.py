@@ -192,13 +192,14 @@ def _train(cfg: TrainConfig, out_dir, resume, strategy, basis, verbose, overwrit
                                                      **{n: UNKNOWN_PRIOR_MM for n in unknown}}}
     names = output_names(basis.names, cfg.combinations)
     val_x, val_y, _ = validation_set(basis, cfg)
-    scale_out = output_scale(val_x, val_y)
     with _strategy(strategy).scope():
-        model = build_model(cfg.model, input_points=val_x.shape[1], n_outputs=len(names),
-                            output_scale=scale_out, uncertainty=cfg.uncertainty, **cfg.model_kwargs)
-        compile_model(model, names, cfg.uncertainty, cfg.learning_rate)
         if extend:  # the finished run's best weights, with its optimizer's moments and learning rate
             model = keras.saving.load_model(out / "best.keras")
+        else:
+            model = build_model(cfg.model, input_points=val_x.shape[1], n_outputs=len(names),
+                                output_scale=output_scale(val_x, val_y), uncertainty=cfg.uncertainty,
+                                **cfg.model_kwargs)
+            compile_model(model, names, cfg.uncertainty, cfg.learning_rate)
     earlier = logged_run(out) if resume else {"epochs": 0, "best_val_loss": None, "seconds": 0.0, "val_loss": []}
     if extend:  # its clock file went when it finished: its seconds are in quantifier.json
         done = json.loads((out / "quantifier.json").read_text()).get("training", {})
