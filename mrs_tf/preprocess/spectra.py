@@ -277,11 +277,14 @@ def input_scores(fids, basis, search_ppm: float = 0.5, duration_s: float | None 
         lag = np.rint(-out.offset_ppm[rows] * basis.field_mhz / hz_per_bin).astype(int)  # data[k + lag] ~ basis[k]
         moved = normalised(raw[np.arange(len(raw))[:, None], (band[None, :] + lag[:, None]) % nfft])
         out.line_hz[rows] = LINE_GRID_HZ[np.argmax(moved @ widths.T, axis=1)]
-        water, naa = _water_and_naa(raw, nfft, basis.dwell_s, basis.field_mhz, basis.ref_ppm, out.offset_ppm[rows])
-        out.lipid_to_naa[rows] = _lipid_over_naa(raw, ppm_axis, out.offset_ppm[rows])
+        # the tallest bins of water (4.3-5.0 ppm), NAA (1.9-2.15) and the lipids' 1.15-1.45 ppm, moved by the offset
+        water = _window_top(raw, ppm_axis, out.offset_ppm[rows], 4.3, 5.0)
+        naa = _window_top(raw, ppm_axis, out.offset_ppm[rows], 1.9, 2.15)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out.lipid_to_naa[rows] = _window_top(raw, ppm_axis, out.offset_ppm[rows], 1.15, 1.45) / np.maximum(
+                naa, 1e-30)
         # a frequency-mirrored spectrum is not silent: its NAA sits at 2 ref_ppm - 2.01 ppm
-        naa_signal = np.maximum(naa, _water_and_naa(raw[:, reverse], nfft, basis.dwell_s, basis.field_mhz,
-                                                    basis.ref_ppm, mirrored_offset)[1])
+        naa_signal = np.maximum(naa, _window_top(raw[:, reverse], ppm_axis, mirrored_offset, 1.9, 2.15))
         tail = arr[rows, -n_tail:].astype(np.complex64)  # the noise: (var re + var im) / 2, in the spectrum's units
         tail -= tail.mean(axis=1, keepdims=True)
         noise = np.sqrt(np.mean(tail.real ** 2 + tail.imag ** 2, axis=1) / 2 * apod_energy)
@@ -338,14 +341,6 @@ def _refined_offset(corr: np.ndarray, k: np.ndarray, nfft: int) -> np.ndarray:
     return -(k + np.clip(frac, -0.5, 0.5))
 
 
-def _lipid_over_naa(mag, ppm_axis: np.ndarray, offset_ppm) -> np.ndarray:
-    """The largest value of magnitude spectra ``mag`` (n, nfft) in 1.15-1.45 ppm over that in 1.9-2.15 ppm, both
-    moved by ``offset_ppm`` (n,)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return (_window_top(mag, ppm_axis, offset_ppm, 1.15, 1.45)
-                / np.maximum(_window_top(mag, ppm_axis, offset_ppm, 1.9, 2.15), 1e-30))
-
-
 def _window_top(mag, ppm_axis: np.ndarray, offset_ppm, low: float, high: float) -> np.ndarray:
     """Per row of ``mag`` (n, nfft), the largest value in ``low``-``high`` ppm moved by that row's ``offset_ppm``
     (bins' shifts ``ppm_axis``); 0 where the window holds no bin. Only the bins that some row's window can reach
@@ -360,14 +355,6 @@ def _window_top(mag, ppm_axis: np.ndarray, offset_ppm, low: float, high: float) 
         return out
     ppm = ppm_axis[cols][None, :] - offset[:, None]
     return np.where((ppm > low) & (ppm < high), mag[:, cols], 0.0).max(axis=1)
-
-
-def _water_and_naa(mag, nfft: int, dwell_s: float, field_mhz: float, ref_ppm: float,
-                   offset_ppm) -> tuple[np.ndarray, np.ndarray]:
-    """The largest values of magnitude spectra ``mag`` (n, nfft; unshifted FFTs) in 4.3-5.0 ppm (water) and
-    1.9-2.15 ppm (NAA), moved by ``offset_ppm`` (n,); 0 where a window lies outside the spectrum."""
-    ppm_axis = ref_ppm - np.fft.fftfreq(nfft, dwell_s) / field_mhz
-    return (_window_top(mag, ppm_axis, offset_ppm, 4.3, 5.0), _window_top(mag, ppm_axis, offset_ppm, 1.9, 2.15))
 
 
 def eddy_current_correction(fids, water_fid, reliable: float = 0.05) -> np.ndarray:
