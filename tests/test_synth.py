@@ -220,3 +220,38 @@ def test_creatine_ch2_scaled_per_spectrum_and_nothing_else(basis):
     # drawn per spectrum within the range
     _, t2 = synthesize(basis, n=64, snr=None, seed=5, config=cfg.with_(cr_ch2_scale=(0.7, 1.0)))
     assert 0.7 <= t2["cr_ch2_scale"].min() and t2["cr_ch2_scale"].max() <= 1.0 and np.ptp(t2["cr_ch2_scale"]) > 0.2
+
+
+def test_choline_multiplets_scaled_per_spectrum_and_metabolite_singlet_kept(basis):
+    """cho_multiplet_scale: GPC's and PCh's lines other than the 3.21 ppm singlet times g (one g per spectrum and
+    metabolite), every other draw as without it; the same as a basis whose GPC and PCh carry g times their
+    multiplets; the 3.21 ppm choline singlet unchanged."""
+    from dataclasses import replace
+
+    from mrs_tf.synth import cho_multiplet_part
+
+    quiet = {nm: (0.0, 0.0) for nm in basis.names if nm not in ("GPC", "PCh")}
+    cfg = QUIET.with_(lorentz_hz=(3.0, 3.0), metab_shift_hz=1.0, priors={**quiet, "GPC": (2.0, 2.0), "PCh": (1.0, 1.0)})
+    plain, t0 = synthesize(basis, n=16, snr=None, seed=5, config=cfg)
+    scaled, t1 = synthesize(basis, n=16, snr=None, seed=5, config=cfg.with_(cho_multiplet_scale=(0.0, 0.0)))
+    assert set(t1) - set(t0) == {"GPC_multiplet_scale", "PCh_multiplet_scale"}
+    for key in t0:
+        np.testing.assert_array_equal(t0[key], t1[key])
+    fids = basis.fids.copy()
+    for nm in ("GPC", "PCh"):
+        fids[basis.index(nm)] -= cho_multiplet_part(basis, nm)
+    by_hand, _ = synthesize(replace(basis, fids=fids), n=16, snr=None, seed=5, config=cfg)
+    np.testing.assert_allclose(scaled, by_hand, atol=2e-5 * np.abs(by_hand).max())
+    ppm = basis.ref_ppm - np.fft.fftfreq(basis.n_points, basis.dwell_s) / basis.field_mhz
+    spec0, spec1 = (np.abs(np.fft.fft(f, axis=1)) for f in (plain, scaled))
+    singlet = np.abs(ppm - 3.21) < 0.02
+    np.testing.assert_allclose(spec1[:, singlet].max(1), spec0[:, singlet].max(1), rtol=0.01)
+    # the CH2 and glycerol multiplets (3.5-4.4 ppm) are gone (absorption: the singlet's dispersion tail reaches there)
+    real0, real1 = (np.abs(np.fft.fft(f, axis=1).real) for f in (plain, scaled))
+    multiplets = (ppm > 3.5) & (ppm < 4.4)
+    assert np.all(real1[:, multiplets].max(1) < 0.05 * real0[:, multiplets].max(1))
+    # drawn per spectrum, independently for the two metabolites, within the range
+    _, t2 = synthesize(basis, n=64, snr=None, seed=5, config=cfg.with_(cho_multiplet_scale=(0.5, 1.5)))
+    g, h = t2["GPC_multiplet_scale"], t2["PCh_multiplet_scale"]
+    assert 0.5 <= min(g.min(), h.min()) and max(g.max(), h.max()) <= 1.5 and np.ptp(g) > 0.6
+    assert abs(np.corrcoef(g, h)[0, 1]) < 0.4

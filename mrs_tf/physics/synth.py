@@ -36,7 +36,7 @@ from mrs_tf.core.errors import MRSError
 from mrs_tf.physics.metabolites import MM_NAME, METABOLITES, prior_ranges
 
 __all__ = ["SynthesisConfig", "synthesize", "concentration_matrix", "snr_reference_amplitude", "measure_snr",
-           "cr_ch2_part"]
+           "cr_ch2_part", "cho_multiplet_part"]
 
 _LN2x4 = 4 * np.log(2)
 
@@ -72,6 +72,11 @@ class SynthesisConfig:
     # often lower than a basis simulates it (a shorter T2, exchange with water, the water suppression's bands);
     # LCModel fits a "-CrCH2" term for it. (1, 1): off
     cr_ch2_scale: tuple[float, float] = (1.0, 1.0)
+    # GPC's and PCh's lines other than the 3.21 ppm N(CH3)3 singlet (their CH2 and glycerol multiplets at 3.5-4.4 ppm)
+    # x U(low, high) per spectrum and metabolite, the singlet kept: a network then reads total choline from the
+    # singlet. Trained without it, a network also counts the multiplets as choline, and reads an all-GPC spectrum
+    # (GPC has 5 glycerol protons more than PCh) several per cent high. (1, 1): off
+    cho_multiplet_scale: tuple[float, float] = (1.0, 1.0)
     priors: dict = field(default_factory=dict)  # name -> (low, high) overrides of the default mM priors
 
     def with_(self, **changes) -> "SynthesisConfig":
@@ -323,30 +328,91 @@ def _chunk(shifted, t, ppm_rel, truth, rows, names, n_terms, max_shift, ref_amp,
 #: the creatine CH2 singlets (Cr 3.913, PCr 3.930 ppm; Govindaraju et al. 2000) and the window (ppm) that cuts
 #: them out of a basis signal for ``SynthesisConfig.cr_ch2_scale``
 CR_CH2_PPM, CR_CH2_HALF_WIDTH_PPM = 3.92, 0.1
+#: the choline N(CH3)3 singlets (GPC 3.212, PCh 3.208 ppm) and the window (ppm) where
+#: ``SynthesisConfig.cho_multiplet_scale`` looks for them: the rest of the signal is the multiplets
+CHO_SINGLET_PPM, CHO_SINGLET_HALF_WIDTH_PPM = 3.21, 0.1
+
+
+def _window_part(basis: BasisSet, name: str, centre_ppm: float, half_width_ppm: float, inside: bool) -> np.ndarray:
+    """Basis signal ``name``'s spectrum within (``inside``) or outside +-``half_width_ppm`` of ``centre_ppm``,
+    transformed back to a FID."""
+    ppm = basis.ref_ppm - np.fft.fftfreq(basis.n_points, basis.dwell_s) / basis.field_mhz
+    spec = np.fft.fft(basis.fids[basis.index(name)])
+    within = np.abs(ppm - centre_ppm) <= half_width_ppm
+    spec[~within if inside else within] = 0.0
+    return np.fft.ifft(spec)
 
 
 def cr_ch2_part(basis: BasisSet, name: str) -> np.ndarray:
     """The 3.9 ppm CH2 singlet of basis signal ``name`` (Cr or PCr) as a FID: its spectrum within
     +-:data:`CR_CH2_HALF_WIDTH_PPM` of :data:`CR_CH2_PPM`, transformed back (the CH3 line at 3.03 ppm is 0.9 ppm
     away; the part of a basis line's tails beyond the window stays with the CH3 signal)."""
-    ppm = basis.ref_ppm - np.fft.fftfreq(basis.n_points, basis.dwell_s) / basis.field_mhz
-    spec = np.fft.fft(basis.fids[basis.index(name)])
-    spec[np.abs(ppm - CR_CH2_PPM) > CR_CH2_HALF_WIDTH_PPM] = 0.0
-    return np.fft.ifft(spec)
+    return _window_part(basis, name, CR_CH2_PPM, CR_CH2_HALF_WIDTH_PPM, inside=True)
 
 
-def _with_ch2_rows(basis: BasisSet, truth: dict, rng, scale) -> tuple[np.ndarray, list]:
-    """The basis's FIDs and names with a row per creatine CH2 singlet (``<name>_CH2``) whose amplitude is minus
-    (1 - g) times the creatine's, g drawn per spectrum from ``scale``; its shift the creatine's. ``truth`` gains
-    ``cr_ch2_scale`` (g) and the rows' amplitudes and shifts (taken out again after synthesis)."""
-    names = [nm for nm in ("Cr", "PCr") if nm in basis.names]
-    g = _uniform(rng, scale, len(truth[basis.names[0]]))
-    truth["cr_ch2_scale"] = g
-    fids = [basis.fids] + [cr_ch2_part(basis, nm)[None, :] for nm in names]
-    rows = [f"{nm}_CH2" for nm in names]
-    for nm, row in zip(names, rows):
-        truth[row] = -(1.0 - g) * truth[nm]
-        truth[f"{row}_shift_hz"] = truth[f"{nm}_shift_hz"]
+def _singlet_fid(basis: BasisSet, name: str, centre_ppm: float, half_width_ppm: float) -> np.ndarray:
+    """The singlet of basis signal ``name`` within +-``half_width_ppm`` of ``centre_ppm``, as a FID: one exponentially
+    damped complex sinusoid ``a exp((2 pi i nu - d) t)`` (nu in Hz and d in 1/s maximise its projection onto the
+    signal, VARPRO; a is the projection) plus what the signal less it holds within the window. Unlike a cut in the
+    spectrum, the sinusoid keeps the whole line, also the leakage of an undamped basis line far beyond any window;
+    the cut then only moves a small remainder (a vendor basis's singlet is not exactly one damped sinusoid)."""
+    from scipy.optimize import minimize
+
+    fid = basis.fids[basis.index(name)].astype(np.complex128)
+    t = basis.time.astype(np.float64)
+    freq = np.fft.fftfreq(basis.n_points, basis.dwell_s)
+    window = np.abs(basis.ref_ppm - freq / basis.field_mhz - centre_ppm) <= half_width_ppm
+    spec = np.abs(np.fft.fft(fid)) * window
+    if not spec.any():
+        return np.zeros_like(fid)
+
+    def model(p):
+        return np.exp((2j * np.pi * p[0] - p[1]) * t)
+
+    def minus_projection(p):
+        m = model(p)
+        return -np.abs(np.vdot(m, fid)) ** 2 / np.vdot(m, m).real
+
+    best = minimize(minus_projection, [freq[int(np.argmax(spec))], 0.5], method="Nelder-Mead",
+                    options={"xatol": 1e-6, "fatol": 1e-12, "maxiter": 2000}).x
+    m = model(best)
+    line = np.vdot(m, fid) / np.vdot(m, m).real * m
+    return line + np.fft.ifft(np.fft.fft(fid - line) * window)
+
+
+def cho_multiplet_part(basis: BasisSet, name: str) -> np.ndarray:
+    """Everything of basis signal ``name`` (GPC or PCh) but its N(CH3)3 singlet, as a FID: the signal less the
+    singlet near :data:`CHO_SINGLET_PPM` (:func:`_singlet_fid`); what is left is the CH2 multiplets at 3.6 and
+    4.3 ppm and GPC's glycerol lines at 3.6-3.9 ppm."""
+    return basis.fids[basis.index(name)] - _singlet_fid(basis, name, CHO_SINGLET_PPM, CHO_SINGLET_HALF_WIDTH_PPM)
+
+
+def _with_part_rows(basis: BasisSet, truth: dict, rng, config: SynthesisConfig) -> tuple[np.ndarray, list]:
+    """The basis's FIDs and names with a row per scaled part of a signal: the creatine CH2 singlets
+    (``<name>_CH2``, one g per spectrum for Cr and PCr, ``truth["cr_ch2_scale"]``) and the choline multiplets
+    (``<name>_multiplets``, a g per spectrum and metabolite, ``truth["<name>_multiplet_scale"]``). A row's amplitude
+    is minus (1 - g) times its metabolite's and its shift the metabolite's (both taken out of ``truth`` again after
+    synthesis)."""
+    n = len(truth[basis.names[0]])
+    fids, rows = [basis.fids], []
+
+    def add(name: str, row: str, part: np.ndarray, g: np.ndarray) -> None:
+        fids.append(part[None, :])
+        rows.append(row)
+        truth[row] = -(1.0 - g) * truth[name]
+        truth[f"{row}_shift_hz"] = truth[f"{name}_shift_hz"]
+
+    creatines = [nm for nm in ("Cr", "PCr") if nm in basis.names]
+    if tuple(config.cr_ch2_scale) != (1.0, 1.0) and creatines:
+        g = _uniform(rng, config.cr_ch2_scale, n)
+        truth["cr_ch2_scale"] = g
+        for nm in creatines:
+            add(nm, f"{nm}_CH2", cr_ch2_part(basis, nm), g)
+    if tuple(config.cho_multiplet_scale) != (1.0, 1.0):
+        for nm in (nm for nm in ("GPC", "PCh") if nm in basis.names):
+            g = _uniform(rng, config.cho_multiplet_scale, n)
+            truth[f"{nm}_multiplet_scale"] = g
+            add(nm, f"{nm}_multiplets", cho_multiplet_part(basis, nm), g)
     return np.concatenate(fids).astype(basis.fids.dtype), list(basis.names) + rows
 
 
@@ -406,10 +472,9 @@ def synthesize(basis: BasisSet, n: int = 1000, snr=(10.0, 100.0), seed: int | np
     ref_name, _, ref_amp = snr_reference_amplitude(basis)
     naa_row = names.index(ref_name)
     basis_fids, extra = basis.fids, []
-    if tuple(config.cr_ch2_scale) != (1.0, 1.0) and ("Cr" in names or "PCr" in names):
-        # drawn after every other parameter, from their generator: the rest is the same with and without it
-        basis_fids, names = _with_ch2_rows(basis, truth, np.random.default_rng(param_seq.spawn(1)[0]),
-                                           config.cr_ch2_scale)
+    if tuple(config.cr_ch2_scale) != (1.0, 1.0) or tuple(config.cho_multiplet_scale) != (1.0, 1.0):
+        # drawn after every other parameter, from their generator: the rest is the same with and without them
+        basis_fids, names = _with_part_rows(basis, truth, np.random.default_rng(param_seq.spawn(1)[0]), config)
         extra = names[len(basis.names):]
     t = basis.time.astype(np.float64)
     ppm_rel = -np.fft.fftfreq(basis.n_points, basis.dwell_s) / basis.field_mhz  # ppm - ref_ppm, unshifted fft order
@@ -442,7 +507,7 @@ def synthesize(basis: BasisSet, n: int = 1000, snr=(10.0, 100.0), seed: int | np
         else:
             for i in range(len(starts)):
                 work(i)
-    for row in extra:  # the CH2 rows are a lineshape of Cr and PCr, not signals of their own
+    for row in extra:  # the part rows are a lineshape of their metabolites, not signals of their own
         truth.pop(row)
         truth.pop(f"{row}_shift_hz")
     truth["noise_sd"] = sd
