@@ -255,3 +255,13 @@ def test_choline_multiplets_scaled_per_spectrum_and_metabolite_singlet_kept(basi
     g, h = t2["GPC_multiplet_scale"], t2["PCh_multiplet_scale"]
     assert 0.5 <= min(g.min(), h.min()) and max(g.max(), h.max()) <= 1.5 and np.ptp(g) > 0.6
     assert abs(np.corrcoef(g, h)[0, 1]) < 0.4
+
+
+def test_test_and_calibration_sets_take_the_basis_signals_whole():
+    """A network trained with parts of its basis signals scaled is tested and calibrated on the signals as
+    simulated: evaluation_synthesis switches both part scalings off and keeps the other ranges."""
+    from mrs_tf.train import TRAINING_SYNTHESIS, evaluation_synthesis
+
+    syn = evaluation_synthesis(TRAINING_SYNTHESIS.with_(cr_ch2_scale=(0.7, 1.05), cho_multiplet_scale=(0.0, 1.5)))
+    assert tuple(syn.cr_ch2_scale) == (1.0, 1.0) and tuple(syn.cho_multiplet_scale) == (1.0, 1.0)
+    assert syn.lorentz_hz == TRAINING_SYNTHESIS.lorentz_hz and syn.lipid_amp == TRAINING_SYNTHESIS.lipid_amp

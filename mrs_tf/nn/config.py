@@ -85,11 +85,13 @@ UNKNOWN_PRIOR_MM = (0.0, 2.0)
 
 
 def evaluation_synthesis(syn: SynthesisConfig) -> SynthesisConfig:
-    """Test and calibration sets: ``syn``'s nuisance ranges with healthy-brain priors (:func:`healthy_priors`) and
-    the fixed parametric MM shape, the one QUEST's basis and the CRLB assume (so that network, QUEST and bound are
-    compared on the same signal model; ``benchmarks/sim_to_real.py`` measures varied and foreign MM shapes)."""
+    """Test and calibration sets: ``syn``'s nuisance ranges with healthy-brain priors (:func:`healthy_priors`), the
+    fixed parametric MM shape, the one QUEST's basis and the CRLB assume (so that network, QUEST and bound are
+    compared on the same signal model; ``benchmarks/sim_to_real.py`` measures varied and foreign MM shapes), and the
+    basis signals whole (no creatine CH2 or choline multiplets scaled)."""
     return healthy_priors(syn).with_(mm_amp_spread=0.0, mm_ppm_spread=0.0, mm_width_spread=0.0,
-                                     mm_lorentz_fraction=(0.0, 0.0))
+                                     mm_lorentz_fraction=(0.0, 0.0), cr_ch2_scale=(1.0, 1.0),
+                                     cho_multiplet_scale=(1.0, 1.0))
 
 
 def healthy_priors(syn: SynthesisConfig) -> SynthesisConfig:
