@@ -249,6 +249,8 @@ def main() -> None:
         meta = json.loads((model / "quantifier.json").read_text())["training"]
         what = (f"{meta['members']} x {meta['member_epochs'][0]} ep" if meta.get("members")
                 else f"{meta['epochs_run']} ep")
+        # the training's own time (members kept from an earlier run in --work took theirs then, not now)
+        train_min = max(train_min, float(meta.get("seconds", 0.0)) / 60)
         rows[f"network, train --basis ({what}, {train_min:.1f} min)"] = (
             [ratios_from(table, i) for i in range(len(scans))], secs, ",".join(table["status"]))
         if "crosscheck_fit_NAA+NAAG_over_tCr" in table:  # its cross-check: a fit with the training basis
