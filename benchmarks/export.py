@@ -56,9 +56,8 @@ def main() -> None:
     ref = q.quantify(fids, dwell_s=basis.dwell_s, field_mhz=basis.field_mhz, te_ms=te)
     if q.general:  # its graph reads the ppm grid and the protocol vector
         from mrs_tf.nn.general import protocol_vector
-        from mrs_tf.preprocess.grid import grid_spectrum
 
-        grid = grid_spectrum(fids, basis.dwell_s, basis.field_mhz).astype(np.float32)
+        grid = q.inputs(fids, basis.dwell_s, basis.field_mhz, te)["spectrum"].astype(np.float32)
         vec = protocol_vector(basis.field_mhz, te).astype(np.float32)
 
         def one_input(i):

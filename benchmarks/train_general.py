@@ -131,10 +131,15 @@ def write_card(folder: Path, results: dict) -> None:
     meta = json.loads((folder / "quantifier.json").read_text())
     tr = meta["training"]
     zeroed = meta.get("grid", {}).get("zeroed_above_ppm")
+    offset = meta.get("grid", {}).get("first_point_offset_s")
     lines = [f"# Model card: {folder.name}", "",
              "A protocol-general quantifier: one network for 3 T short-TE PRESS scans (123.2-127.8 MHz, TE 20-40 ms, "
              "any bandwidth >= 1,000 Hz, 1,024-8,192 points). Input: the spectrum on a fixed ppm grid (0.2-4.2 ppm, "
-             "256 points; `mrs_tf.preprocess.grid`) and the protocol (field, TE)" + (
+             "256 points; `mrs_tf.preprocess.grid`" + (
+                 f"; the trapezoid rule plus {offset * 1e3:g} ms x the FID's first point, what the plain Fourier sum "
+                 f"of its training FIDs (2 kHz) carries, so that a scan of any dwell time reads as they did: "
+                 f"`grid.first_point_offset_s`" if offset is not None else "") +
+             ") and the protocol (field, TE)" + (
                  f"; the grid above {zeroed:.1f} ppm is set to zero inside the network (`mrs_tf.layers.ZeroBins`): "
                  f"there real scans carry the water suppression's and the water removal's traces, which moved the "
                  f"Philips volunteers' Ins/tCr by 25-32 %, and the fits and LCModel stop at 4.0 ppm too"
@@ -202,13 +207,15 @@ def write_card(folder: Path, results: dict) -> None:
               "press3t_te30, the more accurate on mrs-tf's own spectra (on scanner files it reads up to 4.2 ppm: a "
               "line of 0.2 NAA heights at 4.1 ppm moves its Ins/tCr by 41-47 %).",
               "- On spectra from the vendor-pulse TE 35 basis sets, completed with a brain's Gly, Glc and Ala, "
-              "Glu/tCr is biased +3 to +6.5 % and Ins/tCr -2 to -4 %, tNAA and tCho within 2.5 % (Ins -12.5 to -14 % "
-              "from the bases as they are, which lack those three; tCho +3.4 to +4.8 %); on the GE TE 30 set every "
-              "ratio is within 3.8 % (table above, benchmarks/RESULTS.md). Before the shaped-pulse batches its Glu "
-              "bias there was +12 to +17 %. On spectra of ideal pulses (press3t_te30's test set) NAA, Cr+PCr, "
-              "GPC+PCh, Glu, Ins 6.1 / 4.6 / 5.6 / 7.7 / 8.8 % (the ideal-pulse network it started from 6.0 / 4.5 / "
-              "5.4 / 7.5 / 8.2 %): reading only up to 4.0 ppm costs Ins 0.6-1.7 points on simulated spectra, whose "
-              "4.05 ppm Ins peak is intact, as a scan's is not; Glu at TE 40 worse (10.9 vs 9.4 %).",
+              "Glu/tCr is biased +3.7 to +6.5 % and Ins/tCr -1 to -4 %, tNAA and tCho within 2.5 % (Ins -11.7 to "
+              "-14 % from the bases as they are, which lack those three; tCho +3.4 to +4.8 %); on the GE TE 30 set "
+              "every ratio is within 3.9 % (table above, benchmarks/RESULTS.md). Before the shaped-pulse batches its "
+              "Glu bias there was +12 to +17 %. On spectra of ideal pulses (press3t_te30's test set, 4 kHz) NAA, "
+              "Cr+PCr, GPC+PCh, Glu, Ins 5.6 / 4.1 / 5.5 / 7.3 / 8.3 %, biased -1 to -3 % with slopes 0.8-0.9 where "
+              "press3t_te30's are 0.91-0.99 (read with the plain Fourier sum, before 2026-11-29, 6.1 / 4.6 / 5.6 / "
+              "7.7 / 8.8 %, biased -2 to -5 %; the ideal-pulse network it started from 6.0 / 4.5 / 5.4 / 7.5 / 8.2 % "
+              "so): reading only up to 4.0 ppm costs Ins 0.6-1.7 points on simulated spectra, whose 4.05 ppm Ins "
+              "peak is intact, as a scan's is not; Glu at TE 40 worse (10.3 vs 9.4 %).",
               "- On the two Philips TE 35 scans beside LCModel: tNAA +7 / +3 %, tCho +4 / +9 %, Ins -9 / -2 %, Glu "
               "+11 / +2 %, both ok (reading up to 4.2 ppm, Ins was -25 / -32 %, both fit_disagrees); `mrs-tf "
               "quantify` cross-checks every spectrum with an in vivo fit and flags disagreements (status "

@@ -265,3 +265,46 @@ def test_test_and_calibration_sets_take_the_basis_signals_whole():
     syn = evaluation_synthesis(TRAINING_SYNTHESIS.with_(cr_ch2_scale=(0.7, 1.05), cho_multiplet_scale=(0.0, 1.5)))
     assert tuple(syn.cr_ch2_scale) == (1.0, 1.0) and tuple(syn.cho_multiplet_scale) == (1.0, 1.0)
     assert syn.lorentz_hz == TRAINING_SYNTHESIS.lorentz_hz and syn.lipid_amp == TRAINING_SYNTHESIS.lipid_amp
+
+
+@pytest.mark.parametrize("change, names", [
+    ({"lorentz_hz": (float("nan"), 1.0)}, "lorentz_hz"),          # gave NaN spectra, silently
+    ({"gauss_hz": (10.0, 2.0)}, "gauss_hz"),                       # reversed
+    ({"water_lw_hz": (-3.0, 10.0)}, "water_lw_hz"),                # a negative width
+    ({"lipid_amp": (0.0, float("inf"))}, "lipid_amp"),
+    ({"shift_ppm": (0.1,)}, "shift_ppm"),                          # not a (low, high) pair
+    ({"mm_lorentz_fraction": (0.0, 1.5)}, "mm_lorentz_fraction"),  # a fraction beyond 1
+    ({"cho_multiplet_scale": (-0.5, 1.0)}, "cho_multiplet_scale"),
+    ({"mm_amp_spread": 1.2}, "mm_amp_spread"),                     # amplitudes x U(-0.2, 2.2): negative MM lines
+    ({"mm_width_spread": 1.0}, "mm_width_spread"),                 # zero widths
+    ({"metab_shift_hz": -1.0}, "metab_shift_hz"),
+    ({"baseline_components": 1.5}, "baseline_components"),
+    ({"priors": {"NAA": (12.0, 8.0)}}, "priors['NAA']"),
+    ({"lorentz_hz": (float("nan"), 1.0), "gauss_hz": (3.0, -1.0)}, "lorentz_hz, gauss_hz"),  # all of them at once
+])
+def test_a_config_out_of_range_is_refused_naming_the_field(change, names):
+    with pytest.raises(MRSError) as err:
+        SynthesisConfig(**change)
+    for name in names.split(", "):
+        assert name in str(err.value), str(err.value)
+    with pytest.raises(MRSError):  # .with_() checks too
+        SynthesisConfig().with_(**change)
+
+
+def test_every_shipped_and_default_config_is_valid():
+    import json
+    from pathlib import Path
+
+    from mrs_tf.nn.general import GENERAL_SYNTHESIS
+    from mrs_tf.train import TrainConfig, TRAINING_SYNTHESIS, evaluation_synthesis
+
+    for cfg in (SynthesisConfig(), GENERAL_SYNTHESIS, TRAINING_SYNTHESIS, evaluation_synthesis(GENERAL_SYNTHESIS),
+                SynthesisConfig(baseline_amp=(-0.3, 0.3), phase0_deg=(-180, 180), cr_ch2_scale=(0.0, 1.0))):
+        assert cfg == cfg.with_()
+    root = Path(__file__).resolve().parents[1] / "saved_models"
+    for path in root.glob("*/train_config.json"):
+        TrainConfig(**json.loads(path.read_text())).synthesis_config()
+    for path in root.glob("*/quantifier.json"):
+        synthesis = json.loads(path.read_text()).get("training", {}).get("synthesis")
+        if synthesis:
+            SynthesisConfig(**synthesis)

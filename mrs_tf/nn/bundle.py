@@ -304,7 +304,10 @@ class ModelBundle:
         from mrs_tf.physics.protocols import protocol_vector
         from mrs_tf.preprocess.grid import grid_spectrum
 
-        return {"spectrum": grid_spectrum(fids, dwell_s, field_mhz, self.ref_ppm),
+        # the first point's weight the network learnt (its training FIDs' dwell time; 2 kHz for mrs-tf's), so that
+        # a scan of any dwell time gives the input its spectrum gave there (None for older networks: the plain sum)
+        offset = (self.meta.get("grid") or {}).get("first_point_offset_s")
+        return {"spectrum": grid_spectrum(fids, dwell_s, field_mhz, self.ref_ppm, first_point_offset_s=offset),
                 "protocol": np.repeat(protocol_vector(field_mhz, te_ms), len(fids), axis=0)}
 
     def sd_factors(self, n_outputs: int, te_ms: float | None = None) -> np.ndarray:

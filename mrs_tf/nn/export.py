@@ -59,7 +59,8 @@ def _load(folder):
 def inference_model(quantifier):
     """Keras model: full spectrum (B, n_points, 2) -> ``{"concentrations": ...}`` (crop inside); for a
     protocol-general network its own inputs (grid spectrum (B, 256, 2) and protocol (B, 2); the device computes the
-    grid spectrum, :func:`mrs_tf.preprocess.grid.grid_spectrum`, as it computes the FFT for the others)."""
+    grid spectrum, :func:`mrs_tf.preprocess.grid.grid_spectrum` with ``first_point_offset_s`` of the model's
+    ``quantifier.json`` (``grid``), as it computes the FFT for the others)."""
     import keras
 
     from mrs_tf.preprocess.spectra import crop_slice

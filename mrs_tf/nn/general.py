@@ -22,6 +22,11 @@ from mrs_tf.preprocess.grid import GRID_POINTS, grid_coverage, grid_spectrum
 __all__ = ["GENERAL_SYNTHESIS", "BasisRandomisation", "GROUP_SHIFTS", "shifted_spin_systems", "NO_RANDOMISATION", "DOMAIN_RANDOMISATION", "SHAPED_PULSES",
            "protocol_vector", "draw_protocol", "general_batch", "general_dataset", "general_batches", "general_validation_set"]
 
+#: the first point's weight beyond the trapezoid rule (s) in the training stream's grid spectra: the plain Fourier
+#: sum of FIDs simulated at the grid's 2 kHz adds half a dwell time x the first point to every grid point; recorded
+#: in ``quantifier.json`` (``grid.first_point_offset_s``) so that scans of any dwell time are read the same way
+FIRST_POINT_OFFSET_S = 0.5 / DEFAULT_GRID.bandwidth_hz
+
 #: the nuisances of the training stream (3 T, short TE, in vivo as scanners deliver it)
 GENERAL_SYNTHESIS = SynthesisConfig(
     lorentz_hz=(1.0, 12.0), gauss_hz=(2.0, 14.0), shift_ppm=(-0.2, 0.2), metab_shift_hz=2.0,
@@ -237,7 +242,9 @@ def general_batch(names, batch_size: int, seed: int, index: int, snr=(5.0, 200.0
     fids, truth = synthesize(basis, n=batch_size, snr=snr, seed=np.random.SeedSequence([int(seed), int(index)]),
                              config=config, n_jobs=1)
     fids = skew_lines(fids, basis.dwell_s, rand_rng, randomisation)
-    spectra = grid_spectrum(fids, basis.dwell_s, basis.field_mhz, workers=1)  # batches run in parallel already
+    # batches run in parallel already (workers=1); the plain sum of the simulation's dwell time, which at any
+    # other dwell time FIRST_POINT_OFFSET_S reproduces (0.5 * dwell: the plain sum, bit for bit)
+    spectra = grid_spectrum(fids, basis.dwell_s, basis.field_mhz, workers=1, first_point_offset_s=0.5 * basis.dwell_s)
     # a narrower acquisition does not reach every grid point: what it would not have seen is zero
     spectra[:, ~grid_coverage(1.0 / proto["bandwidth_hz"], proto["field_mhz"])] = 0.0
     protocol = np.repeat(protocol_vector(proto["field_mhz"], proto["te_ms"]), batch_size, axis=0)
@@ -425,7 +432,8 @@ def _train_general(out_dir, minutes, batch_size, steps_per_epoch, learning_rate,
     epochs_run = logged_run(out)["epochs"]
     space = SHORT_TE_PRESS_3T
     meta = {"input": "ppm_grid", "grid": {"ppm_range": [0.2, 4.2], "points": GRID_POINTS,
-                                          "zeroed_above_ppm": zero_above_ppm},
+                                          "zeroed_above_ppm": zero_above_ppm,
+                                          "first_point_offset_s": FIRST_POINT_OFFSET_S},
             "space": {"sequence": space.sequence, "field_mhz": list(space.field_mhz), "te_ms": list(space.te_ms),
                       "te1_fraction": list(space.te1_fraction), "min_bandwidth_hz": space.min_bandwidth_hz,
                       "n_points": list(space.n_points)},

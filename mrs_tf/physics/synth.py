@@ -80,6 +80,25 @@ class SynthesisConfig:
     cho_multiplet_scale: tuple[float, float] = (1.0, 1.0)
     priors: dict = field(default_factory=dict)  # name -> (low, high) overrides of the default mM priors
 
+    def __post_init__(self) -> None:
+        """Refuse values that would give NaN, mirrored or negative signals silently, naming every field at once."""
+        problems = [p for p in (_range_problem(self, name, *rule) for name, rule in _RANGE_RULES.items()) if p]
+        for name, (lo, hi) in _SCALAR_RULES.items():
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float, np.integer, np.floating)) and np.isfinite(v) and lo <= v <= hi):
+                problems.append(f"{name}={v!r} (a number in [{lo:g}, {hi:g}])")
+        k = self.baseline_components
+        if not (isinstance(k, (int, np.integer)) and not isinstance(k, bool) and k >= 0):
+            problems.append(f"baseline_components={k!r} (a whole number >= 0)")
+        if not isinstance(self.priors, dict):
+            problems.append(f"priors={self.priors!r} (a dict of name -> (low, high) mM)")
+        else:
+            for name, bounds in self.priors.items():
+                if not _is_range(bounds) or min(bounds) < 0:
+                    problems.append(f"priors[{name!r}]={bounds!r} (0 <= low <= high, mM)")
+        if problems:
+            raise MRSError("SynthesisConfig out of range: " + "; ".join(problems))
+
     def with_(self, **changes) -> "SynthesisConfig":
         return replace(self, **changes)
 
@@ -87,6 +106,38 @@ class SynthesisConfig:
     def varies_mm(self) -> bool:
         return bool(self.mm_amp_spread or self.mm_ppm_spread or self.mm_width_spread
                     or max(self.mm_lorentz_fraction) > 0)
+
+
+#: (low, high) fields of SynthesisConfig and the interval both ends must lie in
+_RANGE_RULES = {
+    "lorentz_hz": (0.0, np.inf), "gauss_hz": (0.0, np.inf), "shift_ppm": (-np.inf, np.inf),
+    "phase0_deg": (-np.inf, np.inf), "phase1_deg_per_ppm": (-np.inf, np.inf), "baseline_amp": (-np.inf, np.inf),
+    "baseline_ppm": (-np.inf, np.inf), "baseline_fwhm_ppm": (0.0, np.inf), "water_amp": (0.0, np.inf),
+    "water_shift_hz": (-np.inf, np.inf), "water_lw_hz": (0.0, np.inf), "lipid_amp": (0.0, np.inf),
+    "mm_lorentz_fraction": (0.0, 1.0), "cr_ch2_scale": (0.0, np.inf), "cho_multiplet_scale": (0.0, np.inf)}
+#: number fields and their interval (an amplitude spread of 1 or more would draw negative MM lines, a width spread
+#: of 1 zero-width ones)
+_SCALAR_RULES = {"metab_shift_hz": (0.0, np.inf), "mm_amp_spread": (0.0, 1.0), "mm_ppm_spread": (0.0, np.inf),
+                 "mm_width_spread": (0.0, 0.99)}
+
+
+def _is_range(bounds) -> bool:
+    """A (low, high) pair of finite numbers with low <= high."""
+    try:
+        lo, hi = (float(b) for b in bounds)
+    except (TypeError, ValueError):
+        return False
+    return bool(np.isfinite(lo) and np.isfinite(hi) and lo <= hi)
+
+
+def _range_problem(config, name: str, lo: float, hi: float) -> str | None:
+    bounds = getattr(config, name)
+    if _is_range(bounds) and lo <= min(bounds) and max(bounds) <= hi:
+        return None
+    where = "" if (lo, hi) == (-np.inf, np.inf) else (f" within [{lo:g}, {hi:g}]" if np.isfinite(hi)
+                                                        else f", both >= {lo:g}")
+    return f"{name}={tuple(bounds) if isinstance(bounds, (list, tuple)) else bounds!r} (finite (low, high), " \
+           f"low <= high{where})"
 
 
 def concentration_matrix(truth: dict, names) -> np.ndarray:
