@@ -308,3 +308,16 @@ def test_every_shipped_and_default_config_is_valid():
         synthesis = json.loads(path.read_text()).get("training", {}).get("synthesis")
         if synthesis:
             SynthesisConfig(**synthesis)
+
+
+def test_concentration_ranges_are_what_synthesize_draws_from(basis):
+    from mrs_tf.physics.synth import concentration_ranges
+
+    config = SynthesisConfig(priors={"PE": (0.5, 5.0)})
+    ranges = concentration_ranges(basis.names, config)
+    assert ranges["PE"] == (0.5, 5.0) and set(ranges) == set(basis.names)
+    _, truth = synthesize(basis, 2000, snr=None, seed=4, config=config)
+    for name in ("PE", "NAA", "MM"):
+        lo, hi = ranges[name]
+        assert lo <= truth[name].min() < lo + 0.01 * (hi - lo) and hi - 0.01 * (hi - lo) < truth[name].max() <= hi
+    assert "Unknown" not in concentration_ranges(["Unknown", "NAA"])

@@ -36,7 +36,7 @@ from mrs_tf.physics.basis import BasisSet
 from mrs_tf.core.errors import MRSError
 from mrs_tf.physics.metabolites import MM_NAME, METABOLITES, prior_ranges
 
-__all__ = ["SynthesisConfig", "synthesize", "concentration_matrix", "snr_reference_amplitude", "measure_snr",
+__all__ = ["SynthesisConfig", "synthesize", "concentration_matrix", "concentration_ranges", "snr_reference_amplitude", "measure_snr",
            "cr_ch2_part", "cho_multiplet_part"]
 
 _LN2x4 = 4 * np.log(2)
@@ -140,6 +140,17 @@ def _range_problem(config, name: str, lo: float, hi: float) -> str | None:
            f"low <= high{where})"
 
 
+def concentration_ranges(names, config: SynthesisConfig | None = None) -> dict[str, tuple[float, float]]:
+    """``{name: (low, high)}`` (mM; MM in MM-model units): the uniform range :func:`synthesize` draws each of
+    ``names`` from under ``config`` (mrs-tf's priors, overridden by ``config.priors``); names with neither are left
+    out."""
+    config = config or SynthesisConfig()
+    known = [nm for nm in names if nm in METABOLITES or nm == MM_NAME]
+    ranges = {nm: (float(r[0]), float(r[1])) for nm, r in zip(known, prior_ranges(known))}
+    ranges.update({k: (float(v[0]), float(v[1])) for k, v in config.priors.items()})
+    return {nm: ranges[nm] for nm in names if nm in ranges}
+
+
 def concentration_matrix(truth: dict, names) -> np.ndarray:
     """(n_spectra, n_names) array of ground-truth concentrations from a truth table."""
     return np.stack([np.asarray(truth[n]) for n in names], axis=1)
@@ -200,9 +211,7 @@ def _draw_parameters(basis: BasisSet, n: int, snr, config: SynthesisConfig, rng,
         if conc.shape != (n, len(names)):
             raise MRSError(f"concentrations must have shape ({n}, {len(names)}), got {conc.shape}")
     else:
-        known = [nm for nm in names if nm in METABOLITES or nm == MM_NAME]
-        ranges = {nm: r for nm, r in zip(known, prior_ranges(known))}
-        ranges.update({k: tuple(v) for k, v in config.priors.items()})
+        ranges = concentration_ranges(names, config)
         missing = [nm for nm in names if nm not in ranges]
         if missing:
             raise MRSError(f"no concentration prior for {', '.join(missing)}; give SynthesisConfig(priors=...)")

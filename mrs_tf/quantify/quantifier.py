@@ -16,12 +16,13 @@ import numpy as np
 from mrs_tf.core.errors import MRSError, ProtocolError
 from mrs_tf.core.table import ResultTable
 from mrs_tf.nn.bundle import ModelBundle
+from mrs_tf.physics.synth import concentration_ranges
 from mrs_tf.preprocess.input_flags import (BROAD_LINE_LIMIT_HZ, OFFSET_MARGIN_PPM, OFFSET_SEARCH_PPM,
                                            flag_fit_reach, set_flag, wide_scores)
 from mrs_tf.preprocess.spectra import REFERENCE_SEARCH_PPM, as_fid_matrix
 from mrs_tf.quantify import protocol
-from mrs_tf.quantify.tables import (FIT_LIPID_DRIFT, LIPID_LIMIT, flag_lipids, flag_pattern, network_table,
-                                   status_columns)
+from mrs_tf.quantify.tables import (FIT_LIPID_DRIFT, LIPID_LIMIT, flag_lipids, flag_pattern, flag_prior_dominated,
+                                   network_table, prior_columns, status_columns)
 
 __all__ = ["Quantifier", "RESIDUAL_WATER_LIMIT", "NO_SIGNAL_LIMIT", "OFFSET_MARGIN_PPM", "OFFSET_SEARCH_PPM",
            "BROAD_LINE_LIMIT_HZ", "LIPID_LIMIT", "lipid_limit"]
@@ -165,8 +166,10 @@ class Quantifier(ModelBundle):
             pending = pool.submit(wide_scores, arr, own)
             mean, sd = self.infer(arr, batch_size, dwell_s, field_mhz, te_ms, shift_average=shift_average)
             scores = pending.result()
-        table = self._flag_inputs(network_table(self.names, self.outputs, mean, sd), arr, dwell_s, field_mhz, te_ms,
-                                  scores=scores)
+        table = network_table(self.names, self.outputs, mean, sd)
+        if sd is not None:  # which values are mostly the training prior (prior_dominated; the headline ones: status)
+            table = prior_columns(table, concentration_ranges(self.names, self.training_synthesis()))
+        table = flag_prior_dominated(self._flag_inputs(table, arr, dwell_s, field_mhz, te_ms, scores=scores))
         if cross_check:
             from mrs_tf.quantify import crosscheck
 

@@ -230,8 +230,12 @@ def _num(v: float) -> str:
 def metabolite_rows(table, i: int, names) -> list[dict]:
     """One row per metabolite of spectrum ``i`` (the LCModel/FSL-MRS habit): ``metabolite``, ``concentration``
     (basis units), the uncertainty the table has (``sd`` and ``sd %`` of a network, ``CRLB`` and ``CRLB %`` of a
-    fit), ``/tCr`` and ``mM`` when the table is water-scaled. ``names``: the metabolites and combinations, in order;
+    fit), a network's ``sd vs prior`` (its relative sd over its training prior's; marked where the value is mostly
+    that prior), ``/tCr`` and ``mM``
+    when the table is water-scaled. ``names``: the metabolites and combinations, in order;
     those the table lacks are left out."""
+    from mrs_tf.quantify.tables import PRIOR_DOMINATED_RATIO
+
     rows = []
     for n in names:
         if n not in table:
@@ -243,6 +247,10 @@ def metabolite_rows(table, i: int, names) -> list[dict]:
                 unc = float(table[key][i])
                 row[label] = _num(unc)
                 row[f"{label} %"] = f"{100 * unc / abs(v):.0f}" if v and np.isfinite(unc) else "NaN"
+        if f"{n}_sd_vs_prior" in table:  # a network's: how much the data told it beyond its training prior
+            ratio = float(table[f"{n}_sd_vs_prior"][i])
+            row["sd vs prior"] = (f"{ratio:.2f}" + (" (mostly the prior)" if ratio >= PRIOR_DOMINATED_RATIO else "")
+                                    if np.isfinite(ratio) else "NaN")
         if f"{n}_over_tCr" in table:
             row["/tCr"] = f"{float(table[f'{n}_over_tCr'][i]):.3f}"
         if f"{n}_mM" in table:
