@@ -145,6 +145,10 @@ def test_train_for_your_own_basis_matched_to_a_data_file(tmp_path, capsys):
     assert meta["n_points"] == 2048 and meta["dwell_s"] == pytest.approx(1 / 4000)
     card = (out / "model_card.md").read_text()
     assert "their.BASIS" in card and "saved_models/their_press" in card and "Xyz" in card
+    # which outputs are mostly its training prior, measured on its test set (not a fixed list of usual suspects)
+    measured = __import__("json").loads((out / "metrics.json").read_text())["metrics"]
+    assert all("sd_vs_prior_median" in measured[n] for n in meta["names"])
+    assert "Mostly its training prior on its own test spectra" in card and "Small signals (Ala" not in card
     res = tmp_path / "r.csv"
     assert main(["quantify", str(data), "--model", str(out), "--out", str(res)]) == 0
     assert {"Xyz", "Xyz_sd", "NAA_over_tCr"} <= set(ResultTable.read_csv(res))

@@ -48,6 +48,9 @@ def measure(folder, basis, config, n_test: int = 2048, training: dict | None = N
         results[name] = _metrics(table[name], tr_val, sd)
         # what knowing nothing gives: every spectrum quantified as the test set's median concentration
         results[name]["prior_mape_pct"] = float(100 * np.mean(np.abs(np.median(tr_val) - tr_val) / np.abs(tr_val)))
+        if f"{name}_sd_vs_prior" in table:  # how much the spectra told it beyond its training prior (tables.py)
+            results[name]["sd_vs_prior_median"] = float(np.nanmedian(np.asarray(table[f"{name}_sd_vs_prior"],
+                                                                                float)))
         results[name]["by_snr"] = {f"{lo}-{hi}": _metrics(table[name][sel], tr_val[sel],
                                                           None if sd is None else sd[sel])
                                    for lo, hi in SNR_BANDS for sel in [(snr >= lo) & (snr < hi)]}
@@ -90,6 +93,24 @@ def _row(name: str, m: dict) -> str:
     within = f"{within:.1f}" if within is not None else "-"
     return (f"| {name} | {m['mape_pct']:.2f} | {m['mae']:.3f} | {m['bias']:+.3f} | {m['slope']:.3f} | "
             f"{m['rmse']:.3f} | {within} |")
+
+
+def _prior_line(res: dict) -> str:
+    """The card's line on the outputs that are mostly the training prior: measured on the test set where the metrics
+    have it (median ``<met>_sd_vs_prior`` at or above the table's threshold), else the usual suspects."""
+    from mrs_tf.quantify.tables import PRIOR_DOMINATED_RATIO
+
+    measured = {n: m["sd_vs_prior_median"] for n, m in res.items() if "sd_vs_prior_median" in m}
+    if not measured:
+        return ("- Small signals (Ala, Asc, Asp, GABA, Glc, Gly, Lac, PE, Scyllo, Tau, PCh, NAAG) are poorly "
+                "determined at this SNR: their estimates lean on the training prior (slope well below 1); use the sums "
+                "and the five headline signals, and read each `_sd`.")
+    prior = [f"{n} ({v:.2f})" for n, v in sorted(measured.items(), key=lambda kv: -kv[1])
+             if v >= PRIOR_DOMINATED_RATIO]
+    return ("- Mostly its training prior on its own test spectra (median relative sd over the prior's, "
+            f"`<met>_sd_vs_prior`, at {PRIOR_DOMINATED_RATIO:g} or more; `quantify` lists them per spectrum in "
+            "`prior_dominated`): " + (", ".join(prior) if prior else "none") + ". Use the sums and the five headline "
+            "signals, and read each `_sd`.")
 
 
 def render(meta: dict, config: dict, metrics: dict, notes: str = "", folder_hint: str = "MODEL_FOLDER") -> str:
@@ -160,9 +181,7 @@ def render(meta: dict, config: dict, metrics: dict, notes: str = "", folder_hint
         "",
         "## Limitations",
         f"- One protocol only: {test['protocol']}; other data are refused, not guessed at.",
-        "- Small signals (Ala, Asc, Asp, GABA, Glc, Gly, Lac, PE, Scyllo, Tau, PCh, NAAG) are poorly determined at "
-        "this SNR: their estimates lean on the training prior (slope well below 1); use the sums and the five "
-        "headline signals, and read each `_sd`.",
+        _prior_line(res),
         "- Trained on simulation: real spectra with other MM backgrounds, lineshapes, lipid or water residuals "
         "degrade it (measured in benchmarks/sim_to_real.py). Check fits and residuals on your data.",
         "- Amplitudes are in basis units (no water scaling, relaxation or tissue correction).",
