@@ -216,6 +216,10 @@ def write_card(folder: Path, results: dict) -> None:
               "7.7 / 8.8 %, biased -2 to -5 %; the ideal-pulse network it started from 6.0 / 4.5 / 5.4 / 7.5 / 8.2 % "
               "so): reading only up to 4.0 ppm costs Ins 0.6-1.7 points on simulated spectra, whose 4.05 ppm Ins "
               "peak is intact, as a scan's is not; Glu at TE 40 worse (10.3 vs 9.4 %).",
+              "- It does not measure PE: on noise-free spectra (127.7 MHz TE 35, 5.2 ms sinc pulses, prior means) it "
+              "reads PE/tCr 0.155-0.172 for a true 0.06-0.44 and counts PE's 3.22 ppm line above that as choline, "
+              "tCho/tCr -5.7 to +6.5 % (+3.2 points per 0.1 of PE/tCr). A fit measures PE (CRLB 10-12 % on the "
+              "Philips volunteers); every spectrum lists PE in `prior_dominated` (`<met>_sd_vs_prior` 1.2-1.3).",
               "- On the two Philips TE 35 scans beside LCModel: tNAA +7 / +3 %, tCho +4 / +9 %, Ins -9 / -2 %, Glu "
               "+11 / +2 %, both ok (reading up to 4.2 ppm, Ins was -25 / -32 %, both fit_disagrees); `mrs-tf "
               "quantify` cross-checks every spectrum with an in vivo fit and flags disagreements (status "
