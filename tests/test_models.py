@@ -295,34 +295,3 @@ def test_training_progress_is_one_line_per_epoch_in_logs(monkeypatch):
 
     monkeypatch.setattr(sys, "stdout", Terminal())
     assert progress_verbosity("auto") == 1
-
-
-def test_beta_nll_keeps_the_gradient_on_a_hard_outputs_mean():
-    """Plain Gaussian NLL: the gradient on a mean is (y - mean) / sd^2, so an output the network has not learnt sits
-    at a wide sd and stays there (no network learnt PE). beta-NLL (Seitzer et al. 2022) weights each term by
-    (sd / scale)^(2 beta), held fixed in the gradient: beta 0.5 gives (y - mean) / sd (in units of scale)."""
-    import keras
-    import tensorflow as tf
-
-    from mrs_tf.nn.layers import GaussianNLL
-
-    y = tf.constant([[1.0, 1.0]])
-    mean = tf.Variable([[0.0, 0.0]])
-    sd = tf.constant([[0.5, 4.0]])  # a learnt output (narrow) and an unlearnt one (wide)
-    grads = {}
-    for beta in (0.0, 0.5):
-        loss = GaussianNLL([1.0, 1.0], beta=beta)
-        with tf.GradientTape() as tape:
-            value = loss(y, tf.stack([mean, sd], axis=1))
-        grads[beta] = tape.gradient(value, mean).numpy()[0]
-        plain = np.log([0.5, 4.0]) + 0.5 * (1 / np.array([0.5, 4.0])) ** 2
-        want = np.mean(plain * np.array([0.5, 4.0]) ** (2 * beta))
-        np.testing.assert_allclose(float(value), want, rtol=1e-5)
-    # per output: -(y - mean) / sd^2 / 2 outputs, and x sd for beta 0.5
-    np.testing.assert_allclose(grads[0.0], [-2.0, -1 / 32], rtol=1e-5)
-    np.testing.assert_allclose(grads[0.5], [-1.0, -0.125], rtol=1e-5)
-    assert grads[0.5][1] / grads[0.0][1] == pytest.approx(4.0)  # the wide output's mean keeps 4x the push
-    # serialisable with its beta (a saved model compiles again as trained)
-    again = keras.losses.deserialize(keras.losses.serialize(GaussianNLL([2.0], beta=0.5)))
-    assert again.beta == 0.5 and again.scale == [2.0]
-    assert TrainConfig().nll_beta == 0.0 and TrainConfig(nll_beta=0.5).nll_beta == 0.5

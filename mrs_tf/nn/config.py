@@ -67,7 +67,6 @@ class TrainConfig:
     protocol_from: str | None = None  # a data file whose points, dwell, field (and TE) the basis is matched to
     complete_basis: bool = False      # add mrs-tf's simulation of the brain metabolites the basis lacks (Gly, Glc, ...)
     ensemble: int = 1                 # train this many networks (seeds seed, seed+1, ...) read as one (nn.ensemble)
-    nll_beta: float = 0.0             # beta-NLL (layers.GaussianNLL): 0.5 keeps hard outputs (PE) learning
 
     def synthesis_config(self) -> SynthesisConfig:
         syn = dict(self.synthesis)

@@ -152,29 +152,20 @@ class WeightedMSE(keras.losses.Loss):
 @keras.saving.register_keras_serializable(package="mrs_tf")
 class GaussianNLL(keras.losses.Loss):
     """Gaussian negative log-likelihood of ``y_true`` (B, M) under ``y_pred`` (B, 2, M) = (mean, sd), per output
-    ``log(sd/scale) + (y - mean)^2 / (2 sd^2)`` (the constant dropped), averaged over outputs.
+    ``log(sd/scale) + (y - mean)^2 / (2 sd^2)`` (the constant dropped), averaged over outputs."""
 
-    ``beta`` > 0: the beta-NLL of Seitzer et al. (ICLR 2022), each output's term weighted by ``(sd/scale)^(2 beta)``
-    held constant in the gradient. Plain NLL (beta 0) lets a hard output settle at a wide sd, where the gradient on its
-    mean, ``(y - mean) / sd^2``, all but vanishes: the networks never learnt PE (their PE/tCr is their prior's
-    whatever the truth); beta 0.5 makes it ``(y - mean) / sd``, beta 1 that of the MSE."""
-
-    def __init__(self, scale, beta: float = 0.0, name: str = "gaussian_nll", **kwargs):
+    def __init__(self, scale, name: str = "gaussian_nll", **kwargs):
         super().__init__(name=name, **kwargs)
         self.scale = [float(v) for v in scale]
-        self.beta = float(beta)
 
     def call(self, y_true, y_pred):
         scale = ops.convert_to_tensor(self.scale, dtype=y_pred.dtype)
         mean, sd = y_pred[:, 0], y_pred[:, 1]
         err = (ops.cast(y_true, y_pred.dtype) - mean)
-        nll = ops.log(sd / scale) + 0.5 * ops.square(err / sd)
-        if self.beta:
-            nll = nll * ops.stop_gradient(ops.power(sd / scale, 2.0 * self.beta))
-        return ops.mean(nll, axis=-1)
+        return ops.mean(ops.log(sd / scale) + 0.5 * ops.square(err / sd), axis=-1)
 
     def get_config(self):
-        return {**super().get_config(), "scale": self.scale, "beta": self.beta}
+        return {**super().get_config(), "scale": self.scale}
 
 
 @keras.saving.register_keras_serializable(package="mrs_tf")

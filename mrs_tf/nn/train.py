@@ -101,13 +101,13 @@ def _strategy(name: str | None):
     raise MRSError(f"unknown strategy {name!r}; use mirrored or multiworker")
 
 
-def compile_model(model, names, uncertainty: bool, learning_rate: float, nll_beta: float = 0.0):
+def compile_model(model, names, uncertainty: bool, learning_rate: float):
     import keras
 
     from mrs_tf.nn.layers import GaussianNLL, WeightedMSE
 
     scale = prior_scale(names)
-    loss = GaussianNLL(scale, beta=nll_beta) if uncertainty else WeightedMSE(scale)
+    loss = GaussianNLL(scale) if uncertainty else WeightedMSE(scale)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=1.0),
                   loss={"concentrations": loss})
     return model
@@ -199,7 +199,7 @@ def _train(cfg: TrainConfig, out_dir, resume, strategy, basis, verbose, overwrit
             model = build_model(cfg.model, input_points=val_x.shape[1], n_outputs=len(names),
                                 output_scale=output_scale(val_x, val_y), uncertainty=cfg.uncertainty,
                                 **cfg.model_kwargs)
-            compile_model(model, names, cfg.uncertainty, cfg.learning_rate, cfg.nll_beta)
+            compile_model(model, names, cfg.uncertainty, cfg.learning_rate)
     earlier = logged_run(out) if resume else {"epochs": 0, "best_val_loss": None, "seconds": 0.0, "val_loss": []}
     if extend:  # its clock file went when it finished: its seconds are in quantifier.json
         done = json.loads((out / "quantifier.json").read_text()).get("training", {})
@@ -316,7 +316,7 @@ def _train_ensemble(cfg, out_dir, resume: bool = False, strategy: str | None = N
     # the ensemble's own validation loss, on the members' validation set
     val_x, val_y, _ = validation_set(basis, cfg)
     meta = _quantifier_meta(basis, cfg, model)
-    compile_model(model, meta["outputs"], cfg.uncertainty, cfg.learning_rate, cfg.nll_beta)
+    compile_model(model, meta["outputs"], cfg.uncertainty, cfg.learning_rate)
     val_loss = float(model.evaluate({"spectrum": val_x}, {"concentrations": val_y}, batch_size=512, verbose=0))
     meta["training"] = {"seconds": seconds, "epochs_run": int(sum(epochs)), "members": k,
                         "member_epochs": epochs, "seeds": [cfg.seed + i for i in range(k)],
