@@ -242,8 +242,9 @@ def general_batch(names, batch_size: int, seed: int, index: int, snr=(5.0, 200.0
     fids, truth = synthesize(basis, n=batch_size, snr=snr, seed=np.random.SeedSequence([int(seed), int(index)]),
                              config=config, n_jobs=1)
     fids = skew_lines(fids, basis.dwell_s, rand_rng, randomisation)
-    # batches run in parallel already (workers=1); the plain sum of the simulation's dwell time, which at any
-    # other dwell time FIRST_POINT_OFFSET_S reproduces (0.5 * dwell: the plain sum, bit for bit)
+    # batches run in parallel already (workers=1); the plain sum (h = 0.5 * dwell, bit for bit), as every network
+    # of this stream learnt: the basis's dwell is 1/2 kHz relabelled to the batch's field (up to ~2 % off), so
+    # FIRST_POINT_OFFSET_S, which quantifier.json records for scans, is the stream's pedestal to within that
     spectra = grid_spectrum(fids, basis.dwell_s, basis.field_mhz, workers=1, first_point_offset_s=0.5 * basis.dwell_s)
     # a narrower acquisition does not reach every grid point: what it would not have seen is zero
     spectra[:, ~grid_coverage(1.0 / proto["bandwidth_hz"], proto["field_mhz"])] = 0.0

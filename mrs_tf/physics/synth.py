@@ -36,8 +36,8 @@ from mrs_tf.physics.basis import BasisSet
 from mrs_tf.core.errors import MRSError
 from mrs_tf.physics.metabolites import MM_NAME, METABOLITES, prior_ranges
 
-__all__ = ["SynthesisConfig", "synthesize", "concentration_matrix", "concentration_ranges", "snr_reference_amplitude", "measure_snr",
-           "cr_ch2_part", "cho_multiplet_part"]
+__all__ = ["SynthesisConfig", "synthesize", "concentration_matrix", "concentration_ranges", "snr_reference_amplitude",
+           "measure_snr", "cr_ch2_part", "cho_multiplet_part"]
 
 _LN2x4 = 4 * np.log(2)
 

@@ -89,9 +89,8 @@ def flag_prior_dominated(table: ResultTable) -> ResultTable:
     prior (too little signal for it: low SNR, broad lines, a small voxel)."""
     if "prior_dominated" not in table:
         return table
-    n = len(table["prior_dominated"])
-    status, message = status_columns(table, n)
-    for i in range(n):
+    status, message = status_columns(table, table.n_rows)
+    for i in range(table.n_rows):
         heads = [h for h in str(table["prior_dominated"][i]).split(";") if h in HEADLINE_OUTPUTS]
         if heads and status[i] == "ok":
             status[i] = "prior_dominated"

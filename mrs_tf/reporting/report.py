@@ -231,9 +231,8 @@ def metabolite_rows(table, i: int, names) -> list[dict]:
     """One row per metabolite of spectrum ``i`` (the LCModel/FSL-MRS habit): ``metabolite``, ``concentration``
     (basis units), the uncertainty the table has (``sd`` and ``sd %`` of a network, ``CRLB`` and ``CRLB %`` of a
     fit), a network's ``sd vs prior`` (its relative sd over its training prior's; marked where the value is mostly
-    that prior), ``/tCr`` and ``mM``
-    when the table is water-scaled. ``names``: the metabolites and combinations, in order;
-    those the table lacks are left out."""
+    that prior), ``/tCr`` and ``mM`` when the table is water-scaled. ``names``: the metabolites and combinations, in
+    order; those the table lacks are left out."""
     from mrs_tf.quantify.tables import PRIOR_DOMINATED_RATIO
 
     rows = []
