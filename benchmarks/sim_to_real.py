@@ -78,30 +78,14 @@ FOREIGN_PRIORS = {"MM09": (2.0, 5.0), "MM12": (1.0, 3.0), "MM14": (2.0, 5.0), "M
 
 
 def load_osprey_mat(path):
-    """Osprey's MATLAB basis (``BASIS`` struct): the signals mrs-tf knows (not CrCH2), its MM and lipid
-    components, conjugated (the file's spectra are mirrored about the receiver frequency in mrs-tf's convention)
-    and re-referenced from the receiver's ppm (``centerFreq``, 3.0) to 4.65 ppm; the FIDs' first points, which the
-    file stores halved as Osprey's ``.BASIS`` files do, doubled back (as ``BasisSet.load`` does for those)."""
-    import scipy.io as sio
-
+    """Osprey's MATLAB basis read by ``BasisSet.load`` (:mod:`mrs_tf.formats.osprey`: conjugated, re-referenced from
+    the receiver's 3.0 ppm to 4.65 ppm, the halved first points doubled back, CrCH2 left out), keeping the signals
+    mrs-tf knows and its MM and lipid components (not Cit, EtOH, H2O, ...: a brain spectrum holds little of them)."""
     from mrs_tf import BasisSet
-    from mrs_tf.physics.basis import normalise_names
     from mrs_tf.physics.metabolites import METABOLITES
 
-    m = sio.loadmat(str(path), squeeze_me=True, struct_as_record=False)["BASIS"]
-    names, _ = normalise_names(list(m.name), "keep")
-    fids = np.conj(np.asarray(m.fids).T.astype(complex))  # Osprey's sign: NAA sat mirrored at 3.99 ppm
-    field = float(m.Bo) * 42.577
-    t = np.arange(fids.shape[1]) * float(m.dwelltime)
-    fids = fids * np.exp(2j * np.pi * (4.65 - float(m.centerFreq)) * field * t)[None, :]
-    # CrCH2 is Osprey's negative 3.9 ppm CH2 term (-1.00 x Cr's own CH2, a fitting device), not part of Cr: it stays
-    # out (added to Cr it took Cr's CH2 away, and the spectra lost 3.9 ppm signal that every brain has)
-    keep = [i for i, n in enumerate(names) if n in METABOLITES or n in FOREIGN_PRIORS]
-    from mrs_tf.formats.first_point import restore_basis_first_point
-
-    kept, protocol = restore_basis_first_point(fids[keep], {"sequence": "press", "te_ms": float(m.te),
-                                                            "loaded_from": str(path)})
-    return BasisSet([names[i] for i in keep], kept, float(m.dwelltime), field, 4.65, protocol)
+    basis = BasisSet.load(path)
+    return basis.subset([n for n in basis.names if n in METABOLITES or n in FOREIGN_PRIORS])
 
 
 def foreign_sets():

@@ -1,5 +1,6 @@
 """Basis sets: round trips through every format, sign conventions pinned per format, bad files."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -238,3 +239,93 @@ def test_resampling_refuses_to_alias():
     fid = np.exp(2j * np.pi * 3000 * t)  # 3 kHz off-centre: outside a 4 kHz band
     with pytest.raises(BasisError, match="alias"):
         BasisSet(["Cr"], fid[None], 1 / 8000, 123.2).resample(dwell_s=1 / 4000, n_points=1024)
+
+
+OSPREY_MAT = Path(__file__).resolve().parents[2] / "shared" / "data" / "osprey" / "basis" / "basis_ge_press30.mat"
+
+
+def _osprey_mat(tmp_path, basis, conjugate=True, centre_ppm=3.0, names=None, **extra):
+    """``basis`` written as Osprey writes a ``.mat`` basis: points x signals, frequencies relative to the receiver at
+    ``centre_ppm``, conjugated (Osprey's orientation) or not, the first point halved."""
+    import scipy.io
+
+    t = basis.time
+    fids = basis.fids * np.exp(-2j * np.pi * (4.65 - centre_ppm) * basis.field_mhz * t)[None, :]
+    fids = np.conj(fids) if conjugate else fids
+    fids = fids.copy()
+    fids[:, 0] *= 0.5
+    struct = {"fids": fids.T, "name": np.array(names or basis.names, dtype=object),
+              "dwelltime": basis.dwell_s, "spectralwidth": 1 / basis.dwell_s, "Bo": basis.field_mhz / 42.577478,
+              "centerFreq": centre_ppm, "te": 30, "seq": "PRESS_FF", **extra}
+    path = tmp_path / "osprey.mat"
+    scipy.io.savemat(str(path), {"BASIS": struct})
+    return path
+
+
+@pytest.mark.parametrize("conjugate", [True, False])
+def test_osprey_mat_basis_reads_into_mrs_tf_convention(basis, tmp_path, conjugate):
+    """Osprey's MATLAB basis files were refused ('unknown basis format .mat'). Now they read with the frequencies
+    moved from the receiver's ppm to 4.65, the orientation taken from where the NAA/Cr singlets land (Osprey's
+    files are conjugated; a file that is not reads as well), the halved first point doubled back and Osprey's CrCH2
+    fitting device left out."""
+    b = basis.subset(["Cr", "GPC", "NAA", "Glu", "Ins"])
+    with_ch2 = BasisSet(b.names + ["CrCH2"], np.vstack([b.fids, -b.fids[:1]]), b.dwell_s, b.field_mhz)
+    path = _osprey_mat(tmp_path, with_ch2, conjugate=conjugate)
+    back = BasisSet.load(path)
+    assert back.names == b.names
+    assert back.field_mhz == pytest.approx(b.field_mhz, rel=1e-9) and back.dwell_s == pytest.approx(b.dwell_s)
+    assert back.protocol["te_ms"] == 30 and back.protocol["sequence"] == "press"
+    assert back.protocol["sign"].startswith("conjugated" if conjugate else "as stored")
+    assert "CrCH2" in back.protocol["left_out"] and back.protocol["format"] == "osprey"
+    np.testing.assert_allclose(back.fids, b.fids, atol=1e-9 * np.abs(b.fids).max())
+    naa = back.fids[back.index("NAA")]
+    assert peak_ppm(naa, back.dwell_s, back.field_mhz)[0] == pytest.approx(2.008, abs=0.01)
+
+
+def test_bad_osprey_mat_files_are_named(basis, tmp_path):
+    import scipy.io
+
+    with pytest.raises(FileFormatError, match="no 'BASIS' struct"):
+        scipy.io.savemat(str(tmp_path / "x.mat"), {"other": np.zeros(3)})
+        BasisSet.load(tmp_path / "x.mat")
+    (tmp_path / "y.mat").write_bytes(b"not a MATLAB file at all")
+    with pytest.raises(FileFormatError, match="not a readable MATLAB file"):
+        BasisSet.load(tmp_path / "y.mat")
+    b = basis.subset(["Cr", "NAA"])
+    with pytest.raises(FileFormatError, match="do not hold one FID per name"):
+        BasisSet.load(_osprey_mat(tmp_path, b, names=["Cr", "NAA", "Glu"]))
+    with pytest.raises(FileFormatError, match="'Bo' = 'three' is not a number"):
+        BasisSet.load(_osprey_mat(tmp_path, b, Bo="three"))
+    with pytest.raises(FileFormatError, match="does not write them"):
+        b.save(tmp_path / "out.mat")
+
+
+@pytest.mark.skipif(not OSPREY_MAT.exists(), reason="../shared/data/osprey not here")
+def test_osprey_ge_mat_basis_loads_and_fits_a_spectrum_made_from_it(tmp_path):
+    """The GE PRESS TE 30 basis Osprey ships as .mat: its NAA and Cr singlets land at their table ppm (no reference
+    correction needed), its MM/lipid components are kept as free signals, and `mrs-tf fit --basis` with it recovers
+    the ratios of a spectrum synthesised from it."""
+    from mrs_tf import synthesize
+    from mrs_tf.cli import main
+    from mrs_tf.core.table import ResultTable
+    from mrs_tf.fitting.basis_prep import reference_offset_ppm
+
+    b = BasisSet.load(OSPREY_MAT)
+    assert b.field_mhz == pytest.approx(127.73, abs=0.01) and b.n_points == 2048 and b.dwell_s == 4e-4
+    assert {"NAA", "Cr", "PCr", "Ins", "Scyllo", "MM09", "Lip13"} <= set(b.names) and "CrCH2" not in b.names
+    assert abs(reference_offset_ppm(b)) < 0.005
+    for name, ppm in (("NAA", 2.008), ("Cr", 3.027)):  # the real (absorption) peak: orientation and phase right
+        assert peak_ppm(b.fids[b.index(name)], b.dwell_s, b.field_mhz)[0] == pytest.approx(ppm, abs=0.005), name
+    brain = b.subset([n for n in ("Cr", "PCr", "NAA", "GPC", "PCh", "Glu", "Gln", "Ins", "MM09", "MM20")])
+    conc = np.array([[4.0, 4.0, 12.0, 1.0, 0.5, 10.0, 3.0, 6.0, 1.0, 1.0]])
+    fids, _ = synthesize(brain, 1, snr=80.0, seed=2, concentrations=conc)
+    from mrs_tf.formats import nifti
+
+    data = nifti.write(tmp_path / "spectrum.nii.gz", fids.reshape(1, 1, 1, -1).astype(np.complex128), brain.dwell_s,
+                       brain.field_mhz, te_s=0.03, sequence="press")
+    out = tmp_path / "fit.csv"
+    assert main(["fit", "--basis", str(OSPREY_MAT), str(data), "--out", str(out)]) == 0
+    table = ResultTable.read_csv(out)
+    assert table["status"][0] == "ok", table["message"][0]
+    for name, truth in (("NAA+NAAG", 1.5), ("GPC+PCh", 1.5 / 8), ("Glu", 10 / 8), ("Ins", 6 / 8)):
+        assert float(table[f"{name}_over_tCr"][0]) == pytest.approx(truth, rel=0.1), name

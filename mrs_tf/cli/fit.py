@@ -58,9 +58,9 @@ def add_parsers(sub) -> None:
     fit.add_argument("data", nargs="+", help="NIfTI-MRS (.nii.gz), LCModel .RAW or jMRUI text (.txt) files")
     fit.add_argument("--method", choices=["quest"], default="quest", help="quantification method (default quest)")
     fit.add_argument("--basis", default=None,
-                     help="basis set file (.BASIS, .nii.gz, .txt, FSL-MRS folder); without it, mrs-tf's basis for the "
-                          "scan's protocol (3 T short-TE PRESS: 123.2-127.8 MHz, TE 20-40 ms), simulated with the "
-                          "refocusing pulses of --fit-pulse")
+                     help="basis set file (.BASIS, .nii.gz, .txt, FSL-MRS folder, Osprey .mat); without it, "
+                          "mrs-tf's basis for the scan's protocol (3 T short-TE PRESS: 123.2-127.8 MHz, TE 20-40 ms), "
+                          "simulated with the refocusing pulses of --fit-pulse")
     fit.add_argument("--fit-pulse", default="auto", choices=["auto", "ideal", *_pulse_names()],
                      help=f"without --basis (or with --complete-basis): the refocusing pulses of mrs-tf's basis (auto: "
                           f"{SCANNER_FIT_PULSE} for scanner files, the synthesis' own for mrs-tf synth files)")

@@ -22,7 +22,7 @@ def add_parsers(sub) -> None:
     trn.add_argument("--config", default=None,
                      help="TrainConfig JSON (e.g. best_config.json of mrs-tf tune); flags given override it")
     trn.add_argument("--basis", default=None,
-                     help="train for your own basis set (.BASIS, NIfTI-MRS, jMRUI text, FSL-MRS folder)")
+                     help="train for your own basis set (.BASIS, NIfTI-MRS, jMRUI text, FSL-MRS folder, Osprey .mat)")
     trn.add_argument("--complete-basis", action="store_true",
                      help="with --basis: add mrs-tf's simulation of the brain metabolites the basis lacks (e.g. Gly, "
                           "Glc, Ala), so that the training spectra carry them as brains do")

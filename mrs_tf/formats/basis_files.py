@@ -1,7 +1,8 @@
 """Basis files of every format the field uses, as plain arrays: ``read`` gives ``{"names", "fids", "dwell_s",
 "field_mhz", "protocol"}`` and ``write`` takes the same, the format chosen from the path. ``.basis`` LCModel, ``.raw``
 (or a folder of them) LCModel RAW, ``.txt`` jMRUI text, ``.nii``/``.nii.gz`` NIfTI-MRS, ``.json`` or a folder of
-them FSL-MRS. :meth:`mrs_tf.BasisSet.load` and :meth:`~mrs_tf.BasisSet.save` build on it."""
+them FSL-MRS, ``.mat`` Osprey's MATLAB basis (read only). :meth:`mrs_tf.BasisSet.load` and
+:meth:`~mrs_tf.BasisSet.save` build on it."""
 from __future__ import annotations
 
 import os
@@ -11,13 +12,14 @@ import numpy as np
 
 from mrs_tf.core.errors import FileFormatError, ProtocolError
 from mrs_tf.core.files import full_suffix, require_file
-from mrs_tf.formats import fslmrs, jmrui, lcmodel, nifti
+from mrs_tf.formats import fslmrs, jmrui, lcmodel, nifti, osprey
 
 __all__ = ["basis_format", "read", "write"]
 
 
 def basis_format(path: str | os.PathLike, for_writing: bool = False) -> str:
-    """``lcmodel``, ``raw``, ``jmrui``, ``nifti`` or ``fsl`` from the path's suffix (and content, for folders)."""
+    """``lcmodel``, ``raw``, ``jmrui``, ``nifti``, ``fsl`` or ``osprey`` from the path's suffix (and content, for
+    folders)."""
     path = Path(path)
     suffix = full_suffix(path)
     if suffix == ".basis":
@@ -30,6 +32,11 @@ def basis_format(path: str | os.PathLike, for_writing: bool = False) -> str:
         return "nifti"
     if suffix == ".json":
         return "fsl"
+    if suffix == ".mat":
+        if for_writing:
+            raise FileFormatError(f"{path}: mrs-tf reads Osprey's .mat basis files but does not write them; use "
+                                  f".BASIS, .txt (jMRUI), .nii.gz or a folder of FSL-MRS .json files")
+        return "osprey"
     if path.is_dir() and not for_writing:
         if any(path.glob("*.json")):
             return "fsl"
@@ -38,8 +45,8 @@ def basis_format(path: str | os.PathLike, for_writing: bool = False) -> str:
         raise FileFormatError(f"{path}: folder holds neither FSL-MRS .json nor LCModel .RAW basis files")
     if for_writing and suffix == "":
         return "fsl"
-    raise FileFormatError(f"{path}: unknown basis format {suffix!r}; use .BASIS, .RAW, .txt (jMRUI), .nii.gz or "
-                          f"a folder of FSL-MRS .json files")
+    raise FileFormatError(f"{path}: unknown basis format {suffix!r}; use .BASIS, .RAW, .txt (jMRUI), .nii.gz, "
+                          f".mat (Osprey) or a folder of FSL-MRS .json files")
 
 
 def _read_raw_basis(path: Path, field_mhz, dwell_s) -> dict:
@@ -75,6 +82,9 @@ def read(path: str | os.PathLike, *, field_mhz: float | None = None, dwell_s: fl
         if content["names"] is None:
             raise FileFormatError(f"{path}: jMRUI file has no 'SignalNames:' header line naming its signals")
         protocol = {}
+    elif fmt == "osprey":
+        content = osprey.read_basis(path)
+        protocol = {"sequence": content["sequence"], "te_ms": content["te_ms"], **content["protocol"]}
     elif fmt == "nifti":
         content = nifti.read_basis(path)
         protocol = dict(content["protocol"]) or {"te_ms": content["te_ms"]}

@@ -253,7 +253,8 @@ class BasisSet:
              n_points: int | None = None, unknown: str = "keep", conjugate: bool | None = None,
              restore_first_point: bool = True) -> "BasisSet":
         """Read a basis set from LCModel ``.BASIS``, a ``.RAW`` file or folder of them, an FSL-MRS JSON folder,
-        jMRUI text (``.txt``) or NIfTI-MRS (``.nii``/``.nii.gz``).
+        jMRUI text (``.txt``), NIfTI-MRS (``.nii``/``.nii.gz``) or Osprey's MATLAB ``.mat``
+        (:mod:`mrs_tf.formats.osprey`).
 
         Args:
             field_mhz: needed where the file does not say (LCModel ``.RAW`` without a header); checked against the
