@@ -329,3 +329,54 @@ def test_osprey_ge_mat_basis_loads_and_fits_a_spectrum_made_from_it(tmp_path):
     assert table["status"][0] == "ok", table["message"][0]
     for name, truth in (("NAA+NAAG", 1.5), ("GPC+PCh", 1.5 / 8), ("Glu", 10 / 8), ("Ins", 6 / 8)):
         assert float(table[f"{name}_over_tCr"][0]) == pytest.approx(truth, rel=0.1), name
+
+
+def test_signals_can_be_left_out_of_a_basis(basis):
+    """`BasisSet.without` (the `--omit` of fit, quantify and train --basis): names as the basis spells them in any
+    case, or mrs-tf's aliases; every name the basis lacks listed at once beside the basis's signals; no tCr left is
+    refused."""
+    out = basis.without(["glu", "mI", "GABA"])
+    assert out.names == [n for n in basis.names if n not in ("Glu", "Ins", "GABA")]
+    assert out.protocol["omitted"] == "Glu, Ins, GABA"
+    np.testing.assert_array_equal(out["NAA"], basis["NAA"])
+    assert out.without(["Tau"]).protocol["omitted"] == "Glu, Ins, GABA, Tau"
+    assert basis.without([]) is basis
+    with pytest.raises(MetaboliteError, match=r"cannot leave out EtOH, Foo: not in this basis \(its signals: Ala"):
+        basis.without(["EtOH", "NAA", "Foo"])
+    with pytest.raises(MetaboliteError, match="no tCr"):
+        basis.without(["Cr", "PCr"])
+
+
+@pytest.mark.skipif(not OSPREY_MAT.exists(), reason="../shared/data/osprey not here")
+def test_fit_and_train_leave_out_the_signals_named_by_omit(tmp_path, capsys):
+    """Osprey's .mat basis holds 36 signals, among them EtOH, bHB, bHG, Phenyl and Tyros that a brain spectrum
+    lacks; `--omit` leaves them out of the fit (and of a network's training basis): no column of theirs, said on
+    stderr, a name the basis lacks refused before any fit with the basis's signals listed."""
+    from mrs_tf import synthesize
+    from mrs_tf.cli import main
+    from mrs_tf.core.table import ResultTable
+    from mrs_tf.formats import nifti
+    from mrs_tf.nn.config import load_training_basis
+
+    b = BasisSet.load(OSPREY_MAT)
+    brain = b.subset(["Cr", "PCr", "NAA", "GPC", "Glu", "Ins"])
+    fids, _ = synthesize(brain, 1, snr=80.0, seed=2, concentrations=np.array([[4.0, 4.0, 12.0, 1.5, 10.0, 6.0]]))
+    data = nifti.write(tmp_path / "s.nii.gz", fids.reshape(1, 1, 1, -1).astype(np.complex128), b.dwell_s,
+                       b.field_mhz, te_s=0.03, sequence="press")
+    omit = ["EtOH", "bHB", "bHG", "Phenyl", "Tyros"]
+    out = tmp_path / "fit.csv"
+    # comma-separated, or the flag repeated; before the data file (a list flag would have taken it for a name)
+    assert main(["fit", "--basis", str(OSPREY_MAT), "--omit", ",".join(omit[:3]), "--omit", ",".join(omit[3:]),
+                 str(data), "--out", str(out)]) == 0
+    assert "left out EtOH, bHB, bHG, Phenyl, Tyros" in capsys.readouterr().err
+    table = ResultTable.read_csv(out)
+    assert "Cit" in table and not set(omit) & set(table)
+    assert float(table["NAA+NAAG_over_tCr"][0]) == pytest.approx(1.5, rel=0.1)
+    assert main(["fit", "--basis", str(OSPREY_MAT), str(data), "--omit", "EtOH,Ethanol", "--out",
+                 str(tmp_path / "x.csv")]) == 2
+    assert "cannot leave out Ethanol: not in this basis" in capsys.readouterr().err
+    assert main(["fit", str(data), "--omit", "EtOH", "--out", str(tmp_path / "y.csv")]) == 2
+    assert "give --basis too" in capsys.readouterr().err
+    assert not (tmp_path / "x.csv").exists() and not (tmp_path / "y.csv").exists()
+    trained = load_training_basis(OSPREY_MAT, data, omit=omit)
+    assert not set(omit) & set(trained.names) and "NAA" in trained.names

@@ -37,6 +37,27 @@ def add_water(p: argparse.ArgumentParser) -> None:
                         "on its Cr/PCr/NAA CH3 singlets; 1 for mrs-tf's basis)")
 
 
+def add_omit(p: argparse.ArgumentParser, what: str) -> None:
+    """``--omit NAME,NAME,...`` (or the flag repeated): basis signals left out (``BasisSet.without``);
+    ``args.omit`` is the list of names, or None."""
+    p.add_argument("--omit", action="append", type=_names, default=None, metavar="NAME,NAME",
+                   help=f"with --basis: signals of the basis to leave out of {what}, comma-separated (e.g. the "
+                        f"non-brain signals of an Osprey basis: EtOH,bHB,bHG,Phenyl,Tyros); a name the basis lacks "
+                        f"is an error")
+
+
+def _names(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"no signal name in {text!r}")
+    return names
+
+
+def omitted(args) -> list[str]:
+    """The names of every ``--omit`` given, in order (``[]`` without one)."""
+    return [n for group in (getattr(args, "omit", None) or []) for n in group]
+
+
 def basis_norm(args, measure) -> float | None:
     """With --water: the basis's FID amplitude per proton per unit concentration (--basis-amplitude-per-proton, or
     ``measure()`` -> (value, per-metabolite dict)); printed, so that a wrong normalisation is visible."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mrs_tf.cli.common import (add_preprocessing, add_water, basis_norm, dwell_s_from,
+from mrs_tf.cli.common import (add_omit, add_preprocessing, add_water, basis_norm, dwell_s_from, omitted,
                               fit_options, refuse_existing, spectra_count, water_scale, write_plot)
 from mrs_tf.core.errors import MRSError, ProtocolError
 from mrs_tf.preprocess.spectra import REFERENCE_SEARCH_PPM
@@ -91,6 +91,7 @@ def add_parsers(sub) -> None:
                      help="spline baseline: weight of its curvature (default 2; larger = stiffer)")
     fit.add_argument("--no-basis-hygiene", action="store_true",
                      help="use the basis as read: no reference-peak removal, ppm re-referencing, MM/lipids added")
+    add_omit(fit, "the fit")
     fit.add_argument("--complete-basis", action="store_true",
                      help="with --basis: add mrs-tf's simulation of the brain metabolites the basis lacks (e.g. Gly, "
                           "Glc, Ala; in its units, with --fit-pulse's pulses), so that their signal is not given to "
@@ -121,6 +122,7 @@ def add_parsers(sub) -> None:
                      help="with --method quest: the basis set to fit; with hybrid: the basis the fit uses; with the "
                           "network: the basis for the report's reconstruction and --reference (must hold every "
                           "metabolite the model quantifies)")
+    add_omit(qnt, "QUEST, the hybrid's fit and the cross-check")
     add_preprocessing(qnt)
     qnt.add_argument("--water-ppm", type=float, nargs=2, default=[4.2, 5.2], metavar=("LOW", "HIGH"),
                      help="residual water removed in this band by HLSVD before the network (default 4.2 5.2)")
@@ -217,15 +219,18 @@ def _read_scan(args, path) -> dict:
     return d
 
 
-def _load_fit_basis(path, scans, way_out: str = ""):
+def _load_fit_basis(path, scans, way_out: str = "", omit=None):
     """The basis file ``path`` read for fitting ``scans`` (``(data path, data dict)`` pairs; the first's field): refused
     when its echo time differs from a scan's by more than 0.5 ms or its sequence from a scan's
-    (:func:`~mrs_tf.physics.protocols.basis_mismatch`, each with its way out; ``way_out``: one more), missing brain
-    signals warned about."""
+    (:func:`~mrs_tf.physics.protocols.basis_mismatch`, each with its way out; ``way_out``: one more), the signals
+    ``omit`` left out (said on stderr), missing brain signals warned about."""
     from mrs_tf.physics.basis import BasisSet
     from mrs_tf.physics.protocols import basis_mismatch
 
     basis = BasisSet.load(path, field_mhz=scans[0][1]["field_mhz"], unknown="keep")
+    if omit:
+        basis = basis.without(omit)
+        print(f"mrs-tf: basis: left out {basis.protocol['omitted']}", file=sys.stderr)
     for data_path, d in scans:
         problems = basis_mismatch(basis.protocol, d)
         if problems:
@@ -321,6 +326,9 @@ def _fit(args) -> None:
     from mrs_tf.core.table import ResultTable
 
     refuse_existing(args, args.out, args.plot, getattr(args, "report", None))
+    if args.omit and not args.basis:
+        raise MRSError("--omit leaves signals out of the basis given with --basis: give --basis too (mrs-tf's own "
+                       "basis holds the brain's metabolites only)")
     if args.water and len(args.data) > 1:
         raise MRSError("--water scales one data file: run one fit per file with its own water reference")
     options = fit_options(args)
@@ -332,7 +340,7 @@ def _fit(args) -> None:
     if args.basis is None:
         basis = _own_basis(args, args.data[0], first)
     else:
-        basis = _load_fit_basis(args.basis, [(args.data[0], first)])
+        basis = _load_fit_basis(args.basis, [(args.data[0], first)], omit=omitted(args))
     from mrs_tf.fitting.basis_prep import prepare_basis
 
     hygiene = not args.no_basis_hygiene  # without it, only the resampling to the data
@@ -422,6 +430,8 @@ def _quantify(args) -> None:
     from mrs_tf.core.table import ResultTable
 
     refuse_existing(args, args.out)
+    if args.omit and not args.basis:
+        raise MRSError("--omit leaves signals out of the basis given with --basis: give --basis too")
     if args.method == "quest":
         if not args.basis:
             raise MRSError("--method quest needs --basis BASIS")
@@ -435,7 +445,7 @@ def _quantify(args) -> None:
         fit_args.report = args.report  # QUEST's report: warnings, the fits, the metabolites' rows
         for key in ("water", "water_conc_mm", "metab_relax_factor", "tr_ms", "te_ms", "tissue", "overwrite",
                     "field_mhz", "bandwidth_hz", "basis_amplitude_per_proton", "combine", "align", "ecc",
-                    "no_water_removal"):
+                    "no_water_removal", "omit"):
             setattr(fit_args, key, getattr(args, key))
         fit_args.water_ppm = args.water_ppm
         return _fit(fit_args)
@@ -465,9 +475,13 @@ def _quantify(args) -> None:
     # resampled, hygiene, MM/lipids added; it may lack signals the network quantifies), not the network's
     fit_basis = None
     if args.basis and meta_only.general and args.method in ("network", "hybrid"):
-        fit_basis = _load_fit_basis(args.basis, scans, "or give no --basis: mrs-tf's is simulated for the scan")
+        fit_basis = _load_fit_basis(args.basis, scans, "or give no --basis: mrs-tf's is simulated for the scan",
+                                    omit=omitted(args))
+    user_basis = args.basis
+    if args.omit and fit_basis is None:  # the basis with the signals left out, for QUEST or the reconstruction
+        user_basis = _load_fit_basis(args.basis, scans, omit=omitted(args))
     q = Quantifier.load(args.model, backend=args.backend, tflite=args.tflite,
-                        basis=None if fit_basis is not None else args.basis)
+                        basis=None if fit_basis is not None else user_basis)
     if (args.report or args.reference) and not q.general:
         q.basis()  # a training basis file that changed since training is refused now, before anything is written
     per_proton = basis_norm(args, q.amplitude_per_proton)

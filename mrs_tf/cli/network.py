@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 
-from mrs_tf.cli.common import refuse_existing
+from mrs_tf.cli.common import add_omit, omitted, refuse_existing
 from mrs_tf.core.errors import MRSError
 
 
@@ -26,6 +26,7 @@ def add_parsers(sub) -> None:
     trn.add_argument("--complete-basis", action="store_true",
                      help="with --basis: add mrs-tf's simulation of the brain metabolites the basis lacks (e.g. Gly, "
                           "Glc, Ala), so that the training spectra carry them as brains do")
+    add_omit(trn, "training (and of the network's outputs)")
     trn.add_argument("--protocol-from", default=None,
                      help="a data file whose points, dwell, field and TE the basis is matched to (with --basis)")
     trn.add_argument("--ppm-range", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
@@ -122,11 +123,15 @@ def _train(args) -> None:
         settings["tfds_config"] = args.tfds
     if args.tensorboard:
         settings["tensorboard"] = True
+    if args.omit and not args.basis:
+        raise MRSError("--omit leaves signals out of the basis given with --basis: give --basis too")
     if args.protocol_from and not args.basis:
         raise MRSError("--protocol-from matches a basis set to data: give --basis too")
     if args.basis:
         settings["basis_path"], settings["protocol_from"] = str(args.basis), args.protocol_from
         settings["complete_basis"] = bool(args.complete_basis)
+        if args.omit:
+            settings["omit"] = tuple(omitted(args))
         # a network for the user's scanner basis reads what the fits and LCModel read: the Philips volunteers'
         # residual above 4.0 ppm had moved its Ins/tCr by -14 / -20 % and Glu by -14 / -19 % (0.2-4.0: +16 / +8,
         # +7 / -1 %; benchmarks/RESULTS.md)

@@ -187,7 +187,7 @@ class ModelBundle:
             cfg = self.train_config()
             if cfg is not None and cfg.basis_path:  # the user's file, which may have changed since training
                 self._basis = self.check_basis(load_training_basis(cfg.basis_path, cfg.protocol_from,
-                                                                   complete=cfg.complete_basis),
+                                                                   complete=cfg.complete_basis, omit=cfg.omit),
                                                source=cfg.basis_path, normalise=False)
             else:
                 proto = {k: v for k, v in self.meta.get("protocol", {}).items()

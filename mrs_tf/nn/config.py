@@ -66,6 +66,7 @@ class TrainConfig:
     basis_path: str | None = None     # train on this basis file/folder instead of simulating ``protocol``
     protocol_from: str | None = None  # a data file whose points, dwell, field (and TE) the basis is matched to
     complete_basis: bool = False      # add mrs-tf's simulation of the brain metabolites the basis lacks (Gly, Glc, ...)
+    omit: tuple = ()                  # signals of the basis left out of training (BasisSet.without)
     ensemble: int = 1                 # train this many networks (seeds seed, seed+1, ...) read as one (nn.ensemble)
 
     def synthesis_config(self) -> SynthesisConfig:
@@ -102,12 +103,14 @@ def healthy_priors(syn: SynthesisConfig) -> SynthesisConfig:
     return syn.with_(priors={k: v for k, v in syn.priors.items() if k not in ALL_NAMES})
 
 
-def load_training_basis(path, protocol_from=None, add_mm: bool = True, complete: bool = False) -> BasisSet:
+def load_training_basis(path, protocol_from=None, add_mm: bool = True, complete: bool = False,
+                        omit=()) -> BasisSet:
     """A user's basis set for training: read (any format, unknown signals kept), matched to a data file's protocol
     when ``protocol_from`` is given (resampled to its points and dwell time; a different field, echo time (by more
     than 0.5 ms) or sequence (where both name one) is an error; the data's TE recorded), and given mrs-tf's parametric MM signal when it has none (real spectra always contain
     one). ``complete``: mrs-tf's simulation of the brain metabolites it lacks added (ideal pulses; see
-    :func:`mrs_tf.basis_prep.prepare_basis`): a brain's Gly, Glc and Ala then have signals of their own in training."""
+    :func:`mrs_tf.basis_prep.prepare_basis`): a brain's Gly, Glc and Ala then have signals of their own in training.
+    ``omit``: signals of the file left out (:meth:`BasisSet.without`)."""
     import dataclasses
     import math
 
@@ -117,6 +120,8 @@ def load_training_basis(path, protocol_from=None, add_mm: bool = True, complete:
 
     data = read_data(protocol_from) if protocol_from else None
     basis = BasisSet.load(path, unknown="keep", field_mhz=data["field_mhz"] if data else None)
+    if omit:
+        basis = basis.without(omit)
     protocol = dict(basis.protocol)
     if data is not None:
         if not math.isclose(basis.field_mhz, data["field_mhz"], rel_tol=5e-3):

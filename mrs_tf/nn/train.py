@@ -147,7 +147,7 @@ def training_basis(cfg: TrainConfig, basis: BasisSet | None = None) -> BasisSet:
     """``basis``, else the user's basis file of ``cfg`` (matched to ``protocol_from``), else mrs-tf's simulation of
     ``cfg.protocol``."""
     if basis is None and cfg.basis_path:
-        basis = load_training_basis(cfg.basis_path, cfg.protocol_from, complete=cfg.complete_basis)
+        basis = load_training_basis(cfg.basis_path, cfg.protocol_from, complete=cfg.complete_basis, omit=cfg.omit)
     return basis or simulate_basis(**cfg.protocol)
 
 

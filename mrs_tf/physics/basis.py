@@ -147,6 +147,41 @@ class BasisSet:
     def __getitem__(self, name: str) -> np.ndarray:
         return self.fids[self.index(name)]
 
+    def without(self, names: Iterable[str]) -> "BasisSet":
+        """The basis without the signals ``names`` (as the basis spells them, any case, or mrs-tf's aliases; e.g.
+        the non-brain signals of a 36-signal Osprey basis: ``["EtOH", "bHB", "bHG", "Phenyl", "Tyros"]``), the
+        names left out recorded in ``protocol["omitted"]``. A name the basis does not hold is a
+        :class:`MetaboliteError` naming every such name and the basis's signals; leaving out every creatine
+        (Cr and PCr, the reference of the ratios) or every signal is refused."""
+        names = list(names)
+        if not names:
+            return self
+        lower = {n.lower(): n for n in self.names}
+        drop, unknown = [], []
+        for name in names:
+            hit = lower.get(str(name).strip().lower())
+            if hit is None:
+                try:
+                    hit = canonical_name(name)
+                except MetaboliteError:
+                    hit = None
+                hit = hit if hit in self.names else None
+            if hit is None:
+                unknown.append(str(name))
+            elif hit not in drop:
+                drop.append(hit)
+        if unknown:
+            raise MetaboliteError(f"cannot leave out {', '.join(unknown)}: not in this basis (its signals: "
+                                  f"{', '.join(self.names)})")
+        keep = [n for n in self.names if n not in drop]
+        if not keep:
+            raise MetaboliteError("leaving out every signal of the basis leaves nothing to fit")
+        if any(n in self.names for n in ("Cr", "PCr")) and not any(n in keep for n in ("Cr", "PCr")):
+            raise MetaboliteError("leaving out both Cr and PCr leaves no tCr: every ratio is to Cr+PCr")
+        out = self.subset(keep)
+        out.protocol["omitted"] = ", ".join(list(filter(None, [self.protocol.get("omitted")])) + drop)
+        return out
+
     def subset(self, names: Iterable[str]) -> "BasisSet":
         """A basis with only ``names`` (in that order)."""
         rows = [self.index(n) for n in names]

@@ -143,6 +143,7 @@ def render(meta: dict, config: dict, metrics: dict, notes: str = "", folder_hint
          + (f", matched to the protocol of `{config['protocol_from']}`" if config.get("protocol_from") else "")
          + (", completed with mrs-tf's simulation of the brain metabolites it lacks" if config.get("complete_basis")
             else "")
+         + (f", without {', '.join(config['omit'])}" if config.get("omit") else "")
          + " (mrs-tf's parametric MM added where it had none).") + " Fresh spectra every step (no epoch repeats).",
         f"- SNR (NAA height / noise sd) uniform {config['snr'][0]:g}-{config['snr'][1]:g}",
         f"- Lorentzian FWHM {syn.get('lorentz_hz')} Hz, Gaussian FWHM {syn.get('gauss_hz')} Hz, global shift "
