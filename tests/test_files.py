@@ -59,3 +59,29 @@ def test_incomplete_tfds_builds_left_by_killed_runs_are_removed(tmp_path):
     os.utime(stale, (time.time() - 7200,) * 2)
     assert _remove_stale_incomplete(tmp_path / "1.1.0") == [stale]
     assert not stale.exists() and running.exists()
+
+
+def test_a_models_train_config_is_read_once_per_version_of_the_file(tmp_path, monkeypatch):
+    """`Quantifier.quantify` asked for the folder's train_config.json up to three times per call (its synthesis for
+    the input checks and the prior columns), each time reading and parsing the file; now once, and again only when
+    the file changes."""
+    import json
+    import os
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from mrs_tf.nn.bundle import ModelBundle
+    from mrs_tf.nn.config import TrainConfig
+
+    path = tmp_path / "train_config.json"
+    path.write_text(json.dumps(asdict(TrainConfig(epochs=3))))
+    bundle = ModelBundle(None, {"names": ["NAA"], "n_points": 2048, "dwell_s": 2.5e-4, "field_mhz": 123.2,
+                                "ppm_range": [0.2, 4.2]}, folder=tmp_path)
+    reads = []
+    original = Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: reads.append(self.name) or original(self, *a, **k))
+    assert [bundle.train_config().epochs for _ in range(3)] == [3, 3, 3]
+    assert reads.count("train_config.json") == 1
+    path.write_text(json.dumps(asdict(TrainConfig(epochs=7))))
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))  # a later version of the file
+    assert bundle.train_config().epochs == 7 and reads.count("train_config.json") == 2

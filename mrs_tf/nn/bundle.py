@@ -126,13 +126,19 @@ class ModelBundle:
         return folder
 
     def train_config(self):
-        """The :class:`~mrs_tf.train.TrainConfig` of the folder's ``train_config.json`` (None without one)."""
+        """The :class:`~mrs_tf.train.TrainConfig` of the folder's ``train_config.json`` (None without one); read
+        once per version of the file (``quantify`` asks for it several times per call)."""
         from mrs_tf.nn.config import TrainConfig
 
         path = Path(self.folder) / "train_config.json" if self.folder else None
         if path is None or not path.exists():
             return None
-        return TrainConfig(**json.loads(path.read_text()))
+        stamp = (str(path), path.stat().st_mtime_ns)
+        cached = getattr(self, "_train_config", None)
+        if cached is None or cached[0] != stamp:
+            cached = (stamp, TrainConfig(**json.loads(path.read_text())))
+            self._train_config = cached
+        return cached[1]
 
     def basis_for(self, n_points: int, dwell_s: float, field_mhz: float, te_ms: float | None = None,
                   refocusing: str | None = None):
