@@ -66,7 +66,6 @@ def test_a_models_train_config_is_read_once_per_version_of_the_file(tmp_path, mo
     the input checks and the prior columns), each time reading and parsing the file; now once, and again only when
     the file changes."""
     import json
-    import os
     from dataclasses import asdict
     from pathlib import Path
 
