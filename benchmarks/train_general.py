@@ -253,9 +253,9 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--randomisation", default="all",
                         choices=["none", "all", "te", "linewidth", "asymmetry", "shaped", "shaped-only", "shaped+all",
-                                 "shaped+te", "group-shifts"],
+                                 "shaped+te", "shaped+naa-te", "group-shifts"],
                         help="domain randomisation of the basis signals (nn.general.BasisRandomisation; default all; "
-                             "shaped: 3 of 4 batches from shaped-pulse PRESS simulations, shaped-only: all; shaped+te: shaped with each metabolite from its own TE +-3 ms and sub-echo split 0.35-0.5; group-shifts: every spin system moved by its own +-0.02 ppm)")
+                             "shaped: 3 of 4 batches from shaped-pulse PRESS simulations, shaped-only: all; shaped+te: shaped with each metabolite from its own TE +-3 ms and sub-echo split 0.35-0.5; shaped+naa-te: the same for NAA and NAAG only; group-shifts: every spin system moved by its own +-0.02 ppm)")
     parser.add_argument("--baseline-amp", type=float, default=None,
                         help="largest baseline line, NAA heights (GENERAL_SYNTHESIS: 0.15)")
     parser.add_argument("--lipid-amp", type=float, default=None, help="largest lipid signal, NAA heights (0.3)")
@@ -292,6 +292,8 @@ def main() -> None:
             "shaped-only": dataclasses.replace(SHAPED, shaped_fraction=1.0),
             "shaped+all": dataclasses.replace(ALL, pulses=SHAPED.pulses, shaped_fraction=SHAPED.shaped_fraction),
             "shaped+te": dataclasses.replace(SHAPED, te_ms=ALL.te_ms, te1_fraction=ALL.te1_fraction),
+            "shaped+naa-te": dataclasses.replace(SHAPED, te_ms=ALL.te_ms, te1_fraction=ALL.te1_fraction,
+                                                 te_names=("NAA", "NAAG")),
             "group-shifts": GROUP_SHIFTS,
             }[args.randomisation]
 

@@ -159,6 +159,16 @@ def test_basis_randomisation_varies_the_signals_not_the_draws():
     changed = [n for n in ("Glu", "Gln", "Ins", "GSH", "Asp", "GABA", "Tau", "PE")
                if np.linalg.norm(varied[n] - base[n]) > 0.01 * np.linalg.norm(base[n])]
     assert len(changed) >= 3, changed
+    # te_names: only those metabolites take a variant; the others keep the batch's own signal exactly
+    naa_only = randomised_basis(proto, names, np.random.default_rng(0),
+                                dataclasses.replace(te_only, te_names=("NAA", "NAAG")))
+    for n in names:
+        k = base.index(n)
+        if n in ("NAA", "NAAG"):
+            np.testing.assert_array_equal(naa_only.fids[k], varied.fids[k])
+        else:
+            np.testing.assert_array_equal(naa_only.fids[k], base.fids[k])
+    assert any(np.linalg.norm(naa_only[n] - base[n]) > 1e-3 * np.linalg.norm(base[n]) for n in ("NAA", "NAAG"))
     # basis lines: a per-metabolite Lorentzian, the FID's first point unchanged
     wide = randomised_basis(proto, names, np.random.default_rng(0),
                             dataclasses.replace(NO_RANDOMISATION, basis_lorentz_hz=(1.0, 2.0)))

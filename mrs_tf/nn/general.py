@@ -55,6 +55,9 @@ class BasisRandomisation:
       bases differ from mrs-tf's ideal-pulse one so: Glu's 3.75 ppm multiplet 1.6-1.8x, its 2.0-2.45 ppm ones
       0.8-0.95x, PCh's 3.5 ppm 0.7-0.8x (Osprey's PRESS TE 35 bases, ratios of window integrals), a pattern that no
       echo time or sub-echo split of ideal pulses produces (those scale both Glu regions together);
+    * ``te_names``: the metabolites that take their signal from the TE/split variants above (empty: every one); e.g.
+      ``("NAA", "NAAG")``: only NAA's aspartyl multiplet is untied from the batch's split, the signal vendor bases
+      put at another split than their Glu and Gln;
     * ``pulses``, ``shaped_fraction``: that fraction of batches takes its whole basis from a PRESS simulation with
       shaped, slice-selective refocusing pulses (one of ``pulses``, names in
       :data:`~mrs_tf.physics.pulses.REFOCUSING_PULSES`, drawn per batch) instead of ideal ones: the physics of the
@@ -81,6 +84,7 @@ class BasisRandomisation:
     pulses: tuple[str, ...] = ()
     shaped_fraction: float = 0.0
     group_shift_ppm: float = 0.0
+    te_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         from mrs_tf.physics.pulses import REFOCUSING_PULSES
@@ -161,6 +165,8 @@ def randomised_basis(proto: dict, names, rng: np.random.Generator, rand: BasisRa
             variants.append(protocol_basis(proto["field_mhz"], te, te * frac, grid, space,
                                            refocusing=pulse).subset(list(names)).fids)
         pick = rng.integers(0, rand.variants + 1, len(metabolites))  # rand.variants: the batch's own basis
+        if rand.te_names:  # only these take a variant (the draws above are the same either way)
+            pick = np.where([basis.names[k] in rand.te_names for k in metabolites], pick, rand.variants)
         for k, v in zip(metabolites, pick):
             if v < rand.variants:
                 fids[k] = variants[v][k]
