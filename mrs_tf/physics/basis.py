@@ -179,7 +179,7 @@ class BasisSet:
         if any(n in self.names for n in ("Cr", "PCr")) and not any(n in keep for n in ("Cr", "PCr")):
             raise MetaboliteError("leaving out both Cr and PCr leaves no tCr: every ratio is to Cr+PCr")
         out = self.subset(keep)
-        out.protocol["omitted"] = ", ".join(list(filter(None, [self.protocol.get("omitted")])) + drop)
+        out.protocol["omitted"] = ", ".join(([self.protocol["omitted"]] if self.protocol.get("omitted") else []) + drop)
         return out
 
     def subset(self, names: Iterable[str]) -> "BasisSet":
