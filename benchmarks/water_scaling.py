@@ -40,7 +40,7 @@ def truth_of(name: str) -> float:
     return sum(TRUTH_MM.get(part, 0.0) for part in name.split("+"))
 
 
-def synthetic(folder: Path):
+def synthetic():
     """(metabolite FID, water FID, basis) at the volunteers' sampling (2,048 points at 2 kHz, 127.731 MHz)."""
     from mrs_tf import BasisSet, SynthesisConfig, synthesize
     from mrs_tf.fitting.basis_prep import prepare_basis
@@ -87,7 +87,7 @@ def main() -> None:
         work = Path(tmp)
         exe, how = lcmodel_binary(args, work)
         print(how)
-        fid, water, basis = synthetic(work)
+        fid, water, basis = synthetic()
         for name, x in (("data", fid), ("water", water)):
             nifti.write(work / f"{name}.nii.gz", x.reshape(1, 1, 1, -1).astype(np.complex128), basis.dwell_s,
                         basis.field_mhz, te_s=0.035, sequence="press")

@@ -54,8 +54,13 @@ def _names(text: str) -> list[str]:
 
 
 def omitted(args) -> list[str]:
-    """The names of every ``--omit`` given, in order (``[]`` without one)."""
-    return [n for group in (getattr(args, "omit", None) or []) for n in group]
+    """The names of every ``--omit`` given, in order (``[]`` without one); MRSError when they come without
+    ``--basis`` (mrs-tf's own basis holds the brain's metabolites only)."""
+    names = [n for group in (getattr(args, "omit", None) or []) for n in group]
+    if names and not getattr(args, "basis", None):
+        raise MRSError("--omit leaves signals out of the basis given with --basis: give --basis too (mrs-tf's own "
+                       "basis holds the brain's metabolites only)")
+    return names
 
 
 def basis_norm(args, measure) -> float | None:

@@ -326,9 +326,7 @@ def _fit(args) -> None:
     from mrs_tf.core.table import ResultTable
 
     refuse_existing(args, args.out, args.plot, getattr(args, "report", None))
-    if args.omit and not args.basis:
-        raise MRSError("--omit leaves signals out of the basis given with --basis: give --basis too (mrs-tf's own "
-                       "basis holds the brain's metabolites only)")
+    omit = omitted(args)
     if args.water and len(args.data) > 1:
         raise MRSError("--water scales one data file: run one fit per file with its own water reference")
     options = fit_options(args)
@@ -340,7 +338,7 @@ def _fit(args) -> None:
     if args.basis is None:
         basis = _own_basis(args, args.data[0], first)
     else:
-        basis = _load_fit_basis(args.basis, [(args.data[0], first)], omit=omitted(args))
+        basis = _load_fit_basis(args.basis, [(args.data[0], first)], omit=omit)
     from mrs_tf.fitting.basis_prep import prepare_basis
 
     hygiene = not args.no_basis_hygiene  # without it, only the resampling to the data
@@ -430,8 +428,7 @@ def _quantify(args) -> None:
     from mrs_tf.core.table import ResultTable
 
     refuse_existing(args, args.out)
-    if args.omit and not args.basis:
-        raise MRSError("--omit leaves signals out of the basis given with --basis: give --basis too")
+    omit = omitted(args)
     if args.method == "quest":
         if not args.basis:
             raise MRSError("--method quest needs --basis BASIS")
@@ -476,10 +473,10 @@ def _quantify(args) -> None:
     fit_basis = None
     if args.basis and meta_only.general and args.method in ("network", "hybrid"):
         fit_basis = _load_fit_basis(args.basis, scans, "or give no --basis: mrs-tf's is simulated for the scan",
-                                    omit=omitted(args))
+                                    omit=omit)
     user_basis = args.basis
-    if args.omit and fit_basis is None:  # the basis with the signals left out, for QUEST or the reconstruction
-        user_basis = _load_fit_basis(args.basis, scans, omit=omitted(args))
+    if omit and fit_basis is None:  # the basis with the signals left out, for QUEST or the reconstruction
+        user_basis = _load_fit_basis(args.basis, scans, omit=omit)
     q = Quantifier.load(args.model, backend=args.backend, tflite=args.tflite,
                         basis=None if fit_basis is not None else user_basis)
     if (args.report or args.reference) and not q.general:

@@ -123,15 +123,14 @@ def _train(args) -> None:
         settings["tfds_config"] = args.tfds
     if args.tensorboard:
         settings["tensorboard"] = True
-    if args.omit and not args.basis:
-        raise MRSError("--omit leaves signals out of the basis given with --basis: give --basis too")
+    omit = omitted(args)
     if args.protocol_from and not args.basis:
         raise MRSError("--protocol-from matches a basis set to data: give --basis too")
     if args.basis:
         settings["basis_path"], settings["protocol_from"] = str(args.basis), args.protocol_from
         settings["complete_basis"] = bool(args.complete_basis)
-        if args.omit:
-            settings["omit"] = tuple(omitted(args))
+        if omit:
+            settings["omit"] = tuple(omit)
         # a network for the user's scanner basis reads what the fits and LCModel read: the Philips volunteers'
         # residual above 4.0 ppm had moved its Ins/tCr by -14 / -20 % and Glu by -14 / -19 % (0.2-4.0: +16 / +8,
         # +7 / -1 %; benchmarks/RESULTS.md)

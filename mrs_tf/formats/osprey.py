@@ -106,7 +106,7 @@ def read_basis(path) -> dict:
     if dwell <= 0 or field_mhz <= 0:
         raise FileFormatError(f"{path}: dwell time {dwell} s and field {field_mhz} MHz must be positive")
     keep = [i for i, n in enumerate(names) if n not in LEFT_OUT]
-    left_out = [names[i] for i in range(len(names)) if names[i] in LEFT_OUT]
+    left_out = [n for n in names if n in LEFT_OUT]
     names, fids = [names[i] for i in keep], fids[keep]
     t = np.arange(fids.shape[1]) * dwell
     move = np.exp(2j * np.pi * (4.65 - centre) * field_mhz * t)[None, :]

@@ -46,6 +46,7 @@ class ModelBundle:
         self._basis = None
         self._fit_basis = None  # fit_basis(): the training basis with free MM components and lipids
         self._protocol_bases = {}  # protocol-general networks: (points, dwell, field, TE) -> basis
+        self._train_config = None  # train_config(): ((path, mtime), TrainConfig) of the file last read
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, backend: str = "keras", tflite: str = "model.tflite",
@@ -134,11 +135,9 @@ class ModelBundle:
         if path is None or not path.exists():
             return None
         stamp = (str(path), path.stat().st_mtime_ns)
-        cached = getattr(self, "_train_config", None)
-        if cached is None or cached[0] != stamp:
-            cached = (stamp, TrainConfig(**json.loads(path.read_text())))
-            self._train_config = cached
-        return cached[1]
+        if self._train_config is None or self._train_config[0] != stamp:
+            self._train_config = (stamp, TrainConfig(**json.loads(path.read_text())))
+        return self._train_config[1]
 
     def basis_for(self, n_points: int, dwell_s: float, field_mhz: float, te_ms: float | None = None,
                   refocusing: str | None = None):
