@@ -111,6 +111,35 @@ def test_short_training_beats_the_prior(tmp_path, basis):
         train(cfg, tmp_path / "run", basis=basis, verbose=0)
 
 
+def test_a_partial_synthesis_keeps_the_training_defaults_and_replaces_only_the_priors_given(tmp_path, basis, capsys):
+    """``TrainConfig(synthesis={"priors": {...}})``, as the docs suggested for a foreign signal's prior, trained on
+    SynthesisConfig's narrow defaults (no lipids, no baselines, the unwidened priors) without a word. Now the partial
+    dict is laid over TRAINING_SYNTHESIS and said on stderr; a prior for a signal the basis lacks is refused."""
+    from mrs_tf.cli import main
+    from mrs_tf.nn.config import TRAINING_SYNTHESIS
+    from mrs_tf.reporting.model_card import _own_priors
+
+    small = basis.subset(["NAA", "Cr", "PCr", "GPC", "PE"])
+    cfg = _small(epochs=1, steps_per_epoch=2, val_size=64, synthesis={"priors": {"PE": (0.25, 5.0)}})
+    train(cfg, tmp_path / "run", basis=small, verbose=0)
+    assert "priors given (mM): PE 0.25-5" in capsys.readouterr().err
+    saved = json.loads((tmp_path / "run" / "train_config.json").read_text())["synthesis"]
+    syn = TrainConfig(synthesis=saved).synthesis_config()
+    assert syn.lipid_amp == TRAINING_SYNTHESIS.lipid_amp and syn.baseline_amp == TRAINING_SYNTHESIS.baseline_amp
+    assert syn.lorentz_hz == TRAINING_SYNTHESIS.lorentz_hz and syn.mm_amp_spread == TRAINING_SYNTHESIS.mm_amp_spread
+    assert tuple(syn.priors["PE"]) == (0.25, 5.0)
+    assert tuple(syn.priors["NAA"]) == TRAINING_SYNTHESIS.priors["NAA"]  # the others keep their widened prior
+    assert _own_priors(saved) == "; except PE 0.25-5"  # the model card's line
+    with pytest.raises(MRSError, match="priors given for Foo, which the training basis does not hold"):
+        train(_small(synthesis={"priors": {"Foo": (0.0, 1.0)}}), tmp_path / "x", basis=small, verbose=0)
+    assert not (tmp_path / "x").exists()
+    # the command's --prior NAME=LOW:HIGH: checked before anything is trained
+    for bad, says in (("PE=1", "give NAME=LOW:HIGH"), ("PE=2:1", "0 <= LOW < HIGH"), ("Foo=0:1", "unknown metabolite")):
+        assert main(["train", "--prior", bad, "--out", str(tmp_path / "y")]) == 2
+        assert says in capsys.readouterr().err
+    assert not (tmp_path / "y").exists()
+
+
 def test_resume_continues_from_the_last_epoch(tmp_path, basis):
     class Kill(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -27,6 +28,10 @@ def add_parsers(sub) -> None:
                      help="with --basis: add mrs-tf's simulation of the brain metabolites the basis lacks (e.g. Gly, "
                           "Glc, Ala), so that the training spectra carry them as brains do")
     add_omit(trn, "training (and of the network's outputs)")
+    trn.add_argument("--prior", action="append", default=None, metavar="NAME=LOW:HIGH",
+                     help="a signal's training concentrations, uniform LOW-HIGH (mM, or the basis's units), in place "
+                          "of mrs-tf's widened healthy-brain prior, e.g. PE=0.25:5 or Lac=0:15 for a tumour study; "
+                          "repeat for more (a network can only report what its training spans)")
     trn.add_argument("--protocol-from", default=None,
                      help="a data file whose points, dwell, field and TE the basis is matched to (with --basis)")
     trn.add_argument("--ppm-range", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
@@ -124,6 +129,9 @@ def _train(args) -> None:
     if args.tensorboard:
         settings["tensorboard"] = True
     omit = omitted(args)
+    if args.prior:
+        given = settings.get("synthesis", {})
+        settings["synthesis"] = {**given, "priors": {**given.get("priors", {}), **priors(args.prior, args.basis)}}
     if args.protocol_from and not args.basis:
         raise MRSError("--protocol-from matches a basis set to data: give --basis too")
     if args.basis:
@@ -146,6 +154,30 @@ def _train(args) -> None:
         print(f"wrote {args.out}/model.keras after {done['epochs_run']} epochs "
               f"(best val_loss {logged_run(args.out)['best_val_loss']:.4f})")
     _card(args, history)
+
+
+def priors(texts, basis) -> dict:
+    """``--prior NAME=LOW:HIGH`` flags -> ``{name: (low, high)}``: mrs-tf's names (and aliases) made canonical; other
+    names only with ``--basis`` (its own signals; checked against the basis when it is read)."""
+    from mrs_tf.physics.metabolites import canonical_name
+
+    out = {}
+    for text in texts:
+        name, _, bounds = text.partition("=")
+        low, _, high = bounds.partition(":")
+        try:
+            lo, hi = float(low), float(high)
+        except ValueError:
+            raise MRSError(f"--prior {text}: give NAME=LOW:HIGH, e.g. PE=0.25:5 (mM)") from None
+        if not (math.isfinite(lo) and math.isfinite(hi) and 0 <= lo < hi):
+            raise MRSError(f"--prior {text}: LOW and HIGH must be finite with 0 <= LOW < HIGH")
+        try:
+            name = canonical_name(name)
+        except MRSError:
+            if not basis:
+                raise
+        out[name.strip()] = (lo, hi)
+    return out
 
 
 def _card(args, history) -> None:

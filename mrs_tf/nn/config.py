@@ -7,13 +7,15 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from mrs_tf.core.errors import MRSError
 from mrs_tf.physics.basis import DEFAULT_PROTOCOL, BasisSet
 from mrs_tf.physics.metabolites import prior_means
 from mrs_tf.physics.synth import SynthesisConfig
 from mrs_tf.preprocess.spectra import DEFAULT_PPM_RANGE
 
 __all__ = ["ADDED_PARAMETRIC_MM", "TrainConfig", "TRAINING_SYNTHESIS", "TRAINING_PRIOR_WIDENING", "prior_scale", "output_names",
-           "combination_matrix", "load_training_basis", "UNKNOWN_PRIOR_MM", "healthy_priors", "evaluation_synthesis"]
+           "combination_matrix", "load_training_basis", "UNKNOWN_PRIOR_MM", "healthy_priors", "evaluation_synthesis",
+           "training_synthesis"]
 
 #: Training concentrations are drawn from the healthy-brain priors widened to [low * a, high * b]: networks then do
 #: not pull abnormal values (tumour, stroke, low-NAA) toward healthy ones, and shrink less toward the prior mean.
@@ -40,6 +42,31 @@ TRAINING_SYNTHESIS = SynthesisConfig(lorentz_hz=(1.0, 12.0), gauss_hz=(2.0, 14.0
                                      baseline_amp=(-0.3, 0.3), lipid_amp=(0.0, 1.0),
                                      mm_amp_spread=0.3, mm_ppm_spread=0.04,
                                      mm_width_spread=0.25, mm_lorentz_fraction=(0.0, 1.0), priors=_widened_priors())
+
+
+
+def training_synthesis(synthesis: dict | None = None) -> tuple[dict, list[str]]:
+    """``(settings, given)``: a training run's synthesis settings (a dict of :class:`SynthesisConfig` fields) and the
+    fields of ``synthesis`` that were used.
+
+    A complete dict (every field) is taken as it is. A partial one, e.g. ``{"priors": {"PE": (0.25, 5.0)}}``, is laid
+    over mrs-tf's training defaults (:data:`TRAINING_SYNTHESIS`): the fields it gives replace theirs, its ``priors``
+    replace those signals' ranges only (mM; every other signal keeps its widened healthy-brain prior). Without this a
+    partial dict trained on :class:`SynthesisConfig`'s narrow defaults (no lipids, baselines or MM variation, the
+    unwidened priors) without a word."""
+    from dataclasses import fields
+
+    names = [f.name for f in fields(SynthesisConfig)]
+    given = dict(synthesis or {})
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise MRSError(f"unknown synthesis settings {unknown}; SynthesisConfig has {', '.join(names)}")
+    if given and set(names) <= set(given):
+        return given, sorted(given)
+    out = asdict(TRAINING_SYNTHESIS)
+    out.update({k: v for k, v in given.items() if k != "priors"})
+    out["priors"] = {**out["priors"], **given.get("priors", {})}
+    return out, sorted(given)
 
 
 @dataclass

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -26,6 +27,7 @@ from mrs_tf.core.errors import MRSError, OutputExistsError
 from mrs_tf.preprocess.spectra import crop_slice, cropped_spectrum
 from mrs_tf.physics.synth import concentration_matrix, synthesize
 from mrs_tf.nn.config import (TRAINING_PRIOR_WIDENING, TRAINING_SYNTHESIS, UNKNOWN_PRIOR_MM, TrainConfig,  # noqa: F401
+                              training_synthesis,
                               combination_matrix, evaluation_synthesis, healthy_priors, load_training_basis,
                               output_names, prior_scale)
 
@@ -130,6 +132,15 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, st
     saved = json.loads(saved_path.read_text()) if resume and saved_path.exists() else {}
     if int(saved.get("ensemble", 1)) > 1:
         cfg = TrainConfig(**{**saved, "epochs": cfg.epochs})  # the ensemble's own recipe
+    if not saved:  # a fresh run: a partial synthesis dict is laid over mrs-tf's training defaults
+        synthesis, given = training_synthesis(cfg.synthesis)
+        if not set(synthesis) <= set(cfg.synthesis):
+            priors = "; priors given (mM): " + ", ".join(
+                f"{k} {float(v[0]):g}-{float(v[1]):g}" for k, v in cfg.synthesis.get("priors", {}).items())
+            print(f"mrs-tf: synthesis: {', '.join(given) or 'nothing'} as given, every other setting mrs-tf's "
+                  f"training default (TRAINING_SYNTHESIS){priors if cfg.synthesis.get('priors') else ''}",
+                  file=sys.stderr)
+            cfg = replace(cfg, synthesis=synthesis)
     if int(getattr(cfg, "ensemble", 1)) > 1:
         return _train_ensemble(cfg, out_dir, resume, strategy, basis, verbose, overwrite, callbacks_extra)
     with one_blas_thread():
@@ -179,12 +190,16 @@ def _train(cfg: TrainConfig, out_dir, resume, strategy, basis, verbose, overwrit
                                 f"state), which training further needs; --overwrite trains it afresh")
     # the basis first: a refused one (another field, echo time or sequence than the data's) leaves no folder behind
     basis = training_basis(cfg, basis)
+    from mrs_tf.physics.metabolites import ALL_NAMES, METABOLITES, MM_NAME
+
+    stray = sorted(k for k in cfg.synthesis.get("priors", {}) if k not in basis.names and k not in ALL_NAMES)
+    if stray:  # a prior for a signal the basis lacks (mrs-tf's own names have default priors whatever the basis)
+        raise MRSError(f"concentration priors given for {', '.join(stray)}, which the training basis does not hold; "
+                       f"its signals: {', '.join(basis.names)}")
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(cfg.seed)
     if tf.config.list_physical_devices("GPU"):
         keras.mixed_precision.set_global_policy("mixed_float16")
-    from mrs_tf.physics.metabolites import METABOLITES, MM_NAME
-
     unknown = [n for n in basis.names if n not in METABOLITES and n != MM_NAME and n not in cfg.synthesis.get(
         "priors", {})]
     if unknown:  # a foreign basis's extra signals need a concentration prior for the synthesis

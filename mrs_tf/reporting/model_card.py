@@ -150,7 +150,7 @@ def render(meta: dict, config: dict, metrics: dict, notes: str = "", folder_hint
         f"{syn.get('shift_ppm')} ppm, per-metabolite shift +-{syn.get('metab_shift_hz')} Hz",
         f"- zero-order phase {syn.get('phase0_deg')} deg, first-order {syn.get('phase1_deg_per_ppm')} deg/ppm, "
         f"baseline {syn.get('baseline_components')} broad lines of amplitude {syn.get('baseline_amp')} x NAA height",
-        "- concentrations uniform over the healthy-brain priors widened to [0.5 low, 1.3 high]",
+        "- concentrations uniform over the healthy-brain priors widened to [0.5 low, 1.3 high]" + _own_priors(syn),
         "",
         "## Training run",
         (f"An ensemble of {training['members']} networks of this recipe (seeds {config['seed']}-"
@@ -211,3 +211,14 @@ def write(folder: str | os.PathLike, notes: str = "") -> Path:
     tmp.write_text(render(meta, config, metrics, notes, hint))
     os.replace(tmp, path)
     return path
+
+
+def _own_priors(syn: dict) -> str:
+    """The training priors that are not mrs-tf's widened healthy-brain defaults (``--prior``), as card text."""
+    from mrs_tf.nn.config import TRAINING_SYNTHESIS
+
+    default = TRAINING_SYNTHESIS.priors
+    own = {k: v for k, v in (syn.get("priors") or {}).items()
+           if k in default and tuple(map(float, v)) != tuple(map(float, default[k]))}
+    return ("; except " + ", ".join(f"{k} {float(v[0]):g}-{float(v[1]):g}" for k, v in own.items())) if own else ""
+
