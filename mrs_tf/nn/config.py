@@ -44,7 +44,6 @@ TRAINING_SYNTHESIS = SynthesisConfig(lorentz_hz=(1.0, 12.0), gauss_hz=(2.0, 14.0
                                      mm_width_spread=0.25, mm_lorentz_fraction=(0.0, 1.0), priors=_widened_priors())
 
 
-
 def training_synthesis(synthesis: dict | None = None) -> tuple[dict, list[str]]:
     """``(settings, given)``: a training run's synthesis settings (a dict of :class:`SynthesisConfig` fields) and the
     fields of ``synthesis`` that were used.
