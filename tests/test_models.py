@@ -140,6 +140,33 @@ def test_a_partial_synthesis_keeps_the_training_defaults_and_replaces_only_the_p
     assert not (tmp_path / "y").exists()
 
 
+def test_resume_refuses_settings_that_differ_from_the_runs_recipe(tmp_path, capsys):
+    """``mrs-tf train --resume`` trains on the run's saved recipe: a --seed, --prior or --basis given with it was
+    ignored without a word. Now every setting that differs is named, and nothing runs; a range in µM is refused."""
+    from dataclasses import asdict
+
+    from mrs_tf.cli import main
+    from mrs_tf.cli.network import _resume_differences
+    from mrs_tf.nn.config import TRAINING_SYNTHESIS
+
+    run = tmp_path / "run"
+    run.mkdir()
+    saved = json.loads(json.dumps(asdict(TrainConfig(seed=0)), default=list))
+    (run / "train_config.json").write_text(json.dumps(saved))
+    pe = TRAINING_SYNTHESIS.priors["PE"]
+    assert main(["train", "--out", str(run), "--resume", "--seed", "3", "--prior", "PE=0.25:5", "--epochs", "80"]) == 2
+    err = capsys.readouterr().err
+    assert "seed 3 (the run's: 0)" in err and f"--prior PE=0.25:5 (the run's: PE {pe[0]:g}-{pe[1]:g})" in err
+    assert "epochs" not in err.split("differ from it:")[1].split(". Drop")[0]  # more epochs are allowed
+    assert sorted(p.name for p in run.iterdir()) == ["train_config.json"]  # nothing trained, nothing written
+    # the run's own settings repeated (as its model card's command does) are no difference
+    assert _resume_differences({"seed": 0, "batch_size": saved["batch_size"], "synthesis": {"priors": {"PE": pe}}},
+                               saved) == []
+    assert main(["train", "--prior", "PE=250:500", "--out", str(tmp_path / "y")]) == 2
+    assert "Give the range in mM" in capsys.readouterr().err
+    assert not (tmp_path / "y").exists()
+
+
 def test_resume_continues_from_the_last_epoch(tmp_path, basis):
     class Kill(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):

@@ -143,6 +143,13 @@ def _train(args) -> None:
         # residual above 4.0 ppm had moved its Ins/tCr by -14 / -20 % and Glu by -14 / -19 % (0.2-4.0: +16 / +8,
         # +7 / -1 %; benchmarks/RESULTS.md)
         settings.setdefault("ppm_range", BASIS_PPM_RANGE)
+    saved_path = Path(args.out) / "train_config.json"
+    if args.resume and saved_path.exists():  # a resumed run trains on its saved recipe: say which flags it ignores
+        differ = _resume_differences(settings, json.loads(saved_path.read_text()))
+        if differ:
+            raise MRSError(f"--resume continues {args.out} with the recipe it was started with; these settings differ "
+                           f"from it: {'; '.join(differ)}. Drop them (--epochs may grow), or train afresh with "
+                           f"--overwrite or another --out")
     cfg = TrainConfig(**settings)
     _, history = train(cfg, args.out, resume=args.resume, strategy=args.strategy, overwrite=args.overwrite)
     done = json.loads((Path(args.out) / "quantifier.json").read_text())["training"]
@@ -176,7 +183,48 @@ def priors(texts, basis) -> dict:
         except MRSError:
             if not basis:
                 raise
+        else:  # one of mrs-tf's metabolites: in mM, and none reaches 100 mM in a brain (a range in µM would)
+            if hi > MAX_PRIOR_MM:
+                raise MRSError(f"--prior {text}: {name} up to {hi:g} mM? Give the range in mM (no brain metabolite "
+                               f"reaches {MAX_PRIOR_MM:g} mM; tumour lactate 10-20 mM, e.g. Lac=0:20)")
         out[name.strip()] = (lo, hi)
+    return out
+
+
+#: the highest training concentration ``--prior`` takes for one of mrs-tf's metabolites (mM)
+MAX_PRIOR_MM = 100.0
+
+#: TrainConfig fields that a command's flags can set and that a resumed run takes from its own saved recipe instead
+_RECIPE = ("model", "model_kwargs", "batch_size", "steps_per_epoch", "learning_rate", "seed", "ensemble",
+           "ppm_range", "uncertainty", "tfds_config", "basis_path", "protocol_from", "complete_basis", "omit",
+           "synthesis")
+
+
+def _resume_differences(settings: dict, saved: dict) -> list[str]:
+    """The settings given to ``--resume`` that differ from the saved run's (each as ``name VALUE (the run's: V)``);
+    epochs may differ (more train it further). A partial ``synthesis`` is compared field by field, priors by signal."""
+    from mrs_tf.nn.config import priors_text
+
+    def same(a, b) -> bool:
+        return json.loads(json.dumps(a, default=list)) == json.loads(json.dumps(b, default=list))
+
+    out = []
+    for key in _RECIPE:
+        if key not in settings or key not in saved:
+            continue
+        mine, theirs = settings[key], saved[key]
+        if key in ("basis_path", "protocol_from") and mine and theirs:
+            mine, theirs = str(Path(mine).resolve()), str(Path(theirs).resolve())
+        if key == "synthesis":
+            for field_name, value in mine.items():
+                if field_name == "priors":
+                    out += [f"--prior {k}={float(v[0]):g}:{float(v[1]):g} (the run's: "
+                            f"{priors_text({k: theirs['priors'][k]}) if k in theirs.get('priors', {}) else 'none'})"
+                            for k, v in value.items() if not same(v, theirs.get("priors", {}).get(k))]
+                elif not same(value, theirs.get(field_name)):
+                    out.append(f"synthesis {field_name} {value} (the run's: {theirs.get(field_name)})")
+        elif not same(mine, theirs):
+            out.append(f"{key} {mine} (the run's: {theirs})")
     return out
 
 

@@ -15,7 +15,7 @@ from mrs_tf.preprocess.spectra import DEFAULT_PPM_RANGE
 
 __all__ = ["ADDED_PARAMETRIC_MM", "TrainConfig", "TRAINING_SYNTHESIS", "TRAINING_PRIOR_WIDENING", "prior_scale", "output_names",
            "combination_matrix", "load_training_basis", "UNKNOWN_PRIOR_MM", "healthy_priors", "evaluation_synthesis",
-           "training_synthesis"]
+           "training_synthesis", "priors_text"]
 
 #: Training concentrations are drawn from the healthy-brain priors widened to [low * a, high * b]: networks then do
 #: not pull abnormal values (tumour, stroke, low-NAA) toward healthy ones, and shrink less toward the prior mean.
@@ -66,6 +66,11 @@ def training_synthesis(synthesis: dict | None = None) -> tuple[dict, list[str]]:
     out.update({k: v for k, v in given.items() if k != "priors"})
     out["priors"] = {**out["priors"], **given.get("priors", {})}
     return out, sorted(given)
+
+
+def priors_text(priors: dict) -> str:
+    """``{"PE": (0.25, 5.0), ...}`` as people write it: ``"PE 0.25-5, ..."`` (mM)."""
+    return ", ".join(f"{k} {float(v[0]):g}-{float(v[1]):g}" for k, v in priors.items())
 
 
 @dataclass

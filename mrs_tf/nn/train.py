@@ -27,7 +27,7 @@ from mrs_tf.core.errors import MRSError, OutputExistsError
 from mrs_tf.preprocess.spectra import crop_slice, cropped_spectrum
 from mrs_tf.physics.synth import concentration_matrix, synthesize
 from mrs_tf.nn.config import (TRAINING_PRIOR_WIDENING, TRAINING_SYNTHESIS, UNKNOWN_PRIOR_MM, TrainConfig,  # noqa: F401
-                              training_synthesis,
+                              priors_text, training_synthesis,
                               combination_matrix, evaluation_synthesis, healthy_priors, load_training_basis,
                               output_names, prior_scale)
 
@@ -135,8 +135,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, st
     if not saved:  # a fresh run: a partial synthesis dict is laid over mrs-tf's training defaults
         synthesis, given = training_synthesis(cfg.synthesis)
         if not set(synthesis) <= set(cfg.synthesis):
-            priors = "; priors given (mM): " + ", ".join(
-                f"{k} {float(v[0]):g}-{float(v[1]):g}" for k, v in cfg.synthesis.get("priors", {}).items())
+            priors = "; priors given (mM): " + priors_text(cfg.synthesis.get("priors", {}))
             print(f"mrs-tf: synthesis: {', '.join(given) or 'nothing'} as given, every other setting mrs-tf's "
                   f"training default (TRAINING_SYNTHESIS){priors if cfg.synthesis.get('priors') else ''}",
                   file=sys.stderr)

@@ -215,10 +215,9 @@ def write(folder: str | os.PathLike, notes: str = "") -> Path:
 
 def _own_priors(syn: dict) -> str:
     """The training priors that are not mrs-tf's widened healthy-brain defaults (``--prior``), as card text."""
-    from mrs_tf.nn.config import TRAINING_SYNTHESIS
+    from mrs_tf.nn.config import TRAINING_SYNTHESIS, priors_text
 
     default = TRAINING_SYNTHESIS.priors
     own = {k: v for k, v in (syn.get("priors") or {}).items()
            if k in default and tuple(map(float, v)) != tuple(map(float, default[k]))}
-    return ("; except " + ", ".join(f"{k} {float(v[0]):g}-{float(v[1]):g}" for k, v in own.items())) if own else ""
-
+    return ("; except " + priors_text(own)) if own else ""
