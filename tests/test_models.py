@@ -162,6 +162,12 @@ def test_resume_refuses_settings_that_differ_from_the_runs_recipe(tmp_path, caps
     # the run's own settings repeated (as its model card's command does) are no difference
     assert _resume_differences({"seed": 0, "batch_size": saved["batch_size"], "synthesis": {"priors": {"PE": pe}}},
                                saved) == []
+    # with --basis the command's default read range (0.2-4.0 ppm) is no difference to a run started with its own
+    saved.update(basis_path=str(tmp_path / "b.BASIS"), ppm_range=[0.2, 4.2])
+    (run / "train_config.json").write_text(json.dumps(saved))
+    assert main(["train", "--out", str(run), "--resume", "--basis", str(tmp_path / "b.BASIS"), "--seed", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "seed 3" in err and "ppm_range" not in err and "basis_path" not in err
     assert main(["train", "--prior", "PE=250:500", "--out", str(tmp_path / "y")]) == 2
     assert "Give the range in mM" in capsys.readouterr().err
     assert not (tmp_path / "y").exists()

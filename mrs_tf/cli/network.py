@@ -142,10 +142,12 @@ def _train(args) -> None:
         # a network for the user's scanner basis reads what the fits and LCModel read: the Philips volunteers'
         # residual above 4.0 ppm had moved its Ins/tCr by -14 / -20 % and Glu by -14 / -19 % (0.2-4.0: +16 / +8,
         # +7 / -1 %; benchmarks/RESULTS.md)
+        given_ppm_range = "ppm_range" in settings
         settings.setdefault("ppm_range", BASIS_PPM_RANGE)
     saved_path = Path(args.out) / "train_config.json"
     if args.resume and saved_path.exists():  # a resumed run trains on its saved recipe: say which flags it ignores
-        differ = _resume_differences(settings, json.loads(saved_path.read_text()))
+        asked = {k: v for k, v in settings.items() if k != "ppm_range" or not args.basis or given_ppm_range}
+        differ = _resume_differences(asked, json.loads(saved_path.read_text()))
         if differ:
             raise MRSError(f"--resume continues {args.out} with the recipe it was started with; these settings differ "
                            f"from it: {'; '.join(differ)}. Drop them (--epochs may grow), or train afresh with "
