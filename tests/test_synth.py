@@ -222,6 +222,31 @@ def test_creatine_ch2_scaled_per_spectrum_and_nothing_else(basis):
     assert 0.7 <= t2["cr_ch2_scale"].min() and t2["cr_ch2_scale"].max() <= 1.0 and np.ptp(t2["cr_ch2_scale"]) > 0.2
 
 
+def test_first_points_offset_by_naa_heights_and_nothing_else(basis):
+    """first_points_amp: each of the FID's first FIRST_POINTS points + a complex offset of the drawn number of NAA
+    heights (a flat line of that height under the spectrum, as a scanner's receiver distorts the first points);
+    every other point and every other draw as without it; off by default."""
+    from mrs_tf.physics.synth import FIRST_POINTS
+
+    cfg = QUIET.with_(lorentz_hz=(3.0, 3.0))
+    plain, t0 = synthesize(basis, n=16, snr=None, seed=5, config=cfg)
+    assert not any(k.startswith("first_point") for k in t0)
+    moved, t1 = synthesize(basis, n=16, snr=None, seed=5, config=cfg.with_(first_points_amp=(0.02, 0.08)))
+    for key in t0:
+        np.testing.assert_array_equal(t0[key], t1[key])
+    np.testing.assert_array_equal(moved[:, FIRST_POINTS:], plain[:, FIRST_POINTS:])
+    for k in range(FIRST_POINTS):
+        amp, phase = t1[f"first_point_amp_{k}"], np.deg2rad(t1[f"first_point_phase_deg_{k}"])
+        assert 0.02 <= amp.min() and amp.max() <= 0.08 and np.ptp(amp) > 0.02 and np.ptp(phase) > 1.0
+        expected = amp * t1["naa_height"] * np.exp(1j * phase)
+        np.testing.assert_allclose(moved[:, k] - plain[:, k], expected, rtol=1e-4, atol=1e-6 * t1["naa_height"].max())
+    # point 0 alone: the whole spectrum (np.fft.fft units) moves by its offset, in NAA heights
+    only0 = np.zeros_like(moved)
+    only0[:, 0] = moved[:, 0] - plain[:, 0]
+    shift = np.fft.fft(only0, axis=1)
+    np.testing.assert_allclose(np.abs(shift).mean(1) / t1["naa_height"], t1["first_point_amp_0"], rtol=1e-4)
+
+
 def test_choline_multiplets_scaled_per_spectrum_and_metabolite_singlet_kept(basis):
     """cho_multiplet_scale: GPC's and PCh's lines other than the 3.21 ppm singlet times g (one g per spectrum and
     metabolite), every other draw as without it; the same as a basis whose GPC and PCh carry g times their
@@ -279,6 +304,7 @@ def test_test_and_calibration_sets_take_the_basis_signals_whole():
     ({"mm_width_spread": 1.0}, "mm_width_spread"),                 # zero widths
     ({"metab_shift_hz": -1.0}, "metab_shift_hz"),
     ({"baseline_components": 1.5}, "baseline_components"),
+    ({"first_points_amp": (-0.1, 0.1)}, "first_points_amp"),
     ({"priors": {"NAA": (12.0, 8.0)}}, "priors['NAA']"),
     ({"lorentz_hz": (float("nan"), 1.0), "gauss_hz": (3.0, -1.0)}, "lorentz_hz, gauss_hz"),  # all of them at once
 ])

@@ -78,6 +78,11 @@ class SynthesisConfig:
     # singlet. Trained without it, a network also counts the multiplets as choline, and reads an all-GPC spectrum
     # (GPC has 5 glycerol protons more than PCh) several per cent high. (1, 1): off
     cho_multiplet_scale: tuple[float, float] = (1.0, 1.0)
+    # each of the FID's first FIRST_POINTS points + a complex offset of U(low, high) NAA heights at a random phase
+    # (an offset added to point k is a flat line of that height under the whole spectrum, turning k times across the
+    # spectral width): scanners' receivers distort the first points (on Philips SDAT files point 1 sits 5-11 %
+    # above the smooth FID's back-prediction, 0.04 NAA heights; benchmarks/RESULTS.md). (0, 0): off
+    first_points_amp: tuple[float, float] = (0.0, 0.0)
     priors: dict = field(default_factory=dict)  # name -> (low, high) overrides of the default mM priors
 
     def __post_init__(self) -> None:
@@ -114,7 +119,8 @@ _RANGE_RULES = {
     "phase0_deg": (-np.inf, np.inf), "phase1_deg_per_ppm": (-np.inf, np.inf), "baseline_amp": (-np.inf, np.inf),
     "baseline_ppm": (-np.inf, np.inf), "baseline_fwhm_ppm": (0.0, np.inf), "water_amp": (0.0, np.inf),
     "water_shift_hz": (-np.inf, np.inf), "water_lw_hz": (0.0, np.inf), "lipid_amp": (0.0, np.inf),
-    "mm_lorentz_fraction": (0.0, 1.0), "cr_ch2_scale": (0.0, np.inf), "cho_multiplet_scale": (0.0, np.inf)}
+    "mm_lorentz_fraction": (0.0, 1.0), "cr_ch2_scale": (0.0, np.inf), "cho_multiplet_scale": (0.0, np.inf),
+    "first_points_amp": (0.0, np.inf)}
 #: number fields and their interval (an amplitude spread of 1 or more would draw negative MM lines, a width spread
 #: of 1 zero-width ones)
 _SCALAR_RULES = {"metab_shift_hz": (0.0, np.inf), "mm_amp_spread": (0.0, 1.0), "mm_ppm_spread": (0.0, np.inf),
@@ -379,11 +385,19 @@ def _chunk(shifted, t, ppm_rel, truth, rows, names, n_terms, max_shift, ref_amp,
         spec = scipy.fft.fft(fid, axis=1)
         spec *= _polar(np.float32(1), np.deg2rad(phi1[:, None]).astype(np.float32) * ppm_rel.astype(np.float32))
         fid = scipy.fft.ifft(spec, axis=1, overwrite_x=True).astype(np.complex64, copy=False)
+    if "first_point_amp_0" in truth:  # the receiver's distortion of the first points (NAA heights per DFT bin)
+        for k in range(FIRST_POINTS):
+            amp = truth[f"first_point_amp_{k}"][rows] * height
+            fid[:, k] += (amp * np.exp(1j * np.deg2rad(truth[f"first_point_phase_deg_{k}"][rows]))).astype(np.complex64)
     snr = truth["snr"][rows]
     sd = np.where(np.isfinite(snr), height / (snr * np.sqrt(len(t))), 0.0)
     if np.any(sd > 0):
         fid += _complex_gaussian(rng, (n, len(t))) * sd[:, None].astype(np.float32)
     return fid.astype(np.complex64, copy=False), sd, height
+
+
+#: how many of the FID's first points ``SynthesisConfig.first_points_amp`` offsets
+FIRST_POINTS = 3
 
 
 #: the creatine CH2 singlets (Cr 3.913, PCr 3.930 ppm; Govindaraju et al. 2000) and the window (ppm) that cuts
@@ -528,7 +542,8 @@ def synthesize(basis: BasisSet, n: int = 1000, snr=(10.0, 100.0), seed: int | np
         ``water_*``, ``lipid_amp``, ``snr``, ``noise_sd`` (per real/imaginary part, time domain) and
         ``naa_height`` (noise-free NAA singlet height in ``np.fft.fft`` units); with a varied MM shape (the
         ``mm_*`` settings, applied when the basis's MM is mrs-tf's parametric one) ``mm_amp_k``, ``mm_ppm_k``,
-        ``mm_fwhm_ppm_k`` per component and ``mm_lorentz_fraction``.
+        ``mm_fwhm_ppm_k`` per component and ``mm_lorentz_fraction``; with ``first_points_amp``
+        ``first_point_amp_k`` (NAA heights) and ``first_point_phase_deg_k`` for k < :data:`FIRST_POINTS`.
     """
     if not isinstance(basis, BasisSet):
         raise MRSError(f"basis must be a BasisSet, got {type(basis).__name__}")
@@ -550,6 +565,11 @@ def synthesize(basis: BasisSet, n: int = 1000, snr=(10.0, 100.0), seed: int | np
         # drawn after every other parameter, from their generator: the rest is the same with and without them
         basis_fids, names = _with_part_rows(basis, truth, np.random.default_rng(param_seq.spawn(1)[0]), config)
         extra = names[len(basis.names):]
+    if max(config.first_points_amp) > 0:  # from a generator of their own: every other draw stays the same
+        fp_rng = np.random.default_rng(param_seq.spawn(1)[0])
+        for k in range(FIRST_POINTS):
+            truth[f"first_point_amp_{k}"] = _uniform(fp_rng, config.first_points_amp, n)
+            truth[f"first_point_phase_deg_{k}"] = fp_rng.uniform(-180.0, 180.0, n)
     t = basis.time.astype(np.float64)
     ppm_rel = -np.fft.fftfreq(basis.n_points, basis.dwell_s) / basis.field_mhz  # ppm - ref_ppm, unshifted fft order
     max_shift = float(config.metab_shift_hz)
