@@ -259,6 +259,9 @@ def main() -> None:
     parser.add_argument("--baseline-amp", type=float, default=None,
                         help="largest baseline line, NAA heights (GENERAL_SYNTHESIS: 0.15)")
     parser.add_argument("--lipid-amp", type=float, default=None, help="largest lipid signal, NAA heights (0.3)")
+    parser.add_argument("--first-points-amp", type=float, default=None,
+                        help="offset the FID's first 3 points by up to this many NAA heights each (a receiver's "
+                             "distortion of the first points; SynthesisConfig.first_points_amp; GENERAL_SYNTHESIS: 0)")
     parser.add_argument("--workers", type=int, default=None,
                         help="simulate the stream in this many processes (default: tf.data under TensorFlow, one "
                              "process per core under KERAS_BACKEND=jax or torch, e.g. on a GPU machine)")
@@ -283,6 +286,8 @@ def main() -> None:
         synthesis = synthesis.with_(baseline_amp=(-args.baseline_amp, args.baseline_amp))
     if args.lipid_amp is not None:
         synthesis = synthesis.with_(lipid_amp=(0.0, args.lipid_amp))
+    if args.first_points_amp is not None:
+        synthesis = synthesis.with_(first_points_amp=(0.0, args.first_points_amp))
 
     rand = {"none": NONE, "all": ALL,
             "te": dataclasses.replace(NONE, te_ms=ALL.te_ms, te1_fraction=ALL.te1_fraction),
