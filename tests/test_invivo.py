@@ -73,6 +73,30 @@ def test_without_residual_water_removal_the_fit_is_flagged(tmp_path, capsys):
         assert "poor fit" in capsys.readouterr().err
 
 
+def test_usage_errors_of_quantify_come_before_tensorflow_loads(tmp_path):
+    """``--water`` with two scans, and a scan with nothing to quantify, were refused only after TensorFlow and the
+    network had loaded and run (28 s on this machine); now before either is read in."""
+    import subprocess
+    import sys
+
+    from mrs_tf.formats import nifti
+
+    zeros = tmp_path / "zeros.nii.gz"
+    nifti.write(zeros, np.zeros((1, 1, 1, 2048), complex), dwell_s=5e-4, field_mhz=127.75, te_s=0.035)
+    cases = (([str(_act("sub-01")), str(_act("sub-02")), "--water", str(_act("sub-01")).replace("_act", "_ref")],
+              "--water scales one data file"),
+             ([str(zeros)], "no voxel to quantify"))
+    for argv, says in cases:
+        code = ("import sys; from mrs_tf.cli import main; "
+                f"rc = main(['quantify', *{argv!r}, '--out', {str(tmp_path / 'r.csv')!r}]); "
+                "print('tensorflow' in sys.modules); sys.exit(rc)")
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stdout.strip() == "False", says  # refused before TensorFlow (and the network) were loaded
+        assert says in proc.stderr
+        assert not (tmp_path / "r.csv").exists()
+
+
 def test_a_model_of_another_protocol_names_every_mismatch_before_tensorflow_loads(tmp_path):
     import subprocess
     import sys

@@ -429,6 +429,8 @@ def _quantify(args) -> None:
 
     refuse_existing(args, args.out)
     omit = omitted(args)
+    if args.water and len(args.data) > 1:  # said before any file is read or the network loads
+        raise MRSError("--water scales one data file: run one quantify per file with its own water reference")
     if args.method == "quest":
         if not args.basis:
             raise MRSError("--method quest needs --basis BASIS")
@@ -458,6 +460,12 @@ def _quantify(args) -> None:
         if d.get("te_ms") is None and args.te_ms is not None:  # formats without the echo time (.RAW, jMRUI)
             d["te_ms"] = args.te_ms
         scans.append((path, d))
+        # nothing to quantify (all zero or NaN, or masked out) and a mask that does not fit: said before the network loads
+        keep = np.any(d["fids"] != 0, axis=1) & np.all(np.isfinite(d["fids"]), axis=1)
+        if args.mask:
+            keep &= _mask_rows(args.mask, d)
+        if not keep.any():
+            raise MRSError(f"{path}: no voxel to quantify (all zero, NaN or masked out)")
     if args.model is None:
         args.model = choose_model(scans, args.resample)
     meta_only = Quantifier.read_meta(args.model)
