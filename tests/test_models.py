@@ -117,7 +117,7 @@ def test_a_partial_synthesis_keeps_the_training_defaults_and_replaces_only_the_p
     dict is laid over TRAINING_SYNTHESIS and said on stderr; a prior for a signal the basis lacks is refused."""
     from mrs_tf.cli import main
     from mrs_tf.nn.config import TRAINING_SYNTHESIS
-    from mrs_tf.reporting.model_card import _own_priors
+    from mrs_tf.reporting.model_card import _other_settings, _own_priors
 
     small = basis.subset(["NAA", "Cr", "PCr", "GPC", "PE"])
     cfg = _small(epochs=1, steps_per_epoch=2, val_size=64, synthesis={"priors": {"PE": (0.25, 5.0)}})
@@ -130,6 +130,10 @@ def test_a_partial_synthesis_keeps_the_training_defaults_and_replaces_only_the_p
     assert tuple(syn.priors["PE"]) == (0.25, 5.0)
     assert tuple(syn.priors["NAA"]) == TRAINING_SYNTHESIS.priors["NAA"]  # the others keep their widened prior
     assert _own_priors(saved) == "; except PE 0.25-5"  # the model card's line
+    # other settings given (e.g. by --config) are named on the card too; only priors given: no such line
+    assert _other_settings(saved) == []
+    assert _other_settings({**saved, "first_points_amp": [0.0, 0.08], "lorentz_hz": [1.0, 3.0]}) == [
+        "- also, unlike mrs-tf's training defaults: first_points_amp (0.0, 0.08)"]  # lorentz_hz has its own line
     with pytest.raises(MRSError, match="priors given for Foo, which the training basis does not hold"):
         train(_small(synthesis={"priors": {"Foo": (0.0, 1.0)}}), tmp_path / "x", basis=small, verbose=0)
     assert not (tmp_path / "x").exists()

@@ -151,6 +151,7 @@ def render(meta: dict, config: dict, metrics: dict, notes: str = "", folder_hint
         f"- zero-order phase {syn.get('phase0_deg')} deg, first-order {syn.get('phase1_deg_per_ppm')} deg/ppm, "
         f"baseline {syn.get('baseline_components')} broad lines of amplitude {syn.get('baseline_amp')} x NAA height",
         "- concentrations uniform over the healthy-brain priors widened to [0.5 low, 1.3 high]" + _own_priors(syn),
+        *_other_settings(syn),
         "",
         "## Training run",
         (f"An ensemble of {training['members']} networks of this recipe (seeds {config['seed']}-"
@@ -221,3 +222,25 @@ def _own_priors(syn: dict) -> str:
     own = {k: v for k, v in (syn.get("priors") or {}).items()
            if k in default and tuple(map(float, v)) != tuple(map(float, default[k]))}
     return ("; except " + priors_text(own)) if own else ""
+
+
+#: SynthesisConfig fields the card's training-data lines state whatever their values
+_STATED = ("lorentz_hz", "gauss_hz", "shift_ppm", "metab_shift_hz", "phase0_deg", "phase1_deg_per_ppm",
+           "baseline_components", "baseline_amp", "priors")
+
+
+def _other_settings(syn: dict) -> list[str]:
+    """A card line naming the synthesis settings not stated above that differ from mrs-tf's training defaults
+    (e.g. ``--config`` with ``first_points_amp`` or ``lipid_amp``), or none."""
+    from dataclasses import asdict
+
+    from mrs_tf.nn.config import TRAINING_SYNTHESIS
+
+    default = asdict(TRAINING_SYNTHESIS)
+
+    def plain(v):
+        return [plain(x) for x in v] if isinstance(v, (list, tuple)) else v
+
+    other = [f"{k} {tuple(v) if isinstance(v, list) else v}" for k, v in syn.items()
+             if k not in _STATED and k in default and plain(v) != plain(default[k])]
+    return [f"- also, unlike mrs-tf's training defaults: {', '.join(other)}"] if other else []
