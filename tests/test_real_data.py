@@ -36,6 +36,32 @@ def test_one_spectrum_through_three_formats_reads_back_and_quantifies_the_same(b
         np.testing.assert_allclose(values, values[0], rtol=1e-4)
 
 
+def test_a_mask_picks_the_voxels_and_one_that_does_not_fit_is_refused(basis, tmp_path, capsys):
+    """``quantify --mask``: only the voxels inside the mask are quantified (the rest ``not_quantified``); a mask of
+    another grid, or one that leaves nothing, is refused before any voxel is."""
+    import nibabel as nib
+
+    fids, _ = synthesize(basis, 16, snr=(30, 80), seed=29)
+    nifti.write(tmp_path / "mrsi.nii.gz", fids.reshape(4, 4, 1, -1).astype(np.complex128), basis.dwell_s,
+                basis.field_mhz, te_s=0.03)
+    inside = np.zeros((4, 4, 1))
+    inside[1, 2, 0] = inside[3, 0, 0] = 1
+    for name, mask in (("mask.nii.gz", inside), ("other.nii.gz", np.ones((4, 5, 1))), ("none.nii.gz", 0 * inside)):
+        nib.save(nib.Nifti1Image(mask, np.eye(4)), str(tmp_path / name))
+    out = tmp_path / "masked.csv"
+    assert main(["quantify", str(tmp_path / "mrsi.nii.gz"), "--mask", str(tmp_path / "mask.nii.gz"),
+                 "--out", str(out)]) == 0
+    table = ResultTable.read_csv(out)
+    status = {(int(x), int(y)): st for x, y, st in zip(table["x"], table["y"], table["status"])}
+    assert status[(1, 2)] == status[(3, 0)] == "ok"
+    assert sum(st == "not_quantified" for st in status.values()) == 14
+    for name, says in (("other.nii.gz", "differs from the data grid"), ("none.nii.gz", "no voxel to quantify")):
+        assert main(["quantify", str(tmp_path / "mrsi.nii.gz"), "--mask", str(tmp_path / name),
+                     "--out", str(tmp_path / "x.csv")]) == 2
+        assert says in capsys.readouterr().err
+    assert not (tmp_path / "x.csv").exists()
+
+
 def test_mrsi_grid_quantifies_every_voxel_and_writes_maps_with_the_affine(basis, tmp_path, capsys):
     import nibabel as nib
 

@@ -454,7 +454,7 @@ def _quantify(args) -> None:
         raise MRSError(f"--shift-average must be 1 or more (1: one pass of the network), got {args.shift_average}")
     refuse_existing(args, args.maps, args.report)
     # every file read and checked against the model's protocol before TensorFlow and the network load
-    scans = []
+    scans, mask_rows = [], None
     for path in args.data:
         d = _read_scan(args, path)
         if d.get("te_ms") is None and args.te_ms is not None:  # formats without the echo time (.RAW, jMRUI)
@@ -462,8 +462,9 @@ def _quantify(args) -> None:
         scans.append((path, d))
         # nothing to quantify (all zero or NaN, or masked out) and a mask that does not fit: said before the network loads
         keep = np.any(d["fids"] != 0, axis=1) & np.all(np.isfinite(d["fids"]), axis=1)
-        if args.mask:
-            keep &= _mask_rows(args.mask, d)
+        if args.mask:  # one MRSI file (checked above): its mask rows, read once
+            mask_rows = _mask_rows(args.mask, d)
+            keep &= mask_rows
         if not keep.any():
             raise MRSError(f"{path}: no voxel to quantify (all zero, NaN or masked out)")
     if args.model is None:
@@ -527,9 +528,9 @@ def _quantify(args) -> None:
                 t = np.arange(d["fids"].shape[1]) * d["dwell_s"]
                 again = as_read["fids"][moved] * np.exp(-2j * np.pi * hz[moved, None] * t[None, :])
                 d["fids"][moved] = _remove_water({**d, "fids": again}, args.water_ppm)["fids"]
-        if args.mask:
-            keep &= _mask_rows(args.mask, d)
-        if not keep.any():
+        if mask_rows is not None:
+            keep &= mask_rows
+        if not keep.any():  # (water removal can spoil a voxel too)
             raise MRSError(f"{path}: no voxel to quantify (all zero, NaN or masked out)")
         # hybrid on scanner data: the in vivo model (spline baseline, 0.2-4.0 ppm; QUEST's default time-domain model
         # put Ins/tCr at 0.14 on a Philips volunteer, status ok)

@@ -205,10 +205,7 @@ _RECIPE = ("model", "model_kwargs", "batch_size", "steps_per_epoch", "learning_r
 def _resume_differences(settings: dict, saved: dict) -> list[str]:
     """The settings given to ``--resume`` that differ from the saved run's (each as ``name VALUE (the run's: V)``);
     epochs may differ (more train it further). A partial ``synthesis`` is compared field by field, priors by signal."""
-    from mrs_tf.nn.config import priors_text
-
-    def same(a, b) -> bool:
-        return json.loads(json.dumps(a, default=list)) == json.loads(json.dumps(b, default=list))
+    from mrs_tf.nn.config import priors_text, same_setting as same
 
     out = []
     for key in _RECIPE:

@@ -15,7 +15,7 @@ from mrs_tf.preprocess.spectra import DEFAULT_PPM_RANGE
 
 __all__ = ["ADDED_PARAMETRIC_MM", "TrainConfig", "TRAINING_SYNTHESIS", "TRAINING_PRIOR_WIDENING", "prior_scale", "output_names",
            "combination_matrix", "load_training_basis", "UNKNOWN_PRIOR_MM", "healthy_priors", "evaluation_synthesis",
-           "training_synthesis", "priors_text"]
+           "training_synthesis", "priors_text", "same_setting"]
 
 #: Training concentrations are drawn from the healthy-brain priors widened to [low * a, high * b]: networks then do
 #: not pull abnormal values (tumour, stroke, low-NAA) toward healthy ones, and shrink less toward the prior mean.
@@ -71,6 +71,13 @@ def training_synthesis(synthesis: dict | None = None) -> tuple[dict, list[str]]:
 def priors_text(priors: dict) -> str:
     """``{"PE": (0.25, 5.0), ...}`` as people write it: ``"PE 0.25-5, ..."`` (mM)."""
     return ", ".join(f"{k} {float(v[0]):g}-{float(v[1]):g}" for k, v in priors.items())
+
+
+def same_setting(a, b) -> bool:
+    """Whether two settings are equal as ``train_config.json`` holds them (tuples and lists alike, 5 == 5.0)."""
+    import json
+
+    return json.loads(json.dumps(a, default=list)) == json.loads(json.dumps(b, default=list))
 
 
 @dataclass

@@ -216,11 +216,10 @@ def write(folder: str | os.PathLike, notes: str = "") -> Path:
 
 def _own_priors(syn: dict) -> str:
     """The training priors that are not mrs-tf's widened healthy-brain defaults (``--prior``), as card text."""
-    from mrs_tf.nn.config import TRAINING_SYNTHESIS, priors_text
+    from mrs_tf.nn.config import TRAINING_SYNTHESIS, priors_text, same_setting
 
     default = TRAINING_SYNTHESIS.priors
-    own = {k: v for k, v in (syn.get("priors") or {}).items()
-           if k in default and tuple(map(float, v)) != tuple(map(float, default[k]))}
+    own = {k: v for k, v in (syn.get("priors") or {}).items() if k in default and not same_setting(v, default[k])}
     return ("; except " + priors_text(own)) if own else ""
 
 
@@ -234,13 +233,9 @@ def _other_settings(syn: dict) -> list[str]:
     (e.g. ``--config`` with ``first_points_amp`` or ``lipid_amp``), or none."""
     from dataclasses import asdict
 
-    from mrs_tf.nn.config import TRAINING_SYNTHESIS
+    from mrs_tf.nn.config import TRAINING_SYNTHESIS, same_setting
 
     default = asdict(TRAINING_SYNTHESIS)
-
-    def plain(v):
-        return [plain(x) for x in v] if isinstance(v, (list, tuple)) else v
-
     other = [f"{k} {tuple(v) if isinstance(v, list) else v}" for k, v in syn.items()
-             if k not in _STATED and k in default and plain(v) != plain(default[k])]
+             if k not in _STATED and k in default and not same_setting(v, default[k])]
     return [f"- also, unlike mrs-tf's training defaults: {', '.join(other)}"] if other else []
