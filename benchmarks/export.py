@@ -48,7 +48,7 @@ def main() -> None:
 
     q = Quantifier.load(args.model)
     cfg_path = Path(args.model) / "train_config.json"
-    cfg = TrainConfig(**json.loads(cfg_path.read_text())) if cfg_path.exists() else TrainConfig()
+    cfg = TrainConfig.from_saved(json.loads(cfg_path.read_text())) if cfg_path.exists() else TrainConfig()
     basis = simulate_basis()
     fids, truth = synthesize(basis, n, snr=(10, 100), seed=np.random.SeedSequence([cfg.seed, 2001]),
                              config=cfg.synthesis_config().with_(priors={}))

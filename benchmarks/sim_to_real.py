@@ -288,7 +288,7 @@ def main() -> None:
             os.replace(tmp, args.json)
         return
     cfg_path = os.path.join(args.model, "train_config.json")
-    cfg = TrainConfig(**json.load(open(cfg_path))) if os.path.exists(cfg_path) else TrainConfig()
+    cfg = TrainConfig.from_saved(json.load(open(cfg_path))) if os.path.exists(cfg_path) else TrainConfig()
     from mrs_tf.train import TRAINING_SYNTHESIS, evaluation_synthesis
 
     syn = evaluation_synthesis(cfg.synthesis_config())  # healthy-brain concentrations, nominal MM shape

@@ -57,7 +57,7 @@ def measure(folder: Path, n: int) -> dict:
 
     general = mrs_tf.Quantifier.load(folder)
     old = mrs_tf.Quantifier.load("saved_models/press3t_te30")
-    cfg = TrainConfig(**json.loads((Path(old.folder) / "train_config.json").read_text()))
+    cfg = TrainConfig.from_saved(json.loads((Path(old.folder) / "train_config.json").read_text()))
     syn = evaluation_synthesis(cfg.synthesis_config())
     basis = old.basis()
     fids, truth = mrs_tf.synthesize(basis, n, snr=(10, 100), seed=np.random.SeedSequence([cfg.seed, 2001]),

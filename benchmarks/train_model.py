@@ -65,7 +65,7 @@ def main() -> None:
 
         from mrs_tf.train import calibrate_sd
 
-        cfg = TrainConfig(**json.load(open(os.path.join(args.out, "train_config.json"))))
+        cfg = TrainConfig.from_saved(json.load(open(os.path.join(args.out, "train_config.json"))))
         with open(os.path.join(args.out, "log.csv")) as fh:
             log = list(csv.DictReader(fh))
         history = {"loss": [float(r["loss"]) for r in log], "val_loss": [float(r["val_loss"]) for r in log]}

@@ -44,6 +44,9 @@ def add_parsers(sub) -> None:
     trn.add_argument("--steps-per-epoch", type=int, default=None, help="default 200")
     trn.add_argument("--batch-size", type=int, default=None, help="default 128")
     trn.add_argument("--learning-rate", type=float, default=None, help="default 1e-3")
+    trn.add_argument("--lr-schedule", choices=["cosine", "plateau"], default=None,
+                     help="cosine (default): the learning rate annealed over the epochs to 2 %% of --learning-rate; "
+                          "plateau: halved whenever the validation loss stalls (mrs-tf's schedule before 2026-11-30)")
     trn.add_argument("--seed", type=int, default=None, help="default 0")
     trn.add_argument("--ensemble", type=int, default=None, metavar="K",
                      help="train K networks (seeds SEED ... SEED+K-1) and read them as one (mean of theirs, sigma "
@@ -113,7 +116,8 @@ def _train(args) -> None:
             raise MRSError(f"--model-kwargs is not JSON ({exc})") from None
     if args.ensemble is not None and args.ensemble < 1:
         raise MRSError(f"--ensemble {args.ensemble}: give the number of networks, 1 or more")
-    for key in ("model", "epochs", "steps_per_epoch", "batch_size", "learning_rate", "seed", "ensemble"):
+    for key in ("model", "epochs", "steps_per_epoch", "batch_size", "learning_rate", "seed", "ensemble",
+                "lr_schedule"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
     if args.ppm_range:
@@ -147,7 +151,11 @@ def _train(args) -> None:
     saved_path = Path(args.out) / "train_config.json"
     if args.resume and saved_path.exists():  # a resumed run trains on its saved recipe: say which flags it ignores
         asked = {k: v for k, v in settings.items() if k != "ppm_range" or not args.basis or given_ppm_range}
-        differ = _resume_differences(asked, json.loads(saved_path.read_text()))
+        # a run saved before lr_schedule existed is compared as it trained (TrainConfig.from_saved: plateau), its
+        # model_kwargs as its card's command gave them
+        raw = json.loads(saved_path.read_text())
+        differ = _resume_differences(asked, {**dataclasses.asdict(TrainConfig.from_saved(raw)),
+                                             "model_kwargs": raw.get("model_kwargs", {})})
         if differ:
             raise MRSError(f"--resume continues {args.out} with the recipe it was started with; these settings differ "
                            f"from it: {'; '.join(differ)}. Drop them (--epochs may grow), or train afresh with "
@@ -197,9 +205,9 @@ def priors(texts, basis) -> dict:
 MAX_PRIOR_MM = 100.0
 
 #: TrainConfig fields that a command's flags can set and that a resumed run takes from its own saved recipe instead
-_RECIPE = ("model", "model_kwargs", "batch_size", "steps_per_epoch", "learning_rate", "seed", "ensemble",
-           "ppm_range", "uncertainty", "tfds_config", "basis_path", "protocol_from", "complete_basis", "omit",
-           "synthesis")
+_RECIPE = ("model", "model_kwargs", "batch_size", "steps_per_epoch", "learning_rate", "lr_schedule", "seed",
+           "ensemble", "ppm_range", "uncertainty", "tfds_config", "basis_path", "protocol_from", "complete_basis",
+           "omit", "synthesis")
 
 
 def _resume_differences(settings: dict, saved: dict) -> list[str]:
@@ -232,7 +240,7 @@ def _card(args, history) -> None:
     from mrs_tf.reporting import model_card
     from mrs_tf.nn.train import TrainConfig, logged_run, training_basis, training_hardware
 
-    cfg = TrainConfig(**json.loads((Path(args.out) / "train_config.json").read_text()))
+    cfg = TrainConfig.from_saved(json.loads((Path(args.out) / "train_config.json").read_text()))
     basis = training_basis(cfg)
     done = json.loads((Path(args.out) / "quantifier.json").read_text())["training"]
     best = logged_run(args.out)["best_val_loss"]  # log.csv spans every resumed part

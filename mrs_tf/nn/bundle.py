@@ -136,7 +136,7 @@ class ModelBundle:
             return None
         stamp = (str(path), path.stat().st_mtime_ns)
         if self._train_config is None or self._train_config[0] != stamp:
-            self._train_config = (stamp, TrainConfig(**json.loads(path.read_text())))
+            self._train_config = (stamp, TrainConfig.from_saved(json.loads(path.read_text())))
         return self._train_config[1]
 
     def basis_for(self, n_points: int, dwell_s: float, field_mhz: float, te_ms: float | None = None,

@@ -94,7 +94,7 @@ def _finish(inputs, x, rms, extra, name, n_outputs, output_scale, dense_units, d
 
 def seed_cnn(input_points: int = 252, n_outputs: int = 21, output_scale=None, *, filters=(16, 32, 64, 64),
              kernel_size: int = 9, pool_size: int = 2, pooling: str = "max", dense_units: int = 256,
-             dropout: float = 0.1,
+             dropout: float = 0.0,
              magnitude: bool = True, align_phase: bool = True, uncertainty: bool = False, n_nuisance: int = 0,
              time_points: int = 0, protocol_inputs: int = 0, zero_bins=None,
              name: str = "seed_cnn") -> keras.Model:
@@ -109,7 +109,7 @@ def seed_cnn(input_points: int = 252, n_outputs: int = 21, output_scale=None, *,
 
 def resnet_cnn(input_points: int = 252, n_outputs: int = 21, output_scale=None, *, filters=(16, 32, 64, 64),
                kernel_size: int = 7, pool_size: int = 2, pooling: str = "max", dense_units: int = 256,
-               dropout: float = 0.1,
+               dropout: float = 0.0,
                magnitude: bool = True, align_phase: bool = True, uncertainty: bool = False, n_nuisance: int = 0,
                time_points: int = 0, protocol_inputs: int = 0, zero_bins=None,
                name: str = "resnet_cnn") -> keras.Model:
@@ -130,7 +130,7 @@ def resnet_cnn(input_points: int = 252, n_outputs: int = 21, output_scale=None, 
 
 def dilated_cnn(input_points: int = 252, n_outputs: int = 21, output_scale=None, *, filters=(16, 32, 64),
                 kernel_size: int = 5, dilations=(1, 2, 4), pool_size: int = 2, dense_units: int = 256,
-                dropout: float = 0.1, magnitude: bool = True, align_phase: bool = True, uncertainty: bool = False,
+                dropout: float = 0.0, magnitude: bool = True, align_phase: bool = True, uncertainty: bool = False,
                 n_nuisance: int = 0, time_points: int = 0, protocol_inputs: int = 0, zero_bins=None,
                 name: str = "dilated_cnn") -> keras.Model:
     """Inception-style blocks: parallel Conv1D with dilation rates ``dilations`` (wide receptive field at few

@@ -4,7 +4,8 @@
 core's synthesis, no second copy), crops them with the same code as inference (:mod:`mrs_tf.preprocess`), validates on
 a fixed seeded set, and uses Keras callbacks for everything around the loop: ``BackupAndRestore`` (``resume=True``
 continues an interrupted run from its last finished epoch), ``ModelCheckpoint`` (best validation loss),
-``EarlyStopping``, ``ReduceLROnPlateau``, ``CSVLogger`` and optionally ``TensorBoard``; Keras prints the progress bar.
+``EarlyStopping``, ``LearningRateScheduler`` (a cosine anneal over the epochs; ``lr_schedule="plateau"``:
+``ReduceLROnPlateau``), ``CSVLogger`` and optionally ``TensorBoard``; Keras prints the progress bar.
 
 Output folder (written atomically where it matters; an existing finished model is never overwritten silently):
 ``model.keras`` (the best model), ``quantifier.json`` (protocol, names, preprocessing: what
@@ -29,7 +30,7 @@ from mrs_tf.physics.synth import concentration_matrix, synthesize
 from mrs_tf.nn.config import (TRAINING_PRIOR_WIDENING, TRAINING_SYNTHESIS, UNKNOWN_PRIOR_MM, TrainConfig,  # noqa: F401
                               priors_text, training_synthesis,
                               combination_matrix, evaluation_synthesis, healthy_priors, load_training_basis,
-                              output_names, prior_scale)
+                              output_names, prior_scale, cosine_learning_rate)
 
 __all__ = ["TrainConfig", "TRAINING_SYNTHESIS", "TRAINING_PRIOR_WIDENING", "train", "make_dataset", "prior_scale",
            "output_scale", "output_names", "combination_matrix", "tf_cropped_spectrum", "calibrate_sd",
@@ -131,7 +132,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, st
     saved_path = Path(out_dir) / "train_config.json"
     saved = json.loads(saved_path.read_text()) if resume and saved_path.exists() else {}
     if int(saved.get("ensemble", 1)) > 1:
-        cfg = TrainConfig(**{**saved, "epochs": cfg.epochs})  # the ensemble's own recipe
+        cfg = replace(TrainConfig.from_saved(saved), epochs=cfg.epochs)  # the ensemble's own recipe
     if not saved:  # a fresh run: a partial synthesis dict is laid over mrs-tf's training defaults
         synthesis, given = training_synthesis(cfg.synthesis)
         if not set(synthesis) <= set(cfg.synthesis):
@@ -183,7 +184,7 @@ def _train(cfg: TrainConfig, out_dir, resume, strategy, basis, verbose, overwrit
                 f"{out} holds a finished run ({logged_run(out)['epochs']} epochs run of the {saved.get('epochs')} "
                 f"asked): nothing to resume. To train it further, ask for more: --resume --epochs N (N > "
                 f"{saved.get('epochs')}) continues from its best weights; --overwrite trains it afresh")
-        cfg = TrainConfig(**{**saved, "epochs": cfg.epochs})  # the run's own settings; epochs may be extended
+        cfg = replace(TrainConfig.from_saved(saved), epochs=cfg.epochs)  # the run's own settings; epochs may grow
     if extend and not (out / "best.keras").exists():
         raise OutputExistsError(f"{out} holds a finished run without best.keras (its weights with the optimizer "
                                 f"state), which training further needs; --overwrite trains it afresh")
@@ -235,7 +236,11 @@ def _train(cfg: TrainConfig, out_dir, resume, strategy, basis, verbose, overwrit
                                         initial_value_threshold=earlier["best_val_loss"]),
         _clock_callback(out / ".training_seconds.json", earlier["seconds"]),
         early,
-        plateau,
+        # a cosine anneal sets each epoch's rate from its number alone (a resumed run continues it; a finished run
+        # trained further restarts it warm over the new total); the plateau schedule replays the logged losses
+        (keras.callbacks.LearningRateScheduler(
+            lambda epoch, lr: cosine_learning_rate(epoch, cfg.epochs, cfg.learning_rate))
+         if cfg.lr_schedule == "cosine" else plateau),
         # after theirs on_train_begin: their patience counters and best values as the interrupted run left them
         _restore_monitors(early, plateau, earlier["val_loss"]),
         keras.callbacks.CSVLogger(str(out / "log.csv"), append=resume),

@@ -161,7 +161,10 @@ def render(meta: dict, config: dict, metrics: dict, notes: str = "", folder_hint
         + f"{training['epochs']} epochs x {training['steps_per_epoch']} steps x {training['batch_size']} spectra "
         f"({training['epochs'] * training['steps_per_epoch'] * training['batch_size']:,} spectra) in "
         f"{training['minutes']:.1f} min on {training['hardware']}; final validation loss "
-        f"{training['final_val_loss']:.4f}. Reproduce: `{training.get('command', 'benchmarks/train_model.py')}`.",
+        f"{training['final_val_loss']:.4f}; learning rate {float(config.get('learning_rate', 1e-3)):g}, "
+        + ("annealed by a cosine to 2 % of it over the epochs" if config.get("lr_schedule", "plateau") == "cosine"
+           else "halved whenever the validation loss stalled")
+        + f". Reproduce: `{training.get('command', 'benchmarks/train_model.py')}`.",
         "",
         f"## Test metrics ({test['n']} spectra, SNR uniform {test['snr'][0]}-{test['snr'][1]}, training's nuisance "
         f"ranges, healthy-brain priors, seed {test['seed']})",
