@@ -247,6 +247,25 @@ def test_first_points_offset_by_naa_heights_and_nothing_else(basis):
     np.testing.assert_allclose(np.abs(shift).mean(1) / t1["naa_height"], t1["first_point_amp_0"], rtol=1e-4)
 
 
+def test_log_uniform_linewidths_reach_narrow_lines_and_change_no_other_draw(basis):
+    """linewidth_draw="log": Lorentzian and Gaussian widths log-uniform in their ranges (as many spectra at 1-2 Hz as
+    at 6-12 Hz), every other draw as with the uniform default."""
+    cfg = QUIET.with_(lorentz_hz=(1.0, 12.0), gauss_hz=(2.0, 14.0))
+    _, flat = synthesize(basis, n=4000, snr=None, seed=2, config=cfg)
+    _, log = synthesize(basis, n=4000, snr=None, seed=2, config=cfg.with_(linewidth_draw="log"))
+    for key in flat:
+        if key not in ("lw_lorentz_hz", "lw_gauss_hz", "naa_height", "noise_sd"):  # the last two follow the lines
+            np.testing.assert_array_equal(flat[key], log[key])
+    for key, (lo, hi) in (("lw_lorentz_hz", (1.0, 12.0)), ("lw_gauss_hz", (2.0, 14.0))):
+        w = log[key]
+        assert lo <= w.min() and w.max() <= hi
+        assert np.median(w) == pytest.approx(np.sqrt(lo * hi), rel=0.05)       # the geometric mean
+        assert np.mean(w < 2 * lo) == pytest.approx(np.log(2) / np.log(hi / lo), abs=0.03)
+        assert np.mean(flat[key] < 2 * lo) == pytest.approx(lo / (hi - lo), abs=0.03)
+    narrow = lambda t: np.mean((t["lw_lorentz_hz"] < 3) & (t["lw_gauss_hz"] < 4))  # noqa: E731
+    assert narrow(flat) < 0.05 and narrow(log) > 0.15
+
+
 def test_choline_multiplets_scaled_per_spectrum_and_metabolite_singlet_kept(basis):
     """cho_multiplet_scale: GPC's and PCh's lines other than the 3.21 ppm singlet times g (one g per spectrum and
     metabolite), every other draw as without it; the same as a basis whose GPC and PCh carry g times their
@@ -306,6 +325,8 @@ def test_test_and_calibration_sets_take_the_basis_signals_whole():
     ({"baseline_components": 1.5}, "baseline_components"),
     ({"first_points_amp": (-0.1, 0.1)}, "first_points_amp"),
     ({"priors": {"NAA": (12.0, 8.0)}}, "priors['NAA']"),
+    ({"linewidth_draw": "normal"}, "linewidth_draw"),
+    ({"linewidth_draw": "log", "lorentz_hz": (0.0, 8.0)}, "linewidth_draw"),  # log(0)
     ({"lorentz_hz": (float("nan"), 1.0), "gauss_hz": (3.0, -1.0)}, "lorentz_hz, gauss_hz"),  # all of them at once
 ])
 def test_a_config_out_of_range_is_refused_naming_the_field(change, names):

@@ -83,6 +83,10 @@ class SynthesisConfig:
     # spectral width): scanners' receivers distort the first points (on Philips SDAT files point 1 sits 5-11 %
     # above the smooth FID's back-prediction, 0.04 NAA heights; benchmarks/RESULTS.md). (0, 0): off
     first_points_amp: tuple[float, float] = (0.0, 0.0)
+    # how lorentz_hz and gauss_hz are drawn: "uniform" in each range, or "log" (log-uniform: as many spectra from
+    # 1-2 Hz as from 6-12 Hz; a well-shimmed 3 T scan's lines sit in the low few Hz, which a uniform 1-12 Hz draw
+    # reaches in a few per cent of the spectra)
+    linewidth_draw: str = "uniform"
     priors: dict = field(default_factory=dict)  # name -> (low, high) overrides of the default mM priors
 
     def __post_init__(self) -> None:
@@ -95,6 +99,11 @@ class SynthesisConfig:
         k = self.baseline_components
         if not (isinstance(k, (int, np.integer)) and not isinstance(k, bool) and k >= 0):
             problems.append(f"baseline_components={k!r} (a whole number >= 0)")
+        if self.linewidth_draw not in ("uniform", "log"):
+            problems.append(f"linewidth_draw={self.linewidth_draw!r} ('uniform' or 'log')")
+        elif self.linewidth_draw == "log" and min(min(self.lorentz_hz), min(self.gauss_hz)) <= 0:
+            problems.append(f"linewidth_draw='log' with lorentz_hz={tuple(self.lorentz_hz)}, gauss_hz="
+                            f"{tuple(self.gauss_hz)} (a log-uniform draw needs both lows > 0 Hz)")
         if not isinstance(self.priors, dict):
             problems.append(f"priors={self.priors!r} (a dict of name -> (low, high) mM)")
         else:
@@ -208,6 +217,13 @@ def _uniform(rng, bounds, n):
     return rng.uniform(lo, hi, n) if hi > lo else np.full(n, lo)
 
 
+def _log_uniform(rng, bounds, n):
+    """``exp(U(log low, log high))``: the same draws from ``rng`` as :func:`_uniform` (the stream after them is
+    unchanged)."""
+    lo, hi = float(bounds[0]), float(bounds[1])
+    return np.exp(rng.uniform(np.log(lo), np.log(hi), n)) if hi > lo else np.full(n, lo)
+
+
 def _draw_parameters(basis: BasisSet, n: int, snr, config: SynthesisConfig, rng, concentrations,
                      vary_mm: bool = False) -> dict:
     names = basis.names
@@ -225,8 +241,9 @@ def _draw_parameters(basis: BasisSet, n: int, snr, config: SynthesisConfig, rng,
         conc = rng.uniform(bounds[:, 0], bounds[:, 1], (n, len(names)))
     for j, nm in enumerate(names):
         truth[nm] = conc[:, j]
-    truth["lw_lorentz_hz"] = _uniform(rng, config.lorentz_hz, n)
-    truth["lw_gauss_hz"] = _uniform(rng, config.gauss_hz, n)
+    draw = _log_uniform if config.linewidth_draw == "log" else _uniform
+    truth["lw_lorentz_hz"] = draw(rng, config.lorentz_hz, n)
+    truth["lw_gauss_hz"] = draw(rng, config.gauss_hz, n)
     truth["shift_hz"] = _uniform(rng, config.shift_ppm, n) * basis.field_mhz
     metab_shift = rng.uniform(-1, 1, (n, len(names))) * config.metab_shift_hz
     for j, nm in enumerate(names):
