@@ -150,8 +150,9 @@ def test_coils_and_averages_are_combined_into_one_spectrum(basis, tmp_path):
     assert np.std(resid) < 0.6 * sd and abs(np.vdot(expected, d["fids"][0]) / np.vdot(expected, expected) - 1) < 0.01
 
 
-def test_train_for_your_own_basis_matched_to_a_data_file(tmp_path, capsys):
+def test_train_for_your_own_basis_matched_to_a_data_file(tmp_path, capsys, monkeypatch):
     from mrs_tf import BasisSet, simulate_basis
+    from mrs_tf.quantify import crosscheck
 
     # a "foreign" basis: 4096 points at 5000 Hz, no MM, and a signal mrs-tf does not know
     own = simulate_basis(metabolites=["NAA", "Cr", "PCr", "Ins", "GPC"], n_points=4096, bandwidth_hz=5000)
@@ -176,7 +177,11 @@ def test_train_for_your_own_basis_matched_to_a_data_file(tmp_path, capsys):
     assert all("sd_vs_prior_median" in measured[n] for n in meta["names"])
     assert "Mostly its training prior on its own test spectra" in card and "Small signals (Ala" not in card
     res = tmp_path / "r.csv"
+    checks = []  # its cross-check fits with its own training basis, and so checks it at the tighter tolerance
+    real = crosscheck.cross_check
+    monkeypatch.setattr(crosscheck, "cross_check", lambda *a, **k: checks.append(k) or real(*a, **k))
     assert main(["quantify", str(data), "--model", str(out), "--out", str(res)]) == 0
+    assert [(k["own_basis"], k["basis_label"]) for k in checks] == [(True, "the network's training basis (their.BASIS)")]
     assert {"Xyz", "Xyz_sd", "NAA_over_tCr"} <= set(ResultTable.read_csv(res))
     assert meta["basis_amplitude_per_proton"] == pytest.approx(1.0, abs=2e-3)  # the units of its outputs
     # the basis file changed since training and lost a signal the model quantifies: refused, nothing written

@@ -140,7 +140,8 @@ def add_parsers(sub) -> None:
     qnt.add_argument("--no-cross-check", dest="cross_check", action="store_false", default=True,
                      help="skip the check of the network's numbers against an in vivo fit of the same spectra with "
                           f"mrs-tf's basis (default: done for files of up to {CROSS_CHECK_MAX} spectra; a headline "
-                          "ratio to tCr that differs beyond 20-25 %% is flagged fit_disagrees)")
+                          "ratio to tCr that differs beyond 20-25 %% is flagged fit_disagrees; 15-20 %% for a "
+                          "network of train --basis, whose fit uses its own training basis)")
     qnt.add_argument("--fit-pulse", default="auto", choices=["auto", "ideal", *_pulse_names()],
                      help="protocol-general networks without --basis: the refocusing pulses of mrs-tf's basis for the "
                           f"hybrid fit and the cross-check. auto (default): {SCANNER_FIT_PULSE} (shaped, slice-"
@@ -569,7 +570,8 @@ def _quantify(args) -> None:
                                  fit_pulse=fit_pulse, shift_average=args.shift_average)
                 checked = crosscheck.cross_check(ResultTable({k: v[keep] for k, v in full.items()}), fit,
                                                  basis_label=q.fit_basis_label(
-                                                     Path(args.basis).name if scan_basis is not None else None))
+                                                     Path(args.basis).name if scan_basis is not None else None),
+                                                 own_basis=scan_basis is None and q.fit_basis_label() is not None)
                 for k, v in checked.items():  # the kept rows' values; the others keep theirs (not_quantified)
                     if k in full:
                         full[k][keep] = v

@@ -26,7 +26,7 @@ import numpy as np
 from mrs_tf.core.table import ResultTable
 from mrs_tf.quantify.tables import status_columns
 
-__all__ = ["TOLERANCE", "N_SIGMA", "cross_check", "fit_options", "fit_basis", "disagreements", "ratio_rel_sd"]
+__all__ = ["TOLERANCE", "SAME_BASIS_TOLERANCE", "N_SIGMA", "cross_check", "fit_options", "fit_basis", "disagreements", "ratio_rel_sd"]
 
 #: relative difference (network / fit - 1) above which a headline ratio to tCr is flagged
 TOLERANCE = {"NAA+NAAG": 0.20, "GPC+PCh": 0.20, "Ins": 0.20, "Glu": 0.25}
@@ -36,6 +36,15 @@ TOLERANCE = {"NAA+NAAG": 0.20, "GPC+PCh": 0.20, "Ins": 0.20, "Glu": 0.25}
 #: network's Ins/tCr 0.60 of a Philips volunteer (fit 0.84, LCModel 0.86; 0.66 / 0.85 once the file's halved first point
 #: is restored: flagged at 2.0)
 N_SIGMA = 2.0
+#: the tolerances where the fit uses the network's own training basis (a network of ``mrs-tf train --basis``): then the
+#: two share every metabolite signal and differ only in noise and in how they model MM, lipids and baseline, not in
+#: a basis mismatch. On 128 in vivo-like spectra of Osprey's Philips TE 35 basis (lines 2-6 Hz, lipids <= 0.3 and
+#: baselines <= 0.1 NAA heights, SNR 60-150), the benchmark's network against its fit: |network / fit - 1| at the 90th
+#: percentile 8.9 / 9.4 / 12.9 / 14.8 % (tNAA, tCho, Ins, Glu); 15 % (Glu too) flagged 8 of the 14 spectra whose
+#: network erred by more than 15 % (Glu 20 %) on a ratio and 3.5 % of the others, :data:`TOLERANCE` 6 of 14 and 2.6 %;
+#: on a Philips volunteer it passed that network's tCho/tCr 0.207 (fit 0.173, LCModel 0.163) as ``ok``
+#: (benchmarks/RESULTS.md, 2026-11-30)
+SAME_BASIS_TOLERANCE = {"NAA+NAAG": 0.15, "GPC+PCh": 0.15, "Ins": 0.15, "Glu": 0.20}
 
 
 def fit_options():
@@ -99,7 +108,7 @@ def disagreements(network: ResultTable, fit: ResultTable, tolerance: dict | None
 
 
 def cross_check(network: ResultTable, fit: ResultTable, tolerance: dict | None = None,
-                n_sigma: float = N_SIGMA, basis_label: str | None = None) -> ResultTable:
+                n_sigma: float = N_SIGMA, basis_label: str | None = None, own_basis: bool = False) -> ResultTable:
     """``network`` (the network's table) with the fit's verdict: columns ``crosscheck_max_diff_pct`` (the largest
     relative difference of a headline ratio to tCr between the network and ``fit``), ``crosscheck_fit_status`` (the
     fit's own status), ``crosscheck_fit_<ratio>_over_tCr`` and ``crosscheck_fit_<ratio>_over_tCr_rel_crlb`` for each
@@ -109,7 +118,10 @@ def cross_check(network: ResultTable, fit: ResultTable, tolerance: dict | None =
     not ``ok`` is kept) and the message naming the ratios. A fit that failed (status not ``ok``) checks nothing: its
     status says so and the network's stays.
     ``basis_label``: the basis the fit used when it was the user's (the scan's own: then the fit is the better
-    estimate), None for mrs-tf's."""
+    estimate), None for mrs-tf's. ``own_basis``: the fit used the network's own training basis; ``tolerance``
+    defaults to :data:`SAME_BASIS_TOLERANCE` then, else :data:`TOLERANCE`."""
+    if tolerance is None:
+        tolerance = SAME_BASIS_TOLERANCE if own_basis else TOLERANCE
     out = ResultTable(dict(network))
     n = len(out[next(iter(out))])
     fit_status = np.asarray(fit["status"], dtype=object) if "status" in fit else np.full(n, "ok", dtype=object)

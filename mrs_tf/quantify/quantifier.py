@@ -121,7 +121,8 @@ class Quantifier(ModelBundle):
 
         ``cross_check=True`` (network): every spectrum is also fitted with the in vivo model from the network's
         answer (:mod:`mrs_tf.quantify.crosscheck`; ``basis`` or the model's basis for the protocol) and flagged
-        ``fit_disagrees`` where a headline ratio to tCr differs beyond :data:`~mrs_tf.quantify.crosscheck.TOLERANCE`;
+        ``fit_disagrees`` where a headline ratio to tCr differs beyond :data:`~mrs_tf.quantify.crosscheck.TOLERANCE`
+        (:data:`~mrs_tf.quantify.crosscheck.SAME_BASIS_TOLERANCE` where the fit uses the network's own training basis);
         columns ``crosscheck_max_diff_pct`` and ``crosscheck_fit_status``. ``mrs-tf quantify`` does this by default
         for files of up to 64 spectra.
 
@@ -178,7 +179,9 @@ class Quantifier(ModelBundle):
                                crosscheck.fit_options(), n_jobs, fallback, mean=mean, fit_pulse=fit_pulse)
             given = None if basis is None else (Path(basis).name if isinstance(basis, (str, os.PathLike))
                                                 else "the basis given")
-            table = crosscheck.cross_check(table, fit, basis_label=self.fit_basis_label(given))
+            # no basis given: a network of train --basis is checked by a fit with its own training basis
+            table = crosscheck.cross_check(table, fit, basis_label=self.fit_basis_label(given),
+                                           own_basis=basis is None and self.fit_basis_label() is not None)
         return table
 
     def training_synthesis(self):
