@@ -18,8 +18,6 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
-
 
 def main() -> None:
     parser = argparse.ArgumentParser()
@@ -37,6 +35,7 @@ def main() -> None:
     import keras
 
     from mrs_tf import model_card, simulate_basis
+    from mrs_tf.nn.config import cosine_learning_rate
     from mrs_tf.train import TrainConfig, train
 
     class TimeBudget(keras.callbacks.Callback):
@@ -49,7 +48,7 @@ def main() -> None:
 
         def on_epoch_begin(self, epoch, logs=None):
             frac = min(1.0, (time.perf_counter() - self.start) / self.seconds)
-            self.model.optimizer.learning_rate.assign(self.lr0 * (0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * frac))))
+            self.model.optimizer.learning_rate.assign(cosine_learning_rate(frac, 1, self.lr0))
 
         def on_epoch_end(self, epoch, logs=None):
             if time.perf_counter() - self.start > self.seconds:

@@ -571,7 +571,7 @@ def _quantify(args) -> None:
                 checked = crosscheck.cross_check(ResultTable({k: v[keep] for k, v in full.items()}), fit,
                                                  basis_label=q.fit_basis_label(
                                                      Path(args.basis).name if scan_basis is not None else None),
-                                                 own_basis=scan_basis is None and q.fit_basis_label() is not None)
+                                                 own_basis=q.fits_with_training_basis(scan_basis is not None))
                 for k, v in checked.items():  # the kept rows' values; the others keep theirs (not_quantified)
                     if k in full:
                         full[k][keep] = v

@@ -181,7 +181,7 @@ class Quantifier(ModelBundle):
                                                 else "the basis given")
             # no basis given: a network of train --basis is checked by a fit with its own training basis
             table = crosscheck.cross_check(table, fit, basis_label=self.fit_basis_label(given),
-                                           own_basis=basis is None and self.fit_basis_label() is not None)
+                                           own_basis=self.fits_with_training_basis(basis is not None))
         return table
 
     def training_synthesis(self):
@@ -317,6 +317,12 @@ class Quantifier(ModelBundle):
         if cfg is not None and cfg.basis_path:
             return f"the network's training basis ({Path(cfg.basis_path).name})"
         return None
+
+    def fits_with_training_basis(self, basis_given: bool) -> bool:
+        """Whether the fits from the network's answer use the network's own training basis (no basis given, and a
+        network of ``mrs-tf train --basis``): the cross-check's tighter tolerance
+        (:data:`~mrs_tf.quantify.crosscheck.SAME_BASIS_TOLERANCE`) then applies."""
+        return not basis_given and self.fit_basis_label() is not None
 
     def _hybrid(self, arr, dwell_s, field_mhz, batch_size, te_ms, basis, options, n_jobs, fallback,
                 mean=None, fit_pulse: str | None = None, shift_average: int = 1) -> ResultTable:
