@@ -17,7 +17,8 @@ from mrs_tf.train import TrainConfig, output_names, prior_scale, tf_cropped_spec
 @pytest.mark.parametrize("uncertainty", [False, True])
 def test_builders_run_round_trip_and_are_scale_invariant(name, uncertainty, tmp_path):
     model = BUILDERS[name](input_points=252, n_outputs=21, output_scale=np.linspace(1, 2, 21),
-                           uncertainty=uncertainty, n_nuisance=3, time_points=128 if uncertainty else 0)
+                           uncertainty=uncertainty, n_nuisance=3, time_points=128 if uncertainty else 0,
+                           highpass_bins=12.8 if uncertainty else 0.0)
     rng = np.random.default_rng(0)
     x = {"spectrum": rng.standard_normal((3, 252, 2)).astype("float32")}
     if uncertainty:
@@ -164,6 +165,8 @@ def test_resume_refuses_settings_that_differ_from_the_runs_recipe(tmp_path, caps
     assert "epochs" not in err.split("differ from it:")[1].split(". Drop")[0]  # more epochs are allowed
     assert main(["train", "--out", str(run), "--resume", "--lr-schedule", "plateau"]) == 2
     assert "lr_schedule plateau (the run's: cosine)" in capsys.readouterr().err
+    assert main(["train", "--out", str(run), "--resume", "--highpass-hz", "25"]) == 2
+    assert "highpass_hz 25.0 (the run's: 0.0)" in capsys.readouterr().err
     assert sorted(p.name for p in run.iterdir()) == ["train_config.json"]  # nothing trained, nothing written
     # the run's own settings repeated (as its model card's command does) are no difference
     assert _resume_differences({"seed": 0, "batch_size": saved["batch_size"], "synthesis": {"priors": {"PE": pe}}},
@@ -210,6 +213,42 @@ def test_the_learning_rate_is_annealed_by_a_cosine_over_the_run(tmp_path, basis)
     names = [layer.name for layer in seed_cnn(input_points=64, n_outputs=3).layers]
     assert "dropout" not in names and "dropout" in [layer.name for layer in seed_cnn(
         input_points=64, n_outputs=3, dropout=0.1).layers]
+
+
+def test_the_network_can_read_its_input_minus_a_broad_smoothing(tmp_path, basis):
+    """``TrainConfig(highpass_hz=25)`` (``mrs-tf train --highpass-hz 25``): the ``HighPass`` front subtracts a 25 Hz
+    (FWHM) Gaussian smoothing from the normalised input, so that a 0.6 ppm baseline bump keeps ~5 % of its height and
+    a 3.5 Hz line ~80 %; off by default (benchmarks/RESULTS.md, "2026-11-30, second")."""
+    from mrs_tf.core.errors import MRSError
+    from mrs_tf.nn.config import HIGHPASS_HZ
+    from mrs_tf.nn.layers import HighPass
+
+    k = np.arange(600, dtype=float)
+    bump = 0.1 * np.exp(-0.5 * ((k - 300) / 33.0) ** 2)  # FWHM 78 bins: 0.6 ppm at 1 Hz per bin, 127.7 MHz
+    line = 1.0 / (1.0 + ((k - 200) / 1.75) ** 2)  # a Lorentzian of 3.5 bins FWHM
+    x = np.stack([bump + line, bump], -1)[None].astype("float32")
+    y = np.asarray(HighPass(25.0)(x))[0]
+    assert np.abs(y[:, 1]).max() < 0.06 * 0.1  # the bump: below 6 % of its height, edges included
+    assert 0.75 < y[200, 0] - y[200, 1] < 0.9  # the line keeps most of its height
+    assert np.abs(np.asarray(HighPass(25.0)(np.ones((1, 50, 2), "float32")))).max() < 1e-6  # a constant: nothing
+    # mrs-tf train: the width in Hz becomes bins of the protocol; 0 (the default) switches it off
+    assert TrainConfig().highpass_hz == 0.0
+    assert TrainConfig(highpass_hz=HIGHPASS_HZ).network_kwargs(2048, 5e-4)["highpass_bins"] == pytest.approx(25.6)
+    assert TrainConfig(model_kwargs={"kernel_size": 7}).network_kwargs(2048, 5e-4) == {"kernel_size": 7}
+    assert TrainConfig(highpass_hz=25.0, model_kwargs={"highpass_bins": 9.0}).network_kwargs(2048, 5e-4) == \
+        {"highpass_bins": 9.0}  # the builder's own keyword, where given, wins
+    assert TrainConfig.from_saved({"lr_schedule": "cosine"}).highpass_hz == 0.0
+    with pytest.raises(MRSError, match="highpass_hz -1.*0 for none"):
+        TrainConfig(highpass_hz=-1.0)
+    cfg = _small(epochs=1, steps_per_epoch=2, val_size=64, highpass_hz=25.0)
+    train(cfg, tmp_path / "run", basis=basis.subset(["NAA", "Cr", "PCr"]), verbose=0)
+    model = keras.saving.load_model(tmp_path / "run" / "model.keras")
+    front = model.get_layer("high_pass")
+    assert front.fwhm_bins == pytest.approx(25.0 * basis.n_points * basis.dwell_s)
+    assert json.loads((tmp_path / "run" / "train_config.json").read_text())["highpass_hz"] == 25.0
+    cfg = _small(epochs=1, steps_per_epoch=2, val_size=64)
+    train(cfg, tmp_path / "off", basis=basis.subset(["NAA", "Cr", "PCr"]), verbose=0)
+    assert "high_pass" not in [layer.name for layer in keras.saving.load_model(tmp_path / "off" / "model.keras").layers]
 
 
 def test_resume_continues_from_the_last_epoch(tmp_path, basis):

@@ -47,6 +47,10 @@ def add_parsers(sub) -> None:
     trn.add_argument("--lr-schedule", choices=["cosine", "plateau"], default=None,
                      help="cosine (default): the learning rate annealed over the epochs to 2 %% of --learning-rate; "
                           "plateau: halved whenever the validation loss stalls (mrs-tf's schedule before 2026-11-30)")
+    trn.add_argument("--highpass-hz", type=float, default=None, metavar="HZ",
+                     help="the network reads its input spectrum minus a Gaussian smoothing of this FWHM (Hz), "
+                          "e.g. 25: the lines, less of the broad baseline and macromolecules under them (default 0: "
+                          "off; measured in benchmarks/RESULTS.md)")
     trn.add_argument("--seed", type=int, default=None, help="default 0")
     trn.add_argument("--ensemble", type=int, default=None, metavar="K",
                      help="train K networks (seeds SEED ... SEED+K-1) and read them as one (mean of theirs, sigma "
@@ -117,7 +121,7 @@ def _train(args) -> None:
     if args.ensemble is not None and args.ensemble < 1:
         raise MRSError(f"--ensemble {args.ensemble}: give the number of networks, 1 or more")
     for key in ("model", "epochs", "steps_per_epoch", "batch_size", "learning_rate", "seed", "ensemble",
-                "lr_schedule"):
+                "lr_schedule", "highpass_hz"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
     if args.ppm_range:
@@ -205,7 +209,8 @@ def priors(texts, basis) -> dict:
 MAX_PRIOR_MM = 100.0
 
 #: TrainConfig fields that a command's flags can set and that a resumed run takes from its own saved recipe instead
-_RECIPE = ("model", "model_kwargs", "batch_size", "steps_per_epoch", "learning_rate", "lr_schedule", "seed",
+_RECIPE = ("model", "model_kwargs", "batch_size", "steps_per_epoch", "learning_rate", "lr_schedule", "highpass_hz",
+           "seed",
            "ensemble", "ppm_range", "uncertainty", "tfds_config", "basis_path", "protocol_from", "complete_basis",
            "omit", "synthesis")
 

@@ -15,13 +15,20 @@ from mrs_tf.preprocess.spectra import DEFAULT_PPM_RANGE
 
 __all__ = ["ADDED_PARAMETRIC_MM", "TrainConfig", "TRAINING_SYNTHESIS", "TRAINING_PRIOR_WIDENING", "prior_scale", "output_names",
            "combination_matrix", "load_training_basis", "UNKNOWN_PRIOR_MM", "healthy_priors", "evaluation_synthesis",
-           "training_synthesis", "priors_text", "same_setting", "LR_SCHEDULES", "cosine_learning_rate"]
+           "training_synthesis", "priors_text", "same_setting", "LR_SCHEDULES", "cosine_learning_rate",
+           "HIGHPASS_HZ"]
 
 #: How a run's learning rate moves: ``"cosine"`` anneals it over the run's epochs from ``learning_rate`` to 2 % of it
 #: (the default since 2026-11-30: the same 40 epochs reach a validation loss of -1.075 instead of -1.016 and a test
 #: MAPE 0.3-0.8 points lower on every major metabolite, benchmarks/RESULTS.md); ``"plateau"`` halves it when the
 #: validation loss stalls (``ReduceLROnPlateau``; every run before).
 LR_SCHEDULES = ("cosine", "plateau")
+
+#: A width for ``TrainConfig.highpass_hz`` (Hz, FWHM of the Gaussian smoothing that the network's input has subtracted,
+#: :class:`~mrs_tf.layers.HighPass`): 3-4 Hz lines keep ~80 % of their height, a baseline bump of 0.6 ppm ~5 %. Off
+#: by default: five networks with it read their own spectra and the Philips volunteers no better than five without
+#: (benchmarks/RESULTS.md, "2026-11-30, second")
+HIGHPASS_HZ = 25.0
 
 
 def cosine_learning_rate(epoch: int, epochs: int, learning_rate: float, floor: float = 0.02) -> float:
@@ -120,10 +127,20 @@ class TrainConfig:
     omit: tuple = ()                  # signals of the basis left out of training (BasisSet.without)
     ensemble: int = 1                 # train this many networks (seeds seed, seed+1, ...) read as one (nn.ensemble)
     lr_schedule: str = "cosine"       # LR_SCHEDULES: cosine anneal over the epochs, or halved on a plateau
+    highpass_hz: float = 0.0          # > 0: the network reads its input minus a smoothing of this FWHM (Hz)
 
     def __post_init__(self):
         if self.lr_schedule not in LR_SCHEDULES:
             raise MRSError(f"lr_schedule {self.lr_schedule!r}: give one of {', '.join(LR_SCHEDULES)}")
+        if not (np.isfinite(self.highpass_hz) and self.highpass_hz >= 0):
+            raise MRSError(f"highpass_hz {self.highpass_hz!r}: give a width in Hz (e.g. {HIGHPASS_HZ:g}), or 0 for none")
+
+    def network_kwargs(self, n_points: int, dwell_s: float) -> dict:
+        """The builder's keywords for a protocol of ``n_points`` at ``dwell_s``: ``model_kwargs`` with
+        ``highpass_bins`` (``highpass_hz`` in spectral bins of 1/(n_points dwell_s) Hz) unless they set it."""
+        if not self.highpass_hz:
+            return dict(self.model_kwargs)
+        return {"highpass_bins": float(self.highpass_hz) * n_points * dwell_s, **self.model_kwargs}
 
     @classmethod
     def from_saved(cls, saved: dict) -> "TrainConfig":
@@ -134,6 +151,7 @@ class TrainConfig:
         if "lr_schedule" not in saved:
             saved["lr_schedule"] = "plateau"
             saved["model_kwargs"] = {"dropout": 0.1, **saved.get("model_kwargs", {})}
+        saved.setdefault("highpass_hz", 0.0)  # saved before the high-pass front existed: trained without it
         return cls(**saved)
 
     def synthesis_config(self) -> SynthesisConfig:

@@ -8,6 +8,8 @@
 * :class:`CropSpectrum` keeps the metabolite range of a full spectrum (exported graphs take the full spectrum).
 * :class:`ZeroBins` sets a range of input bins to zero (a fit range inside the input: what lies beyond it on real
   scans, e.g. the water suppression's and the water removal's traces above 4.0 ppm, is not read).
+* :class:`HighPass` subtracts a broad Gaussian smoothing from each channel: the lines stay, baselines and the
+  macromolecule background under them go.
 * :class:`MagnitudeChannel` appends ``|spectrum|`` (phase-independent) to the real and imaginary channels.
 * :class:`GaussianHead` turns features into a mean and a positive standard deviation per output.
 * :class:`EnsembleMixture` reads K networks' outputs as one (a deep ensemble, :mod:`mrs_tf.nn.ensemble`).
@@ -20,7 +22,7 @@ import keras
 from keras import ops
 
 __all__ = ["PhaseAlignment", "SpectrumNormalization", "RestoreScale", "MagnitudeChannel", "GaussianHead", "WeightedMSE",
-           "GaussianNLL", "CropSpectrum", "ZeroBins", "EnsembleMixture"]
+           "GaussianNLL", "CropSpectrum", "ZeroBins", "EnsembleMixture", "HighPass"]
 
 
 @keras.saving.register_keras_serializable(package="mrs_tf")
@@ -239,3 +241,35 @@ class EnsembleMixture(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "sd_scales": self.sd_scales}
+
+
+@keras.saving.register_keras_serializable(package="mrs_tf")
+class HighPass(keras.layers.Layer):
+    """``x -> x - smooth(x)``: each channel minus its convolution with a unit-area Gaussian of ``fwhm_bins`` (FWHM,
+    in spectral bins), edges padded by repeating the end values. Broad components (baselines, a macromolecule
+    background: FWHM several times ``fwhm_bins``) fall to a few per cent; a line a tenth as broad keeps about 90 % of
+    its height. Input and output (B, K, C)."""
+
+    def __init__(self, fwhm_bins: float, **kwargs):
+        super().__init__(**kwargs)
+        self.fwhm_bins = float(fwhm_bins)
+        import numpy as np
+
+        sigma = self.fwhm_bins / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+        half = int(np.ceil(3.0 * sigma))
+        k = np.exp(-0.5 * (np.arange(-half, half + 1) / sigma) ** 2)
+        self._half = half
+        self._kernel = (k / k.sum()).astype("float32").reshape(-1, 1, 1)
+
+    def call(self, x):
+        h = self._half
+        channels = x.shape[-1]
+        k_len = x.shape[1]
+        padded = ops.concatenate([ops.repeat(x[:, :1], h, axis=1), x, ops.repeat(x[:, -1:], h, axis=1)], axis=1)
+        cols = ops.reshape(ops.transpose(padded, (0, 2, 1)), (-1, k_len + 2 * h, 1))
+        smooth = ops.conv(cols, ops.convert_to_tensor(self._kernel, dtype=x.dtype), padding="valid")
+        smooth = ops.transpose(ops.reshape(smooth, (-1, channels, k_len)), (0, 2, 1))
+        return x - smooth
+
+    def get_config(self):
+        return {**super().get_config(), "fwhm_bins": self.fwhm_bins}

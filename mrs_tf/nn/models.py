@@ -9,6 +9,9 @@ Every builder is a plain function returning a ``keras.Model`` with
   :class:`~mrs_tf.layers.RestoreScale` multiplies the outputs back;
 * ``zero_bins=(start, stop)``: those input bins set to zero first (:class:`~mrs_tf.layers.ZeroBins`; e.g. the grid
   above 4.0 ppm, which real scans' water suppression and water removal distort);
+* ``highpass_bins=W``: after normalisation, each channel minus its Gaussian smoothing of FWHM W bins
+  (:class:`~mrs_tf.layers.HighPass`): the network reads the lines, not the broad baseline and macromolecule
+  background under them (``TrainConfig.highpass_hz`` sets W from the protocol's bin width; off by default);
 * optional input ``"fid"``: float32 (B, T, 2), the first T time-domain points (``time_points=T``);
 * optional input ``"protocol"``: float32 (B, P), the acquisition's parameters scaled to O(1) (``protocol_inputs=P``;
   protocol-general networks, :mod:`mrs_tf.nn.general`), joined to the features before the dense head;
@@ -24,18 +27,20 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from mrs_tf.nn.layers import (GaussianHead, MagnitudeChannel, PhaseAlignment, RestoreScale, SpectrumNormalization,
+from mrs_tf.nn.layers import (GaussianHead, HighPass, MagnitudeChannel, PhaseAlignment, RestoreScale, SpectrumNormalization,
                               ZeroBins)
 
 __all__ = ["seed_cnn", "resnet_cnn", "dilated_cnn", "BUILDERS", "build_model"]
 
 
 def _inputs(input_points: int, magnitude: bool, time_points: int, align_phase: bool = True,
-            protocol_inputs: int = 0, zero_bins=None):
+            protocol_inputs: int = 0, zero_bins=None, highpass_bins: float = 0.0):
     spectrum = keras.Input((input_points, 2), name="spectrum")
     x = ZeroBins(*zero_bins, name="zero_bins")(spectrum) if zero_bins else spectrum
     x = PhaseAlignment(name="align_phase")(x) if align_phase else x
     normalised, rms = SpectrumNormalization(name="normalise")(x)
+    if highpass_bins:
+        normalised = HighPass(highpass_bins, name="high_pass")(normalised)
     x = MagnitudeChannel(name="magnitude")(normalised) if magnitude else normalised
     inputs, extra = [spectrum], {}
     if time_points:
@@ -96,10 +101,11 @@ def seed_cnn(input_points: int = 252, n_outputs: int = 21, output_scale=None, *,
              kernel_size: int = 9, pool_size: int = 2, pooling: str = "max", dense_units: int = 256,
              dropout: float = 0.0,
              magnitude: bool = True, align_phase: bool = True, uncertainty: bool = False, n_nuisance: int = 0,
-             time_points: int = 0, protocol_inputs: int = 0, zero_bins=None,
+             time_points: int = 0, protocol_inputs: int = 0, zero_bins=None, highpass_bins: float = 0.0,
              name: str = "seed_cnn") -> keras.Model:
     """Stacked Conv1D (ReLU) + max pooling blocks, flattened into a dense regression head."""
-    inputs, x, rms, extra = _inputs(input_points, magnitude, time_points, align_phase, protocol_inputs, zero_bins)
+    inputs, x, rms, extra = _inputs(input_points, magnitude, time_points, align_phase, protocol_inputs, zero_bins,
+                                    highpass_bins)
     for i, f in enumerate(filters):
         x = layers.Conv1D(f, kernel_size, padding="same", activation="relu", name=f"conv{i}")(x)
         x = _pool(pooling, pool_size, f"pool{i}")(x)
@@ -111,10 +117,11 @@ def resnet_cnn(input_points: int = 252, n_outputs: int = 21, output_scale=None, 
                kernel_size: int = 7, pool_size: int = 2, pooling: str = "max", dense_units: int = 256,
                dropout: float = 0.0,
                magnitude: bool = True, align_phase: bool = True, uncertainty: bool = False, n_nuisance: int = 0,
-               time_points: int = 0, protocol_inputs: int = 0, zero_bins=None,
+               time_points: int = 0, protocol_inputs: int = 0, zero_bins=None, highpass_bins: float = 0.0,
                name: str = "resnet_cnn") -> keras.Model:
     """Residual blocks (two Conv1D + batch norm, identity or 1x1 projection shortcut), pooled between stages."""
-    inputs, x, rms, extra = _inputs(input_points, magnitude, time_points, align_phase, protocol_inputs, zero_bins)
+    inputs, x, rms, extra = _inputs(input_points, magnitude, time_points, align_phase, protocol_inputs, zero_bins,
+                                    highpass_bins)
     for i, f in enumerate(filters):
         shortcut = x if x.shape[-1] == f else layers.Conv1D(f, 1, name=f"proj{i}")(x)
         y = layers.Conv1D(f, kernel_size, padding="same", name=f"res{i}_a")(x)
@@ -132,10 +139,11 @@ def dilated_cnn(input_points: int = 252, n_outputs: int = 21, output_scale=None,
                 kernel_size: int = 5, dilations=(1, 2, 4), pool_size: int = 2, dense_units: int = 256,
                 dropout: float = 0.0, magnitude: bool = True, align_phase: bool = True, uncertainty: bool = False,
                 n_nuisance: int = 0, time_points: int = 0, protocol_inputs: int = 0, zero_bins=None,
-                name: str = "dilated_cnn") -> keras.Model:
+                highpass_bins: float = 0.0, name: str = "dilated_cnn") -> keras.Model:
     """Inception-style blocks: parallel Conv1D with dilation rates ``dilations`` (wide receptive field at few
     parameters, for multiplets spread over 0.1-0.3 ppm), concatenated and pooled."""
-    inputs, x, rms, extra = _inputs(input_points, magnitude, time_points, align_phase, protocol_inputs, zero_bins)
+    inputs, x, rms, extra = _inputs(input_points, magnitude, time_points, align_phase, protocol_inputs, zero_bins,
+                                    highpass_bins)
     for i, f in enumerate(filters):
         branches = [layers.Conv1D(f, kernel_size, dilation_rate=d, padding="same", activation="relu",
                                   name=f"block{i}_d{d}")(x) for d in dilations]

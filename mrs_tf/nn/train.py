@@ -213,7 +213,7 @@ def _train(cfg: TrainConfig, out_dir, resume, strategy, basis, verbose, overwrit
         else:
             model = build_model(cfg.model, input_points=val_x.shape[1], n_outputs=len(names),
                                 output_scale=output_scale(val_x, val_y), uncertainty=cfg.uncertainty,
-                                **cfg.model_kwargs)
+                                **cfg.network_kwargs(basis.n_points, basis.dwell_s))
             compile_model(model, names, cfg.uncertainty, cfg.learning_rate)
     earlier = logged_run(out) if resume else {"epochs": 0, "best_val_loss": None, "seconds": 0.0, "val_loss": []}
     if extend:  # its clock file went when it finished: its seconds are in quantifier.json

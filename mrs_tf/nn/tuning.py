@@ -64,15 +64,17 @@ def model_kwargs_from_hp(hp) -> tuple[str, dict]:
     return family, kwargs
 
 
-def build_hypermodel(n_outputs: int, names, input_points: int, scale_out, uncertainty: bool = True):
-    """``build(hp) -> compiled keras.Model`` for keras-tuner, over the search space in the module docstring."""
+def build_hypermodel(n_outputs: int, names, input_points: int, scale_out, uncertainty: bool = True,
+                     fixed: dict | None = None):
+    """``build(hp) -> compiled keras.Model`` for keras-tuner, over the search space in the module docstring;
+    ``fixed``: builder keywords every trial shares (e.g. ``highpass_bins``), below the searched ones."""
     from mrs_tf.nn.models import build_model
 
     def build(hp):
         family, kwargs = model_kwargs_from_hp(hp)
         lr = hp.Float("learning_rate", 1e-4, 3e-3, sampling="log")
         model = build_model(family, input_points=input_points, n_outputs=n_outputs, output_scale=scale_out,
-                            uncertainty=uncertainty, **kwargs)
+                            uncertainty=uncertainty, **{**(fixed or {}), **kwargs})
         return compile_model(model, names, uncertainty, lr)
 
     return build
@@ -104,7 +106,8 @@ def tune(out_dir: str | os.PathLike, algorithm: str = "hyperband", cfg: TrainCon
     names = output_names(basis.names, cfg.combinations)
     val_x, val_y, _ = validation_set(basis, cfg)
     scale_out = output_scale(val_x, val_y)
-    hypermodel = build_hypermodel(len(names), names, val_x.shape[1], scale_out, cfg.uncertainty)
+    hypermodel = build_hypermodel(len(names), names, val_x.shape[1], scale_out, cfg.uncertainty,
+                                  cfg.network_kwargs(basis.n_points, basis.dwell_s))
     common = dict(objective="val_loss", directory=str(out), project_name="search", seed=cfg.seed,
                   overwrite=overwrite and not resume)
     if algorithm == "hyperband":

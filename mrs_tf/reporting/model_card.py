@@ -164,6 +164,8 @@ def render(meta: dict, config: dict, metrics: dict, notes: str = "", folder_hint
         f"{training['final_val_loss']:.4f}; learning rate {float(config.get('learning_rate', 1e-3)):g}, "
         + ("annealed by a cosine to 2 % of it over the epochs" if config.get("lr_schedule", "plateau") == "cosine"
            else "halved whenever the validation loss stalled")
+        + (f"; the input spectrum minus its Gaussian smoothing of {float(config['highpass_hz']):g} Hz FWHM "
+           f"(`highpass_hz`)" if config.get("highpass_hz") else "")
         + f". Reproduce: `{training.get('command', 'benchmarks/train_model.py')}`.",
         "",
         f"## Test metrics ({test['n']} spectra, SNR uniform {test['snr'][0]}-{test['snr'][1]}, training's nuisance "
