@@ -231,6 +231,8 @@ def test_the_network_can_read_its_input_minus_a_broad_smoothing(tmp_path, basis)
     assert np.abs(y[:, 1]).max() < 0.06 * 0.1  # the bump: below 6 % of its height, edges included
     assert 0.75 < y[200, 0] - y[200, 1] < 0.9  # the line keeps most of its height
     assert np.abs(np.asarray(HighPass(25.0)(np.ones((1, 50, 2), "float32")))).max() < 1e-6  # a constant: nothing
+    with pytest.raises(ValueError, match="fwhm_bins -3"):
+        HighPass(-3)
     # mrs-tf train: the width in Hz becomes bins of the protocol; 0 (the default) switches it off
     assert TrainConfig().highpass_hz == 0.0
     assert TrainConfig(highpass_hz=HIGHPASS_HZ).network_kwargs(2048, 5e-4)["highpass_bins"] == pytest.approx(25.6)
