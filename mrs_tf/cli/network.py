@@ -210,9 +210,8 @@ MAX_PRIOR_MM = 100.0
 
 #: TrainConfig fields that a command's flags can set and that a resumed run takes from its own saved recipe instead
 _RECIPE = ("model", "model_kwargs", "batch_size", "steps_per_epoch", "learning_rate", "lr_schedule", "highpass_hz",
-           "seed",
-           "ensemble", "ppm_range", "uncertainty", "tfds_config", "basis_path", "protocol_from", "complete_basis",
-           "omit", "synthesis")
+           "seed", "ensemble", "ppm_range", "uncertainty", "tfds_config", "basis_path", "protocol_from",
+           "complete_basis", "omit", "synthesis")
 
 
 def _resume_differences(settings: dict, saved: dict) -> list[str]:

@@ -133,7 +133,8 @@ class TrainConfig:
         if self.lr_schedule not in LR_SCHEDULES:
             raise MRSError(f"lr_schedule {self.lr_schedule!r}: give one of {', '.join(LR_SCHEDULES)}")
         if not (np.isfinite(self.highpass_hz) and self.highpass_hz >= 0):
-            raise MRSError(f"highpass_hz {self.highpass_hz!r}: give a width in Hz (e.g. {HIGHPASS_HZ:g}), or 0 for none")
+            raise MRSError(f"highpass_hz {self.highpass_hz!r}: give a width in Hz (e.g. {HIGHPASS_HZ:g}), "
+                           f"or 0 for none")
 
     def network_kwargs(self, n_points: int, dwell_s: float) -> dict:
         """The builder's keywords for a protocol of ``n_points`` at ``dwell_s``: ``model_kwargs`` with

@@ -246,9 +246,9 @@ class EnsembleMixture(keras.layers.Layer):
 @keras.saving.register_keras_serializable(package="mrs_tf")
 class HighPass(keras.layers.Layer):
     """``x -> x - smooth(x)``: each channel minus its convolution with a unit-area Gaussian of ``fwhm_bins`` (FWHM,
-    in spectral bins), edges padded by repeating the end values. Broad components (baselines, a macromolecule
-    background: FWHM several times ``fwhm_bins``) fall to a few per cent; a line a tenth as broad keeps about 90 % of
-    its height. Input and output (B, K, C)."""
+    in spectral bins), edges padded by repeating the end values. A component three times as broad as ``fwhm_bins``
+    (a baseline, a macromolecule background) keeps about 5 % of its height, a Lorentzian line a seventh as broad about
+    80 %. Input and output (B, K, C)."""
 
     def __init__(self, fwhm_bins: float, **kwargs):
         super().__init__(**kwargs)

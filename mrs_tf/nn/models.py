@@ -27,8 +27,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from mrs_tf.nn.layers import (GaussianHead, HighPass, MagnitudeChannel, PhaseAlignment, RestoreScale, SpectrumNormalization,
-                              ZeroBins)
+from mrs_tf.nn.layers import (GaussianHead, HighPass, MagnitudeChannel, PhaseAlignment, RestoreScale,
+                              SpectrumNormalization, ZeroBins)
 
 __all__ = ["seed_cnn", "resnet_cnn", "dilated_cnn", "BUILDERS", "build_model"]
 
