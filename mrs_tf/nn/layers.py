@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import ops
 
 __all__ = ["PhaseAlignment", "SpectrumNormalization", "RestoreScale", "MagnitudeChannel", "GaussianHead", "WeightedMSE",
@@ -253,11 +254,8 @@ class HighPass(keras.layers.Layer):
     def __init__(self, fwhm_bins: float, **kwargs):
         super().__init__(**kwargs)
         self.fwhm_bins = float(fwhm_bins)
-        import numpy as np
-
         if not (np.isfinite(self.fwhm_bins) and self.fwhm_bins > 0):
             raise ValueError(f"HighPass: fwhm_bins {fwhm_bins!r} must be a positive width (spectral bins)")
-
         sigma = self.fwhm_bins / (2.0 * np.sqrt(2.0 * np.log(2.0)))
         half = int(np.ceil(3.0 * sigma))
         k = np.exp(-0.5 * (np.arange(-half, half + 1) / sigma) ** 2)

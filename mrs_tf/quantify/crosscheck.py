@@ -26,7 +26,8 @@ import numpy as np
 from mrs_tf.core.table import ResultTable
 from mrs_tf.quantify.tables import status_columns
 
-__all__ = ["TOLERANCE", "SAME_BASIS_TOLERANCE", "N_SIGMA", "cross_check", "fit_options", "fit_basis", "disagreements", "ratio_rel_sd"]
+__all__ = ["TOLERANCE", "SAME_BASIS_TOLERANCE", "N_SIGMA", "cross_check", "fit_options", "fit_basis", "disagreements",
+           "ratio_rel_sd"]
 
 #: relative difference (network / fit - 1) above which a headline ratio to tCr is flagged
 TOLERANCE = {"NAA+NAAG": 0.20, "GPC+PCh": 0.20, "Ins": 0.20, "Glu": 0.25}
